@@ -1,0 +1,256 @@
+package log
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// Labels Loki reserves for per-line failures.
+const (
+	ErrorLabel        = "__error__"
+	ErrorDetailsLabel = "__error_details__"
+)
+
+// Values of __error__, as Loki names them.
+const (
+	ErrJSON             = "JSONParserErr"
+	ErrLogfmt           = "LogfmtParserErr"
+	ErrSampleExtraction = "SampleExtractionErr"
+	ErrLabelFilter      = "LabelFilterErr"
+	ErrTemplateFormat   = "TemplateFormatErr"
+)
+
+// duplicateSuffix is appended to a parsed label whose name is already a
+// stream label, so that parsing never silently replaces a stream label.
+const duplicateSuffix = "_extracted"
+
+// maxCachedLabelSets bounds the per-stream cache of result label sets. Past
+// it the cache starts over: a parser producing a unique set per line (a
+// request id label) must not grow memory with the data.
+const maxCachedLabelSets = 4096
+
+// LabelsBuilder holds the labels of the line being processed: the stream
+// labels (the base), labels set by stages (parsed or formatted), deletions,
+// and the __error__/__error_details__ pair. One builder serves all lines of a
+// stream; Reset starts a new line.
+type LabelsBuilder struct {
+	base       labels.Labels
+	baseResult labels.Labels // base without empty values: the result when nothing changed
+	baseHash   uint64
+
+	add        []labels.Label // unique names, in order of first Set
+	del        []string
+	err        string
+	errDetails string
+
+	scratch labels.Labels
+	cache   map[uint64]labels.Labels
+}
+
+// NewLabelsBuilder returns a builder over the stream labels base.
+func NewLabelsBuilder(base labels.Labels) *LabelsBuilder {
+	res := base.WithoutEmpty()
+	return &LabelsBuilder{
+		base:       base,
+		baseResult: res,
+		baseHash:   res.Hash(),
+	}
+}
+
+// Reset forgets everything set for the previous line.
+func (b *LabelsBuilder) Reset() {
+	b.add = b.add[:0]
+	b.del = b.del[:0]
+	b.err = ""
+	b.errDetails = ""
+}
+
+// Base returns the stream labels.
+func (b *LabelsBuilder) Base() labels.Labels { return b.base }
+
+// BaseHas reports whether name is a stream label; parsers use it to decide
+// on the _extracted suffix.
+func (b *LabelsBuilder) BaseHas(name string) bool { return b.base.Has(name) }
+
+// Get returns the current value of name and whether it is present. Labels set
+// by stages take precedence over stream labels.
+func (b *LabelsBuilder) Get(name string) (string, bool) {
+	switch name {
+	case ErrorLabel:
+		return b.err, b.err != ""
+	case ErrorDetailsLabel:
+		return b.errDetails, b.errDetails != ""
+	}
+	for i := range b.add {
+		if b.add[i].Name == name {
+			return b.add[i].Value, true
+		}
+	}
+	for _, d := range b.del {
+		if d == name {
+			return "", false
+		}
+	}
+	for _, l := range b.base {
+		if l.Name == name {
+			return l.Value, true
+		}
+	}
+	return "", false
+}
+
+// Has reports whether name is present (with any value, even empty).
+func (b *LabelsBuilder) Has(name string) bool {
+	_, ok := b.Get(name)
+	return ok
+}
+
+// Set sets name to value for this line, replacing any earlier value.
+func (b *LabelsBuilder) Set(name, value string) {
+	switch name {
+	case ErrorLabel:
+		b.err = value
+		return
+	case ErrorDetailsLabel:
+		b.errDetails = value
+		return
+	}
+	for i, d := range b.del {
+		if d == name {
+			b.del = append(b.del[:i], b.del[i+1:]...)
+			break
+		}
+	}
+	for i := range b.add {
+		if b.add[i].Name == name {
+			b.add[i].Value = value
+			return
+		}
+	}
+	b.add = append(b.add, labels.Label{Name: name, Value: value})
+}
+
+// Del removes names for this line.
+func (b *LabelsBuilder) Del(names ...string) {
+	for _, name := range names {
+		switch name {
+		case ErrorLabel:
+			b.err = ""
+			continue
+		case ErrorDetailsLabel:
+			b.errDetails = ""
+			continue
+		}
+		for i := range b.add {
+			if b.add[i].Name == name {
+				b.add = append(b.add[:i], b.add[i+1:]...)
+				break
+			}
+		}
+		if b.base.Has(name) && !slices.Contains(b.del, name) {
+			b.del = append(b.del, name)
+		}
+	}
+}
+
+// SetErr records a per-line failure: __error__=kind, __error_details__=details.
+func (b *LabelsBuilder) SetErr(kind, details string) {
+	b.err = kind
+	b.errDetails = details
+}
+
+// GetErr returns the current __error__ value ("" when none).
+func (b *LabelsBuilder) GetErr() string { return b.err }
+
+// HasErr reports whether the line carries an __error__.
+func (b *LabelsBuilder) HasErr() bool { return b.err != "" }
+
+// Range calls fn for every current label, including __error__ and
+// __error_details__ when set, in no particular order. fn must not modify b.
+func (b *LabelsBuilder) Range(fn func(name, value string)) {
+	for _, l := range b.base {
+		if b.overridden(l.Name) {
+			continue
+		}
+		fn(l.Name, l.Value)
+	}
+	for _, l := range b.add {
+		fn(l.Name, l.Value)
+	}
+	if b.err != "" {
+		fn(ErrorLabel, b.err)
+	}
+	if b.errDetails != "" {
+		fn(ErrorDetailsLabel, b.errDetails)
+	}
+}
+
+// overridden reports whether a base label is deleted or replaced.
+func (b *LabelsBuilder) overridden(name string) bool {
+	for _, d := range b.del {
+		if d == name {
+			return true
+		}
+	}
+	for i := range b.add {
+		if b.add[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *LabelsBuilder) unchanged() bool {
+	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == ""
+}
+
+// Labels returns the line's result label set: stream labels overridden and
+// extended by those set by stages, without empty values, sorted. The result
+// is immutable and cached per stream, so equal sets share one slice.
+func (b *LabelsBuilder) Labels() labels.Labels {
+	ls, _ := b.LabelsWithHash()
+	return ls
+}
+
+// LabelsWithHash is Labels plus the set's hash (labels.Labels.Hash).
+func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
+	if b.unchanged() {
+		return b.baseResult, b.baseHash
+	}
+	s := b.scratch[:0]
+	for _, l := range b.base {
+		if l.Value == "" || b.overridden(l.Name) {
+			continue
+		}
+		s = append(s, l)
+	}
+	for _, l := range b.add {
+		if l.Value != "" {
+			s = append(s, l)
+		}
+	}
+	if b.err != "" {
+		s = append(s, labels.Label{Name: ErrorLabel, Value: b.err})
+	}
+	if b.errDetails != "" {
+		s = append(s, labels.Label{Name: ErrorDetailsLabel, Value: b.errDetails})
+	}
+	slices.SortFunc(s, func(x, y labels.Label) int { return strings.Compare(x.Name, y.Name) })
+	b.scratch = s
+	h := s.Hash()
+	if cached, ok := b.cache[h]; ok {
+		if labels.Equal(cached, s) {
+			return cached, h
+		}
+		// A hash collision: correct but uncached.
+		return slices.Clone(s), h
+	}
+	if b.cache == nil || len(b.cache) >= maxCachedLabelSets {
+		b.cache = make(map[uint64]labels.Labels)
+	}
+	out := slices.Clone(s)
+	b.cache[h] = out
+	return out, h
+}

@@ -1,0 +1,110 @@
+// Package log is the line pipeline that LogQL's log stages compile to: line
+// filters, parsers (json, logfmt, regexp, pattern, unpack), label filters,
+// line_format/label_format, drop/keep and decolorize, plus the sample
+// extractors of metric queries. It follows Loki's semantics (label naming,
+// the _extracted suffix, __error__/__error_details__) but knows nothing of the
+// LogQL syntax tree: the engine maps AST nodes to the constructors here.
+//
+// A Pipeline is built once per query and is safe to share; ForStream gives a
+// StreamPipeline per stream that is not safe for concurrent use and should be
+// reused for every line of its stream, because it caches result label sets.
+package log
+
+import (
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// Stage processes one line. It may rewrite the line and the labels; returning
+// false drops the line. The returned slice may alias line or a buffer owned
+// by the stage that is only valid until the stage's next call.
+type Stage interface {
+	Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool)
+}
+
+// StageFunc adapts a function to Stage.
+type StageFunc func(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool)
+
+// Process calls f.
+func (f StageFunc) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	return f(ts, line, lbs)
+}
+
+// Pipeline is an ordered list of stages, shared by all streams of a query.
+type Pipeline struct {
+	stages []Stage
+}
+
+// NewPipeline chains stages in order. Nil stages are skipped; with no stages
+// the pipeline is a no-op that returns lines and stream labels untouched.
+func NewPipeline(stages ...Stage) *Pipeline {
+	p := &Pipeline{}
+	for _, s := range stages {
+		if s != nil {
+			p.stages = append(p.stages, s)
+		}
+	}
+	return p
+}
+
+// Stages returns the pipeline's stages (do not modify).
+func (p *Pipeline) Stages() []Stage { return p.stages }
+
+// IsNoop reports whether the pipeline has no stages.
+func (p *Pipeline) IsNoop() bool { return p == nil || len(p.stages) == 0 }
+
+// ForStream returns the per-stream processor for the stream labels lbs.
+func (p *Pipeline) ForStream(lbs labels.Labels) *StreamPipeline {
+	sp := &StreamPipeline{builder: NewLabelsBuilder(lbs)}
+	if p != nil {
+		sp.stages = p.stages
+	}
+	return sp
+}
+
+// StreamPipeline runs a pipeline over the lines of one stream. It is not safe
+// for concurrent use.
+type StreamPipeline struct {
+	stages  []Stage
+	builder *LabelsBuilder
+}
+
+// BaseLabels returns the stream labels the processor was made for.
+func (sp *StreamPipeline) BaseLabels() labels.Labels { return sp.builder.base }
+
+// Process runs the stages over one line. It returns the (possibly rewritten)
+// line, the entry's result labels with their hash, and false when a stage
+// dropped the line. The returned line and labels may share memory with
+// internal buffers: out is valid until the next call, res is immutable and may
+// be kept (identical result sets are returned as the same cached slice).
+func (sp *StreamPipeline) Process(ts int64, line []byte) (out []byte, res labels.Labels, hash uint64, ok bool) {
+	if len(sp.stages) == 0 {
+		return line, sp.builder.baseResult, sp.builder.baseHash, true
+	}
+	sp.builder.Reset()
+	for _, s := range sp.stages {
+		line, ok = s.Process(ts, line, sp.builder)
+		if !ok {
+			return nil, nil, 0, false
+		}
+	}
+	res, hash = sp.builder.LabelsWithHash()
+	return line, res, hash, true
+}
+
+// ProcessString is Process for a string line; the returned line is a string
+// that does not alias internal buffers.
+func (sp *StreamPipeline) ProcessString(ts int64, line string) (out string, res labels.Labels, hash uint64, ok bool) {
+	if len(sp.stages) == 0 {
+		return line, sp.builder.baseResult, sp.builder.baseHash, true
+	}
+	b, res, hash, ok := sp.Process(ts, unsafeBytes(line))
+	if !ok {
+		return "", nil, 0, false
+	}
+	// Stages never write into their input, so an unchanged line can be
+	// returned as the original string without a copy.
+	if len(b) == len(line) && (len(b) == 0 || &b[0] == unsafeBytesPtr(line)) {
+		return line, res, hash, true
+	}
+	return string(b), res, hash, true
+}
