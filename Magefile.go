@@ -1,0 +1,135 @@
+//go:build mage
+
+// Magefile builds and tests Lokal: `go tool mage -v` builds the plugin's
+// backend for every platform into dist/ (the SDK's build targets) together
+// with plugin.json and the CLI; `go tool mage test` runs every test.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	//mage:import sdk
+	"github.com/grafana/grafana-plugin-sdk-go/build"
+	"github.com/magefile/mage/mg"
+	"github.com/magefile/mage/sh"
+)
+
+// Default builds the backend for every platform, the CLI, and copies plugin.json.
+var Default = All
+
+func init() {
+	// plugin.json lives at the repository root, not in src/ as the SDK assumes.
+	_ = build.SetBeforeBuildCallback(func(cfg build.Config) (build.Config, error) {
+		cfg.PluginJSONPath = "."
+		return cfg, nil
+	})
+}
+
+// All builds the backend for every platform, the CLI, and copies plugin.json into dist/.
+func All() error {
+	build.BuildAll()
+	mg.Deps(CLI)
+	return copyPluginJSON()
+}
+
+// Backend builds the backend for this machine's platform only.
+func Backend() error {
+	if err := (build.Build{}).Backend(); err != nil {
+		return err
+	}
+	return copyPluginJSON()
+}
+
+// CLI builds dist/lokal for this machine.
+func CLI() error {
+	return sh.RunV("go", "build", "-o", filepath.Join("dist", exeName("lokal")), "./pkg/cmd/lokal")
+}
+
+// Frontend installs the frontend's packages and builds dist/module.js.
+func Frontend() error {
+	if err := needNpm(); err != nil {
+		return err
+	}
+	if err := sh.RunV("npm", "ci"); err != nil {
+		return err
+	}
+	return sh.RunV("npm", "run", "build")
+}
+
+// Test runs every test: Go with -race, then the frontend's typecheck, lint and jest.
+func Test() error {
+	if err := sh.RunV("go", "test", "-race", "./..."); err != nil {
+		return err
+	}
+	if _, err := os.Stat("package.json"); err != nil {
+		fmt.Println("frontend tests skipped: no package.json in", mustWd())
+		return nil
+	}
+	if err := needNpm(); err != nil {
+		fmt.Println("frontend tests skipped:", err)
+		return nil
+	}
+	if _, err := os.Stat("node_modules"); err != nil {
+		if err := sh.RunV("npm", "ci"); err != nil {
+			return err
+		}
+	}
+	for _, args := range [][]string{
+		{"run", "typecheck"},
+		{"run", "lint"},
+		{"test", "--", "--ci"},
+	} {
+		if err := sh.RunV("npm", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Demo builds the CLI, writes sample CosyVoice3 logs, ingests them and runs
+// the seed's queries.
+func Demo() error {
+	mg.Deps(CLI)
+	return sh.RunV(filepath.Join("dist", exeName("lokal")), "demo")
+}
+
+func copyPluginJSON() error {
+	b, err := os.ReadFile("plugin.json")
+	if err != nil {
+		return fmt.Errorf("read plugin.json: %w", err)
+	}
+	if err := os.MkdirAll("dist", 0o755); err != nil {
+		return fmt.Errorf("create dist: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join("dist", "plugin.json"), b, 0o644); err != nil {
+		return fmt.Errorf("copy plugin.json to dist: %w", err)
+	}
+	return nil
+}
+
+func needNpm() error {
+	if _, err := exec.LookPath("npm"); err != nil {
+		return errors.New("npm is not installed (install Node.js LTS to build and test the frontend)")
+	}
+	return nil
+}
+
+func exeName(name string) string {
+	if runtime.GOOS == "windows" {
+		return name + ".exe"
+	}
+	return name
+}
+
+func mustWd() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	return wd
+}
