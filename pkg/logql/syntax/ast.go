@@ -353,7 +353,8 @@ func (c VectorMatchCardinality) String() string {
 }
 
 // VectorMatching is `on (…)` / `ignoring (…)` with optional
-// `group_left (…)` / `group_right (…)`. It is nil in BinOpOptions when
+// `group_left (…)` / `group_right (…)`; Include is nil when group_x names
+// no labels. It is nil in BinOpOptions when
 // neither on nor ignoring was written (group_left/right need one of them).
 type VectorMatching struct {
 	On             bool

@@ -351,11 +351,12 @@ func (e *BinOpExpr) String() string {
 			b.WriteByte(')')
 			switch vm.Card {
 			case CardManyToOne:
-				b.WriteString(" group_left (")
-				b.WriteString(strings.Join(vm.Include, ", "))
-				b.WriteByte(')')
+				b.WriteString(" group_left")
 			case CardOneToMany:
-				b.WriteString(" group_right (")
+				b.WriteString(" group_right")
+			}
+			if vm.Card != CardOneToOne && len(vm.Include) > 0 {
+				b.WriteString(" (")
 				b.WriteString(strings.Join(vm.Include, ", "))
 				b.WriteByte(')')
 			}

@@ -1,0 +1,437 @@
+package syntax
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// tokenKind classifies a token. Keywords are lexed as identifiers; the
+// parser gives them meaning by position, which lets `{by="x"}` work.
+type tokenKind int
+
+const (
+	tokEOF tokenKind = iota
+	tokIdent
+	tokString
+	tokNumber
+	tokDuration
+	tokBytes
+	tokFlag // --strict, --keep-empty
+
+	tokLBrace   // {
+	tokRBrace   // }
+	tokLParen   // (
+	tokRParen   // )
+	tokLBracket // [
+	tokRBracket // ]
+	tokComma    // ,
+
+	tokEq        // =
+	tokNeq       // !=
+	tokRe        // =~
+	tokNre       // !~
+	tokPipe      // |
+	tokPipeExact // |=
+	tokPipeMatch // |~
+	tokPipePat   // |>
+	tokNotPat    // !>
+	tokCmpEq     // ==
+	tokGt        // >
+	tokGte       // >=
+	tokLt        // <
+	tokLte       // <=
+	tokAdd       // +
+	tokSub       // -
+	tokMul       // *
+	tokDiv       // /
+	tokMod       // %
+	tokPow       // ^
+)
+
+// tokenNames follow Loki's grammar so error messages read like Loki's.
+var tokenNames = [...]string{
+	tokEOF: "$end", tokIdent: "IDENTIFIER", tokString: "STRING", tokNumber: "NUMBER",
+	tokDuration: "DURATION", tokBytes: "BYTES", tokFlag: "PARSER_FLAG",
+	tokLBrace: "OPEN_BRACE", tokRBrace: "CLOSE_BRACE", tokLParen: "OPEN_PARENTHESIS",
+	tokRParen: "CLOSE_PARENTHESIS", tokLBracket: "OPEN_BRACKET", tokRBracket: "CLOSE_BRACKET",
+	tokComma: "COMMA", tokEq: "EQ", tokNeq: "NEQ", tokRe: "RE", tokNre: "NRE", tokPipe: "PIPE",
+	tokPipeExact: "PIPE_EXACT", tokPipeMatch: "PIPE_MATCH", tokPipePat: "PIPE_PATTERN",
+	tokNotPat: "NPA", tokCmpEq: "CMP_EQ", tokGt: "GT", tokGte: "GTE", tokLt: "LT", tokLte: "LTE",
+	tokAdd: "ADD", tokSub: "SUB", tokMul: "MUL", tokDiv: "DIV", tokMod: "MOD", tokPow: "POW",
+}
+
+// keywordNames are identifiers Loki lexes as their own tokens; naming them
+// in errors ("unexpected BY") matches Loki's messages.
+var keywordNames = map[string]string{
+	"by": "BY", "without": "WITHOUT", "bool": "BOOL", "on": "ON", "ignoring": "IGNORING",
+	"group_left": "GROUP_LEFT", "group_right": "GROUP_RIGHT", "offset": "OFFSET",
+	"or": "OR", "and": "AND", "unless": "UNLESS", "unwrap": "UNWRAP",
+	"json": "JSON", "logfmt": "LOGFMT", "regexp": "REGEXP", "pattern": "PATTERN",
+	"unpack": "UNPACK", "line_format": "LINE_FMT", "label_format": "LABEL_FMT",
+	"drop": "DROP", "keep": "KEEP", "decolorize": "DECOLORIZE", "ip": "IP",
+	"label_replace": "LABEL_REPLACE", "vector": "VECTOR",
+}
+
+type token struct {
+	kind tokenKind
+	text string // identifier, unquoted string, number text, flag name
+	pos  int    // byte offset
+	line int
+	col  int
+	num  float64
+	dur  time.Duration
+	size uint64
+}
+
+func (t token) describe() string {
+	if t.kind == tokIdent {
+		if k, ok := keywordNames[t.text]; ok {
+			return k
+		}
+		if isRangeOp(t.text) || isVectorOp(t.text) {
+			return strings.ToUpper(t.text)
+		}
+	}
+	if int(t.kind) < len(tokenNames) {
+		return tokenNames[t.kind]
+	}
+	return fmt.Sprintf("token(%d)", t.kind)
+}
+
+// lex splits the whole input into tokens. Lexing up front keeps the parser
+// free to look ahead.
+func lex(src string) ([]token, error) {
+	var toks []token
+	l := lexer{src: src, line: 1, col: 1}
+	for {
+		t, err := l.next()
+		if err != nil {
+			return nil, err
+		}
+		toks = append(toks, t)
+		if t.kind == tokEOF {
+			return toks, nil
+		}
+	}
+}
+
+type lexer struct {
+	src       string
+	off       int
+	line, col int
+}
+
+func (l *lexer) errAt(line, col int, format string, args ...any) error {
+	return &ParseError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
+}
+
+// advance moves past n bytes, keeping line and column (in runes) current.
+func (l *lexer) advance(n int) {
+	end := l.off + n
+	for l.off < end {
+		r, size := utf8.DecodeRuneInString(l.src[l.off:])
+		l.off += size
+		if r == '\n' {
+			l.line++
+			l.col = 1
+		} else {
+			l.col++
+		}
+	}
+}
+
+func (l *lexer) skipSpaceAndComments() {
+	for l.off < len(l.src) {
+		c := l.src[l.off]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			l.advance(1)
+		case c == '#':
+			for l.off < len(l.src) && l.src[l.off] != '\n' {
+				l.advance(1)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+}
+
+func isIdentChar(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// twoCharOps are checked before single characters.
+var twoCharOps = map[string]tokenKind{
+	"!=": tokNeq, "=~": tokRe, "!~": tokNre, "!>": tokNotPat,
+	"|=": tokPipeExact, "|~": tokPipeMatch, "|>": tokPipePat,
+	"==": tokCmpEq, ">=": tokGte, "<=": tokLte,
+}
+
+var oneCharOps = map[byte]tokenKind{
+	'{': tokLBrace, '}': tokRBrace, '(': tokLParen, ')': tokRParen,
+	'[': tokLBracket, ']': tokRBracket, ',': tokComma, '=': tokEq, '|': tokPipe,
+	'>': tokGt, '<': tokLt, '+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv,
+	'%': tokMod, '^': tokPow,
+}
+
+func (l *lexer) next() (token, error) {
+	l.skipSpaceAndComments()
+	t := token{pos: l.off, line: l.line, col: l.col}
+	if l.off >= len(l.src) {
+		t.kind = tokEOF
+		return t, nil
+	}
+	c := l.src[l.off]
+	switch {
+	case isIdentStart(c):
+		start := l.off
+		for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
+			l.advance(1)
+		}
+		t.kind, t.text = tokIdent, l.src[start:l.off]
+		return t, nil
+	case c == '"' || c == '`':
+		s, err := l.lexString()
+		if err != nil {
+			return t, err
+		}
+		t.kind, t.text = tokString, s
+		return t, nil
+	case isDigit(c) || (c == '.' && l.off+1 < len(l.src) && isDigit(l.src[l.off+1])):
+		return l.lexNumber(t)
+	case c == '-' && strings.HasPrefix(l.src[l.off:], "--") && l.off+2 < len(l.src) && isIdentStart(l.src[l.off+2]):
+		start := l.off
+		l.advance(2)
+		for l.off < len(l.src) && (isIdentChar(l.src[l.off]) || l.src[l.off] == '-') {
+			l.advance(1)
+		}
+		t.kind, t.text = tokFlag, l.src[start:l.off]
+		return t, nil
+	}
+	if l.off+1 < len(l.src) {
+		if k, ok := twoCharOps[l.src[l.off:l.off+2]]; ok {
+			l.advance(2)
+			t.kind = k
+			return t, nil
+		}
+	}
+	if k, ok := oneCharOps[c]; ok {
+		l.advance(1)
+		t.kind = k
+		return t, nil
+	}
+	r, _ := utf8.DecodeRuneInString(l.src[l.off:])
+	return t, l.errAt(t.line, t.col, "syntax error: unexpected character %q", r)
+}
+
+// lexString reads a double-quoted string with Go escapes, or a backtick raw
+// string, and returns its value.
+func (l *lexer) lexString() (string, error) {
+	line, col := l.line, l.col
+	quote := l.src[l.off]
+	i := l.off + 1
+	for i < len(l.src) {
+		switch l.src[i] {
+		case '\\':
+			if quote == '"' {
+				i += 2
+				continue
+			}
+		case '\n':
+			if quote == '"' {
+				return "", l.errAt(line, col, "literal not terminated")
+			}
+		case quote:
+			raw := l.src[l.off : i+1]
+			l.advance(i + 1 - l.off)
+			if quote == '`' {
+				return raw[1 : len(raw)-1], nil
+			}
+			s, err := strconv.Unquote(raw)
+			if err != nil {
+				return "", l.errAt(line, col, "invalid string literal %s: %v", raw, err)
+			}
+			return s, nil
+		}
+		i++
+	}
+	return "", l.errAt(line, col, "literal not terminated")
+}
+
+// lexNumber reads a number, a duration (5m, 1h30m, 1.5s, 100µs) or a byte
+// size (20MB, 1.5KiB): a run of digits, letters and dots, plus an
+// exponent's sign.
+func (l *lexer) lexNumber(t token) (token, error) {
+	start := l.off
+	i := l.off
+	for i < len(l.src) {
+		c := l.src[i]
+		if isIdentChar(c) || c == '.' {
+			i++
+			continue
+		}
+		// The sign of an exponent: 1e-3, 2.5E+06.
+		if (c == '+' || c == '-') && i > start && (l.src[i-1] == 'e' || l.src[i-1] == 'E') &&
+			i+1 < len(l.src) && isDigit(l.src[i+1]) && isPlainNumber(l.src[start:i-1]) {
+			i++
+			continue
+		}
+		// µ in microseconds.
+		if r, size := utf8.DecodeRuneInString(l.src[i:]); r == 'µ' || r == 'μ' {
+			i += size
+			continue
+		}
+		break
+	}
+	text := l.src[start:i]
+	l.advance(i - start)
+	t.text = text
+	if isPlainNumber(mantissa(text)) {
+		if f, err := parseNumber(text); err == nil {
+			t.kind, t.num = tokNumber, f
+			return t, nil
+		}
+	}
+	if d, err := ParseDuration(text); err == nil {
+		t.kind, t.dur = tokDuration, d
+		return t, nil
+	}
+	if n, err := ParseBytes(text); err == nil {
+		t.kind, t.size = tokBytes, n
+		return t, nil
+	}
+	return t, l.errAt(t.line, t.col, "syntax error: invalid number, duration or byte size %q", text)
+}
+
+// mantissa strips a decimal exponent so isPlainNumber can check the rest.
+func mantissa(s string) string {
+	if i := strings.IndexAny(s, "eE"); i > 0 {
+		exp := s[i+1:]
+		if exp != "" && (exp[0] == '+' || exp[0] == '-') {
+			exp = exp[1:]
+		}
+		if exp != "" && strings.Trim(exp, "0123456789") == "" {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// isPlainNumber reports whether s is digits with at most one dot.
+func isPlainNumber(s string) bool {
+	if s == "" || s == "." {
+		return false
+	}
+	dot := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case isDigit(s[i]):
+		case s[i] == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func parseNumber(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsInf(f, 0) {
+		return 0, fmt.Errorf("number %s out of range", s)
+	}
+	return f, nil
+}
+
+var durationUnitValues = map[string]time.Duration{
+	"ns": time.Nanosecond, "us": time.Microsecond, "µs": time.Microsecond, "μs": time.Microsecond,
+	"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
+	"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "y": 365 * 24 * time.Hour,
+}
+
+// ParseDuration reads a duration the way Loki's lexer does: Go's notation
+// (1.5s, 300ms, 2h45m, 100µs) and Prometheus's (1d, 2w, 1y) combined.
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	if s == "" {
+		return 0, fmt.Errorf("invalid duration %q", orig)
+	}
+	if s == "0" {
+		return 0, nil
+	}
+	var total float64
+	for s != "" {
+		i := 0
+		for i < len(s) && (isDigit(s[i]) || s[i] == '.') {
+			i++
+		}
+		if !isPlainNumber(s[:i]) {
+			return 0, fmt.Errorf("invalid duration %q", orig)
+		}
+		n, err := strconv.ParseFloat(s[:i], 64)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", orig)
+		}
+		s = s[i:]
+		j := 0
+		for j < len(s) && !isDigit(s[j]) && s[j] != '.' {
+			j++
+		}
+		unit, ok := durationUnitValues[s[:j]]
+		if !ok {
+			return 0, fmt.Errorf("invalid duration %q: unknown unit %q", orig, s[:j])
+		}
+		s = s[j:]
+		total += n * float64(unit)
+		if total > math.MaxInt64 {
+			return 0, fmt.Errorf("invalid duration %q: out of range", orig)
+		}
+	}
+	return time.Duration(math.Round(total)), nil
+}
+
+var byteUnitValues = map[string]uint64{
+	"b": 1,
+	"k": 1e3, "kb": 1e3, "ki": 1 << 10, "kib": 1 << 10,
+	"m": 1e6, "mb": 1e6, "mi": 1 << 20, "mib": 1 << 20,
+	"g": 1e9, "gb": 1e9, "gi": 1 << 30, "gib": 1 << 30,
+	"t": 1e12, "tb": 1e12, "ti": 1 << 40, "tib": 1 << 40,
+	"p": 1e15, "pb": 1e15, "pi": 1 << 50, "pib": 1 << 50,
+	"e": 1e18, "eb": 1e18, "ei": 1 << 60, "eib": 1 << 60,
+}
+
+// ParseBytes reads a byte size as Loki does (go-humanize semantics, case
+// insensitive): 20MB is 20·10⁶, 1.5KiB is 1536, 42B is 42.
+func ParseBytes(s string) (uint64, error) {
+	i := 0
+	for i < len(s) && (isDigit(s[i]) || s[i] == '.') {
+		i++
+	}
+	if !isPlainNumber(s[:i]) {
+		return 0, fmt.Errorf("invalid byte size %q", s)
+	}
+	unit, ok := byteUnitValues[strings.ToLower(s[i:])]
+	if !ok {
+		return 0, fmt.Errorf("invalid byte size %q: unknown unit %q", s, s[i:])
+	}
+	n, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid byte size %q", s)
+	}
+	v := n * float64(unit)
+	if v >= math.MaxUint64 {
+		return 0, fmt.Errorf("invalid byte size %q: out of range", s)
+	}
+	return uint64(v), nil
+}

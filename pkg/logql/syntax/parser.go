@@ -1,0 +1,1244 @@
+package syntax
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// ErrParse is matched by errors.Is for every parse and validation error.
+var ErrParse = errors.New("parse error")
+
+// ParseError is a grammar or validation error. Line and Col (1-based, in
+// characters) are zero when the error has no single position, and then it
+// prints as Loki does: "parse error : <msg>".
+type ParseError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *ParseError) Error() string {
+	if e.Line == 0 {
+		return "parse error : " + e.Msg
+	}
+	return fmt.Sprintf("parse error at line %d, col %d: %s", e.Line, e.Col, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrParse) true.
+func (e *ParseError) Is(target error) bool { return target == ErrParse }
+
+// maxDepth bounds nesting so a hostile query cannot exhaust the stack (a
+// Go stack overflow is fatal, not recoverable).
+const maxDepth = 256
+
+// ParseExpr parses a log or metric query and validates it with Loki's rules.
+func ParseExpr(s string) (expr Expr, err error) {
+	defer func() {
+		// Our parser must not panic, but a query must never take the process
+		// down if it does.
+		if r := recover(); r != nil {
+			expr, err = nil, &ParseError{Msg: fmt.Sprintf("internal parser error: %v", r)}
+		}
+	}()
+	p, err := newParser(s)
+	if err != nil {
+		return nil, err
+	}
+	e, err := p.parseQuery()
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ParseLogSelector parses a log query: a selector with an optional pipeline.
+func ParseLogSelector(s string) (LogSelectorExpr, error) {
+	e, err := ParseExpr(s)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := e.(LogSelectorExpr)
+	if !ok {
+		return nil, &ParseError{Msg: "only log queries are supported here, got a metric query"}
+	}
+	return l, nil
+}
+
+// ParseSampleExpr parses a metric query.
+func ParseSampleExpr(s string) (SampleExpr, error) {
+	e, err := ParseExpr(s)
+	if err != nil {
+		return nil, err
+	}
+	se, ok := e.(SampleExpr)
+	if !ok {
+		return nil, &ParseError{Msg: "only metric queries are supported here, got a log query"}
+	}
+	return se, nil
+}
+
+// ParseMatchers parses a bare stream selector such as {app="api"}, as the
+// series and label endpoints take it.
+func ParseMatchers(s string) ([]*labels.Matcher, error) {
+	e, err := ParseExpr(s)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := e.(*MatcherExpr)
+	if !ok {
+		return nil, &ParseError{Msg: "only label matchers are supported"}
+	}
+	return m.Mts, nil
+}
+
+type parser struct {
+	toks  []token
+	i     int
+	depth int
+}
+
+func newParser(s string) (*parser, error) {
+	toks, err := lex(s)
+	if err != nil {
+		return nil, err
+	}
+	return &parser{toks: toks}, nil
+}
+
+func (p *parser) peek() token { return p.toks[p.i] }
+
+func (p *parser) peekAt(n int) token {
+	if p.i+n < len(p.toks) {
+		return p.toks[p.i+n]
+	}
+	return p.toks[len(p.toks)-1]
+}
+
+func (p *parser) advance() token {
+	t := p.toks[p.i]
+	if t.kind != tokEOF {
+		p.i++
+	}
+	return t
+}
+
+func (p *parser) isIdent(text string) bool {
+	t := p.peek()
+	return t.kind == tokIdent && t.text == text
+}
+
+// unexpected builds Loki's "syntax error: unexpected X, expecting Y".
+func (p *parser) unexpected(t token, expecting string) error {
+	msg := "syntax error: unexpected " + t.describe()
+	if expecting != "" {
+		msg += ", expecting " + expecting
+	}
+	return &ParseError{Line: t.line, Col: t.col, Msg: msg}
+}
+
+func (p *parser) errAt(t token, format string, args ...any) error {
+	return &ParseError{Line: t.line, Col: t.col, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) expect(k tokenKind, expecting string) (token, error) {
+	t := p.peek()
+	if t.kind != k {
+		return t, p.unexpected(t, expecting)
+	}
+	return p.advance(), nil
+}
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxDepth {
+		return p.errAt(p.peek(), "query nested too deeply (more than %d levels)", maxDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
+
+// parseQuery is the grammar's root: a log query or a metric query.
+func (p *parser) parseQuery() (Expr, error) {
+	if p.peek().kind == tokEOF {
+		return nil, p.unexpected(p.peek(), "")
+	}
+	var e Expr
+	var err error
+	if p.startsLogExpr() {
+		e, err = p.parseLogExpr(false)
+	} else {
+		e, err = p.parseBinary(0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tokEOF {
+		return nil, p.unexpected(t, "")
+	}
+	return e, nil
+}
+
+// startsLogExpr reports whether the next tokens are `{` after any number of
+// opening parentheses: a (parenthesised) log query.
+func (p *parser) startsLogExpr() bool {
+	for n := 0; ; n++ {
+		switch p.peekAt(n).kind {
+		case tokLParen:
+			continue
+		case tokLBrace:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// parseLogExpr parses `{…} stages` or `( logExpr )`. With inRange, unwrap
+// is allowed and the result may be followed by a range.
+func (p *parser) parseLogExpr(inRange bool) (LogSelectorExpr, error) {
+	return p.parseLogExprUnwrap(inRange, nil)
+}
+
+func (p *parser) parseLogExprUnwrap(inRange bool, unwrap **UnwrapExpr) (LogSelectorExpr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	if p.peek().kind == tokLParen {
+		p.advance()
+		e, err := p.parseLogExprUnwrap(inRange, unwrap)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+	sel, err := p.parseSelector()
+	if err != nil {
+		return nil, err
+	}
+	stages, uw, err := p.parseStages(inRange)
+	if err != nil {
+		return nil, err
+	}
+	if uw != nil {
+		*unwrap = uw
+	}
+	if len(stages) == 0 {
+		return sel, nil
+	}
+	return &PipelineExpr{Left: sel, Stages: stages}, nil
+}
+
+// parseSelector parses {name op "value", …}.
+func (p *parser) parseSelector() (*MatcherExpr, error) {
+	if _, err := p.expect(tokLBrace, "OPEN_BRACE"); err != nil {
+		return nil, err
+	}
+	var ms []*labels.Matcher
+	for p.peek().kind != tokRBrace {
+		m, err := p.parseMatcher()
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+		if p.peek().kind == tokComma {
+			p.advance()
+			continue
+		}
+		if p.peek().kind != tokRBrace {
+			return nil, p.unexpected(p.peek(), "COMMA or CLOSE_BRACE")
+		}
+	}
+	p.advance()
+	return &MatcherExpr{Mts: ms}, nil
+}
+
+var matchOps = map[tokenKind]labels.MatchType{
+	tokEq: labels.MatchEqual, tokNeq: labels.MatchNotEqual,
+	tokRe: labels.MatchRegexp, tokNre: labels.MatchNotRegexp,
+}
+
+// parseMatcher parses name op "value".
+func (p *parser) parseMatcher() (*labels.Matcher, error) {
+	name, err := p.expect(tokIdent, "IDENTIFIER")
+	if err != nil {
+		return nil, err
+	}
+	opTok := p.advance()
+	op, ok := matchOps[opTok.kind]
+	if !ok {
+		return nil, p.unexpected(opTok, "EQ, NEQ, RE or NRE")
+	}
+	val, err := p.expect(tokString, "STRING")
+	if err != nil {
+		return nil, err
+	}
+	return p.newMatcher(opTok, op, name.text, val.text)
+}
+
+func (p *parser) newMatcher(at token, op labels.MatchType, name, value string) (*labels.Matcher, error) {
+	m, err := labels.NewMatcher(op, name, value)
+	if err != nil {
+		return nil, p.errAt(at, "%v", err)
+	}
+	return m, nil
+}
+
+// parseStages parses a pipeline's stages. When inRange, `| unwrap …` may
+// end the pipeline, followed only by label filters.
+func (p *parser) parseStages(inRange bool) ([]StageExpr, *UnwrapExpr, error) {
+	var stages []StageExpr
+	for {
+		t := p.peek()
+		switch t.kind {
+		case tokPipeExact, tokNeq, tokPipeMatch, tokNre, tokPipePat, tokNotPat:
+			f, err := p.parseLineFilter()
+			if err != nil {
+				return nil, nil, err
+			}
+			stages = append(stages, f)
+		case tokPipe:
+			if next := p.peekAt(1); next.kind == tokIdent && next.text == "unwrap" {
+				if !inRange {
+					return nil, nil, p.errAt(next, "syntax error: unexpected UNWRAP: unwrap is only allowed in a range aggregation")
+				}
+				p.advance()
+				uw, err := p.parseUnwrap()
+				if err != nil {
+					return nil, nil, err
+				}
+				return stages, uw, nil
+			}
+			p.advance()
+			s, err := p.parseStage()
+			if err != nil {
+				return nil, nil, err
+			}
+			stages = append(stages, s)
+		default:
+			return stages, nil, nil
+		}
+	}
+}
+
+var lineFilterOps = map[tokenKind]LineFilterOp{
+	tokPipeExact: LineContains, tokNeq: LineNotContains,
+	tokPipeMatch: LineMatchRegexp, tokNre: LineNotMatchRegexp,
+	tokPipePat: LineMatchPattern, tokNotPat: LineNotMatchPattern,
+}
+
+// parseLineFilter parses `op value [or value …]`.
+func (p *parser) parseLineFilter() (*LineFilterExpr, error) {
+	opTok := p.advance()
+	op := lineFilterOps[opTok.kind]
+	f, err := p.parseLineFilterValue(op)
+	if err != nil {
+		return nil, err
+	}
+	for p.isIdent("or") {
+		// `or` belongs to the filter only when a value follows; otherwise it
+		// is left for whatever comes next to reject.
+		next := p.peekAt(1)
+		if next.kind != tokString && !(next.kind == tokIdent && next.text == "ip") {
+			break
+		}
+		p.advance()
+		alt, err := p.parseLineFilterValue(op)
+		if err != nil {
+			return nil, err
+		}
+		f.Or = append(f.Or, alt)
+	}
+	return f, nil
+}
+
+func (p *parser) parseLineFilterValue(op LineFilterOp) (*LineFilterExpr, error) {
+	t := p.peek()
+	f := &LineFilterExpr{Op: op}
+	switch {
+	case t.kind == tokString:
+		p.advance()
+		f.Value = t.text
+	case t.kind == tokIdent && t.text == "ip":
+		if op != LineContains && op != LineNotContains {
+			return nil, p.errAt(t, "ip() line filter only supports |= and !=, not %s", op)
+		}
+		v, err := p.parseIPCall()
+		if err != nil {
+			return nil, err
+		}
+		f.Value, f.IP = v, true
+	default:
+		return nil, p.unexpected(t, "STRING or IP")
+	}
+	if err := checkLineFilterValue(f); err != nil {
+		return nil, p.errAt(t, "%v", err)
+	}
+	return f, nil
+}
+
+// parseIPCall parses ip("…") and checks the address, range or CIDR.
+func (p *parser) parseIPCall() (string, error) {
+	p.advance() // ip
+	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+		return "", err
+	}
+	s, err := p.expect(tokString, "STRING")
+	if err != nil {
+		return "", err
+	}
+	if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+		return "", err
+	}
+	if err := checkIPPattern(s.text); err != nil {
+		return "", p.errAt(s, "%v", err)
+	}
+	return s.text, nil
+}
+
+// parseStage parses the stage after a `|`.
+func (p *parser) parseStage() (StageExpr, error) {
+	t := p.peek()
+	if t.kind == tokIdent {
+		switch t.text {
+		case "json":
+			p.advance()
+			if p.peek().kind == tokIdent {
+				params, err := p.parseExtractions()
+				if err != nil {
+					return nil, err
+				}
+				return &JSONExpressionParserExpr{Params: params}, nil
+			}
+			return &LabelParserExpr{Kind: ParserJSON}, nil
+		case "logfmt":
+			p.advance()
+			var strict, keepEmpty bool
+			for p.peek().kind == tokFlag {
+				f := p.advance()
+				switch f.text {
+				case "--strict":
+					strict = true
+				case "--keep-empty":
+					keepEmpty = true
+				default:
+					return nil, p.errAt(f, "syntax error: unknown logfmt flag %s, expecting --strict or --keep-empty", f.text)
+				}
+			}
+			if p.peek().kind == tokIdent {
+				params, err := p.parseExtractions()
+				if err != nil {
+					return nil, err
+				}
+				return &LogfmtExpressionParserExpr{Params: params, Strict: strict, KeepEmpty: keepEmpty}, nil
+			}
+			return &LabelParserExpr{Kind: ParserLogfmt, Strict: strict, KeepEmpty: keepEmpty}, nil
+		case "regexp", "pattern":
+			p.advance()
+			s, err := p.expect(tokString, "STRING")
+			if err != nil {
+				return nil, err
+			}
+			e := &LabelParserExpr{Kind: ParserKind(t.text), Param: s.text}
+			if err := checkParserParam(e); err != nil {
+				return nil, p.errAt(s, "%v", err)
+			}
+			return e, nil
+		case "unpack":
+			p.advance()
+			return &LabelParserExpr{Kind: ParserUnpack}, nil
+		case "line_format":
+			p.advance()
+			s, err := p.expect(tokString, "STRING")
+			if err != nil {
+				return nil, err
+			}
+			return &LineFmtExpr{Value: s.text}, nil
+		case "label_format":
+			p.advance()
+			return p.parseLabelFormat()
+		case "drop", "keep":
+			p.advance()
+			refs, err := p.parseLabelRefs()
+			if err != nil {
+				return nil, err
+			}
+			if t.text == "drop" {
+				return &DropLabelsExpr{Labels: refs}, nil
+			}
+			return &KeepLabelsExpr{Labels: refs}, nil
+		case "decolorize":
+			p.advance()
+			return &DecolorizeExpr{}, nil
+		}
+	}
+	if t.kind == tokIdent || t.kind == tokLParen {
+		f, err := p.parseLabelFilter()
+		if err != nil {
+			return nil, err
+		}
+		return &LabelFilterExpr{Filter: f}, nil
+	}
+	return nil, p.unexpected(t, "a parser, a label filter, line_format, label_format, drop, keep or decolorize")
+}
+
+// parseExtractions parses `name="expr", name, …` after json or logfmt.
+func (p *parser) parseExtractions() ([]LabelExtraction, error) {
+	var out []LabelExtraction
+	for {
+		name, err := p.expect(tokIdent, "IDENTIFIER")
+		if err != nil {
+			return nil, err
+		}
+		x := LabelExtraction{Name: name.text, Expr: name.text, Bare: true}
+		if p.peek().kind == tokEq {
+			p.advance()
+			s, err := p.expect(tokString, "STRING")
+			if err != nil {
+				return nil, err
+			}
+			x.Expr, x.Bare = s.text, false
+		}
+		out = append(out, x)
+		if p.peek().kind != tokComma {
+			return out, nil
+		}
+		p.advance()
+	}
+}
+
+// parseLabelFormat parses `dst=src, dst="template", …`.
+func (p *parser) parseLabelFormat() (*LabelFmtExpr, error) {
+	e := &LabelFmtExpr{}
+	seen := map[string]bool{}
+	for {
+		name, err := p.expect(tokIdent, "IDENTIFIER")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokEq, "EQ"); err != nil {
+			return nil, err
+		}
+		v := p.advance()
+		var f LabelFmt
+		switch v.kind {
+		case tokIdent:
+			f = LabelFmt{Name: name.text, Value: v.text, Rename: true}
+		case tokString:
+			f = LabelFmt{Name: name.text, Value: v.text}
+		default:
+			return nil, p.unexpected(v, "IDENTIFIER or STRING")
+		}
+		if seen[name.text] {
+			return nil, p.errAt(name, "multiple label name '%s' appears in the label_format", name.text)
+		}
+		seen[name.text] = true
+		e.Formats = append(e.Formats, f)
+		if p.peek().kind != tokComma {
+			return e, nil
+		}
+		p.advance()
+	}
+}
+
+// parseLabelRefs parses `name, name="v", …` after drop or keep.
+func (p *parser) parseLabelRefs() ([]LabelRef, error) {
+	var out []LabelRef
+	for {
+		name, err := p.expect(tokIdent, "IDENTIFIER")
+		if err != nil {
+			return nil, err
+		}
+		r := LabelRef{Name: name.text}
+		if op, ok := matchOps[p.peek().kind]; ok {
+			opTok := p.advance()
+			s, err := p.expect(tokString, "STRING")
+			if err != nil {
+				return nil, err
+			}
+			m, err := p.newMatcher(opTok, op, name.text, s.text)
+			if err != nil {
+				return nil, err
+			}
+			r.Matcher = m
+		}
+		out = append(out, r)
+		if p.peek().kind != tokComma {
+			return out, nil
+		}
+		p.advance()
+	}
+}
+
+// parseLabelFilter parses a label filter expression; `or` binds loosest.
+func (p *parser) parseLabelFilter() (LabelFilter, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	left, err := p.parseLabelFilterAnd()
+	if err != nil {
+		return nil, err
+	}
+	for p.isIdent("or") {
+		p.advance()
+		right, err := p.parseLabelFilterAnd()
+		if err != nil {
+			return nil, err
+		}
+		left = &BinaryLabelFilter{Left: left, Right: right}
+	}
+	return left, nil
+}
+
+// parseLabelFilterAnd parses filters joined by `and`, `,` or plain
+// juxtaposition.
+func (p *parser) parseLabelFilterAnd() (LabelFilter, error) {
+	left, err := p.parseLabelFilterPrimary()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		t := p.peek()
+		switch {
+		case t.kind == tokIdent && t.text == "and", t.kind == tokComma:
+			p.advance()
+		case t.kind == tokLParen,
+			t.kind == tokIdent && t.text != "or" && t.text != "offset" && isComparison(p.peekAt(1).kind):
+		default:
+			return left, nil
+		}
+		right, err := p.parseLabelFilterPrimary()
+		if err != nil {
+			return nil, err
+		}
+		left = &BinaryLabelFilter{And: true, Left: left, Right: right}
+	}
+}
+
+func isComparison(k tokenKind) bool {
+	switch k {
+	case tokEq, tokNeq, tokRe, tokNre, tokCmpEq, tokGt, tokGte, tokLt, tokLte:
+		return true
+	}
+	return false
+}
+
+var cmpOps = map[tokenKind]ComparisonOp{
+	tokEq: CmpEq, tokCmpEq: CmpEq, tokNeq: CmpNeq,
+	tokGt: CmpGt, tokGte: CmpGte, tokLt: CmpLt, tokLte: CmpLte,
+}
+
+// parseLabelFilterPrimary parses `( filter )` or one comparison.
+func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
+	t := p.peek()
+	if t.kind == tokLParen {
+		p.advance()
+		f, err := p.parseLabelFilter()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	name, err := p.expect(tokIdent, "IDENTIFIER or OPEN_PARENTHESIS")
+	if err != nil {
+		return nil, err
+	}
+	opTok := p.advance()
+	if !isComparison(opTok.kind) {
+		return nil, p.unexpected(opTok, "EQ, NEQ, RE, NRE, CMP_EQ, GT, GTE, LT or LTE")
+	}
+	v := p.peek()
+	switch {
+	case v.kind == tokString:
+		p.advance()
+		var mt labels.MatchType
+		switch opTok.kind {
+		case tokEq, tokCmpEq:
+			mt = labels.MatchEqual
+		case tokNeq:
+			mt = labels.MatchNotEqual
+		case tokRe:
+			mt = labels.MatchRegexp
+		case tokNre:
+			mt = labels.MatchNotRegexp
+		default:
+			return nil, p.unexpected(v, "NUMBER, DURATION or BYTES")
+		}
+		m, err := p.newMatcher(opTok, mt, name.text, v.text)
+		if err != nil {
+			return nil, err
+		}
+		return &StringLabelFilter{Matcher: m}, nil
+	case v.kind == tokIdent && v.text == "ip":
+		if opTok.kind != tokEq && opTok.kind != tokNeq {
+			return nil, p.errAt(opTok, "ip() label filter only supports = and !=")
+		}
+		pat, err := p.parseIPCall()
+		if err != nil {
+			return nil, err
+		}
+		return &IPLabelFilter{Name: name.text, Negate: opTok.kind == tokNeq, Pattern: pat}, nil
+	}
+	op, ok := cmpOps[opTok.kind]
+	if !ok {
+		return nil, p.unexpected(v, "STRING")
+	}
+	switch v.kind {
+	case tokDuration:
+		p.advance()
+		return &DurationLabelFilter{Name: name.text, Op: op, Value: v.dur}, nil
+	case tokBytes:
+		p.advance()
+		return &BytesLabelFilter{Name: name.text, Op: op, Value: v.size}, nil
+	case tokNumber, tokSub, tokAdd:
+		f, err := p.parseSignedNumber()
+		if err != nil {
+			return nil, err
+		}
+		return &NumericLabelFilter{Name: name.text, Op: op, Value: f}, nil
+	}
+	return nil, p.unexpected(v, "STRING, NUMBER, DURATION, BYTES or IP")
+}
+
+// parseSignedNumber parses [+|-] NUMBER.
+func (p *parser) parseSignedNumber() (float64, error) {
+	sign := 1.0
+	switch p.peek().kind {
+	case tokSub:
+		p.advance()
+		sign = -1
+	case tokAdd:
+		p.advance()
+	}
+	n, err := p.expect(tokNumber, "NUMBER")
+	if err != nil {
+		return 0, err
+	}
+	return sign * n.num, nil
+}
+
+var unwrapConversions = map[string]bool{
+	UnwrapDuration: true, UnwrapDurationSeconds: true, UnwrapBytes: true,
+}
+
+// parseUnwrap parses `unwrap [conv(]label[)]` and following label filters.
+func (p *parser) parseUnwrap() (*UnwrapExpr, error) {
+	p.advance() // unwrap
+	id, err := p.expect(tokIdent, "IDENTIFIER")
+	if err != nil {
+		return nil, err
+	}
+	u := &UnwrapExpr{Identifier: id.text}
+	if unwrapConversions[id.text] && p.peek().kind == tokLParen {
+		p.advance()
+		inner, err := p.expect(tokIdent, "IDENTIFIER")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+			return nil, err
+		}
+		u.Operation, u.Identifier = id.text, inner.text
+	}
+	for p.peek().kind == tokPipe {
+		next := p.peekAt(1)
+		if next.kind != tokIdent && next.kind != tokLParen {
+			return nil, p.unexpected(next, "a label filter after unwrap")
+		}
+		if next.kind == tokIdent && isStageKeyword(next.text) {
+			return nil, p.errAt(next, "syntax error: unexpected %s: only label filters may follow unwrap", next.describe())
+		}
+		p.advance()
+		f, err := p.parseLabelFilter()
+		if err != nil {
+			return nil, err
+		}
+		u.PostFilters = append(u.PostFilters, &LabelFilterExpr{Filter: f})
+	}
+	return u, nil
+}
+
+func isStageKeyword(s string) bool {
+	switch s {
+	case "json", "logfmt", "regexp", "pattern", "unpack", "line_format", "label_format",
+		"drop", "keep", "decolorize", "unwrap":
+		return true
+	}
+	return false
+}
+
+func isRangeOp(s string) bool {
+	switch s {
+	case OpRangeTypeCount, OpRangeTypeRate, OpRangeTypeRateCounter, OpRangeTypeBytes,
+		OpRangeTypeBytesRate, OpRangeTypeAbsent, OpRangeTypeSum, OpRangeTypeAvg,
+		OpRangeTypeMin, OpRangeTypeMax, OpRangeTypeFirst, OpRangeTypeLast,
+		OpRangeTypeStddev, OpRangeTypeStdvar, OpRangeTypeQuantile:
+		return true
+	}
+	return false
+}
+
+func isVectorOp(s string) bool {
+	switch s {
+	case OpTypeSum, OpTypeAvg, OpTypeMin, OpTypeMax, OpTypeCount, OpTypeStddev,
+		OpTypeStdvar, OpTypeTopK, OpTypeBottomK, OpTypeSort, OpTypeSortDesc:
+		return true
+	}
+	return false
+}
+
+// binOp returns the binary operator at the cursor, if any.
+func (p *parser) binOp() (string, bool) {
+	t := p.peek()
+	switch t.kind {
+	case tokAdd:
+		return OpTypeAdd, true
+	case tokSub:
+		return OpTypeSub, true
+	case tokMul:
+		return OpTypeMul, true
+	case tokDiv:
+		return OpTypeDiv, true
+	case tokMod:
+		return OpTypeMod, true
+	case tokPow:
+		return OpTypePow, true
+	case tokCmpEq:
+		return OpTypeCmpEQ, true
+	case tokNeq:
+		return OpTypeNEQ, true
+	case tokGt:
+		return OpTypeGT, true
+	case tokGte:
+		return OpTypeGTE, true
+	case tokLt:
+		return OpTypeLT, true
+	case tokLte:
+		return OpTypeLTE, true
+	case tokIdent:
+		switch t.text {
+		case OpTypeOr, OpTypeAnd, OpTypeUnless:
+			return t.text, true
+		}
+	}
+	return "", false
+}
+
+func isComparisonBinOp(op string) bool {
+	switch op {
+	case OpTypeCmpEQ, OpTypeNEQ, OpTypeGT, OpTypeGTE, OpTypeLT, OpTypeLTE:
+		return true
+	}
+	return false
+}
+
+func isSetBinOp(op string) bool {
+	return op == OpTypeOr || op == OpTypeAnd || op == OpTypeUnless
+}
+
+// parseBinary parses operators binding at least as tightly as minPrec, by
+// precedence climbing.
+func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
+	lhs, err := p.parseUnary()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		op, ok := p.binOp()
+		if !ok {
+			return lhs, nil
+		}
+		prec := binOpPrecedence(op)
+		if prec < minPrec {
+			return lhs, nil
+		}
+		opTok := p.advance()
+		opts, err := p.parseBinOpModifiers(op)
+		if err != nil {
+			return nil, err
+		}
+		next := prec + 1
+		if op == OpTypePow {
+			next = prec // right-associative
+		}
+		if p.startsLogExpr() {
+			return nil, p.unexpected(p.peek(), "a metric expression")
+		}
+		rhs, err := p.parseBinary(next)
+		if err != nil {
+			return nil, err
+		}
+		e := &BinOpExpr{Op: op, LHS: lhs, RHS: rhs, Opts: opts}
+		if err := checkBinOp(e); err != nil {
+			return nil, p.errAt(opTok, "%v", err)
+		}
+		lhs = e
+	}
+}
+
+// parseBinOpModifiers parses `bool`, `on (…)`/`ignoring (…)` and
+// `group_left (…)`/`group_right (…)`.
+func (p *parser) parseBinOpModifiers(op string) (*BinOpOptions, error) {
+	var opts BinOpOptions
+	any := false
+	if p.isIdent("bool") {
+		t := p.advance()
+		if !isComparisonBinOp(op) {
+			return nil, p.errAt(t, "bool modifier can only be used on comparison operators")
+		}
+		opts.ReturnBool, any = true, true
+	}
+	if p.isIdent("on") || p.isIdent("ignoring") {
+		on := p.advance().text == "on"
+		names, err := p.parseLabelList()
+		if err != nil {
+			return nil, err
+		}
+		vm := &VectorMatching{On: on, MatchingLabels: names}
+		if p.isIdent("group_left") || p.isIdent("group_right") {
+			g := p.advance()
+			if isSetBinOp(op) {
+				return nil, p.errAt(g, "no grouping allowed for \"%s\" operation", op)
+			}
+			vm.Card = CardManyToOne
+			if g.text == "group_right" {
+				vm.Card = CardOneToMany
+			}
+			if p.peek().kind == tokLParen {
+				inc, err := p.parseLabelList()
+				if err != nil {
+					return nil, err
+				}
+				if len(inc) > 0 {
+					vm.Include = inc
+				}
+			}
+		}
+		opts.VectorMatching, any = vm, true
+	}
+	if !any {
+		return nil, nil
+	}
+	return &opts, nil
+}
+
+// parseLabelList parses `( a, b, … )`, allowing a trailing comma. It
+// returns a non-nil slice so `by ()` differs from no grouping.
+func (p *parser) parseLabelList() ([]string, error) {
+	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for p.peek().kind != tokRParen {
+		n, err := p.expect(tokIdent, "IDENTIFIER")
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n.text)
+		if p.peek().kind == tokComma {
+			p.advance()
+			continue
+		}
+		if p.peek().kind != tokRParen {
+			return nil, p.unexpected(p.peek(), "COMMA or CLOSE_PARENTHESIS")
+		}
+	}
+	p.advance()
+	return names, nil
+}
+
+// parseUnary parses a signed number literal or a primary expression. Like
+// Loki, a sign applies only to a number.
+func (p *parser) parseUnary() (SampleExpr, error) {
+	t := p.peek()
+	if t.kind == tokSub || t.kind == tokAdd {
+		if p.peekAt(1).kind != tokNumber {
+			return nil, p.unexpected(p.peekAt(1), "NUMBER")
+		}
+		f, err := p.parseSignedNumber()
+		if err != nil {
+			return nil, err
+		}
+		return &LiteralExpr{Val: f}, nil
+	}
+	return p.parsePrimary()
+}
+
+func (p *parser) parsePrimary() (SampleExpr, error) {
+	t := p.peek()
+	switch t.kind {
+	case tokNumber:
+		p.advance()
+		return &LiteralExpr{Val: t.num}, nil
+	case tokLParen:
+		if p.startsLogExpr() {
+			return nil, p.unexpected(p.peekAt(1), "a metric expression")
+		}
+		p.advance()
+		e, err := p.parseBinary(0)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+			return nil, err
+		}
+		return e, nil
+	case tokIdent:
+		switch {
+		case isRangeOp(t.text):
+			return p.parseRangeAggregation()
+		case isVectorOp(t.text):
+			return p.parseVectorAggregation()
+		case t.text == "label_replace":
+			return p.parseLabelReplace()
+		case t.text == "vector":
+			p.advance()
+			if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+				return nil, err
+			}
+			f, err := p.parseSignedNumber()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+				return nil, err
+			}
+			return &VectorExpr{Val: f}, nil
+		}
+	}
+	return nil, p.unexpected(t, "")
+}
+
+// parseGrouping parses `by (…)` or `without (…)` when present.
+func (p *parser) parseGrouping() (*Grouping, error) {
+	if !p.isIdent("by") && !p.isIdent("without") {
+		return nil, nil
+	}
+	without := p.advance().text == "without"
+	names, err := p.parseLabelList()
+	if err != nil {
+		return nil, err
+	}
+	return &Grouping{Groups: names, Without: without}, nil
+}
+
+// parseRangeAggregation parses `op([φ,] logRange) [by|without (…)]`.
+func (p *parser) parseRangeAggregation() (SampleExpr, error) {
+	opTok := p.advance()
+	e := &RangeAggregationExpr{Operation: opTok.text}
+	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind == tokNumber || t.kind == tokSub || t.kind == tokAdd {
+		f, err := p.parseSignedNumber()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokComma, "COMMA"); err != nil {
+			return nil, err
+		}
+		if e.Operation != OpRangeTypeQuantile {
+			return nil, p.errAt(t, "invalid aggregation %s with parameter", e.Operation)
+		}
+		e.Params = &f
+	} else if e.Operation == OpRangeTypeQuantile {
+		return nil, p.unexpected(t, "NUMBER")
+	}
+	lr, err := p.parseLogRange()
+	if err != nil {
+		return nil, err
+	}
+	e.Left = lr
+	if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	g, err := p.parseGrouping()
+	if err != nil {
+		return nil, err
+	}
+	e.Grouping = g
+	if err := checkRangeAggregation(e); err != nil {
+		return nil, &ParseError{Msg: err.Error()}
+	}
+	return e, nil
+}
+
+// parseLogRange parses a log query with a range: the range may follow the
+// pipeline (`{…} | json [5m]`) or the selector (`{…}[5m] | json`), and the
+// whole log query may be parenthesised.
+func (p *parser) parseLogRange() (*LogRangeExpr, error) {
+	if !p.startsLogExpr() {
+		return nil, p.unexpected(p.peek(), "OPEN_BRACE")
+	}
+	var uw *UnwrapExpr
+	left, err := p.parseLogExprUnwrap(true, &uw)
+	if err != nil {
+		return nil, err
+	}
+	lr := &LogRangeExpr{Left: left, Unwrap: uw}
+	if _, err := p.expect(tokLBracket, "RANGE"); err != nil {
+		return nil, err
+	}
+	d, err := p.expect(tokDuration, "DURATION")
+	if err != nil {
+		return nil, err
+	}
+	if d.dur <= 0 {
+		return nil, p.errAt(d, "range must be greater than zero")
+	}
+	lr.Interval = d.dur
+	if _, err := p.expect(tokRBracket, "CLOSE_BRACKET"); err != nil {
+		return nil, err
+	}
+	if p.isIdent("offset") {
+		p.advance()
+		o, err := p.expect(tokDuration, "DURATION")
+		if err != nil {
+			return nil, err
+		}
+		lr.Offset = o.dur
+	}
+	// Stages after the range belong to the selector written before it.
+	if k := p.peek().kind; k == tokPipe || lineFilterOps[k] != "" {
+		if uw != nil {
+			return nil, p.unexpected(p.peek(), "CLOSE_PARENTHESIS")
+		}
+		stages, uw2, err := p.parseStages(true)
+		if err != nil {
+			return nil, err
+		}
+		lr.Unwrap = uw2
+		if len(stages) > 0 {
+			switch l := left.(type) {
+			case *MatcherExpr:
+				lr.Left = &PipelineExpr{Left: l, Stages: stages}
+			case *PipelineExpr:
+				lr.Left = &PipelineExpr{Left: l.Left, Stages: append(l.Stages, stages...)}
+			}
+		}
+	}
+	return lr, nil
+}
+
+// parseVectorAggregation parses `op [grouping] ([k,] expr) [grouping]`.
+func (p *parser) parseVectorAggregation() (SampleExpr, error) {
+	opTok := p.advance()
+	e := &VectorAggregationExpr{Operation: opTok.text}
+	g, err := p.parseGrouping()
+	if err != nil {
+		return nil, err
+	}
+	e.Grouping = g
+	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	if e.Operation == OpTypeTopK || e.Operation == OpTypeBottomK {
+		t := p.peek()
+		f, err := p.parseSignedNumber()
+		if err != nil {
+			return nil, err
+		}
+		if f != float64(int(f)) || f < 1 || f > 1<<31 {
+			return nil, p.errAt(t, "invalid parameter %s(k, ...): k must be a positive integer, got %s", e.Operation, formatFloat(f))
+		}
+		e.Params = int(f)
+		if _, err := p.expect(tokComma, "COMMA"); err != nil {
+			return nil, err
+		}
+	}
+	if p.startsLogExpr() {
+		return nil, p.unexpected(p.peek(), "a metric expression")
+	}
+	left, err := p.parseBinary(0)
+	if err != nil {
+		return nil, err
+	}
+	e.Left = left
+	if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	if t := p.peek(); p.isIdent("by") || p.isIdent("without") {
+		if e.Grouping != nil {
+			return nil, p.errAt(t, "syntax error: unexpected %s: grouping given twice", t.describe())
+		}
+		g, err := p.parseGrouping()
+		if err != nil {
+			return nil, err
+		}
+		e.Grouping = g
+	}
+	if (e.Operation == OpTypeSort || e.Operation == OpTypeSortDesc) && e.Grouping != nil {
+		return nil, &ParseError{Msg: fmt.Sprintf("grouping not allowed for %s aggregation", e.Operation)}
+	}
+	return e, nil
+}
+
+// parseLabelReplace parses label_replace(expr, "dst", "repl", "src", "regex").
+func (p *parser) parseLabelReplace() (SampleExpr, error) {
+	p.advance()
+	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	if p.startsLogExpr() {
+		return nil, p.unexpected(p.peek(), "a metric expression")
+	}
+	left, err := p.parseBinary(0)
+	if err != nil {
+		return nil, err
+	}
+	var args [4]token
+	for i := range args {
+		if _, err := p.expect(tokComma, "COMMA"); err != nil {
+			return nil, err
+		}
+		s, err := p.expect(tokString, "STRING")
+		if err != nil {
+			return nil, err
+		}
+		args[i] = s
+	}
+	if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+		return nil, err
+	}
+	e := &LabelReplaceExpr{Left: left, Dst: args[0].text, Replacement: args[1].text, Src: args[2].text, Regex: args[3].text}
+	if !isLabelName(e.Dst) {
+		return nil, p.errAt(args[0], "invalid destination label name in label_replace(): %s", e.Dst)
+	}
+	if e.Src != "" && !isLabelName(e.Src) {
+		return nil, p.errAt(args[2], "invalid source label name in label_replace(): %s", e.Src)
+	}
+	if _, err := regexp.Compile("^(?s:" + e.Regex + ")$"); err != nil {
+		return nil, p.errAt(args[3], "invalid regular expression in label_replace(): %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	return e, nil
+}
+
+func isLabelName(s string) bool {
+	if s == "" || !isIdentStart(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isIdentChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,246 @@
+package syntax
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// errEmptyCompatible is Loki's message, verbatim: users search for it.
+const errEmptyCompatible = `queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will`
+
+// validate applies the checks that need the whole tree: every stream
+// selector must select something.
+func validate(e Expr) error {
+	var err error
+	Walk(e, func(n Expr) bool {
+		if err != nil {
+			return false
+		}
+		if m, ok := n.(*MatcherExpr); ok {
+			err = checkSelector(m.Mts)
+		}
+		return true
+	})
+	return err
+}
+
+// checkSelector enforces Loki's rule that a selector have at least one
+// positive matcher that does not match the empty string, so a query can
+// never mean "every stream".
+func checkSelector(ms []*labels.Matcher) error {
+	for _, m := range ms {
+		if (m.Type == labels.MatchEqual || m.Type == labels.MatchRegexp) && !m.Matches("") {
+			return nil
+		}
+	}
+	return &ParseError{Msg: errEmptyCompatible}
+}
+
+// checkRangeAggregation applies Loki's rules on which functions take
+// unwrap, a parameter or a grouping.
+func checkRangeAggregation(e *RangeAggregationExpr) error {
+	if e.Grouping != nil {
+		switch e.Operation {
+		case OpRangeTypeAvg, OpRangeTypeStddev, OpRangeTypeStdvar, OpRangeTypeQuantile,
+			OpRangeTypeRate, OpRangeTypeRateCounter, OpRangeTypeMax, OpRangeTypeMin,
+			OpRangeTypeFirst, OpRangeTypeLast:
+		default:
+			return fmt.Errorf("grouping not allowed for %s aggregation", e.Operation)
+		}
+	}
+	if e.Operation == OpRangeTypeQuantile && e.Params == nil {
+		return errors.New("quantile_over_time requires a parameter")
+	}
+	if e.Left.Unwrap != nil {
+		switch e.Operation {
+		case OpRangeTypeAvg, OpRangeTypeSum, OpRangeTypeMax, OpRangeTypeMin, OpRangeTypeStddev,
+			OpRangeTypeStdvar, OpRangeTypeQuantile, OpRangeTypeRate, OpRangeTypeRateCounter,
+			OpRangeTypeAbsent, OpRangeTypeFirst, OpRangeTypeLast:
+			return nil
+		}
+		return fmt.Errorf("invalid aggregation %s with unwrap", e.Operation)
+	}
+	switch e.Operation {
+	case OpRangeTypeBytes, OpRangeTypeBytesRate, OpRangeTypeCount, OpRangeTypeRate, OpRangeTypeAbsent:
+		return nil
+	}
+	return fmt.Errorf("invalid aggregation %s without unwrap", e.Operation)
+}
+
+// checkBinOp applies PromQL's typing rules, which Loki shares.
+func checkBinOp(e *BinOpExpr) error {
+	_, lScalar := e.LHS.(*LiteralExpr)
+	_, rScalar := e.RHS.(*LiteralExpr)
+	lScalar = lScalar || isScalarExpr(e.LHS)
+	rScalar = rScalar || isScalarExpr(e.RHS)
+	if isSetBinOp(e.Op) && (lScalar || rScalar) {
+		return fmt.Errorf("set operator %q not allowed in binary scalar expression", e.Op)
+	}
+	if isComparisonBinOp(e.Op) && lScalar && rScalar && (e.Opts == nil || !e.Opts.ReturnBool) {
+		return errors.New("comparisons between scalars must use BOOL modifier")
+	}
+	if e.Opts != nil && e.Opts.VectorMatching != nil && (lScalar || rScalar) {
+		return errors.New("vector matching only allowed between vectors")
+	}
+	return nil
+}
+
+// isScalarExpr reports whether e evaluates to a scalar: a literal, or an
+// operator between scalars.
+func isScalarExpr(e SampleExpr) bool {
+	switch x := e.(type) {
+	case *LiteralExpr:
+		return true
+	case *BinOpExpr:
+		return isScalarExpr(x.LHS) && isScalarExpr(x.RHS)
+	}
+	return false
+}
+
+// checkLineFilterValue rejects a line filter that can never be evaluated.
+func checkLineFilterValue(f *LineFilterExpr) error {
+	switch f.Op {
+	case LineMatchRegexp, LineNotMatchRegexp:
+		if _, err := regexp.Compile(f.Value); err != nil {
+			return fmt.Errorf("invalid regular expression %q in line filter: %s", f.Value, regexpReason(err))
+		}
+	case LineMatchPattern, LineNotMatchPattern:
+		if _, err := ParsePattern(f.Value, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func regexpReason(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return se.Code.String() + ": `" + se.Expr + "`"
+	}
+	return err.Error()
+}
+
+// checkParserParam validates a regexp or pattern parser's expression.
+func checkParserParam(e *LabelParserExpr) error {
+	switch e.Kind {
+	case ParserRegexp:
+		re, err := regexp.Compile(e.Param)
+		if err != nil {
+			return fmt.Errorf("invalid regular expression %q in regexp parser: %s", e.Param, regexpReason(err))
+		}
+		named := 0
+		for _, n := range re.SubexpNames() {
+			if n == "" {
+				continue
+			}
+			if !isLabelName(n) {
+				return fmt.Errorf("invalid extracted label name '%s'", n)
+			}
+			named++
+		}
+		if named == 0 {
+			return errors.New("at least one named capture must be supplied")
+		}
+	case ParserPattern:
+		if _, err := ParsePattern(e.Param, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PatternPart is one piece of a parsed pattern: literal text, or a capture
+// (Capture is its name; "_" captures nothing).
+type PatternPart struct {
+	Literal string
+	Capture string
+}
+
+// ParsePattern splits a pattern expression such as `<ip> - <_> "<method>"`
+// into literals and captures. A capture is `<name>` with an identifier or
+// `_`; any other `<` is literal text. Two captures may not be adjacent.
+// The pattern parser (extractor) needs at least one named capture and
+// unique names; a line filter pattern (|> and !>) allows only `<_>`.
+func ParsePattern(s string, extractor bool) ([]PatternPart, error) {
+	var parts []PatternPart
+	var lit strings.Builder
+	seen := map[string]bool{}
+	named := 0
+	for i := 0; i < len(s); {
+		if s[i] == '<' {
+			if end := captureEnd(s[i:]); end > 0 {
+				name := s[i+1 : i+end]
+				if lit.Len() > 0 {
+					parts = append(parts, PatternPart{Literal: lit.String()})
+					lit.Reset()
+				} else if len(parts) > 0 && parts[len(parts)-1].Capture != "" {
+					return nil, fmt.Errorf("invalid pattern %q: consecutive captures <%s><%s> are not allowed", s, parts[len(parts)-1].Capture, name)
+				}
+				if name != "_" {
+					if !extractor {
+						return nil, fmt.Errorf("invalid pattern %q: named captures are not allowed in a pattern line filter, use <_>", s)
+					}
+					if seen[name] {
+						return nil, fmt.Errorf("invalid pattern %q: duplicate capture name (%s)", s, name)
+					}
+					seen[name] = true
+					named++
+				}
+				parts = append(parts, PatternPart{Capture: name})
+				i += end + 1
+				continue
+			}
+		}
+		lit.WriteByte(s[i])
+		i++
+	}
+	if lit.Len() > 0 {
+		parts = append(parts, PatternPart{Literal: lit.String()})
+	}
+	if extractor && named == 0 {
+		return nil, fmt.Errorf("invalid pattern %q: at least one capture is required", s)
+	}
+	return parts, nil
+}
+
+// captureEnd returns the index of the `>` closing a capture that starts s,
+// or 0 when s does not start with one.
+func captureEnd(s string) int {
+	if len(s) < 3 || !isIdentStart(s[1]) {
+		return 0
+	}
+	for i := 2; i < len(s); i++ {
+		if s[i] == '>' {
+			return i
+		}
+		if !isIdentChar(s[i]) {
+			return 0
+		}
+	}
+	return 0
+}
+
+// checkIPPattern accepts what ip() takes: an address, a CIDR or a range
+// `a-b` of one family.
+func checkIPPattern(s string) error {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return nil
+	}
+	if lo, hi, ok := strings.Cut(s, "-"); ok {
+		a, errA := netip.ParseAddr(strings.TrimSpace(lo))
+		b, errB := netip.ParseAddr(strings.TrimSpace(hi))
+		if errA == nil && errB == nil && a.Is4() == b.Is4() && a.Compare(b) <= 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid ip pattern %q: expecting an address, a CIDR or a range a-b", s)
+}
