@@ -1,0 +1,223 @@
+// Package engine evaluates LogQL queries against the store with Loki's
+// semantics: log queries stream entries out of the store's iterators in the
+// requested direction and stop at the limit; metric queries fold samples into
+// per-series step arrays (memory grows with series × steps, never with the
+// data) and then apply vector aggregations, binary operators and functions
+// step by step.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// Limits mirror Loki's defaults, so a query Loki rejects is rejected here
+// with the same message.
+const (
+	// DefaultMaxSeries is Loki's max_query_series.
+	DefaultMaxSeries = 500
+	// DefaultMaxEntriesLimit is Loki's max_entries_limit_per_query.
+	DefaultMaxEntriesLimit = 5000
+	// DefaultLimit is the entries a log query returns when Params.Limit is 0
+	// (Loki's HTTP default).
+	DefaultLimit = 100
+	// MaxPoints is Loki's (and Prometheus's) cap on points per series of a
+	// range query: it bounds the step arrays the evaluator allocates.
+	MaxPoints = 11000
+)
+
+// Options configure an Engine. Zero values take the defaults above.
+type Options struct {
+	MaxSeries       int
+	MaxEntriesLimit int
+	// Parallelism is how many streams are evaluated at once (GOMAXPROCS
+	// when 0).
+	Parallelism int
+}
+
+// Engine evaluates queries. It is safe for concurrent use.
+type Engine struct {
+	r    store.Reader
+	opts Options
+}
+
+// New returns an engine reading from r.
+func New(r store.Reader, opts Options) *Engine {
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = DefaultMaxSeries
+	}
+	if opts.MaxEntriesLimit <= 0 {
+		opts.MaxEntriesLimit = DefaultMaxEntriesLimit
+	}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	return &Engine{r: r, opts: opts}
+}
+
+// Params describe one query.
+type Params struct {
+	// Query is LogQL text; Expr, when set, is used instead.
+	Query string
+	Expr  syntax.Expr
+	// Start and End bound a range query: log queries read [Start, End),
+	// metric queries evaluate at Start, Start+Step, … ≤ End. An instant
+	// query evaluates at Start (or at End when Start is zero).
+	Start, End time.Time
+	// Step of a range metric query; 0 takes Loki's default
+	// (range/250, at least 1s).
+	Step time.Duration
+	// Interval, for log queries, keeps only entries at least Interval apart
+	// within each stream (Loki's interval parameter).
+	Interval  time.Duration
+	Limit     int // entries of a log query; 0 means DefaultLimit
+	Direction store.Direction
+	Instant   bool
+}
+
+// ValueType names a result's shape as Loki's resultType does.
+type ValueType string
+
+// Result types.
+const (
+	ValueStreams ValueType = "streams"
+	ValueMatrix  ValueType = "matrix"
+	ValueVector  ValueType = "vector"
+	ValueScalar  ValueType = "scalar"
+)
+
+// Entry is one log line of a result stream.
+type Entry struct {
+	Ts   int64 // Unix ns
+	Line string
+	Seq  uint64
+}
+
+// Stream is a result stream: entries sharing a final label set, ordered as
+// the query's direction.
+type Stream struct {
+	Labels  labels.Labels
+	Entries []Entry
+}
+
+// Point is one value of a series at T (Unix ms).
+type Point struct {
+	T int64
+	V float64
+}
+
+// Series is one series of a range metric query.
+type Series struct {
+	Metric labels.Labels
+	Points []Point
+}
+
+// Sample is one element of an instant vector.
+type Sample struct {
+	Metric labels.Labels
+	T      int64 // Unix ms
+	V      float64
+}
+
+// Scalar is a plain number at T (Unix ms).
+type Scalar struct {
+	T int64
+	V float64
+}
+
+// Stats are what a query cost.
+type Stats struct {
+	Store           store.Stats
+	ExecTime        time.Duration
+	EntriesReturned int
+}
+
+// Result is a query's value; Type says which field holds it.
+type Result struct {
+	Type    ValueType
+	Streams []Stream
+	Matrix  []Series
+	Vector  []Sample
+	Scalar  Scalar
+	Stats   Stats
+	// LimitReached is true when a log query stopped at its limit, so more
+	// entries may exist in the range.
+	LimitReached bool
+}
+
+// Errors a caller can test with errors.Is. Their messages follow Loki's.
+var (
+	// ErrLimit marks a limit above max_entries_limit_per_query.
+	ErrLimit = errors.New("max entries limit per query exceeded")
+	// ErrTooManySeries marks a metric query above max_query_series.
+	ErrTooManySeries = errors.New("maximum number of series reached for a single query")
+	// ErrPipeline marks a metric query whose samples carry __error__.
+	ErrPipeline = errors.New("pipeline error")
+	// ErrBadQuery marks a query the engine cannot evaluate as asked
+	// (wrong query type, bad parameters, invalid regular expressions,
+	// templates...).
+	ErrBadQuery = errors.New("bad query")
+	// ErrInternal marks a recovered panic: a bug, reported instead of
+	// crashing the process.
+	ErrInternal = errors.New("internal error")
+)
+
+// QueryError carries a Loki-compatible message and a sentinel kind.
+type QueryError struct {
+	Kind error
+	Msg  string
+}
+
+func (e *QueryError) Error() string        { return e.Msg }
+func (e *QueryError) Is(target error) bool { return target == e.Kind }
+
+func queryErr(kind error, format string, args ...any) error {
+	return &QueryError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Query evaluates one query.
+func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
+	began := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = queryErr(ErrInternal, "internal error evaluating query: %v\n%s", r, debug.Stack())
+		}
+	}()
+	expr := p.Expr
+	if expr == nil {
+		expr, err = syntax.ParseExpr(p.Query)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	collector := store.StatsFrom(ctx)
+	if collector == nil {
+		collector = &store.StatsCollector{}
+		ctx = store.WithStats(ctx, collector)
+	}
+	switch x := expr.(type) {
+	case syntax.LogSelectorExpr:
+		res, err = e.logQuery(ctx, x, p)
+	case syntax.SampleExpr:
+		res, err = e.metricQuery(ctx, x, p)
+	default:
+		return Result{}, queryErr(ErrBadQuery, "unsupported expression %T", expr)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	res.Stats.Store = collector.Snapshot()
+	res.Stats.ExecTime = time.Since(began)
+	return res, nil
+}

@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+)
+
+// innerSeriesFactor bounds the series an inner node (a range aggregation
+// below a sum, say) may hold, as a multiple of MaxSeries: Loki checks only
+// the final result, but memory here is series × steps, so a parser that makes
+// a label per request must fail instead of exhausting memory.
+const innerSeriesFactor = 100
+
+// stepSeries is one series over all steps of the query: v[i] is its value
+// at step i when ok[i].
+type stepSeries struct {
+	ls   labels.Labels
+	hash uint64
+	v    []float64
+	ok   []bool
+}
+
+func newStepSeries(ls labels.Labels, n int) *stepSeries {
+	return &stepSeries{ls: ls, hash: ls.Hash(), v: make([]float64, n), ok: make([]bool, n)}
+}
+
+func (s *stepSeries) any() bool {
+	for _, b := range s.ok {
+		if b {
+			return true
+		}
+	}
+	return false
+}
+
+// value is a node's result: a scalar (the same at every step) or series.
+type value struct {
+	isScalar bool
+	scalar   float64
+	series   []*stepSeries
+	// sorted is set by sort/sort_desc: an instant result keeps the order
+	// of series at the (single) step instead of sorting by labels.
+	sortOrder []int
+}
+
+// evaluator evaluates one metric query over its steps.
+type evaluator struct {
+	e     *Engine
+	ctx   context.Context
+	steps []int64 // Unix ns, ascending
+}
+
+func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Params) (Result, error) {
+	ev := &evaluator{e: e, ctx: ctx}
+	if p.Instant {
+		t := p.Start
+		if t.IsZero() {
+			t = p.End
+		}
+		ev.steps = []int64{t.UnixNano()}
+	} else {
+		if p.End.Before(p.Start) {
+			return Result{}, queryErr(ErrBadQuery, "end timestamp must not be before start time")
+		}
+		step := p.Step
+		if step <= 0 {
+			step = defaultStep(p.Start, p.End)
+		}
+		n := int(p.End.Sub(p.Start)/step) + 1
+		if n > MaxPoints {
+			return Result{}, queryErr(ErrBadQuery, "exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", MaxPoints)
+		}
+		start := p.Start.UnixNano()
+		ev.steps = make([]int64, n)
+		for i := range ev.steps {
+			ev.steps[i] = start + int64(i)*int64(step)
+		}
+	}
+	v, err := ev.eval(expr)
+	if err != nil {
+		return Result{}, err
+	}
+	out := Result{}
+	if v.isScalar {
+		if p.Instant {
+			out.Type = ValueScalar
+			out.Scalar = Scalar{T: ev.steps[0] / 1e6, V: v.scalar}
+			return out, nil
+		}
+		s := newStepSeries(labels.Labels{}, len(ev.steps))
+		for i := range s.v {
+			s.v[i], s.ok[i] = v.scalar, true
+		}
+		v = &value{series: []*stepSeries{s}}
+	}
+	live := 0
+	for _, s := range v.series {
+		if s.any() {
+			live++
+		}
+	}
+	if live > e.opts.MaxSeries {
+		return Result{}, tooManySeries(e.opts.MaxSeries)
+	}
+	if p.Instant {
+		out.Type = ValueVector
+		out.Vector = []Sample{}
+		idx := make([]int, 0, len(v.series))
+		if v.sortOrder != nil {
+			idx = v.sortOrder
+		} else {
+			for i := range v.series {
+				idx = append(idx, i)
+			}
+			sort.SliceStable(idx, func(a, b int) bool { return labels.Compare(v.series[idx[a]].ls, v.series[idx[b]].ls) < 0 })
+		}
+		for _, i := range idx {
+			s := v.series[i]
+			if s.ok[0] {
+				out.Vector = append(out.Vector, Sample{Metric: s.ls, T: ev.steps[0] / 1e6, V: s.v[0]})
+			}
+		}
+		out.Stats.EntriesReturned = len(out.Vector)
+		return out, nil
+	}
+	out.Type = ValueMatrix
+	out.Matrix = []Series{}
+	for _, s := range v.series {
+		var pts []Point
+		for i, ok := range s.ok {
+			if ok {
+				pts = append(pts, Point{T: ev.steps[i] / 1e6, V: s.v[i]})
+			}
+		}
+		if len(pts) > 0 {
+			out.Matrix = append(out.Matrix, Series{Metric: s.ls, Points: pts})
+			out.Stats.EntriesReturned += len(pts)
+		}
+	}
+	sort.Slice(out.Matrix, func(a, b int) bool { return labels.Compare(out.Matrix[a].Metric, out.Matrix[b].Metric) < 0 })
+	return out, nil
+}
+
+func tooManySeries(n int) error {
+	return queryErr(ErrTooManySeries, "maximum of series (%d) reached for a single query; consider reducing query cardinality by adding more filters, aggregating with sum by (...), or increasing max_query_series", n)
+}
+
+// defaultStep is Loki's default resolution: about 250 points, at least 1s.
+func defaultStep(start, end time.Time) time.Duration {
+	s := math.Max(math.Floor(end.Sub(start).Seconds()/250), 1)
+	return time.Duration(s) * time.Second
+}
+
+func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
+	if err := ev.ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch x := expr.(type) {
+	case *syntax.LiteralExpr:
+		return &value{isScalar: true, scalar: x.Val}, nil
+	case *syntax.VectorExpr:
+		s := newStepSeries(labels.Labels{}, len(ev.steps))
+		for i := range s.v {
+			s.v[i], s.ok[i] = x.Val, true
+		}
+		return &value{series: []*stepSeries{s}}, nil
+	case *syntax.RangeAggregationExpr:
+		return ev.rangeAgg(x)
+	case *syntax.VectorAggregationExpr:
+		inner, err := ev.eval(x.Left)
+		if err != nil {
+			return nil, err
+		}
+		return ev.vectorAgg(x, inner)
+	case *syntax.BinOpExpr:
+		return ev.binOp(x)
+	case *syntax.LabelReplaceExpr:
+		inner, err := ev.eval(x.Left)
+		if err != nil {
+			return nil, err
+		}
+		return labelReplace(x, inner)
+	}
+	return nil, queryErr(ErrBadQuery, "unsupported metric expression %T", expr)
+}
+
+// checkInner enforces the memory bound on an intermediate result.
+func (ev *evaluator) checkInner(n int) error {
+	if n > ev.e.opts.MaxSeries*innerSeriesFactor {
+		return tooManySeries(ev.e.opts.MaxSeries)
+	}
+	return nil
+}
+
+// groupLabels applies by/without to a label set. Without also drops
+// __name__ (there is none in LogQL, but it keeps Prometheus's rule).
+func groupLabels(ls labels.Labels, g *syntax.Grouping) labels.Labels {
+	if g == nil {
+		return ls
+	}
+	if g.Without {
+		return ls.Drop(append([]string{"__name__"}, g.Groups...)...)
+	}
+	return ls.Keep(g.Groups...)
+}

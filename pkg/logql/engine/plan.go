@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// selector is a compiled log selector: what to ask the store and what to
+// run on every line it returns.
+type selector struct {
+	matchers []*labels.Matcher
+	pipeline *log.Pipeline
+	hint     *store.LineFilterHint
+}
+
+func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) {
+	out := &selector{matchers: sel.Matchers()}
+	var stages []syntax.StageExpr
+	if p, ok := sel.(*syntax.PipelineExpr); ok {
+		stages = p.Stages
+	}
+	var built []log.Stage
+	var groups [][]string
+	// Filters apply to the line as the store holds it only until a stage
+	// rewrites the line; after that their literals say nothing about the
+	// stored text and cannot prune blocks.
+	lineIntact := true
+	for _, st := range stages {
+		s, err := buildStage(st)
+		if err != nil {
+			return nil, err
+		}
+		switch st.(type) {
+		case *syntax.LineFmtExpr, *syntax.DecolorizeExpr:
+			lineIntact = false
+		case *syntax.LineFilterExpr:
+			if lineIntact {
+				if f, ok := log.FilterOf(s); ok {
+					groups = append(groups, log.RequiredLiterals(f)...)
+				}
+			}
+		}
+		built = append(built, s)
+	}
+	out.pipeline = log.NewPipeline(built...)
+	if len(groups) > 0 {
+		out.hint = &store.LineFilterHint{Groups: groups}
+	}
+	return out, nil
+}
+
+func lineFilterOp(op syntax.LineFilterOp) (log.LineFilterOp, error) {
+	switch op {
+	case syntax.LineContains:
+		return log.OpContains, nil
+	case syntax.LineNotContains:
+		return log.OpNotContains, nil
+	case syntax.LineMatchRegexp:
+		return log.OpRegexp, nil
+	case syntax.LineNotMatchRegexp:
+		return log.OpNotRegexp, nil
+	case syntax.LineMatchPattern:
+		return log.OpPattern, nil
+	case syntax.LineNotMatchPattern:
+		return log.OpNotPattern, nil
+	}
+	return 0, queryErr(ErrBadQuery, "unknown line filter operator %q", op)
+}
+
+// lineFilter builds one line filter with its `or` alternatives: any of them
+// for a positive operator, none of them for a negative one (Loki's reading).
+func lineFilter(x *syntax.LineFilterExpr) (log.Filter, error) {
+	one := func(y *syntax.LineFilterExpr) (log.Filter, error) {
+		if y.IP {
+			if x.Op != syntax.LineContains && x.Op != syntax.LineNotContains {
+				return nil, queryErr(ErrBadQuery, "ip() line filters only support |= and !=")
+			}
+			f, err := log.NewIPLineFilter(y.Value, x.Op.Negative())
+			if err != nil {
+				return nil, queryErr(ErrBadQuery, "invalid ip filter %q: %v", y.Value, err)
+			}
+			return f, nil
+		}
+		op, err := lineFilterOp(x.Op)
+		if err != nil {
+			return nil, err
+		}
+		f, err := log.NewLineFilter(op, y.Value)
+		if err != nil {
+			return nil, queryErr(ErrBadQuery, "invalid line filter %s %q: %v", x.Op, y.Value, err)
+		}
+		return f, nil
+	}
+	first, err := one(x)
+	if err != nil {
+		return nil, err
+	}
+	if len(x.Or) == 0 {
+		return first, nil
+	}
+	fs := []log.Filter{first}
+	for _, alt := range x.Or {
+		f, err := one(alt)
+		if err != nil {
+			return nil, err
+		}
+		fs = append(fs, f)
+	}
+	if x.Op.Negative() {
+		return log.NewAndFilter(fs...), nil
+	}
+	return log.NewOrFilter(fs...), nil
+}
+
+// sampleExtractor builds what a range aggregation counts or unwraps.
+func sampleExtractor(x *syntax.RangeAggregationExpr, p *log.Pipeline) (*log.SampleExtractor, error) {
+	u := x.Left.Unwrap
+	if u == nil {
+		switch x.Operation {
+		case syntax.OpRangeTypeCount, syntax.OpRangeTypeRate, syntax.OpRangeTypeAbsent:
+			return log.NewLineSampleExtractor(log.LineCount, p), nil
+		case syntax.OpRangeTypeBytes, syntax.OpRangeTypeBytesRate:
+			return log.NewLineSampleExtractor(log.LineBytes, p), nil
+		}
+		return nil, queryErr(ErrBadQuery, "parse error : invalid aggregation %s without unwrap", x.Operation)
+	}
+	var conv log.Conversion
+	switch u.Operation {
+	case syntax.UnwrapNone:
+		conv = log.ConvNone
+	case syntax.UnwrapDuration:
+		conv = log.ConvDuration
+	case syntax.UnwrapDurationSeconds:
+		conv = log.ConvDurationSeconds
+	case syntax.UnwrapBytes:
+		conv = log.ConvBytes
+	default:
+		return nil, queryErr(ErrBadQuery, "unknown unwrap conversion %q", u.Operation)
+	}
+	switch x.Operation {
+	case syntax.OpRangeTypeCount, syntax.OpRangeTypeBytes, syntax.OpRangeTypeBytesRate, syntax.OpRangeTypeAbsent:
+		return nil, queryErr(ErrBadQuery, "parse error : invalid aggregation %s with unwrap", x.Operation)
+	}
+	var post []log.Stage
+	for _, f := range u.PostFilters {
+		s, err := buildStage(f)
+		if err != nil {
+			return nil, err
+		}
+		post = append(post, s)
+	}
+	return log.NewLabelSampleExtractor(u.Identifier, conv, p, post...), nil
+}
+
+// buildStage maps one AST stage to its log stage.
+func buildStage(st syntax.StageExpr) (log.Stage, error) {
+	switch x := st.(type) {
+	case *syntax.LineFilterExpr:
+		f, err := lineFilter(x)
+		if err != nil {
+			return nil, err
+		}
+		return log.NewFilterStage(f), nil
+	}
+	return buildOtherStage(st)
+}
+
+func buildOtherStage(st syntax.StageExpr) (log.Stage, error) {
+	return nil, queryErr(ErrBadQuery, "unsupported pipeline stage %s", fmt.Sprint(st))
+}

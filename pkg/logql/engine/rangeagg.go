@@ -1,0 +1,622 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// tv is one unwrapped sample kept for functions that need the whole window.
+type tv struct {
+	t int64
+	v float64
+}
+
+// rangeAcc folds the samples of one output series into every step whose
+// window (t-range, t] holds them. Samples must arrive in time order for the
+// order-sensitive functions (sum, avg, stddev, first, last): then each step
+// sees its samples in the order Loki's window functions do, and the floats
+// come out bit for bit the same.
+type rangeAcc struct {
+	ls   labels.Labels
+	hash uint64
+	v    []float64
+	c    []float64 // counts (avg, stddev, stdvar)
+	m    []float64 // running means (stddev, stdvar)
+	ok   []bool
+	pts  [][]tv // quantile_over_time, rate_counter
+}
+
+func newRangeAcc(op string, ls labels.Labels, hash uint64, n int) *rangeAcc {
+	a := &rangeAcc{ls: ls, hash: hash, v: make([]float64, n), ok: make([]bool, n)}
+	switch op {
+	case syntax.OpRangeTypeAvg:
+		a.c = make([]float64, n)
+	case syntax.OpRangeTypeStddev, syntax.OpRangeTypeStdvar:
+		a.c = make([]float64, n)
+		a.m = make([]float64, n)
+	case syntax.OpRangeTypeQuantile, syntax.OpRangeTypeRateCounter:
+		a.pts = make([][]tv, n)
+	}
+	return a
+}
+
+func (a *rangeAcc) add(op string, i int, ts int64, x float64) {
+	switch op {
+	case syntax.OpRangeTypeCount, syntax.OpRangeTypeRate, syntax.OpRangeTypeBytes,
+		syntax.OpRangeTypeBytesRate, syntax.OpRangeTypeSum, syntax.OpRangeTypeAbsent:
+		a.v[i] += x
+	case syntax.OpRangeTypeAvg:
+		a.c[i]++
+		mean, cnt := a.v[i], a.c[i]
+		if math.IsInf(mean, 0) {
+			if math.IsInf(x, 0) && (mean > 0) == (x > 0) {
+				break
+			}
+			if !math.IsInf(x, 0) && !math.IsNaN(x) {
+				break
+			}
+		}
+		a.v[i] = mean + x/cnt - mean/cnt
+	case syntax.OpRangeTypeMin:
+		if !a.ok[i] || x < a.v[i] || math.IsNaN(a.v[i]) {
+			a.v[i] = x
+		}
+	case syntax.OpRangeTypeMax:
+		if !a.ok[i] || x > a.v[i] || math.IsNaN(a.v[i]) {
+			a.v[i] = x
+		}
+	case syntax.OpRangeTypeFirst:
+		if !a.ok[i] {
+			a.v[i] = x
+		}
+	case syntax.OpRangeTypeLast:
+		a.v[i] = x
+	case syntax.OpRangeTypeStddev, syntax.OpRangeTypeStdvar:
+		a.c[i]++
+		delta := x - a.m[i]
+		a.m[i] += delta / a.c[i]
+		a.v[i] += delta * (x - a.m[i])
+	case syntax.OpRangeTypeQuantile, syntax.OpRangeTypeRateCounter:
+		a.pts[i] = append(a.pts[i], tv{ts, x})
+	}
+	a.ok[i] = true
+}
+
+// merge adds b's partial counts into a (additive functions only).
+func (a *rangeAcc) merge(b *rangeAcc) {
+	for i := range a.v {
+		if b.ok[i] {
+			a.v[i] += b.v[i]
+			a.ok[i] = true
+		}
+	}
+}
+
+// additive functions can be folded per stream in parallel and the partial
+// step arrays summed: their values are integer counts, exact in any order.
+func additive(op string) bool {
+	switch op {
+	case syntax.OpRangeTypeCount, syntax.OpRangeTypeRate, syntax.OpRangeTypeBytes,
+		syntax.OpRangeTypeBytesRate, syntax.OpRangeTypeAbsent:
+		return true
+	}
+	return false
+}
+
+// stepSpan returns the steps [lo, hi] whose windows hold a sample at ts
+// (already shifted by the offset): steps t with t-rng < ts <= t.
+func (ev *evaluator) stepSpan(ts, rng int64) (int, int) {
+	s0 := ev.steps[0]
+	n := len(ev.steps)
+	if n == 1 {
+		if ts <= s0 && ts > s0-rng {
+			return 0, 0
+		}
+		return 1, 0
+	}
+	step := ev.steps[1] - s0
+	lo := ceilDiv(ts-s0, step)
+	hi := ceilDiv(ts+rng-s0, step) - 1
+	if lo < 0 {
+		lo = 0
+	}
+	if hi > int64(n-1) {
+		hi = int64(n - 1)
+	}
+	return int(lo), int(hi)
+}
+
+func ceilDiv(a, b int64) int64 {
+	if a >= 0 {
+		return (a + b - 1) / b
+	}
+	return -((-a) / b)
+}
+
+// rangeAgg evaluates a range aggregation over the store.
+func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
+	lr := x.Left
+	if lr == nil || lr.Interval <= 0 {
+		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
+	}
+	sel, err := ev.e.compileSelector(lr.Left)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := sampleExtractor(x, sel.pipeline)
+	if err != nil {
+		return nil, err
+	}
+	rng, off := int64(lr.Interval), int64(lr.Offset)
+	last := ev.steps[len(ev.steps)-1]
+	lineOnly := ex.LineOnly()
+	its, err := ev.e.r.Select(ev.ctx, store.SelectParams{
+		Matchers:  sel.matchers,
+		Start:     ev.steps[0] - off - rng + 1,
+		End:       last - off + 1,
+		Direction: store.Forward,
+		Hint:      sel.hint,
+		Lines:     !lineOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("select streams: %w", err)
+	}
+	defer closeAll(its)
+
+	op := x.Operation
+	var accs []*rangeAcc
+	if additive(op) {
+		accs, err = ev.foldParallel(its, ex, x, lineOnly, rng, off)
+	} else {
+		accs, err = ev.foldOrdered(its, ex, x, rng, off)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if op == syntax.OpRangeTypeAbsent {
+		return ev.absent(accs, lr.Left), nil
+	}
+	out := &value{}
+	rangeSec := float64(rng) / 1e9
+	var q float64
+	if x.Params != nil {
+		q = *x.Params
+	}
+	for _, a := range accs {
+		s := &stepSeries{ls: a.ls, hash: a.hash, v: a.v, ok: a.ok}
+		if !s.any() {
+			continue
+		}
+		if errV := a.ls.Get(log.ErrorLabel); errV != "" {
+			return nil, pipelineErr(errV, a.ls)
+		}
+		for i, ok := range a.ok {
+			if !ok {
+				continue
+			}
+			switch op {
+			case syntax.OpRangeTypeRate, syntax.OpRangeTypeBytesRate:
+				s.v[i] = a.v[i] / rangeSec
+			case syntax.OpRangeTypeStdvar:
+				s.v[i] = a.v[i] / a.c[i]
+			case syntax.OpRangeTypeStddev:
+				s.v[i] = math.Sqrt(a.v[i] / a.c[i])
+			case syntax.OpRangeTypeQuantile:
+				s.v[i] = quantile(q, a.pts[i])
+			case syntax.OpRangeTypeRateCounter:
+				s.v[i] = extrapolatedRate(a.pts[i], ev.steps[i]-off, rng)
+			}
+		}
+		a.pts = nil
+		out.series = append(out.series, s)
+	}
+	sort.Slice(out.series, func(i, j int) bool { return labels.Compare(out.series[i].ls, out.series[j].ls) < 0 })
+	return out, nil
+}
+
+func pipelineErr(kind string, ls labels.Labels) error {
+	return queryErr(ErrPipeline, "pipeline error: '%s' for series: '%s'.\n"+
+		"Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\").\n"+
+		"To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"+
+		"The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+		kind, ls, kind)
+}
+
+// accSet maps output label sets to accumulators.
+type accSet struct {
+	op    string
+	n     int
+	byKey map[uint64][]*rangeAcc
+	all   []*rangeAcc
+	limit int
+}
+
+func newAccSet(op string, n, limit int) *accSet {
+	return &accSet{op: op, n: n, byKey: map[uint64][]*rangeAcc{}, limit: limit}
+}
+
+func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
+	for _, a := range s.byKey[h] {
+		if labels.Equal(a.ls, ls) {
+			return a, nil
+		}
+	}
+	if len(s.all) >= s.limit {
+		return nil, tooManySeries(s.limit / innerSeriesFactor)
+	}
+	a := newRangeAcc(s.op, ls, h, s.n)
+	s.byKey[h] = append(s.byKey[h], a)
+	s.all = append(s.all, a)
+	return a, nil
+}
+
+// grouper caches the grouped label set of each result label set.
+type grouper struct {
+	g     *syntax.Grouping
+	cache map[uint64]grouped
+}
+
+type grouped struct {
+	raw  labels.Labels
+	ls   labels.Labels
+	hash uint64
+}
+
+func (g *grouper) group(ls labels.Labels, h uint64) (labels.Labels, uint64) {
+	if g.g == nil {
+		return ls, h
+	}
+	if c, ok := g.cache[h]; ok && labels.Equal(c.raw, ls) {
+		return c.ls, c.hash
+	}
+	out := groupLabels(ls, g.g)
+	oh := out.Hash()
+	if g.cache == nil || len(g.cache) > 4096 {
+		g.cache = map[uint64]grouped{}
+	}
+	g.cache[h] = grouped{raw: ls, ls: out, hash: oh}
+	return out, oh
+}
+
+// foldParallel folds additive functions stream by stream on all cores and
+// sums the partial step arrays.
+func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, lineOnly bool, rng, off int64) ([]*rangeAcc, error) {
+	limit := ev.e.opts.MaxSeries * innerSeriesFactor
+	workers := min(ev.e.opts.Parallelism, len(its))
+	ctx, cancel := context.WithCancel(ev.ctx)
+	defer cancel()
+	jobs := make(chan store.StreamIterator)
+	parts := make([]*accSet, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		parts[w] = newAccSet(x.Operation, len(ev.steps), limit)
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[w] = queryErr(ErrInternal, "internal error evaluating %s: %v", x.Operation, r)
+					cancel()
+				}
+			}()
+			g := &grouper{g: x.Grouping}
+			for it := range jobs {
+				if errs[w] != nil {
+					continue
+				}
+				if err := ev.foldStream(ctx, it, ex, x.Operation, g, parts[w], lineOnly, rng, off); err != nil {
+					errs[w] = err
+					cancel()
+				}
+			}
+		}(w)
+	}
+feed:
+	for _, it := range its {
+		select {
+		case jobs <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := ev.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	total := parts[0]
+	for _, p := range parts[1:] {
+		for _, a := range p.all {
+			t, err := total.get(a.ls, a.hash)
+			if err != nil {
+				return nil, err
+			}
+			t.merge(a)
+		}
+	}
+	return total.all, nil
+}
+
+func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex *log.SampleExtractor, op string, g *grouper, set *accSet, lineOnly bool, rng, off int64) error {
+	var sx *log.StreamSampleExtractor
+	var fixed *rangeAcc
+	if lineOnly {
+		ls := it.Labels().WithoutEmpty()
+		gl, gh := g.group(ls, ls.Hash())
+		var err error
+		if fixed, err = set.get(gl, gh); err != nil {
+			return err
+		}
+	} else {
+		sx = ex.ForStream(it.Labels())
+	}
+	bytes := ex.Kind() == log.LineBytes
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := it.At()
+		if !lineOnly && len(b.Lines) != len(b.Ts) {
+			return fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())
+		}
+		for i, ts := range b.Ts {
+			lo, hi := ev.stepSpan(ts+off, rng)
+			if lo > hi {
+				continue
+			}
+			a := fixed
+			v := 1.0
+			if lineOnly {
+				if bytes {
+					v = float64(b.Sizes[i])
+				}
+			} else {
+				var ls labels.Labels
+				var h uint64
+				var ok bool
+				v, ls, h, ok = sx.ProcessString(ts, b.Lines[i])
+				if !ok {
+					continue
+				}
+				gl, gh := g.group(ls, h)
+				var err error
+				if a, err = set.get(gl, gh); err != nil {
+					return err
+				}
+			}
+			for k := lo; k <= hi; k++ {
+				a.add(op, k, ts, v)
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read stream %s: %w", it.Labels(), err)
+	}
+	return nil
+}
+
+// sampleCursor walks one stream, extracting samples.
+type sampleCursor struct {
+	it    store.StreamIterator
+	sx    *log.StreamSampleExtractor
+	batch *store.Batch
+	i     int
+
+	ts     int64
+	v      float64
+	ls     labels.Labels
+	hash   uint64
+	lsText string
+}
+
+func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
+	for {
+		for c.batch != nil && c.i < len(c.batch.Ts) {
+			i := c.i
+			c.i++
+			v, ls, h, ok := c.sx.ProcessString(c.batch.Ts[i], c.batch.Lines[i])
+			if !ok {
+				continue
+			}
+			if h != c.hash || !labels.Equal(ls, c.ls) {
+				c.lsText = ls.String()
+			}
+			c.ts, c.v, c.ls, c.hash = c.batch.Ts[i], v, ls, h
+			return true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if !c.it.Next() {
+			if err := c.it.Err(); err != nil {
+				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
+			}
+			return false, nil
+		}
+		c.batch, c.i = c.it.At(), 0
+		if len(c.batch.Lines) != len(c.batch.Ts) {
+			return false, fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())
+		}
+	}
+}
+
+type sampleHeap []*sampleCursor
+
+func (h sampleHeap) Len() int { return len(h) }
+func (h sampleHeap) Less(i, j int) bool {
+	if h[i].ts != h[j].ts {
+		return h[i].ts < h[j].ts
+	}
+	return h[i].lsText < h[j].lsText
+}
+func (h sampleHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *sampleHeap) Push(x any)   { *h = append(*h, x.(*sampleCursor)) }
+func (h *sampleHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// foldOrdered merges all streams by time before folding, so every series
+// sees its samples in time order as Loki's window functions do.
+func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
+	set := newAccSet(x.Operation, len(ev.steps), ev.e.opts.MaxSeries*innerSeriesFactor)
+	g := &grouper{g: x.Grouping}
+	h := sampleHeap{}
+	for _, it := range its {
+		c := &sampleCursor{it: it, sx: ex.ForStream(it.Labels())}
+		ok, err := c.advance(ev.ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		c := h[0]
+		lo, hi := ev.stepSpan(c.ts+off, rng)
+		if lo <= hi {
+			gl, gh := g.group(c.ls, c.hash)
+			a, err := set.get(gl, gh)
+			if err != nil {
+				return nil, err
+			}
+			for k := lo; k <= hi; k++ {
+				a.add(x.Operation, k, c.ts, c.v)
+			}
+		}
+		ok, err := c.advance(ev.ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return set.all, nil
+}
+
+// absent returns 1 at every step where no series has a sample, labelled
+// with the selector's equality matchers (a name matched twice is dropped),
+// as Loki does.
+func (ev *evaluator) absent(accs []*rangeAcc, sel syntax.LogSelectorExpr) *value {
+	n := len(ev.steps)
+	present := make([]bool, n)
+	for _, a := range accs {
+		for i, ok := range a.ok {
+			if ok {
+				present[i] = true
+			}
+		}
+	}
+	counts := map[string]int{}
+	for _, m := range sel.Matchers() {
+		counts[m.Name]++
+	}
+	var ls []labels.Label
+	for _, m := range sel.Matchers() {
+		if m.Type == labels.MatchEqual && counts[m.Name] == 1 {
+			ls = append(ls, labels.Label{Name: m.Name, Value: m.Value})
+		}
+	}
+	s := newStepSeries(labels.New(ls...), n)
+	for i := range s.v {
+		if !present[i] {
+			s.v[i], s.ok[i] = 1, true
+		}
+	}
+	return &value{series: []*stepSeries{s}}
+}
+
+// quantile is the φ-quantile of the values, interpolating linearly between
+// the nearest ranks, as Prometheus and Loki compute it.
+func quantile(q float64, pts []tv) float64 {
+	if len(pts) == 0 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	if q < 0 {
+		return math.Inf(-1)
+	}
+	if q > 1 {
+		return math.Inf(+1)
+	}
+	vs := make([]float64, len(pts))
+	for i, p := range pts {
+		vs[i] = p.v
+	}
+	sort.Float64s(vs)
+	n := float64(len(vs))
+	rank := q * (n - 1)
+	lower := math.Max(0, math.Floor(rank))
+	upper := math.Min(n-1, lower+1)
+	w := rank - math.Floor(rank)
+	return vs[int(lower)]*(1-w) + vs[int(upper)]*w
+}
+
+// extrapolatedRate is Prometheus's rate() over a counter, which Loki's
+// rate_counter applies to unwrapped values: resets are compensated and the
+// increase is extrapolated towards the window's edges.
+func extrapolatedRate(pts []tv, end, rng int64) float64 {
+	if len(pts) < 2 {
+		return 0
+	}
+	start := end - rng
+	first, last := pts[0], pts[len(pts)-1]
+	result := last.v - first.v
+	prev := 0.0
+	for _, p := range pts {
+		if p.v < prev {
+			result += prev
+		}
+		prev = p.v
+	}
+	durToStart := float64(first.t-start) / 1e9
+	durToEnd := float64(end-last.t) / 1e9
+	sampled := float64(last.t-first.t) / 1e9
+	avgGap := sampled / float64(len(pts)-1)
+	if result > 0 && first.v >= 0 {
+		durToZero := sampled * (first.v / result)
+		if durToZero < durToStart {
+			durToStart = durToZero
+		}
+	}
+	threshold := avgGap * 1.1
+	interval := sampled
+	if durToStart < threshold {
+		interval += durToStart
+	} else {
+		interval += avgGap / 2
+	}
+	if durToEnd < threshold {
+		interval += durToEnd
+	} else {
+		interval += avgGap / 2
+	}
+	if sampled == 0 {
+		return 0
+	}
+	return result * (interval / sampled) / (float64(rng) / 1e9)
+}

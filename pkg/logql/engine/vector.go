@@ -1,0 +1,250 @@
+package engine
+
+import (
+	"math"
+	"regexp"
+	"sort"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+)
+
+// vectorAgg applies sum, avg, …, topk, sort step by step. Groups are fixed
+// across steps (labels do not change over time), so grouping is computed
+// once per series.
+func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*value, error) {
+	if in.isScalar {
+		return nil, queryErr(ErrBadQuery, "%s needs a vector, got a scalar", x.Operation)
+	}
+	n := len(ev.steps)
+	switch x.Operation {
+	case syntax.OpTypeSort, syntax.OpTypeSortDesc:
+		return sortVector(x.Operation == syntax.OpTypeSortDesc, in), nil
+	case syntax.OpTypeTopK, syntax.OpTypeBottomK:
+		return ev.topk(x, in)
+	}
+	type group struct {
+		s    *stepSeries
+		cnt  []float64
+		mean []float64
+	}
+	groups := map[uint64][]*group{}
+	var order []*group
+	for _, s := range in.series {
+		gl := groupLabels(s.ls, x.Grouping)
+		if x.Grouping == nil {
+			gl = labels.Labels{}
+		}
+		h := gl.Hash()
+		var g *group
+		for _, c := range groups[h] {
+			if labels.Equal(c.s.ls, gl) {
+				g = c
+				break
+			}
+		}
+		if g == nil {
+			g = &group{s: newStepSeries(gl, n), cnt: make([]float64, n), mean: make([]float64, n)}
+			groups[h] = append(groups[h], g)
+			order = append(order, g)
+		}
+		for i, ok := range s.ok {
+			if !ok {
+				continue
+			}
+			v := s.v[i]
+			first := !g.s.ok[i]
+			g.s.ok[i] = true
+			g.cnt[i]++
+			switch x.Operation {
+			case syntax.OpTypeSum:
+				g.s.v[i] += v
+			case syntax.OpTypeCount:
+				g.s.v[i] = g.cnt[i]
+			case syntax.OpTypeMin:
+				if first || v < g.s.v[i] || math.IsNaN(g.s.v[i]) {
+					g.s.v[i] = v
+				}
+			case syntax.OpTypeMax:
+				if first || v > g.s.v[i] || math.IsNaN(g.s.v[i]) {
+					g.s.v[i] = v
+				}
+			case syntax.OpTypeAvg:
+				if first {
+					g.mean[i] = v
+					break
+				}
+				mean, c := g.mean[i], g.cnt[i]
+				if math.IsInf(mean, 0) {
+					if math.IsInf(v, 0) && (mean > 0) == (v > 0) {
+						break
+					}
+					if !math.IsInf(v, 0) && !math.IsNaN(v) {
+						break
+					}
+				}
+				g.mean[i] = mean + v/c - mean/c
+			case syntax.OpTypeStddev, syntax.OpTypeStdvar:
+				if first {
+					g.mean[i] = v
+					g.s.v[i] = 0
+					break
+				}
+				delta := v - g.mean[i]
+				g.mean[i] += delta / g.cnt[i]
+				g.s.v[i] += delta * (v - g.mean[i])
+			default:
+				return nil, queryErr(ErrBadQuery, "unsupported vector aggregation %q", x.Operation)
+			}
+		}
+	}
+	out := &value{}
+	for _, g := range order {
+		for i, ok := range g.s.ok {
+			if !ok {
+				continue
+			}
+			switch x.Operation {
+			case syntax.OpTypeAvg:
+				g.s.v[i] = g.mean[i]
+			case syntax.OpTypeStdvar:
+				g.s.v[i] /= g.cnt[i]
+			case syntax.OpTypeStddev:
+				g.s.v[i] = math.Sqrt(g.s.v[i] / g.cnt[i])
+			}
+		}
+		out.series = append(out.series, g.s)
+	}
+	return out, nil
+}
+
+// topk keeps, at each step and within each group, the k largest (smallest)
+// series; the kept series keep all their labels.
+func (ev *evaluator) topk(x *syntax.VectorAggregationExpr, in *value) (*value, error) {
+	k := x.Params
+	if k < 1 {
+		return &value{}, nil
+	}
+	n := len(ev.steps)
+	groups := map[uint64][]int{}
+	var keys []uint64
+	for i, s := range in.series {
+		gl := groupLabels(s.ls, x.Grouping)
+		if x.Grouping == nil {
+			gl = labels.Labels{}
+		}
+		h := gl.Hash()
+		if _, ok := groups[h]; !ok {
+			keys = append(keys, h)
+		}
+		groups[h] = append(groups[h], i)
+	}
+	outs := make([]*stepSeries, len(in.series))
+	for i, s := range in.series {
+		outs[i] = &stepSeries{ls: s.ls, hash: s.hash, v: make([]float64, n), ok: make([]bool, n)}
+	}
+	bottom := x.Operation == syntax.OpTypeBottomK
+	cand := []int{}
+	for step := 0; step < n; step++ {
+		for _, h := range keys {
+			cand = cand[:0]
+			for _, i := range groups[h] {
+				if in.series[i].ok[step] {
+					cand = append(cand, i)
+				}
+			}
+			sort.SliceStable(cand, func(a, b int) bool {
+				va, vb := in.series[cand[a]].v[step], in.series[cand[b]].v[step]
+				if math.IsNaN(va) != math.IsNaN(vb) {
+					return !math.IsNaN(va) // NaN sorts last either way
+				}
+				if bottom {
+					return va < vb
+				}
+				return va > vb
+			})
+			for j := 0; j < len(cand) && j < k; j++ {
+				i := cand[j]
+				outs[i].v[step], outs[i].ok[step] = in.series[i].v[step], true
+			}
+		}
+	}
+	out := &value{}
+	for _, s := range outs {
+		if s.any() {
+			out.series = append(out.series, s)
+		}
+	}
+	if n == 1 {
+		// An instant topk lists the series largest first, like Loki.
+		idx := make([]int, len(out.series))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool {
+			va, vb := out.series[idx[a]].v[0], out.series[idx[b]].v[0]
+			if bottom {
+				return va < vb
+			}
+			return va > vb
+		})
+		out.sortOrder = idx
+	}
+	return out, nil
+}
+
+func sortVector(desc bool, in *value) *value {
+	out := &value{series: in.series}
+	idx := make([]int, len(in.series))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		va, vb := in.series[idx[a]].v[0], in.series[idx[b]].v[0]
+		if math.IsNaN(va) != math.IsNaN(vb) {
+			return !math.IsNaN(va)
+		}
+		if desc {
+			return va > vb
+		}
+		return va < vb
+	})
+	out.sortOrder = idx
+	return out
+}
+
+// labelReplace is Prometheus's label_replace: where src matches regex
+// (anchored), dst becomes the expanded replacement; an empty result removes
+// dst.
+func labelReplace(x *syntax.LabelReplaceExpr, in *value) (*value, error) {
+	if in.isScalar {
+		return nil, queryErr(ErrBadQuery, "label_replace needs a vector, got a scalar")
+	}
+	re, err := regexp.Compile("^(?s:" + x.Regex + ")$")
+	if err != nil {
+		return nil, queryErr(ErrBadQuery, "invalid regular expression in label_replace(): %s", x.Regex)
+	}
+	out := &value{sortOrder: in.sortOrder}
+	seen := map[uint64][]labels.Labels{}
+	for _, s := range in.series {
+		ls := s.ls
+		src := ls.Get(x.Src)
+		if m := re.FindStringSubmatchIndex(src); m != nil {
+			res := string(re.ExpandString(nil, x.Replacement, src, m))
+			if res == "" {
+				ls = ls.Drop(x.Dst)
+			} else {
+				ls = labels.New(append(append(labels.Labels{}, ls...), labels.Label{Name: x.Dst, Value: res})...)
+			}
+		}
+		h := ls.Hash()
+		for _, o := range seen[h] {
+			if labels.Equal(o, ls) {
+				return nil, queryErr(ErrBadQuery, "vector cannot contain metrics with the same labelset")
+			}
+		}
+		seen[h] = append(seen[h], ls)
+		out.series = append(out.series, &stepSeries{ls: ls, hash: h, v: s.v, ok: s.ok})
+	}
+	return out, nil
+}
