@@ -1,0 +1,260 @@
+package stages
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+)
+
+// joiner holds lines until it knows where an entry ends. Two exist: the
+// configured multiline stage and the default traceback joiner.
+type joiner interface {
+	// push takes a line read at readTs (zero: unknown).
+	push(e Entry, readTs time.Time, out func(Entry))
+	flush(now time.Time, out func(Entry))
+	pending() (int64, bool)
+}
+
+// block is an entry being joined.
+type block struct {
+	active bool
+	first  Entry
+	b      strings.Builder
+	lines  int
+	bytes  int
+	since  time.Time // read time of the last line, or when a flush first saw it
+}
+
+func (b *block) start(e Entry, readTs time.Time) {
+	b.active, b.first, b.lines, b.bytes, b.since = true, e, 1, len(e.Line), readTs
+	b.b.Reset()
+}
+
+func (b *block) add(line string, readTs time.Time) {
+	if b.lines == 1 {
+		b.b.Grow(len(b.first.Line) + len(line) + 64)
+		b.b.WriteString(b.first.Line)
+	}
+	b.b.WriteByte('\n')
+	b.b.WriteString(line)
+	b.lines++
+	b.bytes += 1 + len(line)
+	b.since = readTs
+}
+
+func (b *block) take() Entry {
+	e := b.first
+	if b.lines > 1 {
+		e.Line = b.b.String()
+		b.b = strings.Builder{}
+	}
+	b.active = false
+	b.first = Entry{}
+	return e
+}
+
+// due reports whether the block should be emitted by a flush at now.
+func (b *block) due(now time.Time, wait time.Duration) bool {
+	if !b.active {
+		return false
+	}
+	if now.IsZero() {
+		return true
+	}
+	if b.since.IsZero() {
+		b.since = now // no read time: start the clock at the first flush
+		return false
+	}
+	return now.Sub(b.since) >= wait
+}
+
+// multiline is Promtail's multiline stage: an entry starts at a line
+// matching firstline (ANSI colour codes ignored) and takes the lines after it
+// up to max_lines; a line before any first line starts an entry of its own.
+type multiline struct {
+	re       *regexp.Regexp
+	wait     time.Duration
+	maxLines int
+	cur      block
+}
+
+func newMultiline(c *config.MultilineStage) (*multiline, error) {
+	re, err := regexp.Compile(c.FirstLine)
+	if err != nil {
+		return nil, fmt.Errorf("firstline: invalid regular expression: %w", err)
+	}
+	m := &multiline{re: re, wait: c.MaxWaitTime.D(), maxLines: c.MaxLines}
+	if m.wait <= 0 {
+		m.wait = config.DefaultMultilineMaxWait
+	}
+	if m.maxLines <= 0 {
+		m.maxLines = config.DefaultMultilineMaxLines
+	}
+	return m, nil
+}
+
+func (m *multiline) push(e Entry, readTs time.Time, out func(Entry)) {
+	if m.re.MatchString(StripANSI(e.Line)) || !m.cur.active {
+		if m.cur.active {
+			out(m.cur.take())
+		}
+		m.cur.start(e, readTs)
+	} else {
+		m.cur.add(e.Line, readTs)
+	}
+	if m.cur.lines >= m.maxLines || m.cur.bytes >= maxJoinedBytes {
+		out(m.cur.take())
+	}
+}
+
+func (m *multiline) flush(now time.Time, out func(Entry)) {
+	if m.cur.due(now, m.wait) {
+		out(m.cur.take())
+	}
+}
+
+func (m *multiline) pending() (int64, bool) {
+	return m.cur.first.Offset, m.cur.active
+}
+
+// StripANSI removes ANSI escape sequences; it allocates only when there are some.
+func StripANSI(s string) string {
+	if strings.IndexByte(s, 0x1b) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if s[i] == 0x1b {
+			i = skipANSI(s, i)
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] != 0x1b {
+			j++
+		}
+		b.WriteString(s[i:j])
+		i = j
+	}
+	return b.String()
+}
+
+// tracebackJoiner keeps a Python traceback with the log line before it:
+//
+//	[ERROR] ... Inference failed: CUDA out of memory ...
+//	Traceback (most recent call last):
+//	  File "...", line 210, in tts
+//	    tts_mel, _ = ...
+//	torch.OutOfMemoryError: CUDA out of memory. ...
+//
+// including chained tracebacks ("During handling of the above exception,
+// another exception occurred:" between blank lines). Every line is held
+// until the next one shows whether it continues it, or until a flush.
+type tracebackJoiner struct {
+	wait     time.Duration
+	cur      block
+	inTB     bool    // the held entry contains a traceback
+	afterExc bool    // ... and its exception line has been seen
+	blanks   []Entry // blank lines after an exception line, not yet placed
+}
+
+const (
+	tracebackStart = "Traceback (most recent call last):"
+	chainCause     = "The above exception was the direct cause of the following exception:"
+	chainDuring    = "During handling of the above exception, another exception occurred:"
+)
+
+func (t *tracebackJoiner) push(e Entry, readTs time.Time, out func(Entry)) {
+	line := e.Line
+	cont := false
+	switch {
+	case !t.cur.active:
+	case strings.HasPrefix(line, tracebackStart):
+		cont = true
+		t.inTB, t.afterExc = true, false
+	case !t.inTB:
+	case len(t.blanks) == 0 && line != "" && (line[0] == ' ' || line[0] == '\t'):
+		cont = true
+	case t.afterExc && len(t.blanks) > 0 && (strings.HasPrefix(line, chainDuring) || strings.HasPrefix(line, chainCause)):
+		cont = true
+		t.afterExc = false
+	case t.afterExc && isBlank(line):
+		t.blanks = append(t.blanks, e)
+		t.cur.since = readTs
+		return
+	case !t.afterExc && len(t.blanks) == 0 && isExceptionLine(line):
+		cont = true
+		t.afterExc = true
+	case !t.afterExc && isBlank(line):
+		// the blank lines between a chain message and the next traceback
+		t.blanks = append(t.blanks, e)
+		t.cur.since = readTs
+		return
+	}
+	if cont && t.cur.lines+len(t.blanks) < maxTracebackLines && t.cur.bytes+len(line) < maxJoinedBytes {
+		for _, b := range t.blanks {
+			t.cur.add(b.Line, readTs)
+		}
+		t.blanks = t.blanks[:0]
+		t.cur.add(line, readTs)
+		return
+	}
+	t.emit(out)
+	t.cur.start(e, readTs)
+	t.inTB = strings.HasPrefix(line, tracebackStart)
+	t.afterExc = false
+}
+
+// emit sends the held entry and any blank lines that did not join it.
+func (t *tracebackJoiner) emit(out func(Entry)) {
+	if t.cur.active {
+		out(t.cur.take())
+	}
+	for _, b := range t.blanks {
+		out(b)
+	}
+	t.blanks = t.blanks[:0]
+	t.inTB, t.afterExc = false, false
+}
+
+func (t *tracebackJoiner) flush(now time.Time, out func(Entry)) {
+	if t.cur.due(now, t.wait) {
+		t.emit(out)
+	}
+}
+
+func (t *tracebackJoiner) pending() (int64, bool) {
+	return t.cur.first.Offset, t.cur.active
+}
+
+func isBlank(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' && s[i] != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// isExceptionLine recognises a traceback's last line: a dotted identifier
+// (not a level word) followed by ':' or the end, e.g.
+// "torch.OutOfMemoryError: CUDA out of memory" or "KeyboardInterrupt".
+func isExceptionLine(s string) bool {
+	if s == "" || !(isLetter(s[0]) || s[0] == '_') {
+		return false
+	}
+	i := 0
+	for i < len(s) && i < 200 && (isLetter(s[i]) || isDigit(s[i]) || s[i] == '_' || s[i] == '.') {
+		i++
+	}
+	if i < len(s) && s[i] != ':' {
+		return false
+	}
+	if _, ok := levelWord(s[:i]); ok {
+		return false
+	}
+	return true
+}

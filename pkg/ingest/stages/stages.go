@@ -1,0 +1,437 @@
+// Package stages turns the lines of one log file into entries: Promtail's
+// pipeline stages (regex, logfmt, json, labels, timestamp, multiline, drop,
+// match, template, output, static_labels, labeldrop, labelallow, replace),
+// plus the defaults Lokal applies when stages don't say otherwise: a level
+// label detected from the line, the timestamp the line starts with, and
+// Python tracebacks kept with the log line they belong to.
+//
+// One Pipeline serves one file (multiline state is per file) and is used by
+// one goroutine; Stats may be read from any goroutine. The zero-stage path
+// runs for every line of every file, so its detectors scan bytes by hand and
+// allocate nothing beyond what an entry needs.
+package stages
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// Limits, with why.
+const (
+	// DefaultMaxLabelValues caps distinct values of one label per pipeline: a
+	// stage that turns request ids into labels would otherwise create a
+	// stream per request and wreck the store's index.
+	DefaultMaxLabelValues = 1000
+	// DefaultTracebackWait is how long a line is held for a traceback that may
+	// follow it; Python writes a traceback in one burst, so 1 s is plenty.
+	DefaultTracebackWait = time.Second
+	// maxTracebackLines and maxJoinedBytes bound a joined entry so a runaway
+	// recursion traceback cannot hold unbounded memory.
+	maxTracebackLines = 1000
+	maxJoinedBytes    = 1 << 20
+	// maxWarnings keeps the health check's list readable.
+	maxWarnings = 20
+	// LevelLabel is the label the default level detection sets.
+	LevelLabel = "level"
+)
+
+// Entry is a line (or joined lines) on its way to the store.
+type Entry struct {
+	// Labels of the entry. Leave nil on input to use Options.Labels, which is
+	// the allocation-free path.
+	Labels labels.Labels
+	// Ts is, on input, the time the line was read (zero if unknown); on
+	// output, the timestamp found in the line or set by a timestamp stage,
+	// else the input's value.
+	Ts time.Time
+	// Line is the text; joined lines are separated by "\n".
+	Line string
+	// Offset is where the entry starts in its file.
+	Offset int64
+	// Extracted holds values extracted by stages, allocated when first used.
+	Extracted map[string]any
+	// tsSet records that a stage set Ts, so the defaults leave it alone.
+	tsSet bool
+}
+
+// Options configure a pipeline.
+type Options struct {
+	// Labels are the file's labels (job, instance, filename, ...).
+	Labels labels.Labels
+	// Location is the zone of timestamps written without one (nil: Local,
+	// as Promtail does).
+	Location *time.Location
+	// MaxLabelValues caps distinct values per label (0: DefaultMaxLabelValues).
+	MaxLabelValues int
+	// Now is the clock for drop's older_than (nil: time.Now).
+	Now func() time.Time
+}
+
+// Stats are a pipeline's counters for the health check.
+type Stats struct {
+	Entries           int64 // entries emitted
+	Lines             int64 // lines processed
+	Dropped           int64 // entries dropped by drop and match stages
+	DroppedByReason   map[string]int64
+	TimestampFailures int64 // timestamp stage failures and malformed leading stamps
+	NoTimestamp       int64 // entries that kept their read time
+	LabelValuesCapped int64 // label values replaced because of MaxLabelValues
+	StageErrors       int64 // e.g. malformed JSON for a json stage
+	Warnings          []string
+}
+
+// Pipeline processes the entries of one file.
+type Pipeline struct {
+	opts      Options
+	pre, post []stage // stages before and after the multiline stage
+	joiner    joiner  // configured multiline, else the traceback joiner
+	// haveTimestampStage turns default time detection off.
+	haveTimestampStage bool
+	// levelSets are Options.Labels plus each level: the zero-stage path
+	// picks one instead of building a label set per entry.
+	levelSets [numLevels]labels.Labels
+	baseLevel bool // Options.Labels already has a level label
+	values    map[string]map[string]struct{}
+	lastTs    time.Time // for timestamp's action_on_failure: fudge
+	ctr       counters
+	// emit is the caller's callback during Process and Flush; out is the
+	// bound p.deliver, made once so that no closure is allocated per line.
+	emit func(Entry)
+	out  func(Entry)
+}
+
+type counters struct {
+	entries, lines, dropped, tsFail, noTs, capped, stageErr atomic.Int64
+	mu                                                      sync.Mutex
+	byReason                                                map[string]int64
+	warnings                                                []string
+}
+
+func (c *counters) warn(msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.warnings {
+		if w == msg {
+			return
+		}
+	}
+	if len(c.warnings) < maxWarnings {
+		c.warnings = append(c.warnings, msg)
+	}
+}
+
+// New builds a pipeline from a scrape config's pipeline_stages. It validates
+// everything config.Validate does plus what only compiling can check.
+func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.MaxLabelValues <= 0 {
+		opts.MaxLabelValues = DefaultMaxLabelValues
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Pipeline{opts: opts, values: map[string]map[string]struct{}{}}
+	p.ctr.byReason = map[string]int64{}
+	seenMultiline := false
+	for i, sc := range cfg {
+		path := fmt.Sprintf("pipeline_stages[%d]", i)
+		if sc.Multiline != nil {
+			if seenMultiline {
+				return nil, fmt.Errorf("%s.multiline: only one multiline stage is allowed", path)
+			}
+			seenMultiline = true
+			j, err := newMultiline(sc.Multiline)
+			if err != nil {
+				return nil, fmt.Errorf("%s.multiline: %w", path, err)
+			}
+			p.joiner = j
+			continue
+		}
+		st, err := p.compile(sc, path)
+		if err != nil {
+			return nil, err
+		}
+		if seenMultiline {
+			p.post = append(p.post, st)
+		} else {
+			p.pre = append(p.pre, st)
+		}
+	}
+	p.out = p.deliver
+	if p.joiner == nil {
+		p.joiner = &tracebackJoiner{wait: DefaultTracebackWait}
+	}
+	p.baseLevel = opts.Labels.Has(LevelLabel)
+	for l := Level(0); l < numLevels; l++ {
+		if p.baseLevel {
+			p.levelSets[l] = opts.Labels
+			continue
+		}
+		p.levelSets[l] = labels.New(append(append(labels.Labels{}, opts.Labels...), labels.Label{Name: LevelLabel, Value: l.String()})...)
+	}
+	return p, nil
+}
+
+// Process takes one line. It may hold entries back (multiline) and emits
+// entries in input order. A trailing CR (CRLF files) is removed.
+func (p *Pipeline) Process(e Entry, emit func(Entry)) {
+	p.ctr.lines.Add(1)
+	readTs := e.Ts
+	if n := len(e.Line); n > 0 && e.Line[n-1] == '\r' {
+		e.Line = e.Line[:n-1]
+	}
+	if len(p.pre) > 0 {
+		st := p.newState(&e)
+		if !p.run(p.pre, st) {
+			return
+		}
+		p.commitLabels(st)
+	}
+	p.emit = emit
+	p.joiner.push(e, readTs, p.out)
+	p.emit = nil
+}
+
+// Flush emits held entries whose last line arrived max_wait_time or more
+// before now; a zero now emits all (at shutdown or end of a catch-up).
+func (p *Pipeline) Flush(now time.Time, emit func(Entry)) {
+	p.emit = emit
+	p.joiner.flush(now, p.out)
+	p.emit = nil
+}
+
+// Pending reports the offset of the oldest held entry: the ingester may
+// commit its file position only before it.
+func (p *Pipeline) Pending() (oldestOffset int64, ok bool) {
+	return p.joiner.pending()
+}
+
+// Stats returns a snapshot of the counters; safe from any goroutine.
+func (p *Pipeline) Stats() Stats {
+	c := &p.ctr
+	s := Stats{
+		Entries:           c.entries.Load(),
+		Lines:             c.lines.Load(),
+		Dropped:           c.dropped.Load(),
+		TimestampFailures: c.tsFail.Load(),
+		NoTimestamp:       c.noTs.Load(),
+		LabelValuesCapped: c.capped.Load(),
+		StageErrors:       c.stageErr.Load(),
+	}
+	c.mu.Lock()
+	s.DroppedByReason = make(map[string]int64, len(c.byReason))
+	for k, v := range c.byReason {
+		s.DroppedByReason[k] = v
+	}
+	s.Warnings = append([]string(nil), c.warnings...)
+	c.mu.Unlock()
+	return s
+}
+
+// Add sums stats of several pipelines (one per file) for a health report.
+func (s *Stats) Add(o Stats) {
+	s.Entries += o.Entries
+	s.Lines += o.Lines
+	s.Dropped += o.Dropped
+	s.TimestampFailures += o.TimestampFailures
+	s.NoTimestamp += o.NoTimestamp
+	s.LabelValuesCapped += o.LabelValuesCapped
+	s.StageErrors += o.StageErrors
+	if len(o.DroppedByReason) > 0 && s.DroppedByReason == nil {
+		s.DroppedByReason = map[string]int64{}
+	}
+	for k, v := range o.DroppedByReason {
+		s.DroppedByReason[k] += v
+	}
+	for _, w := range o.Warnings {
+		if len(s.Warnings) < maxWarnings && !contains(s.Warnings, w) {
+			s.Warnings = append(s.Warnings, w)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver runs the stages after multiline and the defaults, then emits.
+func (p *Pipeline) deliver(e Entry) {
+	var st *state
+	if len(p.post) > 0 {
+		st = p.newState(&e)
+		if !p.run(p.post, st) {
+			return
+		}
+		p.commitLabels(st)
+	}
+	tsSet := e.tsSet
+	if !tsSet && !p.haveTimestampStage {
+		t, found, bad := DetectTime(e.Line, p.opts.Location, e.Ts)
+		switch {
+		case found:
+			e.Ts = t
+			tsSet = true
+		case bad:
+			p.ctr.tsFail.Add(1)
+		}
+	}
+	if !tsSet {
+		p.ctr.noTs.Add(1)
+	} else {
+		p.lastTs = e.Ts
+	}
+	if e.Labels == nil {
+		if p.baseLevel {
+			e.Labels = p.levelSets[0]
+		} else {
+			e.Labels = p.levelSets[DetectLevel(firstLine(e.Line))]
+		}
+	} else if !e.Labels.Has(LevelLabel) {
+		lv := DetectLevel(firstLine(e.Line)).String()
+		e.Labels = labels.New(append(append(labels.Labels{}, e.Labels...), labels.Label{Name: LevelLabel, Value: lv})...)
+	}
+	p.ctr.entries.Add(1)
+	p.emit(e)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// state is one entry's trip through the stages.
+type state struct {
+	e       *Entry
+	lbl     map[string]string // working labels, nil until a stage changes them
+	dropped bool
+}
+
+func (p *Pipeline) newState(e *Entry) *state { return &state{e: e} }
+
+// labels returns the working label map, copying the entry's labels first.
+func (p *Pipeline) labelMap(st *state) map[string]string {
+	if st.lbl == nil {
+		base := st.e.Labels
+		if base == nil {
+			base = p.opts.Labels
+		}
+		st.lbl = base.Map()
+	}
+	return st.lbl
+}
+
+// currentLabels is the entry's label set as stages left it so far.
+func (p *Pipeline) currentLabels(st *state) labels.Labels {
+	if st.lbl != nil {
+		return labels.FromMap(st.lbl)
+	}
+	if st.e.Labels != nil {
+		return st.e.Labels
+	}
+	return p.opts.Labels
+}
+
+// get looks a name up in the extracted values, then in the labels (Promtail
+// starts the extracted map with the entry's labels).
+func (p *Pipeline) get(st *state, name string) (string, bool) {
+	if v, ok := st.e.Extracted[name]; ok {
+		return toString(v), true
+	}
+	if st.lbl != nil {
+		v, ok := st.lbl[name]
+		return v, ok
+	}
+	base := st.e.Labels
+	if base == nil {
+		base = p.opts.Labels
+	}
+	for _, l := range base {
+		if l.Name == name {
+			return l.Value, true
+		}
+	}
+	return "", false
+}
+
+func (p *Pipeline) setExtracted(st *state, name string, v any) {
+	if st.e.Extracted == nil {
+		st.e.Extracted = map[string]any{}
+	}
+	st.e.Extracted[name] = v
+}
+
+// run applies stages; false means the entry was dropped.
+func (p *Pipeline) run(stages []stage, st *state) bool {
+	for _, s := range stages {
+		s.apply(p, st)
+		if st.dropped {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pipeline) drop(st *state, reason string) {
+	st.dropped = true
+	p.ctr.dropped.Add(1)
+	p.ctr.mu.Lock()
+	p.ctr.byReason[reason]++
+	p.ctr.mu.Unlock()
+}
+
+// commitLabels turns the working label map into the entry's label set,
+// dropping empty values and reserved __ names, and capping label values.
+func (p *Pipeline) commitLabels(st *state) {
+	if st.lbl == nil {
+		return
+	}
+	out := make(labels.Labels, 0, len(st.lbl))
+	for k, v := range st.lbl {
+		if v == "" || strings.HasPrefix(k, "__") {
+			continue
+		}
+		if !p.admitValue(k, v) {
+			continue
+		}
+		out = append(out, labels.Label{Name: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	st.e.Labels = out
+	st.lbl = nil
+}
+
+// admitValue enforces MaxLabelValues: a new value beyond the cap is dropped
+// from the entry (the entry itself is kept) and counted.
+func (p *Pipeline) admitValue(name, value string) bool {
+	vs := p.values[name]
+	if vs == nil {
+		vs = map[string]struct{}{}
+		p.values[name] = vs
+	}
+	if _, ok := vs[value]; ok {
+		return true
+	}
+	if len(vs) >= p.opts.MaxLabelValues {
+		p.ctr.capped.Add(1)
+		p.ctr.warn(fmt.Sprintf("label %q has more than %d distinct values: new values are dropped from entries (use the value in the line and a LogQL parser instead)", name, p.opts.MaxLabelValues))
+		return false
+	}
+	vs[value] = struct{}{}
+	return true
+}
