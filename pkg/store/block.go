@@ -1,0 +1,435 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"unsafe"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Block layout constants; FORMAT.md is the prose version of these.
+const (
+	blockMagic      = "LKB1"
+	blockVersion    = 1
+	blockHeaderSize = 56 // fixed header including its CRC
+
+	codecZstd = 1
+	codecS2   = 2
+
+	// maxBlockRawBytes bounds what a decoder will allocate for one block,
+	// so a corrupt or hostile header cannot make us allocate gigabytes. It is
+	// far above the target size to leave room for a few very long lines.
+	maxBlockRawBytes = 256 << 20
+	// maxBlockEntries bounds the entry count for the same reason.
+	maxBlockEntries = 16 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt marks data that fails a checksum or a structural check.
+var ErrCorrupt = errors.New("corrupt block")
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// blockHeader is the fixed-size head of every block. The manifest keeps a
+// copy so that reads go straight to the section they need.
+type blockHeader struct {
+	Codec      uint8
+	Count      uint32
+	MinTs      int64
+	MaxTs      int64
+	RawBytes   uint64 // sum of line lengths
+	MetaLen    uint32 // compressed meta (ts/seq/size) section
+	LinesLen   uint32 // compressed lines section
+	FilterLen  uint32 // token filter section
+	MetaRawLen uint32 // uncompressed meta section
+}
+
+// totalLen is the block's size on disk: header, three sections, three CRCs.
+func (h *blockHeader) totalLen() int64 {
+	return blockHeaderSize + int64(h.MetaLen) + 4 + int64(h.LinesLen) + 4 + int64(h.FilterLen) + 4
+}
+
+func (h *blockHeader) metaOff() int64   { return blockHeaderSize }
+func (h *blockHeader) linesOff() int64  { return h.metaOff() + int64(h.MetaLen) + 4 }
+func (h *blockHeader) filterOff() int64 { return h.linesOff() + int64(h.LinesLen) + 4 }
+
+func (h *blockHeader) marshal(b []byte) {
+	copy(b[0:4], blockMagic)
+	b[4] = blockVersion
+	b[5] = h.Codec
+	b[6], b[7] = 0, 0
+	le := binary.LittleEndian
+	le.PutUint32(b[8:], h.Count)
+	le.PutUint64(b[12:], uint64(h.MinTs))
+	le.PutUint64(b[20:], uint64(h.MaxTs))
+	le.PutUint64(b[28:], h.RawBytes)
+	le.PutUint32(b[36:], h.MetaLen)
+	le.PutUint32(b[40:], h.LinesLen)
+	le.PutUint32(b[44:], h.FilterLen)
+	le.PutUint32(b[48:], h.MetaRawLen)
+	le.PutUint32(b[52:], crc32.Checksum(b[:52], castagnoli))
+}
+
+func parseHeader(b []byte) (blockHeader, error) {
+	var h blockHeader
+	if len(b) < blockHeaderSize {
+		return h, corruptf("header truncated: %d bytes", len(b))
+	}
+	if string(b[0:4]) != blockMagic {
+		return h, corruptf("bad magic %q", b[0:4])
+	}
+	le := binary.LittleEndian
+	if got, want := crc32.Checksum(b[:52], castagnoli), le.Uint32(b[52:]); got != want {
+		return h, corruptf("header checksum %08x, want %08x", got, want)
+	}
+	if b[4] != blockVersion {
+		return h, corruptf("unsupported block version %d", b[4])
+	}
+	h.Codec = b[5]
+	h.Count = le.Uint32(b[8:])
+	h.MinTs = int64(le.Uint64(b[12:]))
+	h.MaxTs = int64(le.Uint64(b[20:]))
+	h.RawBytes = le.Uint64(b[28:])
+	h.MetaLen = le.Uint32(b[36:])
+	h.LinesLen = le.Uint32(b[40:])
+	h.FilterLen = le.Uint32(b[44:])
+	h.MetaRawLen = le.Uint32(b[48:])
+	return h, h.validate()
+}
+
+// validate checks what a header claims before anything is allocated from it;
+// the manifest's copies of headers go through it too.
+func (h *blockHeader) validate() error {
+	if h.Codec != codecZstd && h.Codec != codecS2 {
+		return corruptf("unknown codec %d", h.Codec)
+	}
+	if h.Count == 0 || h.Count > maxBlockEntries {
+		return corruptf("entry count %d out of range", h.Count)
+	}
+	if h.MinTs > h.MaxTs {
+		return corruptf("min time %d after max time %d", h.MinTs, h.MaxTs)
+	}
+	if h.RawBytes > maxBlockRawBytes {
+		return corruptf("raw size %d over limit", h.RawBytes)
+	}
+	// Each entry takes at least 3 meta bytes and at most 25.
+	if uint64(h.MetaRawLen) < 3*uint64(h.Count) || uint64(h.MetaRawLen) > 25*uint64(h.Count) {
+		return corruptf("meta size %d impossible for %d entries", h.MetaRawLen, h.Count)
+	}
+	if h.MetaLen > maxBlockRawBytes || h.LinesLen > maxBlockRawBytes || h.FilterLen > maxBlockRawBytes {
+		return corruptf("section length out of range")
+	}
+	return nil
+}
+
+// codecs holds the compressors a store shares between goroutines; both
+// zstd's EncodeAll and DecodeAll are safe for concurrent use.
+type codecs struct {
+	codec uint8
+	enc   *zstd.Encoder
+	dec   *zstd.Decoder
+}
+
+// blockZstdLevel trades CPU for size: measured on loggen data (see the
+// report in FORMAT.md), SpeedDefault stores well under target while still
+// encoding far faster than ingestion needs.
+const blockZstdLevel = zstd.SpeedDefault
+
+func newCodecs(codec uint8) (*codecs, error) { return newCodecsLevel(codec, blockZstdLevel) }
+
+func newCodecsLevel(codec uint8, level zstd.EncoderLevel) (*codecs, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(level),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithWindowSize(1<<20),
+		zstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(maxBlockRawBytes),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return &codecs{codec: codec, enc: enc, dec: dec}, nil
+}
+
+func (c *codecs) close() {
+	c.enc.Close()
+	c.dec.Close()
+}
+
+func (c *codecs) compress(dst, src []byte) []byte {
+	switch c.codec {
+	case codecS2:
+		n := s2.MaxEncodedLen(len(src))
+		if cap(dst)-len(dst) < n {
+			nd := make([]byte, len(dst), len(dst)+n)
+			copy(nd, dst)
+			dst = nd
+		}
+		out := s2.EncodeBetter(dst[len(dst):len(dst)+n], src)
+		return dst[:len(dst)+len(out)]
+	default:
+		return c.enc.EncodeAll(src, dst)
+	}
+}
+
+// decompress decodes src into a fresh or reused buffer of exactly want bytes;
+// any other size is corruption.
+func (c *codecs) decompress(codec uint8, dst, src []byte, want int) ([]byte, error) {
+	if want == 0 && len(src) == 0 {
+		return dst[:0], nil
+	}
+	if cap(dst) < want {
+		dst = make([]byte, 0, want)
+	}
+	switch codec {
+	case codecS2:
+		n, err := s2.DecodedLen(src)
+		if err != nil {
+			return nil, corruptf("s2: %v", err)
+		}
+		if n != want {
+			return nil, corruptf("section decodes to %d bytes, want %d", n, want)
+		}
+		out, err := s2.Decode(dst[:want], src)
+		if err != nil {
+			return nil, corruptf("s2: %v", err)
+		}
+		return out, nil
+	case codecZstd:
+		out, err := c.dec.DecodeAll(src, dst[:0])
+		if err != nil {
+			return nil, corruptf("zstd: %v", err)
+		}
+		if len(out) != want {
+			return nil, corruptf("section decodes to %d bytes, want %d", len(out), want)
+		}
+		return out, nil
+	}
+	return nil, corruptf("unknown codec %d", codec)
+}
+
+// encodeBlock appends one block holding entries (sorted by (Ts, Seq), not
+// empty) to dst. fb builds the token filter.
+func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]byte, blockHeader, error) {
+	var h blockHeader
+	if len(entries) == 0 || len(entries) > maxBlockEntries {
+		return dst, h, fmt.Errorf("encode block: %d entries out of range", len(entries))
+	}
+	h.Codec = c.codec
+	h.Count = uint32(len(entries))
+	h.MinTs = entries[0].Ts
+	h.MaxTs = entries[len(entries)-1].Ts
+	meta := make([]byte, 0, len(entries)*8)
+	prevTs, prevSeq := h.MinTs, uint64(0)
+	raw := 0
+	for _, e := range entries {
+		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs))
+		meta = binary.AppendVarint(meta, int64(e.Seq-prevSeq))
+		meta = binary.AppendUvarint(meta, uint64(len(e.Line)))
+		prevTs, prevSeq = e.Ts, e.Seq
+		raw += len(e.Line)
+	}
+	if raw > maxBlockRawBytes {
+		return dst, h, fmt.Errorf("encode block: %d line bytes over the %d limit", raw, maxBlockRawBytes)
+	}
+	lines := make([]byte, 0, raw)
+	for _, e := range entries {
+		lines = append(lines, e.Line...)
+	}
+	h.RawBytes = uint64(raw)
+	h.MetaRawLen = uint32(len(meta))
+
+	start := len(dst)
+	dst = append(dst, make([]byte, blockHeaderSize)...)
+	mark := len(dst)
+	dst = c.compress(dst, meta)
+	h.MetaLen = uint32(len(dst) - mark)
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[mark:], castagnoli))
+	mark = len(dst)
+	dst = c.compress(dst, lines)
+	h.LinesLen = uint32(len(dst) - mark)
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[mark:], castagnoli))
+	mark = len(dst)
+	dst = fb.build(dst, entries)
+	h.FilterLen = uint32(len(dst) - mark)
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[mark:], castagnoli))
+	h.marshal(dst[start : start+blockHeaderSize])
+	return dst, h, nil
+}
+
+// checkSection verifies the CRC that follows a section and returns the
+// section without it.
+func checkSection(b []byte, name string) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, corruptf("%s section truncated", name)
+	}
+	body := b[:len(b)-4]
+	want := binary.LittleEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return nil, corruptf("%s section checksum %08x, want %08x", name, got, want)
+	}
+	return body, nil
+}
+
+// blockData is a decoded block. Lines point into one buffer that is never
+// reused, so the engine may keep them after the batch is gone.
+type blockData struct {
+	ts    []int64
+	seq   []uint64
+	sizes []uint32
+	lines []string
+}
+
+// decodeMeta decodes the checked, compressed meta section.
+func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *blockData) ([]byte, error) {
+	raw, err := c.decompress(h.Codec, scratch, comp, int(h.MetaRawLen))
+	if err != nil {
+		return scratch, fmt.Errorf("meta: %w", err)
+	}
+	n := int(h.Count)
+	d.ts = growInt64(d.ts, n)
+	d.seq = growUint64(d.seq, n)
+	d.sizes = growUint32(d.sizes, n)
+	prevTs, prevSeq := h.MinTs, uint64(0)
+	var total uint64
+	p := raw
+	for i := 0; i < n; i++ {
+		dt, k := binary.Uvarint(p)
+		if k <= 0 {
+			return raw, corruptf("meta entry %d: bad time", i)
+		}
+		p = p[k:]
+		ds, k := binary.Varint(p)
+		if k <= 0 {
+			return raw, corruptf("meta entry %d: bad seq", i)
+		}
+		p = p[k:]
+		sz, k := binary.Uvarint(p)
+		if k <= 0 || sz > math.MaxUint32 {
+			return raw, corruptf("meta entry %d: bad size", i)
+		}
+		p = p[k:]
+		ts := prevTs + int64(dt)
+		if ts < prevTs || ts > h.MaxTs {
+			return raw, corruptf("meta entry %d: time %d outside the block's range", i, ts)
+		}
+		seq := prevSeq + uint64(ds)
+		d.ts[i], d.seq[i], d.sizes[i] = ts, seq, uint32(sz)
+		prevTs, prevSeq = ts, seq
+		total += sz
+	}
+	if len(p) != 0 {
+		return raw, corruptf("meta: %d trailing bytes", len(p))
+	}
+	if total != h.RawBytes {
+		return raw, corruptf("line sizes sum to %d, header says %d", total, h.RawBytes)
+	}
+	if n > 0 && (d.ts[0] != h.MinTs || d.ts[n-1] != h.MaxTs) {
+		return raw, corruptf("entry times disagree with the header's range")
+	}
+	return raw, nil
+}
+
+// decodeLines decodes the checked, compressed lines section into strings
+// sharing one fresh buffer.
+func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
+	buf, err := c.decompress(h.Codec, nil, comp, int(h.RawBytes))
+	if err != nil {
+		return fmt.Errorf("lines: %w", err)
+	}
+	n := int(h.Count)
+	if cap(d.lines) < n {
+		d.lines = make([]string, n)
+	}
+	d.lines = d.lines[:n]
+	off := 0
+	for i := 0; i < n; i++ {
+		sz := int(d.sizes[i])
+		d.lines[i] = bytesToString(buf[off : off+sz])
+		off += sz
+	}
+	return nil
+}
+
+// bytesToString shares b's memory; callers never modify b afterwards.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// decodeBlock decodes a whole block from its bytes, verifying every checksum.
+// It is what the fuzz target exercises; reads in the store go section by
+// section instead.
+func decodeBlock(b []byte, c *codecs, wantLines bool) (blockHeader, *blockData, error) {
+	h, err := parseHeader(b)
+	if err != nil {
+		return h, nil, err
+	}
+	if int64(len(b)) != h.totalLen() {
+		return h, nil, corruptf("block is %d bytes, header says %d", len(b), h.totalLen())
+	}
+	meta, err := checkSection(b[h.metaOff():h.linesOff()], "meta")
+	if err != nil {
+		return h, nil, err
+	}
+	lines, err := checkSection(b[h.linesOff():h.filterOff()], "lines")
+	if err != nil {
+		return h, nil, err
+	}
+	filter, err := checkSection(b[h.filterOff():h.totalLen()], "filter")
+	if err != nil {
+		return h, nil, err
+	}
+	if _, err := parseFilter(filter); err != nil {
+		return h, nil, err
+	}
+	d := &blockData{}
+	if _, err := decodeMeta(&h, meta, c, nil, d); err != nil {
+		return h, nil, err
+	}
+	if wantLines {
+		if err := decodeLines(&h, lines, c, d); err != nil {
+			return h, nil, err
+		}
+	}
+	return h, d, nil
+}
+
+func growInt64(s []int64, n int) []int64 {
+	if cap(s) < n {
+		return make([]int64, n)
+	}
+	return s[:n]
+}
+
+func growUint64(s []uint64, n int) []uint64 {
+	if cap(s) < n {
+		return make([]uint64, n)
+	}
+	return s[:n]
+}
+
+func growUint32(s []uint32, n int) []uint32 {
+	if cap(s) < n {
+		return make([]uint32, n)
+	}
+	return s[:n]
+}

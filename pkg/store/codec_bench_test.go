@@ -1,0 +1,98 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// corpusBlocks cuts a corpus into per-file blocks of about blockTargetRaw
+// line bytes, the way the head does.
+func corpusBlocks(tb testing.TB, dir string) (blocks [][]Entry, raw int64) {
+	m := loadCorpusManifest(tb, dir)
+	for _, f := range m.Files {
+		var cur []Entry
+		size := 0
+		ts := int64(0)
+		readCorpusLines(tb, filepath.Join(dir, f.Path), func(seq uint64, line string) {
+			ts += int64(time.Millisecond)
+			cur = append(cur, Entry{Ts: ts, Seq: seq, Line: line})
+			size += len(line)
+			raw += int64(len(line))
+			if size >= benchBlockSize() {
+				blocks = append(blocks, cur)
+				cur, size = nil, 0
+			}
+		})
+		if len(cur) > 0 {
+			blocks = append(blocks, cur)
+		}
+	}
+	return blocks, raw
+}
+
+// BenchmarkBlockCodecs compares codecs on a real corpus:
+// LOKAL_STORE_CORPUS=/tmp/corpus go test -run XXX -bench BlockCodecs -benchtime 1x ./pkg/store
+func BenchmarkBlockCodecs(b *testing.B) {
+	blocks, raw := corpusBlocks(b, corpusDir(b))
+	cases := []struct {
+		name  string
+		codec uint8
+		level zstd.EncoderLevel
+	}{
+		{"s2", codecS2, zstd.SpeedDefault},
+		{"zstd-fastest", codecZstd, zstd.SpeedFastest},
+		{"zstd-default", codecZstd, zstd.SpeedDefault},
+		{"zstd-better", codecZstd, zstd.SpeedBetterCompression},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := newCodecsLevel(tc.codec, tc.level)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.close()
+			fb := newFilterBuilder()
+			b.SetBytes(raw)
+			var out int64
+			var filt, meta int64
+			var decT time.Duration
+			for i := 0; i < b.N; i++ {
+				out, filt = 0, 0
+				var buf []byte
+				for _, bl := range blocks {
+					var h blockHeader
+					buf, h, err = encodeBlock(buf[:0], bl, c, fb)
+					if err != nil {
+						b.Fatal(err)
+					}
+					out += int64(len(buf))
+					filt += int64(h.FilterLen)
+					meta += int64(h.MetaLen)
+					t0 := time.Now()
+					if _, _, err := decodeBlock(buf, c, true); err != nil {
+						b.Fatal(err)
+					}
+					decT += time.Since(t0)
+				}
+			}
+			b.ReportMetric(float64(out)/float64(raw)*100, "%stored")
+			b.ReportMetric(float64(filt)/float64(raw)*100, "%filter")
+			b.ReportMetric(float64(meta)/float64(raw)*100, "%meta")
+			b.ReportMetric(float64(raw)*float64(b.N)/decT.Seconds()/1e6, "decodeMB/s")
+		})
+	}
+	_ = sort.Ints
+}
+
+func benchBlockSize() int {
+	if v, err := strconv.Atoi(os.Getenv("LOKAL_BLOCK_SIZE")); err == nil && v > 0 {
+		return v
+	}
+	return blockTargetRaw
+}

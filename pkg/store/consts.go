@@ -1,0 +1,53 @@
+package store
+
+import "time"
+
+// Limits and defaults, each with the reason for its value.
+const (
+	// blockTargetRaw is the line bytes a block aims at: big enough that
+	// zstd finds the repetition in log lines and per-block metadata stays
+	// small, small enough that a needle query decompresses little.
+	blockTargetRaw = 1 << 20
+)
+
+// Defaults a store gets when its user sets nothing; the settings schema
+// refers to these so each default lives here only.
+const (
+	// DefaultRetention keeps a week, the span users look back over most.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultMaxBytes caps the store well below a typical disk.
+	DefaultMaxBytes int64 = 10 << 30
+	// DefaultHeadFlushBytes commits the head once it holds this much:
+	// large enough that most streams cut whole blocks, small enough for a
+	// modest RSS during catch-up.
+	DefaultHeadFlushBytes int64 = 16 << 20
+	// DefaultHeadMemoryBudget is where Append starts waiting for (or, when
+	// commits fail, refusing with ErrPaused) a commit.
+	DefaultHeadMemoryBudget int64 = 64 << 20
+	// DefaultHeadMaxAge bounds how long a line waits in memory; file
+	// positions move only at commits, so this is also how much a restart
+	// may have to read again.
+	DefaultHeadMaxAge = 15 * time.Second
+)
+
+const (
+	// maxLineBytes bounds one entry; the ingester truncates long lines far
+	// below it, so only a broken caller reaches it.
+	maxLineBytes = 64 << 20
+	// entryOverhead is the head's memory per entry beyond its line.
+	entryOverhead = 32
+	// arenaChunk is the unit the head copies lines into.
+	arenaChunk = 256 << 10
+	// backgroundTick is how often the background loop checks age and
+	// retention; it also bounds commit latency after a poke is missed.
+	backgroundTick = time.Second
+	// commitRetryInterval spaces retries while commits fail (full disk).
+	commitRetryInterval = 5 * time.Second
+	// retentionInterval is how often retention runs on its own.
+	retentionInterval = 10 * time.Minute
+	// manifestRewriteMin is the log size below which compacting the
+	// manifest is not worth a rewrite.
+	manifestRewriteMin = 1 << 20
+	// batchMaxEntries caps a Batch at about one block's entries.
+	batchMaxEntries = 8192
+)

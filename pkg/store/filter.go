@@ -1,0 +1,152 @@
+package store
+
+import (
+	"math/bits"
+)
+
+// Token filters answer "can this block contain a line with this substring?".
+// LogQL's |= is substring matching, so whole-word tokens would be wrong
+// (|= "rror" must find "error"). We index every ASCII-lowercased byte
+// trigram of every line: a line containing literal L contains every trigram
+// of L, lowercased or not, so a block missing any of L's lowercased trigrams
+// cannot hold L, nor any case variant of it (good for (?i) filters too).
+// Literals shorter than a trigram cannot prune.
+const (
+	filterKind = 1
+	trigramLen = 3
+
+	// filterBitsPerTrigram sizes the bitmap to the block: with one hash
+	// per trigram, 8 bits per distinct trigram leave it about 12% full, so a
+	// literal with a handful of rare trigrams is ruled out with high
+	// probability while the filter stays ~1-2% of the raw block.
+	filterBitsPerTrigram = 8
+	minFilterLog2        = 9 // 64 bytes
+	// A 2^24-bit bitmap indexes every trigram exactly; never go beyond.
+	maxFilterLog2 = 24
+)
+
+var lowerASCII = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if i >= 'A' && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// filterBuilder collects the distinct trigrams of a block in a reusable
+// exact bitmap before folding them into the block's smaller hashed one.
+type filterBuilder struct {
+	seen     []uint64 // 2^24 bits
+	distinct []uint32
+}
+
+func newFilterBuilder() *filterBuilder {
+	return &filterBuilder{seen: make([]uint64, (1<<24)/64)}
+}
+
+func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
+	fb.distinct = fb.distinct[:0]
+	seen := fb.seen
+	for i := range entries {
+		line := entries[i].Line
+		if len(line) < trigramLen {
+			continue
+		}
+		t := uint32(lowerASCII[line[0]])<<8 | uint32(lowerASCII[line[1]])
+		for j := 2; j < len(line); j++ {
+			t = (t<<8 | uint32(lowerASCII[line[j]])) & 0xFFFFFF
+			w, b := t>>6, uint64(1)<<(t&63)
+			if seen[w]&b == 0 {
+				seen[w] |= b
+				fb.distinct = append(fb.distinct, t)
+			}
+		}
+	}
+	log2 := minFilterLog2
+	for log2 < maxFilterLog2 && (1<<log2) < len(fb.distinct)*filterBitsPerTrigram {
+		log2++
+	}
+	start := len(dst)
+	dst = append(dst, filterKind, byte(log2))
+	dst = append(dst, make([]byte, (1<<log2)/8)...)
+	bm := dst[start+2:]
+	for _, t := range fb.distinct {
+		seen[t>>6] = 0 // reset the scratch bitmap as we go
+		h := trigramSlot(t, log2)
+		bm[h>>3] |= 1 << (h & 7)
+	}
+	return dst
+}
+
+// trigramSlot maps a trigram to its bit; at full size the map is identity.
+func trigramSlot(t uint32, log2 int) uint32 {
+	if log2 >= maxFilterLog2 {
+		return t
+	}
+	return (t * 0x9E3779B1) >> (32 - log2)
+}
+
+// tokenFilter is a parsed filter section.
+type tokenFilter struct {
+	log2 int
+	bm   []byte
+}
+
+func parseFilter(b []byte) (tokenFilter, error) {
+	if len(b) < 2 || b[0] != filterKind {
+		return tokenFilter{}, corruptf("bad token filter header")
+	}
+	log2 := int(b[1])
+	if log2 < minFilterLog2 || log2 > maxFilterLog2 || len(b)-2 != (1<<log2)/8 {
+		return tokenFilter{}, corruptf("token filter of %d bytes does not match size 2^%d bits", len(b)-2, log2)
+	}
+	return tokenFilter{log2: log2, bm: b[2:]}, nil
+}
+
+// mayContain reports whether a line of the block may contain lit.
+func (f tokenFilter) mayContain(lit string) bool {
+	if len(lit) < trigramLen {
+		return true
+	}
+	t := uint32(lowerASCII[lit[0]])<<8 | uint32(lowerASCII[lit[1]])
+	for j := 2; j < len(lit); j++ {
+		t = (t<<8 | uint32(lowerASCII[lit[j]])) & 0xFFFFFF
+		h := trigramSlot(t, f.log2)
+		if f.bm[h>>3]&(1<<(h&7)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mayMatch reports whether the hint can be satisfied by some line of the
+// block: every group needs one literal that may be contained.
+func (f tokenFilter) mayMatch(h *LineFilterHint) bool {
+	if h == nil {
+		return true
+	}
+	for _, g := range h.Groups {
+		ok := len(g) == 0
+		for _, lit := range g {
+			if f.mayContain(lit) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// fill is the fraction of set bits, for tests and reports.
+func (f tokenFilter) fill() float64 {
+	n := 0
+	for _, b := range f.bm {
+		n += bits.OnesCount8(b)
+	}
+	return float64(n) / float64(len(f.bm)*8)
+}

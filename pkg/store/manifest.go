@@ -1,0 +1,289 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// The manifest is an append-only log of commit records. Each record is
+// length-prefixed and CRC-protected and lists operations applied all at
+// once: a commit adds its segments, blocks, new streams and cursors in one
+// record, so after a crash either all of them exist or none does. Replaying
+// it rebuilds the store's metadata (never its data) at open.
+const (
+	manifestMagic   = "LKMANIF1"
+	manifestName    = "MANIFEST"
+	manifestTmpName = "MANIFEST.tmp"
+	// maxRecordBytes bounds one record so a corrupt length cannot make
+	// replay allocate without limit; a snapshot of a large store (tens of
+	// thousands of blocks) is still far below it.
+	maxRecordBytes = 256 << 20
+)
+
+const (
+	opStream     = 1 // id, labels
+	opSegment    = 2 // id, day, size
+	opAddBlock   = 3 // stream, segment, offset, header
+	opDelBlock   = 4 // segment, offset
+	opCursor     = 5 // key, present, value
+	opDropDay    = 6 // day
+	opNextIDs    = 7 // next stream id, next segment id
+	opDelSegment = 8 // segment (all its blocks are gone)
+)
+
+// op is one manifest operation; which fields matter depends on kind.
+type op struct {
+	kind    byte
+	id      uint64 // stream or segment id
+	stream  uint64
+	seg     uint64
+	day     int64
+	off     int64
+	size    int64
+	lbls    labels.Labels
+	hdr     blockHeader
+	key     string
+	val     []byte
+	present bool
+	next    [2]uint64
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func encodeOps(ops []op) []byte {
+	var b []byte
+	for i := range ops {
+		o := &ops[i]
+		b = append(b, o.kind)
+		switch o.kind {
+		case opStream:
+			b = binary.AppendUvarint(b, o.id)
+			b = binary.AppendUvarint(b, uint64(len(o.lbls)))
+			for _, l := range o.lbls {
+				b = appendString(b, l.Name)
+				b = appendString(b, l.Value)
+			}
+		case opSegment:
+			b = binary.AppendUvarint(b, o.id)
+			b = binary.AppendVarint(b, o.day)
+			b = binary.AppendVarint(b, o.size)
+		case opAddBlock:
+			b = binary.AppendUvarint(b, o.stream)
+			b = binary.AppendUvarint(b, o.seg)
+			b = binary.AppendVarint(b, o.off)
+			h := &o.hdr
+			b = append(b, h.Codec)
+			b = binary.AppendUvarint(b, uint64(h.Count))
+			b = binary.AppendVarint(b, h.MinTs)
+			b = binary.AppendVarint(b, h.MaxTs)
+			b = binary.AppendUvarint(b, h.RawBytes)
+			b = binary.AppendUvarint(b, uint64(h.MetaLen))
+			b = binary.AppendUvarint(b, uint64(h.LinesLen))
+			b = binary.AppendUvarint(b, uint64(h.FilterLen))
+			b = binary.AppendUvarint(b, uint64(h.MetaRawLen))
+		case opDelBlock:
+			b = binary.AppendUvarint(b, o.seg)
+			b = binary.AppendVarint(b, o.off)
+		case opCursor:
+			b = appendString(b, o.key)
+			if o.present {
+				b = append(b, 1)
+				b = appendString(b, string(o.val))
+			} else {
+				b = append(b, 0)
+			}
+		case opDropDay:
+			b = binary.AppendVarint(b, o.day)
+		case opNextIDs:
+			b = binary.AppendUvarint(b, o.next[0])
+			b = binary.AppendUvarint(b, o.next[1])
+		case opDelSegment:
+			b = binary.AppendUvarint(b, o.id)
+		}
+	}
+	return b
+}
+
+// opReader decodes a record's payload, remembering the first error.
+type opReader struct {
+	b   []byte
+	err error
+}
+
+func (r *opReader) fail(what string) {
+	if r.err == nil {
+		r.err = corruptf("manifest record: bad %s", what)
+	}
+	r.b = nil
+}
+
+func (r *opReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *opReader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *opReader) u32(what string) uint32 {
+	v := r.uvarint(what)
+	if v > math.MaxUint32 {
+		r.fail(what)
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *opReader) byte1(what string) byte {
+	if len(r.b) < 1 {
+		r.fail(what)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *opReader) str(what string) string {
+	n := r.uvarint(what)
+	if n > uint64(len(r.b)) {
+		r.fail(what)
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func decodeOps(b []byte) ([]op, error) {
+	r := &opReader{b: b}
+	var ops []op
+	for len(r.b) > 0 && r.err == nil {
+		o := op{kind: r.byte1("kind")}
+		switch o.kind {
+		case opStream:
+			o.id = r.uvarint("stream id")
+			n := r.uvarint("label count")
+			if n > uint64(len(r.b)) {
+				r.fail("label count")
+				break
+			}
+			ls := make([]labels.Label, 0, n)
+			for i := uint64(0); i < n && r.err == nil; i++ {
+				ls = append(ls, labels.Label{Name: r.str("label name"), Value: r.str("label value")})
+			}
+			o.lbls = ls
+		case opSegment:
+			o.id = r.uvarint("segment id")
+			o.day = r.varint("segment day")
+			o.size = r.varint("segment size")
+		case opAddBlock:
+			o.stream = r.uvarint("block stream")
+			o.seg = r.uvarint("block segment")
+			o.off = r.varint("block offset")
+			h := &o.hdr
+			h.Codec = r.byte1("codec")
+			h.Count = r.u32("count")
+			h.MinTs = r.varint("min time")
+			h.MaxTs = r.varint("max time")
+			h.RawBytes = r.uvarint("raw bytes")
+			h.MetaLen = r.u32("meta length")
+			h.LinesLen = r.u32("lines length")
+			h.FilterLen = r.u32("filter length")
+			h.MetaRawLen = r.u32("meta raw length")
+			if r.err == nil {
+				if err := h.validate(); err != nil {
+					return nil, fmt.Errorf("manifest block header: %w", err)
+				}
+			}
+		case opDelBlock:
+			o.seg = r.uvarint("segment")
+			o.off = r.varint("offset")
+		case opCursor:
+			o.key = r.str("cursor key")
+			o.present = r.byte1("cursor flag") == 1
+			if o.present {
+				o.val = []byte(r.str("cursor value"))
+			}
+		case opDropDay:
+			o.day = r.varint("day")
+		case opNextIDs:
+			o.next[0] = r.uvarint("next stream id")
+			o.next[1] = r.uvarint("next segment id")
+		case opDelSegment:
+			o.id = r.uvarint("segment id")
+		default:
+			return nil, corruptf("manifest record: unknown op %d", o.kind)
+		}
+		if r.err == nil {
+			ops = append(ops, o)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return ops, nil
+}
+
+// frameRecord wraps a payload: length, CRC32C, payload.
+func frameRecord(payload []byte) []byte {
+	b := make([]byte, 8, 8+len(payload))
+	binary.LittleEndian.PutUint32(b[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(payload, castagnoli))
+	return append(b, payload...)
+}
+
+// errTornTail says replay stopped at an incomplete or damaged record; the
+// bytes before it are the committed state.
+var errTornTail = errors.New("manifest ends in an incomplete record")
+
+// readManifest parses a whole manifest file's bytes into records. It
+// returns the records and the length of the valid prefix; err is
+// errTornTail (wrapped) when bytes after that prefix were ignored.
+func readManifest(data []byte) (records [][]op, valid int64, err error) {
+	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
+		return nil, 0, fmt.Errorf("not a lokal manifest (bad magic)")
+	}
+	p := len(manifestMagic)
+	for p < len(data) {
+		if len(data)-p < 8 {
+			return records, int64(p), fmt.Errorf("%w at offset %d: short frame", errTornTail, p)
+		}
+		n := int(binary.LittleEndian.Uint32(data[p:]))
+		sum := binary.LittleEndian.Uint32(data[p+4:])
+		if n > maxRecordBytes || n > len(data)-p-8 {
+			return records, int64(p), fmt.Errorf("%w at offset %d: record of %d bytes", errTornTail, p, n)
+		}
+		payload := data[p+8 : p+8+n]
+		if crc32.Checksum(payload, castagnoli) != sum {
+			return records, int64(p), fmt.Errorf("%w at offset %d: checksum mismatch", errTornTail, p)
+		}
+		ops, derr := decodeOps(payload)
+		if derr != nil {
+			return records, int64(p), fmt.Errorf("%w at offset %d: %v", errTornTail, p, derr)
+		}
+		records = append(records, ops)
+		p += 8 + n
+	}
+	return records, int64(p), nil
+}

@@ -1,0 +1,600 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+var _ Reader = (*Store)(nil)
+var _ Appender = (*Store)(nil)
+
+// match returns the streams every matcher accepts, sorted by labels. Equality
+// matchers narrow through the inverted index first.
+func (m *meta) match(ms []*labels.Matcher) []*streamState {
+	var cand []*streamState
+	narrowed := false
+	for _, mt := range ms {
+		if mt.Type != labels.MatchEqual || mt.Value == "" {
+			continue
+		}
+		list := m.postings[mt.Name][mt.Value]
+		if !narrowed {
+			cand = slices.Clone(list)
+			narrowed = true
+			continue
+		}
+		in := make(map[*streamState]bool, len(list))
+		for _, st := range list {
+			in[st] = true
+		}
+		cand = slices.DeleteFunc(cand, func(st *streamState) bool { return !in[st] })
+	}
+	if !narrowed {
+		cand = make([]*streamState, 0, len(m.streams))
+		for _, st := range m.streams {
+			cand = append(cand, st)
+		}
+	}
+	cand = slices.DeleteFunc(cand, func(st *streamState) bool { return !labels.MatchLabels(st.lbls, ms...) })
+	slices.SortFunc(cand, func(a, b *streamState) int { return labels.Compare(a.lbls, b.lbls) })
+	return cand
+}
+
+func overlaps(b *blockRef, start, end int64) bool {
+	return b.h.MinTs < end && b.h.MaxTs >= start
+}
+
+func anyInRange(es []Entry, start, end int64) bool {
+	for _, e := range es {
+		if e.Ts >= start && e.Ts < end {
+			return true
+		}
+	}
+	return false
+}
+
+// hasData reports whether a stream may have entries in [start, end).
+func (st *streamState) hasData(start, end int64) bool {
+	for _, b := range st.blocks {
+		if overlaps(b, start, end) {
+			return true
+		}
+	}
+	return anyInRange(st.flushing, start, end) || anyInRange(st.head, start, end)
+}
+
+func (s *Store) refresh() error {
+	if s.readOnly {
+		return s.reload()
+	}
+	return nil
+}
+
+// Streams lists the label sets of matching streams with data in [start, end).
+func (s *Store) Streams(ctx context.Context, ms []*labels.Matcher, start, end int64) ([]labels.Labels, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []labels.Labels
+	for _, st := range s.m.match(ms) {
+		if st.hasData(start, end) {
+			out = append(out, st.lbls)
+		}
+	}
+	return out, nil
+}
+
+// LabelNames lists label names of streams with data in [start, end).
+func (s *Store) LabelNames(ctx context.Context, start, end int64) ([]string, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	for _, st := range s.m.streams {
+		if st.hasData(start, end) {
+			for _, l := range st.lbls {
+				seen[l.Name] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// LabelValues lists the values of a label among matching streams with data
+// in [start, end).
+func (s *Store) LabelValues(ctx context.Context, name string, ms []*labels.Matcher, start, end int64) ([]string, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	for _, st := range s.m.match(ms) {
+		if v := st.lbls.Get(name); v != "" && st.hasData(start, end) {
+			seen[v] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Select returns lazy iterators, one per matching stream with data in range.
+func (s *Store) Select(ctx context.Context, p SelectParams) ([]StreamIterator, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if p.Direction != Forward && p.Direction != Backward {
+		return nil, fmt.Errorf("select: unknown direction %d", p.Direction)
+	}
+	if p.End <= p.Start {
+		return nil, nil
+	}
+	stats := StatsFrom(ctx)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var its []StreamIterator
+	var total int
+	for _, st := range s.m.match(p.Matchers) {
+		var blocks []*blockRef
+		for _, b := range st.blocks {
+			if overlaps(b, p.Start, p.End) {
+				blocks = append(blocks, b)
+			}
+		}
+		mem := [2][]Entry{st.flushing[:len(st.flushing):len(st.flushing)], st.head[:len(st.head):len(st.head)]}
+		if len(blocks) == 0 && !anyInRange(mem[0], p.Start, p.End) && !anyInRange(mem[1], p.Start, p.End) {
+			continue
+		}
+		it := &streamIter{s: s, ctx: ctx, p: p, lbls: st.lbls, pending: blocks, mem: mem, stats: stats}
+		for _, b := range blocks {
+			b.seg.readers++
+			it.held = append(it.held, b.seg)
+		}
+		if p.Direction == Forward {
+			slices.SortStableFunc(it.pending, func(a, b *blockRef) int { return cmpInt64(a.h.MinTs, b.h.MinTs) })
+		} else {
+			slices.SortStableFunc(it.pending, func(a, b *blockRef) int { return cmpInt64(b.h.MaxTs, a.h.MaxTs) })
+		}
+		total += len(blocks)
+		its = append(its, it)
+	}
+	s.mu.Unlock()
+	stats.Add(Stats{Streams: len(its), BlocksTotal: total})
+	return its, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// source is a sorted run of entries being merged: a decoded block or the
+// head. [lo, hi) is what is left; forward takes from lo, backward from hi.
+type source struct {
+	ts     []int64
+	seq    []uint64
+	sizes  []uint32
+	lines  []string
+	lo, hi int
+}
+
+type key struct {
+	ts  int64
+	seq uint64
+}
+
+func cmpKey(a, b key) int {
+	if c := cmpInt64(a.ts, b.ts); c != 0 {
+		return c
+	}
+	switch {
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
+}
+
+type streamIter struct {
+	s     *Store
+	ctx   context.Context
+	p     SelectParams
+	lbls  labels.Labels
+	stats *StatsCollector
+
+	pending []*blockRef // not yet read, in the order they can start
+	mem     [2][]Entry  // head snapshot, read at the first Next
+	held    []*segment
+	started bool
+	srcs    []*source
+	batch   Batch
+	delta   Stats
+	err     error
+	closed  bool
+	scratch []byte
+}
+
+func (it *streamIter) Labels() labels.Labels { return it.lbls }
+func (it *streamIter) At() *Batch            { return &it.batch }
+func (it *streamIter) Err() error            { return it.err }
+
+// before reports whether a comes before b in the iteration's direction.
+func (it *streamIter) before(a, b key) bool {
+	if it.p.Direction == Backward {
+		return cmpKey(a, b) > 0
+	}
+	return cmpKey(a, b) < 0
+}
+
+func (it *streamIter) head(src *source) key {
+	i := src.lo
+	if it.p.Direction == Backward {
+		i = src.hi - 1
+	}
+	return key{src.ts[i], src.seq[i]}
+}
+
+func (it *streamIter) startKey(b *blockRef) key {
+	if it.p.Direction == Backward {
+		return key{b.h.MaxTs, math.MaxUint64}
+	}
+	return key{b.h.MinTs, 0}
+}
+
+func (it *streamIter) Next() bool {
+	if it.err != nil || it.closed {
+		return false
+	}
+	if !it.started {
+		it.started = true
+		if src := it.memSource(); src != nil {
+			it.srcs = append(it.srcs, src)
+		}
+	}
+	b := &it.batch
+	b.Labels = it.lbls
+	b.Ts, b.Seq, b.Sizes = b.Ts[:0], b.Seq[:0], b.Sizes[:0]
+	if it.p.Lines {
+		b.Lines = b.Lines[:0]
+	} else {
+		b.Lines = nil
+	}
+	for len(b.Ts) < batchMaxEntries {
+		// Read every block that could hold the next entry.
+		for len(it.pending) > 0 {
+			if best := it.best(); best >= 0 && it.before(it.head(it.srcs[best]), it.startKey(it.pending[0])) {
+				break
+			}
+			if err := it.ctx.Err(); err != nil {
+				it.err = err
+				it.finish()
+				return false
+			}
+			blk := it.pending[0]
+			it.pending = it.pending[1:]
+			src, err := it.load(blk)
+			if err != nil {
+				it.err = err
+				it.finish()
+				return false
+			}
+			if src != nil {
+				it.srcs = append(it.srcs, src)
+			}
+		}
+		bi := it.best()
+		if bi < 0 {
+			break
+		}
+		it.take(bi)
+	}
+	if len(b.Ts) == 0 {
+		it.finish()
+		return false
+	}
+	return true
+}
+
+// best is the index of the source whose next entry comes first, or -1.
+func (it *streamIter) best() int {
+	bi := -1
+	var bk key
+	for i, src := range it.srcs {
+		k := it.head(src)
+		if bi < 0 || it.before(k, bk) {
+			bi, bk = i, k
+		}
+	}
+	return bi
+}
+
+// take moves entries from source bi into the batch while no other source
+// or unread block could come in between.
+func (it *streamIter) take(bi int) {
+	src := it.srcs[bi]
+	var bound key
+	hasBound := false
+	for i, o := range it.srcs {
+		if i == bi {
+			continue
+		}
+		if k := it.head(o); !hasBound || it.before(k, bound) {
+			bound, hasBound = k, true
+		}
+	}
+	if len(it.pending) > 0 {
+		if k := it.startKey(it.pending[0]); !hasBound || it.before(k, bound) {
+			bound, hasBound = k, true
+		}
+	}
+	b := &it.batch
+	room := batchMaxEntries - len(b.Ts)
+	fwd := it.p.Direction == Forward
+	for n := 0; n < room && src.lo < src.hi; n++ {
+		i := src.lo
+		if !fwd {
+			i = src.hi - 1
+		}
+		k := key{src.ts[i], src.seq[i]}
+		if n > 0 && hasBound && !it.before(k, bound) {
+			break
+		}
+		b.Ts = append(b.Ts, k.ts)
+		b.Seq = append(b.Seq, k.seq)
+		b.Sizes = append(b.Sizes, src.sizes[i])
+		if it.p.Lines {
+			b.Lines = append(b.Lines, src.lines[i])
+			it.delta.BytesScanned += int64(src.sizes[i])
+		}
+		it.delta.EntriesScanned++
+		if fwd {
+			src.lo++
+		} else {
+			src.hi--
+		}
+	}
+	if src.lo >= src.hi {
+		it.srcs = slices.Delete(it.srcs, bi, bi+1)
+	}
+}
+
+// memSource turns the head snapshot into a sorted source.
+func (it *streamIter) memSource() *source {
+	var es []Entry
+	for _, part := range it.mem {
+		for _, e := range part {
+			if e.Ts >= it.p.Start && e.Ts < it.p.End {
+				es = append(es, e)
+			}
+		}
+	}
+	it.mem = [2][]Entry{}
+	if len(es) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(es, compareEntries)
+	src := &source{ts: make([]int64, len(es)), seq: make([]uint64, len(es)), sizes: make([]uint32, len(es)), hi: len(es)}
+	if it.p.Lines {
+		src.lines = make([]string, len(es))
+	}
+	for i, e := range es {
+		src.ts[i], src.seq[i], src.sizes[i] = e.Ts, e.Seq, uint32(len(e.Line))
+		if src.lines != nil {
+			src.lines[i] = e.Line
+		}
+	}
+	return src
+}
+
+// load reads one block, or returns nil when its filter rules it out, it has
+// nothing in range, or it is corrupt (counted and skipped).
+func (it *streamIter) load(b *blockRef) (*source, error) {
+	if b.corrupt.Load() {
+		it.delta.BlocksCorrupt++
+		return nil, nil
+	}
+	if hintPrunes(it.p.Hint) {
+		f, err := it.s.readFilter(b)
+		if err != nil {
+			return nil, it.readFailed(b, err)
+		}
+		if !f.mayMatch(it.p.Hint) {
+			it.delta.BlocksSkipped++
+			return nil, nil
+		}
+	}
+	d := &blockData{}
+	var err error
+	it.scratch, err = it.s.readBlock(b, it.p.Lines, d, it.scratch)
+	if err != nil {
+		return nil, it.readFailed(b, err)
+	}
+	it.delta.BlocksRead++
+	lo := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.Start })
+	hi := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.End })
+	if lo >= hi {
+		return nil, nil
+	}
+	return &source{ts: d.ts, seq: d.seq, sizes: d.sizes, lines: d.lines, lo: lo, hi: hi}, nil
+}
+
+// readFailed marks corrupt blocks and skips them; other errors end the
+// iteration.
+func (it *streamIter) readFailed(b *blockRef, err error) error {
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+		if !b.corrupt.Swap(true) {
+			it.s.noteCorrupt(b, err)
+		}
+		it.delta.BlocksCorrupt++
+		return nil
+	}
+	return fmt.Errorf("read block of %s: %w", it.lbls, err)
+}
+
+func hintPrunes(h *LineFilterHint) bool {
+	if h == nil {
+		return false
+	}
+	for _, g := range h.Groups {
+		prunes := len(g) > 0
+		for _, lit := range g {
+			if len(lit) < trigramLen {
+				prunes = false
+			}
+		}
+		if prunes {
+			return true
+		}
+	}
+	return false
+}
+
+func (it *streamIter) finish() {
+	if it.stats != nil && it.delta != (Stats{}) {
+		it.stats.Add(it.delta)
+	}
+	it.delta = Stats{}
+	if it.held != nil {
+		it.s.releaseSegments(it.held)
+		it.held = nil
+	}
+	it.srcs = nil
+	it.pending = nil
+}
+
+func (it *streamIter) Close() error {
+	if !it.closed {
+		it.closed = true
+		it.finish()
+	}
+	return nil
+}
+
+func (s *Store) noteCorrupt(b *blockRef, err error) {
+	s.mu.Lock()
+	s.lastErr = fmt.Errorf("corrupt block in segment %s of stream %s skipped: %w", segName(b.seg.id), b.stream.lbls, err)
+	s.lastErrAt = time.Now()
+	s.mu.Unlock()
+}
+
+// readAt reads n bytes at off of a block's segment into a pooled buffer.
+func (s *Store) readAt(b *blockRef, off, n int64, buf []byte) ([]byte, error) {
+	f, err := os.Open(segPath(s.dir, b.seg))
+	if err != nil {
+		return buf, err
+	}
+	defer f.Close()
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := f.ReadAt(buf, b.off+off); err != nil {
+		return buf, err
+	}
+	return buf, nil
+}
+
+func (s *Store) readFilter(b *blockRef) (tokenFilter, error) {
+	raw, err := s.readAt(b, b.h.filterOff(), int64(b.h.FilterLen)+4, nil)
+	if err != nil {
+		return tokenFilter{}, err
+	}
+	body, err := checkSection(raw, "filter")
+	if err != nil {
+		return tokenFilter{}, err
+	}
+	return parseFilter(body)
+}
+
+// readBlock reads and decodes a block's meta and, when asked, lines.
+func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte) ([]byte, error) {
+	end := b.h.linesOff()
+	if lines {
+		end = b.h.filterOff()
+	}
+	bp, _ := s.bufPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bufPool.Put(bp)
+	raw, err := s.readAt(b, b.h.metaOff(), end-b.h.metaOff(), *bp)
+	*bp = raw[:0]
+	if err != nil {
+		return scratch, err
+	}
+	meta, err := checkSection(raw[:b.h.MetaLen+4], "meta")
+	if err != nil {
+		return scratch, err
+	}
+	scratch, err = decodeMeta(&b.h, meta, s.codecs, scratch, d)
+	if err != nil {
+		return scratch, err
+	}
+	if lines {
+		ls, err := checkSection(raw[b.h.MetaLen+4:], "lines")
+		if err != nil {
+			return scratch, err
+		}
+		if err := decodeLines(&b.h, ls, s.codecs, d); err != nil {
+			return scratch, err
+		}
+	}
+	return scratch, nil
+}
+
+// readBlockEntries reads a whole block as entries (for merging small blocks).
+func (s *Store) readBlockEntries(b *blockRef) ([]Entry, error) {
+	d := &blockData{}
+	if _, err := s.readBlock(b, true, d, nil); err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(d.ts))
+	for i := range out {
+		out[i] = Entry{Ts: d.ts[i], Seq: d.seq[i], Line: d.lines[i]}
+	}
+	return out, nil
+}

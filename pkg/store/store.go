@@ -1,0 +1,666 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+const (
+	lockName    = "LOCK"
+	dataDirName = "data"
+)
+
+// Options tune a store. The zero value keeps everything forever and uses
+// the default head sizes; DefaultOptions gives the documented defaults.
+type Options struct {
+	// Retention drops partitions whose whole day is older than this; 0
+	// keeps everything.
+	Retention time.Duration
+	// MaxBytes drops the oldest partitions while the store is larger; 0
+	// means no limit.
+	MaxBytes int64
+
+	// Head sizing; zero means the default constant.
+	HeadFlushBytes   int64
+	HeadMemoryBudget int64
+	HeadMaxAge       time.Duration
+}
+
+// DefaultOptions are the settings a store gets when the user sets nothing.
+func DefaultOptions() Options {
+	return Options{Retention: DefaultRetention, MaxBytes: DefaultMaxBytes}
+}
+
+func (o Options) withDefaults() Options {
+	if o.HeadFlushBytes <= 0 {
+		o.HeadFlushBytes = DefaultHeadFlushBytes
+	}
+	if o.HeadMemoryBudget <= 0 {
+		o.HeadMemoryBudget = DefaultHeadMemoryBudget
+	}
+	if o.HeadMemoryBudget < o.HeadFlushBytes {
+		o.HeadMemoryBudget = o.HeadFlushBytes
+	}
+	if o.HeadMaxAge <= 0 {
+		o.HeadMaxAge = DefaultHeadMaxAge
+	}
+	return o
+}
+
+// ErrPaused is returned by Append while commits fail (a full disk, say)
+// and the head is over its memory budget: the caller should wait and retry;
+// its cursors have not advanced, so nothing is lost.
+var ErrPaused = errors.New("store paused")
+
+// ErrClosed is returned by calls on a closed store.
+var ErrClosed = errors.New("store closed")
+
+// LockedError says another process writes the store.
+type LockedError struct {
+	Dir string
+	PID int // 0 when unknown
+}
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("store %s is locked by pid %d (another Lokal writes it; open it read-only or stop that one)", e.Dir, e.PID)
+	}
+	return fmt.Sprintf("store %s is locked by another process", e.Dir)
+}
+
+// Store is a log store in one directory.
+type Store struct {
+	dir      string
+	opts     Options
+	readOnly bool
+	codecs   *codecs
+
+	lockFile *os.File
+	manFile  *os.File // writer: manifest open for appending
+
+	// commitMu serialises commits, retention and manifest rewrites.
+	commitMu     sync.Mutex
+	manSize      int64 // valid bytes in the manifest
+	snapshotSize int64 // size of the last full snapshot
+
+	mu         sync.RWMutex
+	m          *meta
+	headBytes  int64 // lines + per-entry overhead in head and flushing
+	headOldest time.Time
+	pending    map[string][]byte // cursors appended since the last cut
+	flushCur   map[string][]byte // cursors of the commit in progress
+	commitDone chan struct{}     // closed and replaced after every commit attempt
+	lastErr    error
+	lastErrAt  time.Time
+	lastCommit time.Time
+	paused     bool // Append refused entries since the last failure
+	failing    bool // the last commit failed
+	closed     bool
+	arena      []byte
+	manStamp   manifestStamp // read-only: what was loaded
+
+	// faults, when set by tests, can fail a commit stage to simulate a
+	// full disk or a crash.
+	faults func(stage string) error
+
+	fbPool  sync.Pool // *filterBuilder
+	bufPool sync.Pool // *[]byte read buffers
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// errSimulatedCrash, returned by a fault hook, makes a commit stop dead as
+// if the process had been killed at that point.
+var errSimulatedCrash = errors.New("simulated crash")
+
+type manifestStamp struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+}
+
+// Open opens (creating if needed) the store in dir as its only writer.
+func Open(dir string, opts Options) (*Store, error) {
+	return open(dir, opts, false)
+}
+
+// OpenReadOnly opens an existing store for reading while another process may
+// write it; each read sees the data committed by then.
+func OpenReadOnly(dir string, opts Options) (*Store, error) {
+	return open(dir, opts, true)
+}
+
+func open(dir string, opts Options, readOnly bool) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("open store: no directory given")
+	}
+	s := &Store{
+		dir:        dir,
+		opts:       opts.withDefaults(),
+		readOnly:   readOnly,
+		pending:    map[string][]byte{},
+		commitDone: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if opts.Retention < 0 || opts.MaxBytes < 0 {
+		return nil, fmt.Errorf("open store %s: retention and max bytes must not be negative", dir)
+	}
+	s.fbPool.New = func() any { return newFilterBuilder() }
+	c, err := newCodecs(codecZstd)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s.codecs = c
+	if readOnly {
+		if err := s.reload(); err != nil {
+			c.close()
+			return nil, err
+		}
+		close(s.done)
+		return s, nil
+	}
+	if err := s.openWriter(); err != nil {
+		s.releaseFiles()
+		c.close()
+		return nil, err
+	}
+	go s.background()
+	return s, nil
+}
+
+func (s *Store) openWriter() error {
+	if err := os.MkdirAll(filepath.Join(s.dir, dataDirName), 0o755); err != nil {
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	lf, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open store lock: %w", err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(lf.Name())
+		lf.Close()
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return &LockedError{Dir: s.dir, PID: pid}
+		}
+		return fmt.Errorf("lock store %s: %w", s.dir, err)
+	}
+	s.lockFile = lf
+	if err := lf.Truncate(0); err == nil {
+		_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+
+	path := filepath.Join(s.dir, manifestName)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		s.m = newMeta()
+		if err := s.rewriteManifest(); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("read manifest: %w", err)
+	default:
+		m, valid, rerr := loadManifest(data)
+		if rerr != nil && !errors.Is(rerr, errTornTail) {
+			return fmt.Errorf("open store %s: %w", s.dir, rerr)
+		}
+		s.m = m
+		if rerr != nil {
+			// A torn tail is a commit that never completed: drop it.
+			s.lastErr = fmt.Errorf("recovered from an interrupted commit: %w", rerr)
+			if err := os.Truncate(path, valid); err != nil {
+				return fmt.Errorf("truncate manifest: %w", err)
+			}
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0o644)
+		if err != nil {
+			return fmt.Errorf("open manifest: %w", err)
+		}
+		s.manFile = f
+		s.manSize = valid
+		s.snapshotSize = valid
+	}
+	s.removeGarbage()
+	s.checkSegments()
+	return nil
+}
+
+// loadManifest replays a manifest into fresh metadata.
+func loadManifest(data []byte) (*meta, int64, error) {
+	recs, valid, rerr := readManifest(data)
+	if rerr != nil && !errors.Is(rerr, errTornTail) {
+		return nil, 0, rerr
+	}
+	m := newMeta()
+	for i, ops := range recs {
+		if _, err := m.apply(ops); err != nil {
+			return nil, 0, fmt.Errorf("manifest record %d: %w", i, err)
+		}
+	}
+	return m, valid, rerr
+}
+
+// reload reads the manifest again for a read-only store when it changed.
+func (s *Store) reload() error {
+	path := filepath.Join(s.dir, manifestName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
+	}
+	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+		stamp.ino = st.Ino
+	}
+	s.mu.RLock()
+	same := s.m != nil && stamp == s.manStamp
+	s.mu.RUnlock()
+	if same {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	// A writer may be appending right now: an incomplete last record is
+	// simply not committed yet.
+	m, _, err := loadManifest(data)
+	if err != nil && !errors.Is(err, errTornTail) {
+		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
+	}
+	s.mu.Lock()
+	s.m = m
+	s.manStamp = stamp
+	s.mu.Unlock()
+	s.checkSegments()
+	return nil
+}
+
+// removeGarbage deletes files no commit references: segments of commits
+// that never completed and partitions already dropped.
+func (s *Store) removeGarbage() {
+	live := map[string]bool{}
+	for _, seg := range s.m.segments {
+		live[segPath(s.dir, seg)] = true
+	}
+	root := filepath.Join(s.dir, dataDirName)
+	days, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, d := range days {
+		dpath := filepath.Join(root, d.Name())
+		if !d.IsDir() {
+			_ = os.Remove(dpath)
+			continue
+		}
+		files, err := os.ReadDir(dpath)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			p := filepath.Join(dpath, f.Name())
+			if !live[p] {
+				_ = os.RemoveAll(p)
+			}
+		}
+		_ = os.Remove(dpath) // only succeeds when empty
+	}
+	_ = os.Remove(filepath.Join(s.dir, manifestTmpName))
+}
+
+// checkSegments marks blocks of missing or short segment files corrupt, so
+// Info reports them at once instead of at the first query.
+func (s *Store) checkSegments() {
+	s.mu.RLock()
+	segs := make([]*segment, 0, len(s.m.segments))
+	for _, seg := range s.m.segments {
+		segs = append(segs, seg)
+	}
+	blocks := make([]*blockRef, 0, len(s.m.blocks))
+	for _, b := range s.m.blocks {
+		blocks = append(blocks, b)
+	}
+	s.mu.RUnlock()
+	short := map[*segment]int64{}
+	for _, seg := range segs {
+		fi, err := os.Stat(segPath(s.dir, seg))
+		switch {
+		case err != nil:
+			short[seg] = 0
+		case fi.Size() < seg.size:
+			short[seg] = fi.Size()
+		}
+	}
+	if len(short) == 0 {
+		return
+	}
+	for _, b := range blocks {
+		if n, ok := short[b.seg]; ok && b.off+b.h.totalLen() > n {
+			b.corrupt.Store(true)
+		}
+	}
+}
+
+// Close commits the head and releases the store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var err error
+	if !s.readOnly {
+		close(s.stop)
+		<-s.done
+		if cerr := s.commit(); cerr != nil {
+			err = fmt.Errorf("close store %s: final commit: %w", s.dir, cerr)
+		}
+	}
+	s.releaseFiles()
+	s.codecs.close()
+	return err
+}
+
+// abandon drops the store as a killed process would: no final commit.
+func (s *Store) abandon() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	s.releaseFiles()
+	s.codecs.close()
+}
+
+func (s *Store) releaseFiles() {
+	if s.manFile != nil {
+		_ = s.manFile.Close()
+		s.manFile = nil
+	}
+	if s.lockFile != nil {
+		_ = unix.Flock(int(s.lockFile.Fd()), unix.LOCK_UN)
+		_ = s.lockFile.Close()
+		s.lockFile = nil
+	}
+}
+
+// background commits the head by age and size, retries failed commits and
+// applies retention.
+func (s *Store) background() {
+	defer close(s.done)
+	tick := time.NewTicker(backgroundTick)
+	defer tick.Stop()
+	var lastRetention time.Time
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		case <-tick.C:
+		}
+		if s.commitDue() {
+			_ = s.commit()
+		}
+		if time.Since(lastRetention) >= retentionInterval {
+			lastRetention = time.Now()
+			_ = s.ApplyRetention(time.Now())
+		}
+	}
+}
+
+func (s *Store) commitDue() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.headBytes == 0 && len(s.pending) == 0 {
+		return false
+	}
+	if s.failing {
+		return time.Since(s.lastErrAt) >= commitRetryInterval
+	}
+	return s.headBytes >= s.opts.HeadFlushBytes || time.Since(s.headOldest) >= s.opts.HeadMaxAge
+}
+
+// Flush commits the head now.
+func (s *Store) Flush(ctx context.Context) error {
+	if s.readOnly {
+		return fmt.Errorf("flush: store %s is open read-only", s.dir)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.commit()
+}
+
+// Cursors returns the cursors of the last durable commit.
+func (s *Store) Cursors() map[string][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string][]byte, len(s.m.cursors))
+	for k, v := range s.m.cursors {
+		out[k] = bytes.Clone(v)
+	}
+	return out
+}
+
+// Append adds a batch to the head atomically: all of it or, on error, none.
+func (s *Store) Append(ctx context.Context, b AppendBatch) error {
+	if s.readOnly {
+		return fmt.Errorf("append: store %s is open read-only", s.dir)
+	}
+	type prepared struct {
+		ls  labels.Labels
+		key string
+	}
+	prep := make([]prepared, len(b.Streams))
+	var add int64
+	for i, se := range b.Streams {
+		ls := se.Labels.WithoutEmpty()
+		if len(ls) == 0 && len(se.Entries) > 0 {
+			return fmt.Errorf("append: stream %d has no labels", i)
+		}
+		for j := 1; j < len(ls); j++ {
+			if ls[j-1].Name >= ls[j].Name {
+				return fmt.Errorf("append: labels %s are not sorted with unique names", ls)
+			}
+		}
+		for _, e := range se.Entries {
+			if len(e.Line) > maxLineBytes {
+				return fmt.Errorf("append: a line of %d bytes in stream %s is over the store's %d-byte limit", len(e.Line), ls, maxLineBytes)
+			}
+			add += int64(len(e.Line)) + entryOverhead
+		}
+		prep[i] = prepared{ls, labelsKey(ls)}
+	}
+
+	s.mu.Lock()
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if s.headBytes == 0 || s.headBytes+add <= s.opts.HeadMemoryBudget {
+			break
+		}
+		if s.failing {
+			err := s.lastErr
+			s.paused = true
+			s.mu.Unlock()
+			return fmt.Errorf("%w: the head is full (%s) and commits fail: %v", ErrPaused, fmtBytes(s.opts.HeadMemoryBudget), err)
+		}
+		// Normal back-pressure: wait for the commit in progress.
+		done := s.commitDone
+		s.mu.Unlock()
+		s.poke()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	if s.headBytes == 0 {
+		s.headOldest = time.Now()
+	}
+	for i, se := range b.Streams {
+		if len(se.Entries) == 0 {
+			continue
+		}
+		st := s.m.byKey[prep[i].key]
+		if st == nil {
+			id := s.m.nextStream
+			st = s.m.addStream(id, prep[i].ls)
+		}
+		for _, e := range se.Entries {
+			st.head = append(st.head, Entry{Ts: e.Ts, Seq: e.Seq, Line: s.copyLine(e.Line)})
+			n := int64(len(e.Line)) + entryOverhead
+			st.headBytes += n
+			s.headBytes += n
+		}
+	}
+	for k, v := range b.Cursors {
+		if v == nil {
+			s.pending[k] = nil
+		} else {
+			s.pending[k] = bytes.Clone(v)
+		}
+	}
+	due := s.headBytes >= s.opts.HeadFlushBytes
+	s.mu.Unlock()
+	if due {
+		s.poke()
+	}
+	return nil
+}
+
+func (s *Store) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// copyLine copies a line into the head's arena. Arena chunks are only ever
+// appended to, so strings into them stay valid and unchanged.
+func (s *Store) copyLine(line string) string {
+	if len(line) == 0 {
+		return ""
+	}
+	if len(line) > arenaChunk/4 {
+		return strings.Clone(line)
+	}
+	if cap(s.arena)-len(s.arena) < len(line) {
+		s.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, line...)
+	return bytesToString(s.arena[start:len(s.arena):len(s.arena)])
+}
+
+// Info is the store's health.
+type Info struct {
+	Dir           string
+	ReadOnly      bool
+	Streams       int
+	Partitions    int
+	Blocks        int
+	Entries       int64 // committed and in the head
+	RawBytes      int64 // line bytes, committed and in the head
+	StoredBytes   int64 // segment files and manifest on disk
+	HeadEntries   int64
+	HeadBytes     int64
+	MinTime       int64 // Unix ns; 0 when empty
+	MaxTime       int64
+	CorruptBlocks int
+	// Paused is true while commits fail and Append refuses new entries.
+	Paused     bool
+	LastError  string
+	LastCommit time.Time
+}
+
+// Info reports the store's size and health.
+func (s *Store) Info() Info {
+	if s.readOnly {
+		_ = s.reload()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	in := Info{Dir: s.dir, ReadOnly: s.readOnly, Streams: len(s.m.streams), Partitions: len(s.m.days),
+		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize}
+	if s.lastErr != nil {
+		in.LastError = s.lastErr.Error()
+	}
+	first := true
+	span := func(lo, hi int64) {
+		if first || lo < in.MinTime {
+			in.MinTime = lo
+		}
+		if first || hi > in.MaxTime {
+			in.MaxTime = hi
+		}
+		first = false
+	}
+	for _, d := range s.m.days {
+		in.StoredBytes += d.bytes
+	}
+	for _, b := range s.m.blocks {
+		in.Entries += int64(b.h.Count)
+		in.RawBytes += int64(b.h.RawBytes)
+		if b.corrupt.Load() {
+			in.CorruptBlocks++
+		}
+		span(b.h.MinTs, b.h.MaxTs)
+	}
+	for _, st := range s.m.streams {
+		for _, part := range [][]Entry{st.flushing, st.head} {
+			for _, e := range part {
+				in.HeadEntries++
+				in.HeadBytes += int64(len(e.Line))
+				span(e.Ts, e.Ts)
+			}
+		}
+	}
+	in.Entries += in.HeadEntries
+	in.RawBytes += in.HeadBytes
+	return in
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (s *Store) fault(stage string) error {
+	if s.faults == nil {
+		return nil
+	}
+	return s.faults(stage)
+}
+
+func workers() int { return max(1, min(runtime.GOMAXPROCS(0), 4)) }
