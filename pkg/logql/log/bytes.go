@@ -7,17 +7,27 @@ import (
 	"strings"
 )
 
-// byteUnits maps lowercased unit names to multipliers: decimal (kB = 1000)
-// and binary (KiB = 1024), with the trailing "b" optional, as LogQL's
+// byteUnit maps a lowercased unit name to its multiplier: decimal (kB =
+// 1000) and binary (KiB = 1024), the trailing "b" optional, as LogQL's
 // bytes() and byte label filters accept them.
-var byteUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1e3, "kb": 1e3, "ki": 1 << 10, "kib": 1 << 10,
-	"m": 1e6, "mb": 1e6, "mi": 1 << 20, "mib": 1 << 20,
-	"g": 1e9, "gb": 1e9, "gi": 1 << 30, "gib": 1 << 30,
-	"t": 1e12, "tb": 1e12, "ti": 1 << 40, "tib": 1 << 40,
-	"p": 1e15, "pb": 1e15, "pi": 1 << 50, "pib": 1 << 50,
-	"e": 1e18, "eb": 1e18, "ei": 1 << 60, "eib": 1 << 60,
+func byteUnit(u string) (float64, bool) {
+	u = strings.TrimSuffix(u, "b")
+	if u == "" {
+		return 1, true
+	}
+	binary := strings.HasSuffix(u, "i")
+	u = strings.TrimSuffix(u, "i")
+	if len(u) != 1 {
+		return 0, false
+	}
+	exp := strings.IndexByte("kmgtpe", u[0]) + 1
+	if exp == 0 {
+		return 0, false
+	}
+	if binary {
+		return math.Pow(1024, float64(exp)), true
+	}
+	return math.Pow(1000, float64(exp)), true
 }
 
 // ParseBytes parses a human-readable byte size such as "20MB", "1.5 KiB",
@@ -35,18 +45,19 @@ func ParseBytes(s string) (uint64, error) {
 	if comma {
 		num = strings.ReplaceAll(num, ",", "")
 	}
+	// The error texts are go-humanize's, which Loki shows in __error_details__.
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid byte size %q: %w", s, err)
+		return 0, err
 	}
 	unit := strings.ToLower(strings.TrimSpace(s[i:]))
-	m, ok := byteUnits[unit]
+	m, ok := byteUnit(unit)
 	if !ok {
-		return 0, fmt.Errorf("invalid byte size %q: unknown unit %q", s, unit)
+		return 0, fmt.Errorf("unhandled size name: %v", unit)
 	}
 	f *= m
 	if f >= math.MaxUint64 {
-		return 0, fmt.Errorf("invalid byte size %q: too large", s)
+		return 0, fmt.Errorf("too large: %v", s)
 	}
 	return uint64(f), nil
 }

@@ -68,7 +68,7 @@ func NewLabelSampleExtractor(label string, conv Conversion, p *Pipeline, post ..
 
 // ForStream returns the per-stream extractor for the stream labels lbs.
 func (e *SampleExtractor) ForStream(lbs labels.Labels) *StreamSampleExtractor {
-	return &StreamSampleExtractor{e: e, sp: e.pipeline.ForStream(lbs)}
+	return &StreamSampleExtractor{e: e, sp: e.pipeline.ForStream(lbs), post: stagesForStream(e.post)}
 }
 
 // LineOnly reports whether samples depend only on line count or size and on
@@ -84,8 +84,9 @@ func (e *SampleExtractor) Kind() LineExtraction { return e.kind }
 // StreamSampleExtractor extracts samples from the lines of one stream. It is
 // not safe for concurrent use.
 type StreamSampleExtractor struct {
-	e  *SampleExtractor
-	sp *StreamPipeline
+	e    *SampleExtractor
+	sp   *StreamPipeline
+	post []Stage
 }
 
 // BaseLabels returns the stream labels.
@@ -120,7 +121,7 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 		v = 0
 		b.SetErr(ErrSampleExtraction, err.Error())
 	}
-	for _, st := range s.e.post {
+	for _, st := range s.post {
 		line, ok = st.Process(ts, line, b)
 		if !ok {
 			return 0, nil, 0, false

@@ -41,6 +41,7 @@ type LabelsBuilder struct {
 	baseHash   uint64
 
 	add        []labels.Label // unique names, in order of first Set
+	parsed     []bool         // parallel to add: set by a parser
 	del        []string
 	err        string
 	errDetails string
@@ -62,6 +63,7 @@ func NewLabelsBuilder(base labels.Labels) *LabelsBuilder {
 // Reset forgets everything set for the previous line.
 func (b *LabelsBuilder) Reset() {
 	b.add = b.add[:0]
+	b.parsed = b.parsed[:0]
 	b.del = b.del[:0]
 	b.err = ""
 	b.errDetails = ""
@@ -126,10 +128,36 @@ func (b *LabelsBuilder) Set(name, value string) {
 	for i := range b.add {
 		if b.add[i].Name == name {
 			b.add[i].Value = value
+			b.parsed[i] = false
 			return
 		}
 	}
 	b.add = append(b.add, labels.Label{Name: name, Value: value})
+	b.parsed = append(b.parsed, false)
+}
+
+// SetParsed sets a label extracted by a parser. Like Loki, the first value
+// extracted for a name in a line wins: a later duplicate key (or a later
+// parser) does not replace it.
+func (b *LabelsBuilder) SetParsed(name, value string) {
+	for i := range b.add {
+		if b.add[i].Name == name {
+			if b.parsed[i] {
+				return
+			}
+			b.add[i].Value = value
+			b.parsed[i] = true
+			return
+		}
+	}
+	for i, d := range b.del {
+		if d == name {
+			b.del = append(b.del[:i], b.del[i+1:]...)
+			break
+		}
+	}
+	b.add = append(b.add, labels.Label{Name: name, Value: value})
+	b.parsed = append(b.parsed, true)
 }
 
 // Del removes names for this line.
@@ -146,6 +174,7 @@ func (b *LabelsBuilder) Del(names ...string) {
 		for i := range b.add {
 			if b.add[i].Name == name {
 				b.add = append(b.add[:i], b.add[i+1:]...)
+				b.parsed = append(b.parsed[:i], b.parsed[i+1:]...)
 				break
 			}
 		}
@@ -207,7 +236,7 @@ func (b *LabelsBuilder) unchanged() bool {
 }
 
 // Labels returns the line's result label set: stream labels overridden and
-// extended by those set by stages, without empty values, sorted. The result
+// extended by those set by stages, sorted. The result
 // is immutable and cached per stream, so equal sets share one slice.
 func (b *LabelsBuilder) Labels() labels.Labels {
 	ls, _ := b.LabelsWithHash()
@@ -226,11 +255,9 @@ func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
 		}
 		s = append(s, l)
 	}
-	for _, l := range b.add {
-		if l.Value != "" {
-			s = append(s, l)
-		}
-	}
+	// Labels set by stages are kept even when empty: Loki shows
+	// `logfmt --keep-empty` keys as key="".
+	s = append(s, b.add...)
 	if b.err != "" {
 		s = append(s, labels.Label{Name: ErrorLabel, Value: b.err})
 	}

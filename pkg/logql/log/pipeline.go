@@ -56,7 +56,7 @@ func (p *Pipeline) IsNoop() bool { return p == nil || len(p.stages) == 0 }
 func (p *Pipeline) ForStream(lbs labels.Labels) *StreamPipeline {
 	sp := &StreamPipeline{builder: NewLabelsBuilder(lbs)}
 	if p != nil {
-		sp.stages = p.stages
+		sp.stages = stagesForStream(p.stages)
 	}
 	return sp
 }
@@ -107,4 +107,20 @@ func (sp *StreamPipeline) ProcessString(ts int64, line string) (out string, res 
 		return line, res, hash, true
 	}
 	return string(b), res, hash, true
+}
+
+// stagesForStream gives stages with per-stream state their own instance.
+func stagesForStream(stages []Stage) []Stage {
+	out := stages
+	copied := false
+	for i, s := range stages {
+		if ss, ok := s.(streamStage); ok {
+			if !copied {
+				out = append([]Stage(nil), stages...)
+				copied = true
+			}
+			out[i] = ss.ForStream()
+		}
+	}
+	return out
 }

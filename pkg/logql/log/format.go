@@ -1,0 +1,140 @@
+package log
+
+import (
+	"fmt"
+	"strings"
+)
+
+// NewLineFormatter returns `| line_format "template"`: the line becomes the
+// template's output, with the line's labels as data (a missing label is
+// ""), __line__ the current line and __timestamp__ the entry's time. A
+// template that fails on a line keeps the line unchanged and sets
+// __error__=TemplateFormatErr with the error in __error_details__.
+func NewLineFormatter(text string) (Stage, error) {
+	t, err := parseTemplate("line", text)
+	if err != nil {
+		return nil, err
+	}
+	return &lineFormatter{t: t}, nil
+}
+
+type lineFormatter struct {
+	t     *compiledTemplate
+	owned bool
+	buf   strings.Builder
+	data  map[string]string
+	out   []byte
+}
+
+func (f *lineFormatter) ForStream() Stage {
+	return &lineFormatter{t: f.t.clone(), owned: true, data: map[string]string{}}
+}
+
+func (f *lineFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	if !f.owned {
+		// the shared instance keeps no state: work on a private copy
+		return f.ForStream().Process(ts, line, lbs)
+	}
+	fillTemplateData(f.data, lbs)
+	f.buf.Reset()
+	if err := f.t.execute(&f.buf, ts, line, f.data); err != nil {
+		lbs.SetErr(ErrTemplateFormat, err.Error())
+		return line, true
+	}
+	f.out = append(f.out[:0], f.buf.String()...)
+	return f.out, true
+}
+
+func fillTemplateData(m map[string]string, lbs *LabelsBuilder) {
+	clear(m)
+	lbs.Range(func(name, value string) { m[name] = value })
+}
+
+// LabelFormat is one `dst=src` (Rename) or `dst="template"` of label_format.
+type LabelFormat struct {
+	Name   string
+	Value  string // source label for a rename, template text otherwise
+	Rename bool
+}
+
+// NewLabelsFormatter returns `| label_format a=b, c="{{...}}"`. A rename
+// moves the source label's value to the destination (and drops the
+// source) when the source exists; a template sets the destination to its
+// output, all templates of the stage reading the labels as they were before
+// it. A label may appear only once as a destination. Template errors set
+// __error__=TemplateFormatErr and leave that label unchanged.
+func NewLabelsFormatter(formats []LabelFormat) (Stage, error) {
+	seen := map[string]bool{}
+	lf := &labelsFormatter{}
+	for _, f := range formats {
+		if !IsValidLabelName(f.Name) {
+			return nil, fmt.Errorf("invalid label name %q in label_format", f.Name)
+		}
+		if seen[f.Name] {
+			return nil, fmt.Errorf("multiple label name '%s' not allowed in a single format operation", f.Name)
+		}
+		seen[f.Name] = true
+		lf.formats = append(lf.formats, f)
+		if f.Rename {
+			if !IsValidLabelName(f.Value) {
+				return nil, fmt.Errorf("invalid label name %q in label_format", f.Value)
+			}
+			lf.templates = append(lf.templates, nil)
+			continue
+		}
+		t, err := parseTemplate(f.Name, f.Value)
+		if err != nil {
+			return nil, err
+		}
+		lf.templates = append(lf.templates, t)
+	}
+	return lf, nil
+}
+
+type labelsFormatter struct {
+	formats   []LabelFormat
+	templates []*compiledTemplate
+	owned     bool
+	buf       strings.Builder
+	data      map[string]string
+}
+
+func (lf *labelsFormatter) ForStream() Stage {
+	out := &labelsFormatter{formats: lf.formats, owned: true, data: map[string]string{}}
+	for _, t := range lf.templates {
+		if t != nil {
+			t = t.clone()
+		}
+		out.templates = append(out.templates, t)
+	}
+	return out
+}
+
+func (lf *labelsFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	if !lf.owned {
+		return lf.ForStream().Process(ts, line, lbs)
+	}
+	filled := false
+	for i, f := range lf.formats {
+		if f.Rename {
+			if v, ok := lbs.Get(f.Value); ok {
+				lbs.Set(f.Name, v)
+				if f.Value != f.Name {
+					lbs.Del(f.Value)
+				}
+			}
+			continue
+		}
+		if !filled {
+			fillTemplateData(lf.data, lbs)
+			filled = true
+		}
+		lf.buf.Reset()
+		if err := lf.templates[i].execute(&lf.buf, ts, line, lf.data); err != nil {
+			lbs.SetErr(ErrTemplateFormat, err.Error())
+			continue
+		}
+		lbs.Set(f.Name, lf.buf.String())
+	}
+	return line, true
+}

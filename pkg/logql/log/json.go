@@ -1,0 +1,615 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds nesting so that a hostile line cannot exhaust the
+// stack; deeper documents are reported as parse errors.
+const maxJSONDepth = 128
+
+// jsonKind is the type of a JSON value.
+type jsonKind int
+
+const (
+	jsonString jsonKind = iota
+	jsonNumber
+	jsonBool
+	jsonNull
+	jsonObject
+	jsonArray
+)
+
+// jsonScanner reads one JSON document from a byte slice without building
+// any tree: the parsers only need keys, scalar values and the extent of
+// nested values.
+type jsonScanner struct {
+	data []byte
+	pos  int
+	buf  []byte // unescaped string scratch
+}
+
+type jsonSyntaxError struct {
+	pos int
+	msg string
+}
+
+func (e *jsonSyntaxError) Error() string {
+	return fmt.Sprintf("%s at offset %d", e.msg, e.pos)
+}
+
+func (s *jsonScanner) fail(msg string) error {
+	return &jsonSyntaxError{pos: s.pos, msg: msg}
+}
+
+func (s *jsonScanner) skipWS() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// readString reads a string starting at the opening quote and returns its
+// unescaped bytes (valid until the next readString).
+func (s *jsonScanner) readString() ([]byte, error) {
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, s.fail("expected string")
+	}
+	s.pos++
+	start := s.pos
+	// fast path: no escapes
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		if c == '"' {
+			out := s.data[start:s.pos]
+			s.pos++
+			return out, nil
+		}
+		if c == '\\' {
+			break
+		}
+		s.pos++
+	}
+	s.buf = append(s.buf[:0], s.data[start:s.pos]...)
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		switch c {
+		case '"':
+			s.pos++
+			return s.buf, nil
+		case '\\':
+			if s.pos+1 >= len(s.data) {
+				return nil, s.fail("unterminated escape")
+			}
+			e := s.data[s.pos+1]
+			s.pos += 2
+			switch e {
+			case '"', '\\', '/':
+				s.buf = append(s.buf, e)
+			case 'b':
+				s.buf = append(s.buf, '\b')
+			case 'f':
+				s.buf = append(s.buf, '\f')
+			case 'n':
+				s.buf = append(s.buf, '\n')
+			case 'r':
+				s.buf = append(s.buf, '\r')
+			case 't':
+				s.buf = append(s.buf, '\t')
+			case 'u':
+				r, ok := s.readHex4()
+				if !ok {
+					return nil, s.fail("invalid unicode escape")
+				}
+				if utf16.IsSurrogate(r) {
+					// a surrogate pair is two \u escapes
+					if s.pos+1 < len(s.data) && s.data[s.pos] == '\\' && s.data[s.pos+1] == 'u' {
+						save := s.pos
+						s.pos += 2
+						r2, ok := s.readHex4()
+						if ok {
+							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+								s.buf = utf8.AppendRune(s.buf, dec)
+								continue
+							}
+						}
+						s.pos = save
+					}
+					r = utf8.RuneError
+				}
+				s.buf = utf8.AppendRune(s.buf, r)
+			default:
+				return nil, s.fail("invalid escape character")
+			}
+		default:
+			s.buf = append(s.buf, c)
+			s.pos++
+		}
+	}
+	return nil, s.fail("unterminated string")
+}
+
+func (s *jsonScanner) readHex4() (rune, bool) {
+	if s.pos+4 > len(s.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.data[s.pos : s.pos+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	s.pos += 4
+	return r, true
+}
+
+// readScalar reads a number, true, false or null.
+func (s *jsonScanner) readScalar() ([]byte, jsonKind, error) {
+	start := s.pos
+	if s.pos >= len(s.data) {
+		return nil, 0, s.fail("unexpected end of input")
+	}
+	c := s.data[s.pos]
+	switch {
+	case c == 't':
+		return s.readWord("true", jsonBool)
+	case c == 'f':
+		return s.readWord("false", jsonBool)
+	case c == 'n':
+		return s.readWord("null", jsonNull)
+	case c == '-' || isDigit(c):
+		s.pos++
+		for s.pos < len(s.data) {
+			c := s.data[s.pos]
+			if isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+				s.pos++
+				continue
+			}
+			break
+		}
+		num := s.data[start:s.pos]
+		if _, err := strconv.ParseFloat(unsafeString(num), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+			s.pos = start
+			return nil, 0, s.fail("invalid number")
+		}
+		return num, jsonNumber, nil
+	}
+	return nil, 0, s.fail(fmt.Sprintf("unexpected character %q", c))
+}
+
+func (s *jsonScanner) readWord(w string, k jsonKind) ([]byte, jsonKind, error) {
+	if s.pos+len(w) > len(s.data) || string(s.data[s.pos:s.pos+len(w)]) != w {
+		return nil, 0, s.fail("invalid literal")
+	}
+	out := s.data[s.pos : s.pos+len(w)]
+	s.pos += len(w)
+	return out, k, nil
+}
+
+// skipValue skips any value and returns its raw bytes.
+func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
+	s.skipWS()
+	if s.pos >= len(s.data) {
+		return nil, 0, s.fail("unexpected end of input")
+	}
+	start := s.pos
+	switch s.data[s.pos] {
+	case '"':
+		if _, err := s.readString(); err != nil {
+			return nil, 0, err
+		}
+		return s.data[start:s.pos], jsonString, nil
+	case '{', '[':
+		if depth >= maxJSONDepth {
+			return nil, 0, s.fail("nesting too deep")
+		}
+		open := s.data[s.pos]
+		kind, closer := jsonObject, byte('}')
+		if open == '[' {
+			kind, closer = jsonArray, ']'
+		}
+		s.pos++
+		s.skipWS()
+		if s.pos < len(s.data) && s.data[s.pos] == closer {
+			s.pos++
+			return s.data[start:s.pos], kind, nil
+		}
+		for {
+			if kind == jsonObject {
+				s.skipWS()
+				if _, err := s.readString(); err != nil {
+					return nil, 0, err
+				}
+				s.skipWS()
+				if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+					return nil, 0, s.fail("expected ':'")
+				}
+				s.pos++
+			}
+			if _, _, err := s.skipValue(depth + 1); err != nil {
+				return nil, 0, err
+			}
+			s.skipWS()
+			if s.pos >= len(s.data) {
+				return nil, 0, s.fail("unexpected end of input")
+			}
+			if s.data[s.pos] == ',' {
+				s.pos++
+				continue
+			}
+			if s.data[s.pos] == closer {
+				s.pos++
+				return s.data[start:s.pos], kind, nil
+			}
+			return nil, 0, s.fail(fmt.Sprintf("expected ',' or '%c'", closer))
+		}
+	}
+	b, k, err := s.readScalar()
+	return b, k, err
+}
+
+// NewJSONParser returns `| json` without parameters: every scalar field of
+// the object becomes a label, nested objects flattened with "_" (names
+// sanitized), arrays and nulls skipped, the first of duplicate keys kept.
+func NewJSONParser() Stage { return &jsonStage{} }
+
+type jsonStage struct {
+	st *parserState
+}
+
+func (j *jsonStage) ForStream() Stage { return &jsonStage{st: newParserState()} }
+
+func (j *jsonStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st := j.st
+	if st == nil {
+		st = newParserState()
+	}
+	s := &st.scan
+	s.data, s.pos = line, 0
+	s.skipWS()
+	if s.pos >= len(line) || line[s.pos] != '{' {
+		lbs.SetErr(ErrJSON, "expected a JSON object")
+		s.data = nil
+		return line, true
+	}
+	st.key = st.key[:0]
+	if err := j.walk(st, lbs, 0); err != nil {
+		lbs.SetErr(ErrJSON, err.Error())
+	}
+	s.data = nil
+	return line, true
+}
+
+// walk reads the object at the scanner position, with st.key holding the
+// flattened prefix (sanitized, with a trailing "_" when not empty).
+func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
+	s := &st.scan
+	if depth >= maxJSONDepth {
+		return s.fail("nesting too deep")
+	}
+	s.pos++ // '{'
+	s.skipWS()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.skipWS()
+		k, err := s.readString()
+		if err != nil {
+			return err
+		}
+		prefixLen := len(st.key)
+		st.key = appendSanitized(st.key, k, prefixLen == 0)
+		s.skipWS()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return s.fail("expected ':'")
+		}
+		s.pos++
+		s.skipWS()
+		if s.pos >= len(s.data) {
+			return s.fail("unexpected end of input")
+		}
+		switch s.data[s.pos] {
+		case '{':
+			st.key = append(st.key, '_')
+			if err := j.walk(st, lbs, depth+1); err != nil {
+				return err
+			}
+		case '[':
+			if _, _, err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+		case '"':
+			v, err := s.readString()
+			if err != nil {
+				return err
+			}
+			st.setParsed(lbs, st.key, v)
+		default:
+			v, kind, err := s.readScalar()
+			if err != nil {
+				return err
+			}
+			if kind != jsonNull {
+				st.setParsed(lbs, st.key, v)
+			}
+		}
+		st.key = st.key[:prefixLen]
+		s.skipWS()
+		if s.pos >= len(s.data) {
+			return s.fail("unexpected end of input")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.fail("expected ',' or '}'")
+		}
+	}
+}
+
+// JSONPathElem is one step of a json extraction expression: a field name or
+// an array index.
+type JSONPathElem struct {
+	Field string
+	Index int
+	IsIdx bool
+}
+
+// ParseJSONPath parses a json extraction expression such as
+// `request.headers["User-Agent"]` or `servers[0]`.
+func ParseJSONPath(expr string) ([]JSONPathElem, error) {
+	var out []JSONPathElem
+	i := 0
+	readIdent := func() string {
+		start := i
+		for i < len(expr) && expr[i] != '.' && expr[i] != '[' {
+			i++
+		}
+		return expr[start:i]
+	}
+	if expr == "" {
+		return nil, errors.New("empty json expression")
+	}
+	if expr[0] != '[' {
+		name := readIdent()
+		if name == "" {
+			return nil, fmt.Errorf("invalid json expression %q", expr)
+		}
+		out = append(out, JSONPathElem{Field: name})
+	}
+	for i < len(expr) {
+		switch expr[i] {
+		case '.':
+			i++
+			name := readIdent()
+			if name == "" {
+				return nil, fmt.Errorf("invalid json expression %q: empty field at offset %d", expr, i)
+			}
+			out = append(out, JSONPathElem{Field: name})
+		case '[':
+			i++
+			if i < len(expr) && expr[i] == '"' {
+				// quoted field: find the closing quote honouring escapes
+				j := i + 1
+				for j < len(expr) && expr[j] != '"' {
+					if expr[j] == '\\' {
+						j++
+					}
+					j++
+				}
+				if j >= len(expr) {
+					return nil, fmt.Errorf("invalid json expression %q: unterminated string", expr)
+				}
+				name, err := strconv.Unquote(expr[i : j+1])
+				if err != nil {
+					return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
+				}
+				i = j + 1
+				if i >= len(expr) || expr[i] != ']' {
+					return nil, fmt.Errorf("invalid json expression %q: expected ']'", expr)
+				}
+				i++
+				out = append(out, JSONPathElem{Field: name})
+				continue
+			}
+			j := i
+			for j < len(expr) && isDigit(expr[j]) {
+				j++
+			}
+			if j == i || j >= len(expr) || expr[j] != ']' {
+				return nil, fmt.Errorf("invalid json expression %q: expected an index or a quoted field at offset %d", expr, i)
+			}
+			n, err := strconv.Atoi(expr[i:j])
+			if err != nil {
+				return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
+			}
+			out = append(out, JSONPathElem{Index: n, IsIdx: true})
+			i = j + 1
+		default:
+			return nil, fmt.Errorf("invalid json expression %q: unexpected %q at offset %d", expr, expr[i], i)
+		}
+	}
+	return out, nil
+}
+
+// LabelExtraction is one `label="expression"` parameter of json or logfmt.
+type LabelExtraction struct {
+	Label string
+	Expr  string
+}
+
+type jsonExpr struct {
+	label string
+	path  []JSONPathElem
+}
+
+// NewJSONExpressionParser returns `| json a="b.c", d="e[0]"`: only the
+// listed paths are extracted. A path that does not exist gives an empty
+// label; objects and arrays are extracted as their JSON text.
+func NewJSONExpressionParser(params []LabelExtraction) (Stage, error) {
+	if len(params) == 0 {
+		return NewJSONParser(), nil
+	}
+	exprs := make([]jsonExpr, 0, len(params))
+	seen := map[string]bool{}
+	for _, p := range params {
+		if !IsValidLabelName(p.Label) {
+			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
+		}
+		if seen[p.Label] {
+			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
+		}
+		seen[p.Label] = true
+		expr := p.Expr
+		if expr == "" {
+			expr = p.Label
+		}
+		path, err := ParseJSONPath(expr)
+		if err != nil {
+			return nil, err
+		}
+		exprs = append(exprs, jsonExpr{label: p.Label, path: path})
+	}
+	return &jsonExprStage{exprs: exprs}, nil
+}
+
+type jsonExprStage struct {
+	exprs []jsonExpr
+	st    *parserState
+}
+
+func (j *jsonExprStage) ForStream() Stage {
+	return &jsonExprStage{exprs: j.exprs, st: newParserState()}
+}
+
+func (j *jsonExprStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st := j.st
+	if st == nil {
+		st = newParserState()
+	}
+	s := &st.scan
+	// Validate the whole document first, as Loki does: an invalid line gets
+	// the error and no labels.
+	s.data, s.pos = line, 0
+	if _, _, err := s.skipValue(0); err != nil {
+		lbs.SetErr(ErrJSON, err.Error())
+		s.data = nil
+		return line, true
+	}
+	for _, e := range j.exprs {
+		v, kind, found := jsonLookup(s, line, e.path)
+		name := e.label
+		if lbs.BaseHas(name) {
+			name += duplicateSuffix
+		}
+		switch {
+		case !found || kind == jsonNull:
+			lbs.Set(name, "")
+		case kind == jsonString:
+			s.data, s.pos = v, 0
+			str, err := s.readString()
+			if err != nil {
+				lbs.Set(name, "")
+				continue
+			}
+			lbs.Set(name, string(str))
+		default:
+			lbs.Set(name, string(v))
+		}
+	}
+	s.data = nil
+	return line, true
+}
+
+// jsonLookup finds the value at path in a valid document.
+func jsonLookup(s *jsonScanner, doc []byte, path []JSONPathElem) ([]byte, jsonKind, bool) {
+	s.data, s.pos = doc, 0
+	for _, el := range path {
+		s.skipWS()
+		if s.pos >= len(s.data) {
+			return nil, 0, false
+		}
+		if el.IsIdx {
+			if s.data[s.pos] != '[' {
+				return nil, 0, false
+			}
+			s.pos++
+			s.skipWS()
+			if s.pos < len(s.data) && s.data[s.pos] == ']' {
+				return nil, 0, false
+			}
+			for i := 0; ; i++ {
+				if i == el.Index {
+					break
+				}
+				if _, _, err := s.skipValue(0); err != nil {
+					return nil, 0, false
+				}
+				s.skipWS()
+				if s.pos >= len(s.data) || s.data[s.pos] != ',' {
+					return nil, 0, false
+				}
+				s.pos++
+			}
+			continue
+		}
+		if s.data[s.pos] != '{' {
+			return nil, 0, false
+		}
+		s.pos++
+		found := false
+		for !found {
+			s.skipWS()
+			if s.pos >= len(s.data) || s.data[s.pos] == '}' {
+				return nil, 0, false
+			}
+			k, err := s.readString()
+			if err != nil {
+				return nil, 0, false
+			}
+			match := string(k) == el.Field
+			s.skipWS()
+			if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+				return nil, 0, false
+			}
+			s.pos++
+			if match {
+				found = true
+				break
+			}
+			if _, _, err := s.skipValue(0); err != nil {
+				return nil, 0, false
+			}
+			s.skipWS()
+			if s.pos < len(s.data) && s.data[s.pos] == ',' {
+				s.pos++
+			}
+		}
+	}
+	v, kind, err := s.skipValue(0)
+	if err != nil {
+		return nil, 0, false
+	}
+	return v, kind, true
+}

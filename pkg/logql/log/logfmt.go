@@ -1,0 +1,297 @@
+package log
+
+import (
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// logfmtScanner walks key=value pairs of a logfmt line. Keys are runs of
+// bytes above space other than '=' and '"'; values are bare (no '=' or '"')
+// or double-quoted with JSON-style escapes.
+type logfmtScanner struct {
+	line []byte
+	pos  int
+	key  []byte
+	val  []byte
+	buf  []byte
+	err  string // description of the last malformed pair
+	epos int    // its 1-based position
+}
+
+// next reads the next pair. more is false at the end of the line; ok is
+// false when the pair is malformed (the scanner has skipped past it).
+func (d *logfmtScanner) next() (more, ok bool) {
+	line := d.line
+	for d.pos < len(line) && line[d.pos] <= ' ' {
+		d.pos++
+	}
+	if d.pos >= len(line) {
+		return false, false
+	}
+	start := d.pos
+	d.key, d.val = nil, nil
+	for d.pos < len(line) {
+		c := line[d.pos]
+		if c == '=' {
+			break
+		}
+		if c == '"' {
+			return true, d.malformed("unexpected '\"'")
+		}
+		if c <= ' ' {
+			d.key = line[start:d.pos]
+			return true, true
+		}
+		d.pos++
+	}
+	if d.pos >= len(line) {
+		d.key = line[start:]
+		return true, true
+	}
+	if d.pos == start {
+		return true, d.malformed("unexpected '='")
+	}
+	d.key = line[start:d.pos]
+	d.pos++ // '='
+	if d.pos >= len(line) || line[d.pos] <= ' ' {
+		return true, true
+	}
+	if line[d.pos] == '"' {
+		return true, d.quoted()
+	}
+	vstart := d.pos
+	for d.pos < len(line) {
+		c := line[d.pos]
+		if c <= ' ' {
+			break
+		}
+		if c == '=' {
+			return true, d.malformed("unexpected '='")
+		}
+		if c == '"' {
+			return true, d.malformed("unexpected '\"'")
+		}
+		d.pos++
+	}
+	d.val = line[vstart:d.pos]
+	return true, true
+}
+
+// malformed records an error at the current position and skips to the next
+// space, so a lenient parse resumes with the following pair.
+func (d *logfmtScanner) malformed(msg string) bool {
+	d.err, d.epos = msg, d.pos+1
+	for d.pos < len(d.line) && d.line[d.pos] > ' ' {
+		d.pos++
+	}
+	return false
+}
+
+func (d *logfmtScanner) quoted() bool {
+	line := d.line
+	d.pos++ // opening quote
+	start := d.pos
+	escaped := false
+	for d.pos < len(line) {
+		c := line[d.pos]
+		if c == '\\' {
+			escaped = true
+			d.pos += 2
+			continue
+		}
+		if c == '"' {
+			break
+		}
+		d.pos++
+	}
+	if d.pos >= len(line) {
+		d.err, d.epos = "unterminated quoted value", len(line)+1
+		d.pos = len(line)
+		return false
+	}
+	raw := line[start:d.pos]
+	d.pos++ // closing quote
+	if !escaped {
+		d.val = raw
+		if d.val == nil {
+			d.val = line[start:start]
+		}
+		return true
+	}
+	v, ok := unescapeLogfmt(d.buf[:0], raw)
+	d.buf = v
+	if !ok {
+		d.err, d.epos = "invalid quoted value", start
+		return false
+	}
+	d.val = v
+	return true
+}
+
+func unescapeLogfmt(dst, s []byte) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return dst, false
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			dst = append(dst, s[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(s[i+1:])
+			if !ok {
+				return dst, false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+					if r2, ok := hex4(s[i+3:]); ok {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							dst = utf8.AppendRune(dst, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+func hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// LogfmtOptions are the flags of `| logfmt`.
+type LogfmtOptions struct {
+	// Strict stops at the first malformed pair and sets
+	// __error__=LogfmtParserErr; otherwise malformed pairs are skipped.
+	Strict bool
+	// KeepEmpty keeps keys without a value as labels with an empty value.
+	KeepEmpty bool
+}
+
+// NewLogfmtParser returns `| logfmt [--strict] [--keep-empty]`: every
+// key=value pair becomes a label (sanitized name, _extracted on a clash
+// with a stream label, first value of a duplicate key kept).
+func NewLogfmtParser(opts LogfmtOptions) Stage {
+	return &logfmtParser{opts: opts}
+}
+
+// NewLogfmtExpressionParser returns `| logfmt a, b="c"`: only the listed
+// keys are extracted (label=key; an empty key means the label's own name),
+// and a listed key without a value still gives an empty label.
+func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (Stage, error) {
+	if len(params) == 0 {
+		return NewLogfmtParser(opts), nil
+	}
+	want := map[string]string{}
+	seen := map[string]bool{}
+	for _, p := range params {
+		if !IsValidLabelName(p.Label) {
+			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
+		}
+		if seen[p.Label] {
+			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
+		}
+		seen[p.Label] = true
+		key := p.Expr
+		if key == "" {
+			key = p.Label
+		}
+		if _, dup := want[key]; dup {
+			return nil, fmt.Errorf("logfmt key %q is extracted twice", key)
+		}
+		want[key] = p.Label
+	}
+	return &logfmtParser{opts: opts, want: want}, nil
+}
+
+type logfmtParser struct {
+	opts LogfmtOptions
+	want map[string]string // key -> label; nil extracts everything
+	st   *parserState
+	dec  *logfmtScanner
+}
+
+func (l *logfmtParser) ForStream() Stage {
+	return &logfmtParser{opts: l.opts, want: l.want, st: newParserState(), dec: &logfmtScanner{}}
+}
+
+func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st, d := l.st, l.dec
+	if st == nil {
+		st, d = newParserState(), &logfmtScanner{}
+	}
+	d.line, d.pos = line, 0
+	defer func() { d.line = nil }()
+	for {
+		more, ok := d.next()
+		if !more {
+			break
+		}
+		if !ok {
+			if l.opts.Strict {
+				lbs.SetErr(ErrLogfmt, fmt.Sprintf("logfmt syntax error at pos %d on line 1: %s", d.epos, d.err))
+				return line, true
+			}
+			continue
+		}
+		if l.want != nil {
+			label, ok := l.want[unsafeString(d.key)]
+			if !ok {
+				continue
+			}
+			name := label
+			if lbs.BaseHas(name) {
+				name += duplicateSuffix
+			}
+			lbs.SetParsed(name, st.intern(d.val))
+			continue
+		}
+		if len(d.val) == 0 && !l.opts.KeepEmpty {
+			continue
+		}
+		st.key = appendSanitized(st.key[:0], d.key, true)
+		st.setParsed(lbs, st.key, d.val)
+	}
+	return line, true
+}

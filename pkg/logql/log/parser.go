@@ -1,0 +1,299 @@
+package log
+
+import (
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+// Per-stream caches of parsers are bounded so that lines with ever-new
+// keys or values cannot grow memory with the data; past the bound a cache
+// starts over.
+const (
+	maxNameCache   = 1024
+	maxInternCache = 4096
+	maxInternLen   = 64 // longer values are rarely repeated: not interned
+)
+
+// streamStage is implemented by stages with per-stream state (buffers,
+// caches): Pipeline.ForStream gives each stream its own instance, so one
+// Pipeline can serve streams on several goroutines.
+type streamStage interface {
+	ForStream() Stage
+}
+
+// parserState is the scratch space of a parser for one stream.
+type parserState struct {
+	scan   jsonScanner
+	key    []byte
+	names  map[string]string // sanitized key -> label name (with _extracted when a stream label)
+	values map[string]string
+	caps   [][]byte
+}
+
+func newParserState() *parserState {
+	return &parserState{names: map[string]string{}, values: map[string]string{}}
+}
+
+// labelName returns the label name for a sanitized key, suffixed with
+// _extracted when the stream already has that label.
+func (st *parserState) labelName(lbs *LabelsBuilder, key []byte) string {
+	if n, ok := st.names[string(key)]; ok {
+		return n
+	}
+	n := string(key)
+	if lbs.BaseHas(n) {
+		n += duplicateSuffix
+	}
+	if len(st.names) >= maxNameCache {
+		clear(st.names)
+	}
+	st.names[string(key)] = n
+	return n
+}
+
+// intern returns v as a string, sharing storage for short repeated values.
+func (st *parserState) intern(v []byte) string {
+	if len(v) > maxInternLen {
+		return string(v)
+	}
+	if s, ok := st.values[string(v)]; ok {
+		return s
+	}
+	s := string(v)
+	if len(st.values) >= maxInternCache {
+		clear(st.values)
+	}
+	st.values[s] = s
+	return s
+}
+
+func (st *parserState) setParsed(lbs *LabelsBuilder, key, value []byte) {
+	if len(key) == 0 {
+		return
+	}
+	lbs.SetParsed(st.labelName(lbs, key), st.intern(value))
+}
+
+// SanitizeLabelName turns a parsed key into a label name as Loki does:
+// surrounding spaces trimmed, every character other than an ASCII letter,
+// digit or underscore replaced by "_", and a leading digit prefixed by "_".
+func SanitizeLabelName(key string) string {
+	return string(appendSanitized(nil, []byte(key), true))
+}
+
+func appendSanitized(dst, key []byte, isPrefix bool) []byte {
+	key = trimSpaceBytes(key)
+	if len(key) == 0 {
+		return dst
+	}
+	if isPrefix && isDigit(key[0]) {
+		dst = append(dst, '_')
+	}
+	for i := 0; i < len(key); {
+		c := key[i]
+		if c < utf8.RuneSelf {
+			if c == '_' || isDigit(c) || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') {
+				dst = append(dst, c)
+			} else {
+				dst = append(dst, '_')
+			}
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRune(key[i:])
+		dst = append(dst, '_')
+		i += size
+	}
+	return dst
+}
+
+func trimSpaceBytes(b []byte) []byte {
+	for len(b) > 0 && isSpaceASCII(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpaceASCII(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpaceASCII(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// IsValidLabelName reports whether s is a Prometheus label name.
+func IsValidLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || (i > 0 && isDigit(c)) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// NewRegexpParser returns `| regexp "re"`: each named group of a matching
+// line becomes a label (empty when the group did not participate); lines
+// that do not match get no labels and are kept.
+func NewRegexpParser(expr string) (Stage, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid regexp parser expression %q: %w", expr, err)
+	}
+	names := re.SubexpNames()
+	seen := map[string]bool{}
+	named := 0
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if !IsValidLabelName(n) {
+			return nil, fmt.Errorf("invalid regexp parser expression %q: invalid extracted label name %q", expr, n)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("invalid regexp parser expression %q: duplicate extracted label name %q", expr, n)
+		}
+		seen[n] = true
+		named++
+	}
+	if named == 0 {
+		return nil, fmt.Errorf("invalid regexp parser expression %q: at least one named capture must be supplied", expr)
+	}
+	return &regexpParser{re: re, names: names}, nil
+}
+
+type regexpParser struct {
+	re    *regexp.Regexp
+	names []string
+	st    *parserState
+}
+
+func (r *regexpParser) ForStream() Stage {
+	return &regexpParser{re: r.re, names: r.names, st: newParserState()}
+}
+
+func (r *regexpParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st := r.st
+	if st == nil {
+		st = newParserState()
+	}
+	m := r.re.FindSubmatch(line)
+	for i, v := range m {
+		if i == 0 || r.names[i] == "" {
+			continue
+		}
+		lbs.SetParsed(st.labelName(lbs, []byte(r.names[i])), st.intern(v))
+	}
+	return line, true
+}
+
+// NewPatternParser returns `| pattern "<ip> - <_> ..."`: named captures
+// become labels. The pattern needs at least one named capture and no two
+// captures in a row.
+func NewPatternParser(pattern string) (Stage, error) {
+	m, err := parsePattern(pattern, true)
+	if err != nil {
+		return nil, fmt.Errorf("invalid pattern %q: %w", pattern, err)
+	}
+	return &patternParser{m: m}, nil
+}
+
+type patternParser struct {
+	m  *patternMatcher
+	st *parserState
+}
+
+func (p *patternParser) ForStream() Stage {
+	return &patternParser{m: p.m, st: newParserState()}
+}
+
+func (p *patternParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st := p.st
+	if st == nil {
+		st = newParserState()
+	}
+	if cap(st.caps) < len(p.m.names) {
+		st.caps = make([][]byte, len(p.m.names))
+	}
+	caps := st.caps[:len(p.m.names)]
+	if !p.m.match(line, caps) {
+		return line, true
+	}
+	for i, c := range caps {
+		if c == nil {
+			continue
+		}
+		lbs.SetParsed(st.labelName(lbs, []byte(p.m.names[i])), st.intern(c))
+	}
+	return line, true
+}
+
+// NewUnpackParser returns `| unpack`: string fields of a JSON object become
+// labels and the special field _entry replaces the line (Promtail's pack).
+func NewUnpackParser() Stage { return &unpackParser{} }
+
+type unpackParser struct {
+	st *parserState
+}
+
+func (u *unpackParser) ForStream() Stage { return &unpackParser{st: newParserState()} }
+
+func (u *unpackParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	st := u.st
+	if st == nil {
+		st = newParserState()
+	}
+	s := &st.scan
+	s.data, s.pos = line, 0
+	defer func() { s.data = nil }()
+	// validate first so that a broken line gets only the error
+	if _, kind, err := s.skipValue(0); err != nil || kind != jsonObject {
+		if err == nil {
+			lbs.SetErr(ErrJSON, "expected a JSON object")
+		} else {
+			lbs.SetErr(ErrJSON, err.Error())
+		}
+		return line, true
+	}
+	s.pos = 0
+	s.skipWS()
+	s.pos++ // '{'
+	var entry []byte
+	hasEntry := false
+	for {
+		s.skipWS()
+		if s.pos >= len(line) || line[s.pos] == '}' {
+			break
+		}
+		k, _ := s.readString()
+		st.key = appendSanitized(st.key[:0], k, true)
+		isEntry := string(k) == "_entry"
+		s.skipWS()
+		s.pos++ // ':'
+		s.skipWS()
+		if s.pos < len(line) && line[s.pos] == '"' {
+			v, _ := s.readString()
+			if isEntry {
+				entry = append(entry[:0], v...)
+				hasEntry = true
+			} else {
+				st.setParsed(lbs, st.key, v)
+			}
+		} else if _, _, err := s.skipValue(1); err != nil {
+			break
+		}
+		s.skipWS()
+		if s.pos < len(line) && line[s.pos] == ',' {
+			s.pos++
+		}
+	}
+	if hasEntry {
+		return entry, true
+	}
+	return line, true
+}
