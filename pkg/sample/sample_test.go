@@ -1,0 +1,223 @@
+package sample
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var start = time.Date(2024, 12, 17, 0, 0, 0, 0, time.UTC)
+
+// seqRe finds the seq of an entry in any of the file formats.
+var seqRe = regexp.MustCompile(`(?:seq=|"seq":)(\d+)`)
+
+// readSeqs returns the seqs found in every file under dir (but the manifest).
+func readSeqs(t *testing.T, dir string) []int64 {
+	t.Helper()
+	var seqs []int64
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Name() == ManifestFile {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range seqRe.FindAllSubmatch(b, -1) {
+			n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			seqs = append(seqs, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs
+}
+
+func checkSeqs(t *testing.T, seqs []int64, first, last int64) {
+	t.Helper()
+	if int64(len(seqs)) != last-first+1 {
+		t.Fatalf("found %d seqs, want %d (%d..%d)", len(seqs), last-first+1, first, last)
+	}
+	for i, s := range seqs {
+		if s != first+int64(i) {
+			t.Fatalf("seq %d missing or repeated (found %d at %d)", first+int64(i), s, i)
+		}
+	}
+}
+
+func TestWriteManifestMatchesFiles(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Write(dir, Options{Seed: 7, Size: 256 << 10, Start: start, Span: 6 * time.Hour, Needles: 4, LongLines: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 2*len(fileKinds) {
+		t.Errorf("%d files, want %d", len(m.Files), 2*len(fileKinds))
+	}
+	var total, bytesTotal int64
+	for _, f := range m.Files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) != f.Bytes {
+			t.Errorf("%s: %d bytes, manifest says %d", f.Path, len(b), f.Bytes)
+		}
+		if n := int64(bytes.Count(b, []byte("\n"))); n != f.Lines {
+			t.Errorf("%s: %d lines, manifest says %d", f.Path, n, f.Lines)
+		}
+		if f.Labels["filename"] != f.Path || f.Labels["job"] != "cosyvoice3" || !strings.HasPrefix(f.Path, f.Labels["instance"]+"/") {
+			t.Errorf("%s: labels %v", f.Path, f.Labels)
+		}
+		total += f.Entries
+		bytesTotal += f.Bytes
+	}
+	if total != m.TotalEntries {
+		t.Errorf("files hold %d entries, total says %d", total, m.TotalEntries)
+	}
+	if bytesTotal < 256<<10 {
+		t.Errorf("wrote %d bytes, asked for %d", bytesTotal, 256<<10)
+	}
+	checkSeqs(t, readSeqs(t, dir), 1, m.LastSeq)
+	if len(m.Needles) != 4 {
+		t.Fatalf("%d needles, want 4", len(m.Needles))
+	}
+	for _, n := range m.Needles {
+		b, _ := os.ReadFile(filepath.Join(dir, n.File))
+		if c := bytes.Count(b, []byte(n.Token)); c != 1 {
+			t.Errorf("needle %s found %d times in %s", n.Token, c, n.File)
+		}
+		if n.Ts.Before(m.Start) || n.Ts.After(m.End) {
+			t.Errorf("needle %s at %s, outside %s..%s", n.Token, n.Ts, m.Start, m.End)
+		}
+	}
+	if m.OOMEntries == 0 {
+		t.Error("no CUDA OOM entries")
+	}
+	if !m.Start.Equal(start) || m.End.After(start.Add(6*time.Hour)) || m.End.Before(start.Add(5*time.Hour)) {
+		t.Errorf("history %s..%s, want about %s..%s", m.Start, m.End, start, start.Add(6*time.Hour))
+	}
+	for _, lv := range []string{"info", "debug", "warn", "error", "critical"} {
+		if m.EntriesByLevel[lv] == 0 {
+			t.Errorf("no %s entries", lv)
+		}
+	}
+	long := false
+	for _, f := range m.Files {
+		b, _ := os.ReadFile(filepath.Join(dir, f.Path))
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			long = long || len(l) > LongLineBytes
+		}
+	}
+	if !long {
+		t.Error("no long line planted")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestWriteDeterministic(t *testing.T) {
+	read := func(seed uint64) map[string]string {
+		dir := t.TempDir()
+		if _, err := Write(dir, Options{Seed: seed, Size: 64 << 10, Start: start}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				b, _ := os.ReadFile(p)
+				rel, _ := filepath.Rel(dir, p)
+				out[rel] = string(b)
+			}
+			return nil
+		})
+		return out
+	}
+	a, b, c := read(3), read(3), read(4)
+	if len(a) == 0 {
+		t.Fatal("nothing written")
+	}
+	for k := range a {
+		if a[k] != b[k] {
+			t.Errorf("%s differs between two runs with the same seed", k)
+		}
+	}
+	same := true
+	for k := range a {
+		same = same && a[k] == c[k]
+	}
+	if same {
+		t.Error("seeds 3 and 4 wrote the same logs")
+	}
+}
+
+func TestLiveRotation(t *testing.T) {
+	for _, mode := range []string{RotateRename, RotateCopyTruncate} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			m, err := Write(dir, Options{Seed: 1, Size: 16 << 10, Start: start, Instances: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := Live(ctx, dir, LiveOptions{Seed: 2, Rate: 1e6, RotateBytes: 4 << 10, RotateMode: mode, FirstSeq: m.LastSeq + 1, MaxEntries: 400, Instances: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Entries != 400 || res.LastSeq != m.LastSeq+400 {
+				t.Fatalf("live wrote %d entries up to seq %d", res.Entries, res.LastSeq)
+			}
+			if res.Rotations == 0 {
+				t.Fatal("no rotation happened")
+			}
+			checkSeqs(t, readSeqs(t, dir), 1, res.LastSeq)
+			if _, err := os.Stat(filepath.Join(dir, "host-1", "cosyvoice.log.2")); err != nil {
+				t.Errorf("expected several backups: %v", err)
+			}
+		})
+	}
+}
+
+func TestLiveBadMode(t *testing.T) {
+	if _, err := Live(context.Background(), t.TempDir(), LiveOptions{RotateMode: "weekly"}); err == nil {
+		t.Fatal("want an error for an unknown rotate mode")
+	}
+}
+
+func TestLiveMaxBackups(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Live(context.Background(), dir, LiveOptions{Seed: 3, Rate: 1e6, RotateBytes: 2 << 10, MaxBackups: 2, MaxEntries: 300, Instances: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "host-1", "cosyvoice.log.3")); !os.IsNotExist(err) {
+		t.Errorf("a third backup exists with MaxBackups 2: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "host-1", "cosyvoice.log.2")); err != nil {
+		t.Errorf("second backup missing: %v", err)
+	}
+}
+
+func TestLiveStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Live(ctx, t.TempDir(), LiveOptions{Rate: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries > 1 {
+		t.Errorf("wrote %d entries after the context ended", res.Entries)
+	}
+}
