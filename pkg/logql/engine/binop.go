@@ -187,6 +187,7 @@ func (ev *evaluator) setOp(op string, lhs, rhs *value, vm *syntax.VectorMatching
 				out.series = append(out.series, o)
 			}
 		}
+		out.series = mergeSameLabels(out.series)
 	}
 	return out
 }

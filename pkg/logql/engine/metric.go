@@ -172,7 +172,20 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 	case *syntax.RangeAggregationExpr:
 		return ev.rangeAgg(x)
 	case *syntax.VectorAggregationExpr:
-		inner, err := ev.eval(x.Left)
+		left := x.Left
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && canInjectGrouping(x.Operation, ra) {
+			// sum by (g) (rate(…)) is evaluated as rate over samples
+			// grouped by g, as Loki does: the division by the range happens
+			// once per group, which is both cheaper and the float Loki
+			// prints.
+			pushed := *ra
+			pushed.Grouping = &syntax.Grouping{}
+			if x.Grouping != nil {
+				pushed.Grouping = x.Grouping
+			}
+			left = &pushed
+		}
+		inner, err := ev.eval(left)
 		if err != nil {
 			return nil, err
 		}
@@ -207,4 +220,46 @@ func groupLabels(ls labels.Labels, g *syntax.Grouping) labels.Labels {
 		return ls.Drop(append([]string{"__name__"}, g.Groups...)...)
 	}
 	return ls.Keep(g.Groups...)
+}
+
+// canInjectGrouping reports whether a sum's grouping can be pushed into the
+// range aggregation below it (Loki's rule: sum over count, rate and bytes
+// functions without their own grouping).
+func canInjectGrouping(vecOp string, ra *syntax.RangeAggregationExpr) bool {
+	if vecOp != syntax.OpTypeSum || ra.Grouping != nil || ra.Left == nil || ra.Left.Unwrap != nil {
+		return false
+	}
+	switch ra.Operation {
+	case syntax.OpRangeTypeCount, syntax.OpRangeTypeRate, syntax.OpRangeTypeBytes, syntax.OpRangeTypeBytesRate:
+		return true
+	}
+	return false
+}
+
+// mergeSameLabels joins series that ended up with the same labels (the two
+// sides of `or`), which never overlap in time.
+func mergeSameLabels(ss []*stepSeries) []*stepSeries {
+	byHash := map[uint64][]*stepSeries{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		var into *stepSeries
+		for _, o := range byHash[s.hash] {
+			if labels.Equal(o.ls, s.ls) {
+				into = o
+				break
+			}
+		}
+		if into == nil {
+			c := &stepSeries{ls: s.ls, hash: s.hash, v: append([]float64(nil), s.v...), ok: append([]bool(nil), s.ok...)}
+			byHash[s.hash] = append(byHash[s.hash], c)
+			out = append(out, c)
+			continue
+		}
+		for i, ok := range s.ok {
+			if ok && !into.ok[i] {
+				into.v[i], into.ok[i] = s.v[i], true
+			}
+		}
+	}
+	return out
 }

@@ -153,7 +153,15 @@ func sampleExtractor(x *syntax.RangeAggregationExpr, p *log.Pipeline) (*log.Samp
 		}
 		post = append(post, s)
 	}
-	return log.NewLabelSampleExtractor(u.Identifier, conv, p, post...), nil
+	// A line without the unwrapped label (or with it empty) gives no
+	// sample rather than a conversion error, as in Loki since v2.6.
+	label := u.Identifier
+	hasLabel := log.StageFunc(func(_ int64, line []byte, lbs *log.LabelsBuilder) ([]byte, bool) {
+		v, ok := lbs.Get(label)
+		return line, ok && v != ""
+	})
+	stages := append(append([]log.Stage(nil), p.Stages()...), hasLabel)
+	return log.NewLabelSampleExtractor(label, conv, log.NewPipeline(stages...), post...), nil
 }
 
 // buildStage maps one AST stage to its log stage.
@@ -170,5 +178,150 @@ func buildStage(st syntax.StageExpr) (log.Stage, error) {
 }
 
 func buildOtherStage(st syntax.StageExpr) (log.Stage, error) {
+	bad := func(what string, err error) error {
+		return queryErr(ErrBadQuery, "%s: %v", what, err)
+	}
+	switch x := st.(type) {
+	case *syntax.LabelParserExpr:
+		switch x.Kind {
+		case syntax.ParserJSON:
+			return log.NewJSONParser(), nil
+		case syntax.ParserLogfmt:
+			return log.NewLogfmtParser(log.LogfmtOptions{Strict: x.Strict, KeepEmpty: x.KeepEmpty}), nil
+		case syntax.ParserRegexp:
+			s, err := log.NewRegexpParser(x.Param)
+			if err != nil {
+				return nil, bad("invalid regexp parser", err)
+			}
+			return s, nil
+		case syntax.ParserPattern:
+			s, err := log.NewPatternParser(x.Param)
+			if err != nil {
+				return nil, bad("invalid pattern parser", err)
+			}
+			return s, nil
+		case syntax.ParserUnpack:
+			return log.NewUnpackParser(), nil
+		}
+		return nil, queryErr(ErrBadQuery, "unknown parser %q", x.Kind)
+	case *syntax.JSONExpressionParserExpr:
+		s, err := log.NewJSONExpressionParser(extractions(x.Params))
+		if err != nil {
+			return nil, bad("invalid json parser", err)
+		}
+		return s, nil
+	case *syntax.LogfmtExpressionParserExpr:
+		s, err := log.NewLogfmtExpressionParser(log.LogfmtOptions{Strict: x.Strict, KeepEmpty: x.KeepEmpty}, extractions(x.Params))
+		if err != nil {
+			return nil, bad("invalid logfmt parser", err)
+		}
+		return s, nil
+	case *syntax.LabelFilterExpr:
+		return labelFilter(x.Filter)
+	case *syntax.LineFmtExpr:
+		s, err := log.NewLineFormatter(x.Value)
+		if err != nil {
+			return nil, bad("invalid line template", err)
+		}
+		return s, nil
+	case *syntax.LabelFmtExpr:
+		fs := make([]log.LabelFormat, len(x.Formats))
+		for i, f := range x.Formats {
+			fs[i] = log.LabelFormat{Name: f.Name, Value: f.Value, Rename: f.Rename}
+		}
+		s, err := log.NewLabelsFormatter(fs)
+		if err != nil {
+			return nil, bad("invalid label_format", err)
+		}
+		return s, nil
+	case *syntax.DropLabelsExpr:
+		names, ms := labelRefs(x.Labels)
+		return log.NewDropStage(names, ms), nil
+	case *syntax.KeepLabelsExpr:
+		names, ms := labelRefs(x.Labels)
+		return log.NewKeepStage(names, ms), nil
+	case *syntax.DecolorizeExpr:
+		return log.NewDecolorizeStage(), nil
+	}
 	return nil, queryErr(ErrBadQuery, "unsupported pipeline stage %s", fmt.Sprint(st))
+}
+
+func extractions(ps []syntax.LabelExtraction) []log.LabelExtraction {
+	out := make([]log.LabelExtraction, len(ps))
+	for i, p := range ps {
+		out[i] = log.LabelExtraction{Label: p.Name, Expr: p.Expr}
+	}
+	return out
+}
+
+func labelRefs(refs []syntax.LabelRef) ([]string, []*labels.Matcher) {
+	var names []string
+	var ms []*labels.Matcher
+	for _, r := range refs {
+		if r.Matcher != nil {
+			ms = append(ms, r.Matcher)
+		} else {
+			names = append(names, r.Name)
+		}
+	}
+	return names, ms
+}
+
+func cmpOp(op syntax.ComparisonOp) (log.CmpOp, error) {
+	switch op {
+	case syntax.CmpEq:
+		return log.CmpEq, nil
+	case syntax.CmpNeq:
+		return log.CmpNe, nil
+	case syntax.CmpGt:
+		return log.CmpGt, nil
+	case syntax.CmpGte:
+		return log.CmpGe, nil
+	case syntax.CmpLt:
+		return log.CmpLt, nil
+	case syntax.CmpLte:
+		return log.CmpLe, nil
+	}
+	return 0, queryErr(ErrBadQuery, "unknown comparison operator %q", op)
+}
+
+func labelFilter(f syntax.LabelFilter) (log.Stage, error) {
+	switch x := f.(type) {
+	case *syntax.BinaryLabelFilter:
+		l, err := labelFilter(x.Left)
+		if err != nil {
+			return nil, err
+		}
+		r, err := labelFilter(x.Right)
+		if err != nil {
+			return nil, err
+		}
+		if x.And {
+			return log.NewAndLabelFilter(l, r), nil
+		}
+		return log.NewOrLabelFilter(l, r), nil
+	case *syntax.StringLabelFilter:
+		return log.NewStringLabelFilter(x.Matcher), nil
+	case *syntax.NumericLabelFilter:
+		op, err := cmpOp(x.Op)
+		if err != nil {
+			return nil, err
+		}
+		return log.NewNumericLabelFilter(x.Name, op, x.Value), nil
+	case *syntax.DurationLabelFilter:
+		op, err := cmpOp(x.Op)
+		if err != nil {
+			return nil, err
+		}
+		return log.NewDurationLabelFilter(x.Name, op, x.Value), nil
+	case *syntax.BytesLabelFilter:
+		op, err := cmpOp(x.Op)
+		if err != nil {
+			return nil, err
+		}
+		return log.NewBytesLabelFilter(x.Name, op, x.Value), nil
+	case *syntax.IPLabelFilter:
+		return log.NewIPLabelFilter(x.Name, x.Pattern, x.Negate), nil
+	}
+	return nil, queryErr(ErrBadQuery, "unsupported label filter %v", f)
 }

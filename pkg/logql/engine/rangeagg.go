@@ -272,7 +272,9 @@ type grouped struct {
 }
 
 func (g *grouper) group(ls labels.Labels, h uint64) (labels.Labels, uint64) {
-	if g.g == nil {
+	// A line that failed keeps all its labels, so the failure is reported
+	// with its series instead of vanishing in the grouping (Loki does the same).
+	if g.g == nil || ls.Has(log.ErrorLabel) {
 		return ls, h
 	}
 	if c, ok := g.cache[h]; ok && labels.Equal(c.raw, ls) {

@@ -26,7 +26,7 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 	type group struct {
 		s    *stepSeries
 		cnt  []float64
-		mean []float64
+		mean []float64 // running mean (avg, stddev, stdvar)
 	}
 	groups := map[uint64][]*group{}
 	var order []*group
@@ -70,6 +70,8 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 					g.s.v[i] = v
 				}
 			case syntax.OpTypeAvg:
+				// Loki's incremental mean (Prometheus before Kahan
+				// summation), in the order of the series.
 				if first {
 					g.mean[i] = v
 					break
