@@ -1,0 +1,1207 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// minCopyFingerprint is the shortest head that may identify a copy: a few
+// bytes shared by chance must not make a new file look like an old one.
+const minCopyFingerprint = 32
+
+// doneGrace is how long the position of a finished file is kept after the
+// file disappears: logrotate's delaycompress writes the .gz of a generation
+// later, and that .gz must be recognised as already read.
+const doneGrace = 7 * 24 * time.Hour
+
+// mtimeSlack allows for file systems whose mtime clock is coarser than the
+// wall clock (a few ms on Linux), so a successor written right after a
+// position was stored is not mistaken for an older generation.
+const mtimeSlack = 2 * time.Second
+
+// gcEvery is how often finished files are checked for disappearance.
+const gcEvery = 30 * time.Second
+
+// tailedFile is one file being read. The coordinator owns it, except while
+// it is handed to a worker (busy), which then owns it alone.
+type tailedFile struct {
+	key    string
+	t      *target
+	id     fileID
+	fp     fingerprint
+	name   string // filename label: the path it was discovered at
+	path   string // where it is now (resolved)
+	gz     bool
+	f      *os.File
+	zr     *gzip.Reader
+	lr     *lineReader
+	pipe   *filePipeline
+	size   int64
+	mtime  time.Time
+	busy   bool
+	queued bool
+
+	// rotated: name no longer leads to this file (renamed, deleted, or a
+	// copy being finished); it is read to its end, then closed.
+	rotated    bool
+	lastGrowth time.Time
+	// wasRotated is rotated as last seen by the coordinator (for health).
+	wasRotated bool
+	// replaced: the worker found the file shrunk or its head rewritten.
+	replaced bool
+}
+
+// position returns the cursor value for what has been handed over so far:
+// lines still held (an unterminated one, or a multiline entry in the
+// making) are read again after a restart.
+func (tf *tailedFile) position(done bool) position {
+	off := tf.lr.pendingStart()
+	if p, ok := tf.pipe.pendingFrom(); ok && p < off {
+		off = p
+	}
+	return position{Offset: off, FP: tf.fp.String(), Path: tf.path, Name: tf.name, Target: tf.t.key,
+		Size: tf.size, Dev: tf.id.Dev, Ino: tf.id.Ino, Gzip: tf.gz, Done: done}
+}
+
+func (tf *tailedFile) close() {
+	if tf.zr != nil {
+		tf.zr.Close()
+		tf.zr = nil
+	}
+	if tf.f != nil {
+		tf.f.Close()
+		tf.f = nil
+	}
+}
+
+// chunkResult is what a worker hands back after reading one file.
+type chunkResult struct {
+	tf       *tailedFile
+	streams  map[uint64]*store.StreamEntries
+	extra    []*store.StreamEntries // hash collisions
+	pos      position
+	rawBytes int64
+	lines    int64
+	trunc    int64
+	invalid  int64
+	eof      bool
+	done     bool // read to its end and closed
+	err      error
+}
+
+// tailer is one CatchUp or Run: a coordinator goroutine (run) that owns the
+// file table, a pool of workers that read, and an appender that stores.
+type tailer struct {
+	in     *Ingester
+	follow bool
+
+	known   map[string]position // cursor values, as last handed to the appender
+	files   map[string]*tailedFile
+	byID    map[fileID]*tailedFile
+	ignored map[fileID]string // copies of tracked files, not read
+	claimed map[string]string // discovered path -> target key
+
+	work    chan *tailedFile
+	results chan *chunkResult
+	busy    int
+	// stopping: ctx ended or a fatal error; no new reads are handed out.
+	stopping bool
+
+	batch      *pendingBatch
+	appendReqs chan *pendingBatch
+	appendErr  chan error
+
+	watcher  *fsnotify.Watcher
+	watched  map[string]bool
+	lastGC   time.Time
+	rejected map[string]string
+	matched  int
+}
+
+func newTailer(in *Ingester, follow bool) *tailer {
+	return &tailer{in: in, follow: follow,
+		known: map[string]position{}, files: map[string]*tailedFile{}, byID: map[fileID]*tailedFile{},
+		ignored: map[fileID]string{}, claimed: map[string]string{}, watched: map[string]bool{},
+		rejected: map[string]string{}}
+}
+
+// pendingBatch accumulates entries and cursors for one append.
+type pendingBatch struct {
+	streams map[uint64][]*store.StreamEntries // by label hash, collisions chained
+	order   []*store.StreamEntries
+	cursors map[string][]byte
+	bytes   int
+	lines   int64
+	since   time.Time
+	// health deltas, applied when the append succeeds
+	rawBytes, trunc, invalid int64
+}
+
+func newBatch() *pendingBatch {
+	return &pendingBatch{streams: map[uint64][]*store.StreamEntries{}, cursors: map[string][]byte{}}
+}
+
+func (b *pendingBatch) empty() bool { return len(b.order) == 0 && len(b.cursors) == 0 }
+
+func (b *pendingBatch) add(se *store.StreamEntries) {
+	h := se.Labels.Hash()
+	for _, have := range b.streams[h] {
+		if labels.Equal(have.Labels, se.Labels) {
+			have.Entries = append(have.Entries, se.Entries...)
+			return
+		}
+	}
+	cp := &store.StreamEntries{Labels: se.Labels, Entries: se.Entries}
+	b.streams[h] = append(b.streams[h], cp)
+	b.order = append(b.order, cp)
+}
+
+func (b *pendingBatch) appendBatch() store.AppendBatch {
+	out := store.AppendBatch{Cursors: b.cursors, Streams: make([]store.StreamEntries, 0, len(b.order))}
+	for _, se := range b.order {
+		out.Streams = append(out.Streams, *se)
+	}
+	return out
+}
+
+func (t *tailer) setCursor(key string, p *position) {
+	if t.batch.since.IsZero() {
+		t.batch.since = t.in.opts.Now()
+	}
+	if p == nil {
+		delete(t.known, key)
+		t.batch.cursors[key] = nil
+		return
+	}
+	p.Seen = t.in.opts.Now().UnixNano()
+	t.known[key] = *p
+	t.batch.cursors[key] = encodePosition(*p)
+}
+
+// run is the coordinator loop.
+func (t *tailer) run(ctx context.Context) (err error) {
+	in := t.in
+	t.batch = newBatch()
+	for k, v := range in.app.Cursors() {
+		if len(k) < len(cursorPrefix) || k[:len(cursorPrefix)] != cursorPrefix {
+			continue // not ours
+		}
+		p, _, derr := decodePosition(v)
+		if derr != nil {
+			in.problem("position %s is unreadable (%v): the file will be read from its start", k, derr)
+			continue
+		}
+		t.known[k] = p
+	}
+
+	// Workers read; the appender stores. Both stop when their channels close.
+	t.work = make(chan *tailedFile)
+	t.results = make(chan *chunkResult, in.opts.Workers)
+	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	for i := 0; i < in.opts.Workers; i++ {
+		go t.worker(workerCtx)
+	}
+	// The appender outlives ctx by finalAppendTimeout so what was read when
+	// ctx ended still gets stored.
+	appendCtx, cancelAppend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAppend()
+	go func() {
+		select {
+		case <-ctx.Done():
+			timer := time.NewTimer(finalAppendTimeout)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+				cancelAppend()
+			case <-appendCtx.Done():
+			}
+		case <-appendCtx.Done():
+		}
+	}()
+	t.appendReqs = make(chan *pendingBatch)
+	t.appendErr = make(chan error, 1)
+	go t.appender(appendCtx)
+	defer func() {
+		for _, tf := range t.files {
+			if !tf.busy {
+				tf.close()
+			}
+		}
+		if t.watcher != nil {
+			t.watcher.Close()
+		}
+	}()
+
+	if t.follow && !in.opts.NoFsnotify {
+		if w, werr := fsnotify.NewWatcher(); werr != nil {
+			in.problem("file events unavailable (%v): polling every %s", werr, in.pollInterval())
+		} else {
+			t.watcher = w
+		}
+	}
+
+	t.discover(true)
+	t.recoverUnmatched()
+	t.publishFiles()
+	t.dispatchAll()
+
+	var (
+		poll      <-chan time.Time
+		pollTick  *time.Ticker
+		events    <-chan fsnotify.Event
+		werrs     <-chan error
+		passSoon  = time.NewTimer(time.Hour)
+		flushTick = time.NewTicker(in.opts.BatchAge)
+	)
+	passSoon.Stop()
+	defer flushTick.Stop()
+	if t.follow {
+		pollTick = time.NewTicker(in.pollInterval())
+		defer pollTick.Stop()
+		poll = pollTick.C
+		if t.watcher != nil {
+			events, werrs = t.watcher.Events, t.watcher.Errors
+		}
+	}
+	passPending := false
+	ctxDone := ctx.Done()
+	stopping := false
+
+	for {
+		if !t.follow && !stopping && t.busy == 0 && t.idle() {
+			break // catch-up: everything read
+		}
+		if stopping && t.busy == 0 {
+			break
+		}
+		select {
+		case <-ctxDone:
+			stopping = true
+			t.stopping = true
+			ctxDone = nil
+			poll, events = nil, nil
+		case r := <-t.results:
+			t.busy--
+			t.merge(r)
+			if !stopping && !r.done && !r.eof && r.err == nil {
+				t.dispatch(r.tf)
+			}
+			if t.batch.bytes >= in.opts.BatchBytes {
+				if err := t.flush(); err != nil {
+					return t.finish(ctx, err)
+				}
+			}
+		case <-poll:
+			t.pass(true)
+		case ev := <-events:
+			if ev.Op&(fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
+				passPending = true
+			}
+			passSoon.Reset(20 * time.Millisecond)
+		case <-passSoon.C:
+			t.pass(passPending)
+			passPending = false
+		case werr := <-werrs:
+			in.problem("file events: %v", werr)
+		case <-flushTick.C:
+			if t.busy == 0 || in.opts.Now().Sub(t.batch.since) >= in.opts.BatchAge {
+				if err := t.flush(); err != nil {
+					return t.finish(ctx, err)
+				}
+			}
+			t.publishFiles()
+		case aerr := <-t.appendErr:
+			return t.finish(ctx, aerr)
+		}
+	}
+	return t.finish(ctx, nil)
+}
+
+// idle reports whether no file has anything left to read (catch-up's end).
+func (t *tailer) idle() bool {
+	for _, tf := range t.files {
+		if tf.queued || tf.busy {
+			return false
+		}
+	}
+	return true
+}
+
+// finish flushes pipelines and the batch, waits for the appender and
+// reports the outcome.
+func (t *tailer) finish(ctx context.Context, cause error) error {
+	t.stopping = true
+	// Let busy workers hand back what they read.
+	for t.busy > 0 {
+		r := <-t.results
+		t.busy--
+		t.merge(r)
+	}
+	if cause == nil {
+		// Entries held by multiline stages are complete as far as anyone
+		// will know: store them and advance past them.
+		for _, tf := range t.sortedFiles() {
+			if r := t.flushPipeline(tf); r != nil {
+				t.merge(r)
+			}
+		}
+		cause = t.flush()
+	}
+	close(t.appendReqs)
+	if aerr := <-t.appendErr; cause == nil {
+		cause = aerr
+	}
+	t.publishFiles()
+	if cause != nil {
+		return cause
+	}
+	if !t.follow && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// flush hands the batch to the appender, waiting while it is busy: that wait
+// is the backpressure that bounds memory.
+func (t *tailer) flush() error {
+	if t.batch.empty() {
+		return nil
+	}
+	b := t.batch
+	t.batch = newBatch()
+	select {
+	case t.appendReqs <- b:
+		return nil
+	case err := <-t.appendErr:
+		return err
+	}
+}
+
+// appender stores batches in order, retrying refused appends without ever
+// skipping one: a later cursor must never be stored before earlier lines.
+func (t *tailer) appender(ctx context.Context) {
+	in := t.in
+	var err error
+	defer func() { t.appendErr <- err }()
+	for b := range t.appendReqs {
+		ab := b.appendBatch()
+		for {
+			aerr := in.app.Append(ctx, ab)
+			if aerr == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				err = fmt.Errorf("ingest: store the last %d lines: %w (they will be read again on restart)", b.lines, aerr)
+				// drain so the coordinator never blocks on a dead appender
+				for range t.appendReqs {
+				}
+				return
+			}
+			in.mu.Lock()
+			wasPaused := in.hs.paused
+			in.hs.paused = true
+			in.hs.pausedReason = aerr.Error()
+			in.mu.Unlock()
+			if !wasPaused {
+				in.opts.Logf("ingest paused: store refused an append: %v", aerr)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(in.opts.RetryInterval):
+			}
+		}
+		in.mu.Lock()
+		in.hs.paused = false
+		in.hs.pausedReason = ""
+		in.hs.lastAppend = in.opts.Now()
+		in.hs.lines += b.lines
+		in.hs.bytes += b.rawBytes
+		in.hs.truncated += b.trunc
+		in.hs.invalid += b.invalid
+		in.mu.Unlock()
+		if len(ab.Streams) > 0 {
+			in.notify(ab.Streams)
+		}
+	}
+}
+
+func (t *tailer) dispatchAll() {
+	for _, tf := range t.sortedFiles() {
+		t.dispatch(tf)
+	}
+}
+
+// dispatch queues a file for a worker. The work channel is unbuffered and
+// the coordinator must keep receiving results, so at most Workers files are
+// handed out; the rest wait in queued state.
+func (t *tailer) dispatch(tf *tailedFile) {
+	if tf.busy {
+		return
+	}
+	tf.queued = true
+	t.pump()
+}
+
+func (t *tailer) pump() {
+	for !t.stopping && t.busy < t.in.opts.Workers {
+		var next *tailedFile
+		for _, tf := range t.sortedFiles() {
+			if tf.queued && !tf.busy {
+				next = tf
+				break
+			}
+		}
+		if next == nil {
+			return
+		}
+		next.queued = false
+		next.busy = true
+		t.busy++
+		t.work <- next
+	}
+}
+
+func (t *tailer) sortedFiles() []*tailedFile {
+	out := make([]*tailedFile, 0, len(t.files))
+	for _, tf := range t.files {
+		out = append(out, tf)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// pass looks at every file after an event or a poll tick.
+func (t *tailer) pass(rediscover bool) {
+	if rediscover {
+		t.discover(false)
+	}
+	for _, tf := range t.files {
+		if !tf.busy {
+			tf.queued = true
+		}
+	}
+	t.pump()
+	if now := t.in.opts.Now(); now.Sub(t.lastGC) >= gcEvery {
+		t.lastGC = now
+		t.gcDone(now)
+	}
+}
+
+// merge takes a worker's result into the batch and the file table.
+func (t *tailer) merge(r *chunkResult) {
+	tf := r.tf
+	tf.busy = false
+	tf.wasRotated = tf.rotated
+	b := t.batch
+	if b.since.IsZero() && (len(r.streams) > 0 || r.rawBytes > 0) {
+		b.since = t.in.opts.Now()
+	}
+	for _, se := range r.allStreams() {
+		for _, e := range se.Entries {
+			b.bytes += len(e.Line)
+		}
+		b.lines += int64(len(se.Entries))
+		b.add(se)
+	}
+	b.rawBytes += r.rawBytes
+	b.trunc += r.trunc
+	b.invalid += r.invalid
+	if r.err != nil {
+		t.in.problem("read %s: %v", tf.path, r.err)
+	}
+	if tf.replaced {
+		tf.replaced = false
+		t.handleReplaced(tf)
+		t.pump()
+		return
+	}
+	if old, ok := t.known[tf.key]; !ok || !samePosition(old, r.pos) {
+		p := r.pos
+		t.setCursor(tf.key, &p)
+	}
+	if r.done || (r.err != nil && tf.f == nil) {
+		t.retire(tf)
+	}
+	t.pump()
+}
+
+// retire forgets a finished file; its Done position stays in known.
+func (t *tailer) retire(tf *tailedFile) {
+	tf.close()
+	tf.pipe.release()
+	delete(t.files, tf.key)
+	if t.byID[tf.id] == tf {
+		delete(t.byID, tf.id)
+	}
+}
+
+// flushPipeline releases entries a multiline stage still holds for a file
+// that is not being read.
+func (t *tailer) flushPipeline(tf *tailedFile) *chunkResult {
+	if tf.busy {
+		return nil
+	}
+	if _, ok := tf.pipe.pendingFrom(); !ok {
+		return nil
+	}
+	r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+	tf.pipe.flushAll(r)
+	r.pos = tf.position(false)
+	return r
+}
+
+// publishFiles refreshes the file list of the health snapshot.
+func (t *tailer) publishFiles() {
+	// Busy files belong to their worker: describe every file from its
+	// position, which only the coordinator writes.
+	files := make([]FileStatus, 0, len(t.files))
+	for _, tf := range t.sortedFiles() {
+		p := t.known[tf.key]
+		files = append(files, FileStatus{Path: p.Path, Name: p.Name, Job: tf.t.job, Offset: p.Offset, Size: p.Size,
+			Rotated: tf.wasRotated, Gzip: p.Gzip})
+	}
+	done := 0
+	for _, p := range t.known {
+		if p.Done {
+			done++
+		}
+	}
+	in := t.in
+	in.mu.Lock()
+	in.hs.files = files
+	in.hs.tracked = len(files)
+	in.hs.done = done
+	in.hs.matched = t.matched
+	in.hs.rejects = make(map[string]string, len(t.rejected))
+	for k, v := range t.rejected {
+		in.hs.rejects[k] = v
+	}
+	in.mu.Unlock()
+}
+
+// watchDir asks for events of a directory (best effort: polling covers it).
+func (t *tailer) watchDir(dir string) {
+	if t.watcher == nil || t.watched[dir] {
+		return
+	}
+	t.watched[dir] = true
+	if err := t.watcher.Add(dir); err != nil {
+		t.in.opts.Logf("watch %s: %v (polling covers it)", dir, err)
+	}
+}
+
+// statID stats a path and returns its identity.
+func statID(p string) (os.FileInfo, fileID, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	id, ok := idOf(fi)
+	if !ok {
+		return nil, fileID{}, fmt.Errorf("%s: no device/inode on this platform", p)
+	}
+	return fi, id, nil
+}
+
+// discover globs every target and starts tracking new files.
+func (t *tailer) discover(initial bool) {
+	in := t.in
+	matched := 0
+	seen := map[string]bool{}
+	for _, tg := range in.targets {
+		if _, err := in.op.CheckPath(tg.include.raw); err != nil {
+			t.rejected[tg.include.raw] = err.Error()
+			continue
+		}
+		delete(t.rejected, tg.include.raw)
+		paths := tg.include.Glob(func(dir string, err error) {
+			in.problem("list %s: %v", dir, err)
+		})
+		for _, p := range paths {
+			if tg.exclude != nil && tg.exclude.Match(p) {
+				continue
+			}
+			if seen[p] {
+				if owner := t.claimed[p]; owner != tg.key {
+					in.problem("%s is matched by %s and %s: read once, as %s", p, owner, tg.key, owner)
+				}
+				continue
+			}
+			seen[p] = true
+			if _, ok := t.claimed[p]; !ok {
+				t.claimed[p] = tg.key
+			}
+			resolved, err := in.op.CheckPath(p)
+			if err != nil {
+				t.rejected[p] = err.Error()
+				continue
+			}
+			fi, id, err := statID(resolved)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.rejected[p] = err.Error()
+				}
+				continue
+			}
+			if !fi.Mode().IsRegular() {
+				t.rejected[p] = "not a regular file"
+				continue
+			}
+			delete(t.rejected, p)
+			matched++
+			t.watchDir(filepath.Dir(resolved))
+			if t.byID[id] != nil {
+				continue
+			}
+			if _, ok := t.ignored[id]; ok {
+				continue
+			}
+			t.track(tg, p, resolved, fi, id)
+		}
+		if t.watcher != nil {
+			t.watchDir(literalPrefix(tg.include))
+		}
+	}
+	t.matched = matched
+	_ = initial
+}
+
+// literalPrefix is the deepest directory of a pattern without wildcards.
+func literalPrefix(g *globPattern) string {
+	if len(g.alts) == 0 {
+		return "/"
+	}
+	dir := "/"
+	for _, s := range g.alts[0][:max(0, len(g.alts[0])-1)] {
+		if s == "**" || hasMeta(s) {
+			break
+		}
+		dir = filepath.Join(dir, s)
+	}
+	return dir
+}
+
+// track starts following a newly discovered file, resuming from its
+// position when its identity is known.
+func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fileID) {
+	in := t.in
+	if isGzipName(resolved) {
+		t.trackGzip(tg, name, resolved, fi, id)
+		return
+	}
+	f, err := os.Open(resolved)
+	if err != nil {
+		t.rejected[name] = err.Error()
+		return
+	}
+	head, err := readHead(f)
+	if err != nil {
+		f.Close()
+		t.rejected[name] = err.Error()
+		return
+	}
+	fp := fingerprintOf(head)
+	key := cursorKey(id, false, fp)
+	offset := int64(0)
+	if p, ok := t.known[key]; ok {
+		pfp, _ := parseFingerprint(p.FP)
+		if pfp.matches(head) {
+			if p.Done {
+				f.Close()
+				if p.Missing != 0 {
+					p.Missing = 0
+					t.setCursor(key, &p)
+				}
+				return
+			}
+			offset = p.Offset
+			if p.Name != "" {
+				name = p.Name
+			}
+			if fp.N < pfp.N {
+				fp = pfp
+			}
+		} else {
+			// Same inode, other content: the file was truncated or replaced
+			// while we were not looking. Finish its old content from a copy
+			// if there is one, then read the new content from the start.
+			t.resumeCopy(p, pfp, id)
+		}
+	} else if owner := t.copyOf(filepath.Dir(resolved), head, id); owner != "" {
+		f.Close()
+		t.ignored[id] = owner
+		in.opts.Logf("%s is a copy of %s: not read again", resolved, owner)
+		return
+	}
+	if offset > fi.Size() {
+		offset = 0 // shrank since: start over (handled as truncation)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		t.rejected[name] = err.Error()
+		return
+	}
+	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, f: f, size: fi.Size(),
+		lr: newLineReader(f, offset, in.maxLine()), pipe: t.pipeline(tg, name), lastGrowth: in.opts.Now()}
+	t.files[key] = tf
+	t.byID[id] = tf
+	if _, ok := t.known[key]; !ok {
+		p := tf.position(false)
+		t.setCursor(key, &p)
+	}
+	t.dispatch(tf)
+}
+
+// trackGzip reads a compressed rotated file once. Its identity is the
+// fingerprint of its decompressed head, so the .gz of a generation already
+// read as plain text is recognised and not read again.
+func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id fileID) {
+	head, err := readGzipHead(resolved)
+	if err != nil {
+		t.rejected[name] = err.Error()
+		return
+	}
+	fp := fingerprintOf(head)
+	key := cursorKey(id, true, fp)
+	offset := int64(0)
+	if p, ok := t.known[key]; ok {
+		if p.Done {
+			return
+		}
+		offset = p.Offset
+		if p.Name != "" {
+			name = p.Name
+		}
+	} else if plainKey, p, ok := t.plainFor(head); ok {
+		if p.Done {
+			// Already read as plain text: remember the .gz as read too.
+			np := p
+			np.Path, np.Gzip, np.Dev, np.Ino, np.FP = resolved, true, id.Dev, id.Ino, fp.String()
+			np.Offset = 0
+			np.Missing = 0
+			t.setCursor(key, &np)
+			return
+		}
+		if other := t.files[plainKey]; other != nil {
+			// The plain file is still open and being read: it has the lines.
+			t.ignored[id] = other.path
+			return
+		}
+		// The plain file went away before we finished it: go on from the
+		// same offset in the decompressed stream.
+		offset = p.Offset
+		name = p.Name
+		t.setCursor(plainKey, nil)
+	}
+	tf, err := t.openGzip(tg, key, name, resolved, fi, id, fp, offset)
+	if err != nil {
+		t.rejected[name] = err.Error()
+		return
+	}
+	p := tf.position(false)
+	t.setCursor(key, &p)
+	t.dispatch(tf)
+}
+
+func (t *tailer) openGzip(tg *target, key, name, resolved string, fi os.FileInfo, id fileID, fp fingerprint, offset int64) (*tailedFile, error) {
+	f, err := os.Open(resolved)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", resolved, err)
+	}
+	if offset > 0 {
+		if _, err := io.CopyN(io.Discard, zr, offset); err != nil {
+			zr.Close()
+			f.Close()
+			return nil, fmt.Errorf("%s: skip to %d: %w", resolved, offset, err)
+		}
+	}
+	in := t.in
+	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, gz: true, f: f, zr: zr,
+		size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
+		lr: newLineReader(zr, offset, in.maxLine()), pipe: t.pipeline(tg, name)}
+	t.files[key] = tf
+	t.byID[id] = tf
+	return tf, nil
+}
+
+// plainFor finds the position of a plain file whose head the given
+// decompressed head starts with.
+func (t *tailer) plainFor(head []byte) (string, position, bool) {
+	keys := make([]string, 0, len(t.known))
+	for k := range t.known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := t.known[k]
+		if p.Gzip {
+			continue
+		}
+		fp, err := parseFingerprint(p.FP)
+		if err != nil || fp.N < minCopyFingerprint {
+			continue
+		}
+		if fp.matches(head) {
+			return k, p, true
+		}
+	}
+	return "", position{}, false
+}
+
+// copyOf reports which tracked or finished file of dir the head is a copy
+// of (a copytruncate or cp of it), or "".
+func (t *tailer) copyOf(dir string, head []byte, id fileID) string {
+	// Positions, not files: a busy file belongs to its worker.
+	keys := make([]string, 0, len(t.known))
+	for k := range t.known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := t.known[k]
+		if p.Gzip || (p.Dev == id.Dev && p.Ino == id.Ino) || filepath.Dir(p.Path) != dir {
+			continue
+		}
+		if !p.Done && t.files[k] == nil {
+			continue // not found (yet): its content is not known to be read
+		}
+		if fp, err := parseFingerprint(p.FP); err == nil && fp.N >= minCopyFingerprint && fp.matches(head) {
+			return p.Path
+		}
+	}
+	return ""
+}
+
+// handleReplaced deals with a file that shrank or whose head changed
+// (copytruncate, truncation, or the inode reused by a new file): the rest
+// of its old content is read from a copy if one exists in the same
+// directory, and the file itself is read again from its start.
+func (t *tailer) handleReplaced(tf *tailedFile) {
+	in := t.in
+	old := t.known[tf.key]
+	oldFP := tf.fp
+	if tf.lr.pendingStart() > old.Offset {
+		old.Offset = tf.lr.pendingStart()
+	}
+	if c := t.resumeCopyWith(old, oldFP, tf); c == nil && tf.size < old.Offset && old.Size > old.Offset {
+		in.problem("%s was truncated before %d bytes of it were read, and no copy was found", tf.path, old.Size-old.Offset)
+	}
+	// Read the file again from its start.
+	if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
+		in.problem("read %s again after truncation: %v", tf.path, err)
+		t.retire(tf)
+		t.setCursor(tf.key, nil)
+		return
+	}
+	head, _ := readHead(tf.f)
+	tf.fp = fingerprintOf(head)
+	tf.lr = newLineReader(tf.f, 0, in.maxLine())
+	tf.pipe.release()
+	tf.pipe = t.pipeline(tf.t, tf.name)
+	if fi, err := tf.f.Stat(); err == nil {
+		tf.size = fi.Size()
+	}
+	p := tf.position(false)
+	t.setCursor(tf.key, &p)
+	t.dispatch(tf)
+}
+
+// resumeCopy looks for the old content of a position in its directory.
+func (t *tailer) resumeCopy(old position, oldFP fingerprint, exclude fileID) {
+	t.resumeCopyWith(old, oldFP, &tailedFile{id: exclude, path: old.Path, name: old.Name, t: t.targetByKey(old.Target)})
+}
+
+// resumeCopyWith finds a file (plain or .gz) in the directory of from whose
+// head matches oldFP and starts reading it at old.Offset, as the rest of
+// from's old content. The copy is read to its end, then finished.
+func (t *tailer) resumeCopyWith(old position, oldFP fingerprint, from *tailedFile) *tailedFile {
+	if oldFP.N < minCopyFingerprint || from.t == nil {
+		return nil
+	}
+	dir := filepath.Dir(from.path)
+	if from.path == "" {
+		dir = filepath.Dir(old.Path)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, id, err := statID(p)
+		if err != nil || id == from.id || t.byID[id] != nil {
+			continue
+		}
+		if _, err := t.in.op.CheckPath(p); err != nil {
+			continue
+		}
+		if isGzipName(p) {
+			head, err := readGzipHead(p)
+			if err != nil || !oldFP.matches(head) {
+				continue
+			}
+			key := cursorKey(id, true, fingerprintOf(head))
+			if kp, ok := t.known[key]; ok && kp.Done {
+				continue
+			}
+			tf, err := t.openGzip(from.t, key, from.name, p, fi, id, fingerprintOf(head), old.Offset)
+			if err != nil {
+				continue
+			}
+			delete(t.ignored, id)
+			pos := tf.position(false)
+			t.setCursor(key, &pos)
+			t.dispatch(tf)
+			return tf
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		head, err := readHead(f)
+		if err != nil || !oldFP.matches(head) || fi.Size() < old.Offset {
+			f.Close()
+			continue
+		}
+		key := cursorKey(id, false, fingerprintOf(head))
+		if kp, ok := t.known[key]; ok && kp.Done {
+			f.Close()
+			continue
+		}
+		if _, err := f.Seek(old.Offset, io.SeekStart); err != nil {
+			f.Close()
+			continue
+		}
+		in := t.in
+		tf := &tailedFile{key: key, t: from.t, id: id, fp: fingerprintOf(head), name: from.name, path: p, f: f,
+			size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
+			lr: newLineReader(f, old.Offset, in.maxLine()), pipe: t.pipeline(from.t, from.name)}
+		if from.pipe != nil && from.lr != nil {
+			// The copy continues the old content: so does its multiline state.
+			tf.pipe, from.pipe = from.pipe, nil
+			if ps, ok := tf.pipe.pendingFrom(); ok && ps < old.Offset {
+				tf.lr = newLineReader(f, old.Offset, in.maxLine())
+			}
+		}
+		delete(t.ignored, id)
+		t.files[key] = tf
+		t.byID[id] = tf
+		pos := tf.position(false)
+		t.setCursor(key, &pos)
+		t.dispatch(tf)
+		return tf
+	}
+	return nil
+}
+
+func (t *tailer) targetByKey(key string) *target {
+	for _, tg := range t.in.targets {
+		if tg.key == key {
+			return tg
+		}
+	}
+	return nil
+}
+
+// recoverUnmatched finds, after a restart, the files of positions that
+// discovery did not match: generations rotated away (once or more) while
+// Lokal was stopped. They are looked for by identity in their last
+// directory and read to their end.
+func (t *tailer) recoverUnmatched() {
+	in := t.in
+	keys := make([]string, 0, len(t.known))
+	for k := range t.known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := t.known[k]
+		if p.Done || t.files[k] != nil {
+			continue
+		}
+		fp, err := parseFingerprint(p.FP)
+		if err != nil {
+			t.setCursor(k, nil)
+			continue
+		}
+		tg := t.targetByKey(p.Target)
+		if tg == nil {
+			in.problem("%s: its scrape config %s is gone from the settings; position dropped", p.Path, p.Target)
+			t.setCursor(k, nil)
+			continue
+		}
+		if found := t.findByIdentity(k, p, fp, tg); found {
+			continue
+		}
+		if p.Size > p.Offset {
+			in.problem("%s disappeared while Lokal was stopped, %d bytes unread", p.Path, p.Size-p.Offset)
+		}
+		t.setCursor(k, nil)
+	}
+}
+
+// findByIdentity looks for a position's file at its last path, then in the
+// same directory by inode, then as a .gz or a copy of its content.
+func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *target) bool {
+	in := t.in
+	want := fileID{Dev: p.Dev, Ino: p.Ino}
+	dir := filepath.Dir(p.Path)
+	candidates := []string{p.Path}
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				candidates = append(candidates, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	for _, c := range candidates {
+		fi, id, err := statID(c)
+		if err != nil || id != want || p.Gzip {
+			continue
+		}
+		if _, err := in.op.CheckPath(c); err != nil {
+			in.problem("%s (rotated from %s): %v", c, p.Name, err)
+			return false
+		}
+		f, err := os.Open(c)
+		if err != nil {
+			continue
+		}
+		head, err := readHead(f)
+		if err != nil || !fp.matches(head) || fi.Size() < p.Offset {
+			f.Close()
+			break // the inode holds other content now
+		}
+		if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
+			f.Close()
+			return false
+		}
+		tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: p.Name, path: c, f: f, size: fi.Size(),
+			rotated: true, lastGrowth: in.opts.Now(),
+			lr: newLineReader(f, p.Offset, in.maxLine()), pipe: t.pipeline(tg, p.Name)}
+		if nameFI, nameID, err := statID(p.Name); err == nil && nameID == id && nameFI != nil {
+			tf.rotated = false // still where it was discovered (discovery missed it: allowlist changed?)
+		}
+		t.files[key] = tf
+		t.byID[id] = tf
+		np := tf.position(false)
+		t.setCursor(key, &np)
+		t.dispatch(tf)
+		if tf.rotated {
+			t.trackSuccessors(tf, p, tg)
+		}
+		return true
+	}
+	if p.Gzip {
+		return false
+	}
+	// Compressed, or copied (copytruncate while stopped).
+	return t.resumeCopyWith(p, fp, &tailedFile{id: want, path: p.Path, name: p.Name, t: tg}) != nil
+}
+
+// gcDone forgets finished files that have been gone for doneGrace.
+func (t *tailer) gcDone(now time.Time) {
+	for k, p := range t.known {
+		if !p.Done {
+			continue
+		}
+		if _, id, err := statID(p.Path); err == nil && id.Dev == p.Dev && id.Ino == p.Ino {
+			continue
+		}
+		if p.Missing == 0 {
+			p.Missing = now.Unix()
+			t.setCursor(k, &p)
+			continue
+		}
+		if now.Sub(time.Unix(p.Missing, 0)) >= doneGrace {
+			t.setCursor(k, nil)
+		}
+	}
+}
+
+func samePosition(a, b position) bool {
+	a.Seen, b.Seen = 0, 0
+	return a == b
+}
+
+// trackSuccessors finds the generations written after a rotated file while
+// Lokal was stopped: with two rotations, the file that replaced it was
+// itself rotated away before it could be discovered. They sit in the same
+// directory, are named after the file (app.log.1 for app.log), no glob
+// matches them, nothing knows them, and they changed after the rotated
+// file's position was last stored, which no older generation did.
+func (t *tailer) trackSuccessors(rotated *tailedFile, p position, tg *target) {
+	if p.Seen == 0 {
+		return
+	}
+	seen := time.Unix(0, p.Seen)
+	base := filepath.Base(p.Name)
+	dir := filepath.Dir(rotated.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), base) {
+			continue
+		}
+		c := filepath.Join(dir, e.Name())
+		if tg.include.Match(c) {
+			continue // discovery's business
+		}
+		fi, id, err := statID(c)
+		if err != nil || fi.ModTime().Before(seen.Add(-mtimeSlack)) || t.byID[id] != nil {
+			continue
+		}
+		if _, ok := t.ignored[id]; ok {
+			continue
+		}
+		if _, err := t.in.op.CheckPath(c); err != nil {
+			continue
+		}
+		if _, ok := t.known[cursorKey(id, false, fingerprint{})]; ok && !isGzipName(c) {
+			continue
+		}
+		t.in.opts.Logf("%s: a generation of %s written while Lokal was stopped", c, p.Name)
+		t.trackRotated(tg, p.Name, c, fi, id)
+	}
+}
+
+// trackRotated starts reading a rotated generation nobody knew from its
+// start, unless it is a copy of content already known.
+func (t *tailer) trackRotated(tg *target, name, path string, fi os.FileInfo, id fileID) {
+	if isGzipName(path) {
+		t.trackGzip(tg, name, path, fi, id)
+		if tf := t.byID[id]; tf != nil {
+			tf.rotated = true
+		}
+		return
+	}
+	t.track(tg, name, path, fi, id)
+	if tf := t.byID[id]; tf != nil {
+		tf.rotated = true
+	}
+}
