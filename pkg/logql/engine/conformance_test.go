@@ -79,22 +79,42 @@ func readRows(t *testing.T, path string) []conformanceRow {
 }
 
 // loadConformance loads entries.push.json with the same code as `lokal
-// push` into the in-memory reader.
-func loadConformance(t testing.TB, dir string) *memstore.Store {
+// push` into app.
+func loadConformance(t testing.TB, dir string, app store.Appender) {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "entries.push.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st := memstore.New()
 	err = push.Read(f, push.Options{}, func(b store.AppendBatch) error {
-		return st.Append(context.Background(), b)
+		return app.Append(context.Background(), b)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+}
+
+// conformanceReaders returns the real store (flushed to blocks on disk)
+// and the in-memory reference reader, both loaded with the corpus.
+func conformanceReaders(t testing.TB, dir string) map[string]store.Reader {
+	t.Helper()
+	mem := memstore.New()
+	loadConformance(t, dir, mem)
+	disk, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := disk.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	loadConformance(t, dir, disk)
+	if err := disk.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]store.Reader{"store": disk, "memstore": mem}
 }
 
 func (r conformanceRow) params(t *testing.T) engine.Params {
@@ -182,8 +202,12 @@ func canonicalRounded(body []byte, round bool) (string, error) {
 func TestLokiConformance(t *testing.T) {
 	dir := sharedDir(t)
 	rows := readRows(t, filepath.Join(dir, "queries.tsv"))
-	st := loadConformance(t, dir)
-	eng := engine.New(st, engine.Options{})
+	for name, st := range conformanceReaders(t, dir) {
+		t.Run(name, func(t *testing.T) { runConformance(t, dir, rows, engine.New(st, engine.Options{})) })
+	}
+}
+
+func runConformance(t *testing.T, dir string, rows []conformanceRow, eng *engine.Engine) {
 	for _, r := range rows {
 		t.Run(r.id, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join(dir, "answers", r.id+".json"))
