@@ -583,12 +583,12 @@ type Info struct {
 	Streams       int
 	Partitions    int
 	Blocks        int
-	Entries       int64 // committed and in the head
-	RawBytes      int64 // line bytes, committed and in the head
+	Entries       int64 // committed entries
+	RawBytes      int64 // committed line bytes
 	StoredBytes   int64 // segment files and manifest on disk
-	HeadEntries   int64
-	HeadBytes     int64
-	MinTime       int64 // Unix ns; 0 when empty
+	HeadEntries   int64 // entries in memory, not yet committed
+	HeadBytes     int64 // their line bytes
+	MinTime       int64 // Unix ns over committed and head entries; 0 when empty
 	MaxTime       int64
 	CorruptBlocks int
 	// Paused is true while commits fail and Append refuses new entries.
@@ -606,6 +606,9 @@ func (s *Store) Info() Info {
 	defer s.mu.RUnlock()
 	in := Info{Dir: s.dir, ReadOnly: s.readOnly, Streams: len(s.m.streams), Partitions: len(s.m.days),
 		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize}
+	if s.readOnly {
+		in.StoredBytes = s.manStamp.size
+	}
 	if s.lastErr != nil {
 		in.LastError = s.lastErr.Error()
 	}
@@ -639,8 +642,6 @@ func (s *Store) Info() Info {
 			}
 		}
 	}
-	in.Entries += in.HeadEntries
-	in.RawBytes += in.HeadBytes
 	return in
 }
 

@@ -342,7 +342,7 @@ func TestAppendRejectsBadInput(t *testing.T) {
 			t.Fatalf("batch %d accepted", i)
 		}
 	}
-	if in := s.Info(); in.Entries != 0 || in.Streams != 0 {
+	if in := s.Info(); in.HeadEntries != 0 || in.Streams != 0 {
 		t.Fatalf("rejected batches left data: %+v", in)
 	}
 }
