@@ -313,7 +313,7 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(secret, "key"), []byte("x"), 0o600)
-	os.Symlink(secret, filepath.Join(allowed, "escape"))           // dir link out
+	os.Symlink(secret, filepath.Join(allowed, "escape"))                      // dir link out
 	os.Symlink(filepath.Join(secret, "key"), filepath.Join(allowed, "a.log")) // file link out
 	os.Symlink(filepath.Join(allowed, "sub"), filepath.Join(root, "inlink"))  // link in from outside
 	allowedLink := filepath.Join(root, "allowedlink")
