@@ -131,7 +131,8 @@ func TestParsePattern(t *testing.T) {
 		{`plain text`, true, nil, true},
 		{`<a> <a>`, true, nil, true},
 		{`<a><_>`, true, nil, true},
-		{`<a>`, false, nil, true},
+		{`<a> x`, false, []PatternPart{{Capture: "a"}, {Literal: " x"}}, false},
+		{``, false, nil, true},
 	}
 	for _, tt := range tests {
 		got, err := ParsePattern(tt.in, tt.extractor)

@@ -165,9 +165,12 @@ type PatternPart struct {
 // ParsePattern splits a pattern expression such as `<ip> - <_> "<method>"`
 // into literals and captures. A capture is `<name>` with an identifier or
 // `_`; any other `<` is literal text. Two captures may not be adjacent.
-// The pattern parser (extractor) needs at least one named capture and
-// unique names; a line filter pattern (|> and !>) allows only `<_>`.
+// Names must be unique. The pattern parser (extractor) needs at least one
+// named capture; a line filter (|> and !>) ignores what captures capture.
 func ParsePattern(s string, extractor bool) ([]PatternPart, error) {
+	if s == "" {
+		return nil, errors.New("invalid pattern: empty pattern")
+	}
 	var parts []PatternPart
 	var lit strings.Builder
 	seen := map[string]bool{}
@@ -183,9 +186,6 @@ func ParsePattern(s string, extractor bool) ([]PatternPart, error) {
 					return nil, fmt.Errorf("invalid pattern %q: consecutive captures <%s><%s> are not allowed", s, parts[len(parts)-1].Capture, name)
 				}
 				if name != "_" {
-					if !extractor {
-						return nil, fmt.Errorf("invalid pattern %q: named captures are not allowed in a pattern line filter, use <_>", s)
-					}
 					if seen[name] {
 						return nil, fmt.Errorf("invalid pattern %q: duplicate capture name (%s)", s, name)
 					}
@@ -236,9 +236,9 @@ func checkIPPattern(s string) error {
 		return nil
 	}
 	if lo, hi, ok := strings.Cut(s, "-"); ok {
-		a, errA := netip.ParseAddr(strings.TrimSpace(lo))
-		b, errB := netip.ParseAddr(strings.TrimSpace(hi))
-		if errA == nil && errB == nil && a.Is4() == b.Is4() && a.Compare(b) <= 0 {
+		a, errA := netip.ParseAddr(lo)
+		b, errB := netip.ParseAddr(hi)
+		if errA == nil && errB == nil && a.Is4() == b.Is4() && a.Compare(b) <= 0 && a.Zone() == "" && b.Zone() == "" {
 			return nil
 		}
 	}
