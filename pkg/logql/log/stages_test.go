@@ -215,7 +215,9 @@ func TestUnpack(t *testing.T) {
 func TestLabelFilters(t *testing.T) {
 	base := labels.FromStrings("job", "app")
 	parse := NewLogfmtParser(LogfmtOptions{})
-	m := func(mt labels.MatchType, n, v string) Stage { return NewStringLabelFilter(labels.MustNewMatcher(mt, n, v)) }
+	m := func(mt labels.MatchType, n, v string) Stage {
+		return NewStringLabelFilter(labels.MustNewMatcher(mt, n, v))
+	}
 	line := `status=500 duration=10040ms size=1976KB audio=1.70s ip=192.168.1.7 method=GET`
 	cases := []struct {
 		name  string
@@ -391,7 +393,7 @@ func TestTemplateFunctions(t *testing.T) {
 	cases := map[string]string{
 		`{{ alignLeft 5 "hello world" }}|{{ alignLeft 5 "hi" }}|`:  "hello|hi   |",
 		`{{ alignRight 5 "hello world" }}|{{ alignRight 5 "hi" }}`: "world|   hi",
-		`{{ "hello" | b64enc }} {{ "aGVsbG8=" | b64dec }}`:          "aGVsbG8= hello",
+		`{{ "hello" | b64enc }} {{ "aGVsbG8=" | b64dec }}`:         "aGVsbG8= hello",
 		`{{ "1.5KiB" | bytes }}`:                                   "1536",
 		`{{ "1m30s" | duration }} {{ duration_seconds "250ms" }}`:  "90 0.25",
 		`{{ count "a|b" "abab" }} {{ count "o" "foo" }}`:           "4 2",
@@ -399,28 +401,28 @@ func TestTemplateFunctions(t *testing.T) {
 		`{{ nindent 2 "a" }}`:                                      "\n  a",
 		`{{ repeat 3 "ab" }}`:                                      "ababab",
 		`{{ substr 0 5 "hello world" }}{{ substr 6 11 "hello world" }}{{ substr 6 -1 "hello world" }}`: "helloworldworld",
-		`{{ title "hello world" }}`:                               "Hello World",
-		`{{ trim "  x  " }}{{ trimAll "$" "$5.00$" }}`:            "x5.00",
-		`{{ trunc -5 "hello world" }} {{ trunc 2 "abc" }}`:        "world ab",
-		`{{ add 3 2 5 }} {{ sub 5 2 }} {{ mul 5 2 3 }} {{ mod 10 3 }}`: "10 3 30 1",
-		`{{ addf 3.5 2 5 }} {{ subf 5.5 2 1.5 }} {{ mulf 5.5 2 2.5 }} {{ divf 10 2 4 }}`: "10.5 2 27.5 1.25",
-		`{{ addf 0.1 0.2 }}`:                                       "0.3",
-		`{{ max 1 2 3 }} {{ min 1 2 3 }} {{ maxf 1 2.5 3 }} {{ minf 1 2.5 3 }}`: "3 1 3 1",
-		`{{ ceil 123.001 }} {{ floor 123.9999 }}`:                 "124 123",
-		`{{ round 123.555555 3 }} {{ round 123.88571428571 5 .2 }}`: "123.556 123.88572",
-		`{{ "3" | int }} {{ "3.5" | float64 }}`:                   "3 3.5",
-		`{{ regexReplaceAll "(a*)bc" "aabcx" "${1}Z" }}`:         "aaZx",
-		`{{ regexReplaceAllLiteral "(ts=)" "ts=1" "timestamp=" }}`: "timestamp=1",
-		`{{ "a b&c" | urlencode }} {{ "a+b%26c" | urldecode }}`:   "a+b%26c a b&c",
-		`{{ ToUpper "a" }}{{ ToLower "B" }}{{ Replace "aaa" "a" "b" 2 }}{{ TrimSpace " c " }}`: "Abbbac",
+		`{{ title "hello world" }}`:                                                             "Hello World",
+		`{{ trim "  x  " }}{{ trimAll "$" "$5.00$" }}`:                                          "x5.00",
+		`{{ trunc -5 "hello world" }} {{ trunc 2 "abc" }}`:                                      "world ab",
+		`{{ add 3 2 5 }} {{ sub 5 2 }} {{ mul 5 2 3 }} {{ mod 10 3 }}`:                          "10 3 30 1",
+		`{{ addf 3.5 2 5 }} {{ subf 5.5 2 1.5 }} {{ mulf 5.5 2 2.5 }} {{ divf 10 2 4 }}`:        "10.5 2 27.5 1.25",
+		`{{ addf 0.1 0.2 }}`:                                                                    "0.3",
+		`{{ max 1 2 3 }} {{ min 1 2 3 }} {{ maxf 1 2.5 3 }} {{ minf 1 2.5 3 }}`:                 "3 1 3 1",
+		`{{ ceil 123.001 }} {{ floor 123.9999 }}`:                                               "124 123",
+		`{{ round 123.555555 3 }} {{ round 123.88571428571 5 .2 }}`:                             "123.556 123.88572",
+		`{{ "3" | int }} {{ "3.5" | float64 }}`:                                                 "3 3.5",
+		`{{ regexReplaceAll "(a*)bc" "aabcx" "${1}Z" }}`:                                        "aaZx",
+		`{{ regexReplaceAllLiteral "(ts=)" "ts=1" "timestamp=" }}`:                              "timestamp=1",
+		`{{ "a b&c" | urlencode }} {{ "a+b%26c" | urldecode }}`:                                 "a+b%26c a b&c",
+		`{{ ToUpper "a" }}{{ ToLower "B" }}{{ Replace "aaa" "a" "b" 2 }}{{ TrimSpace " c " }}`:  "Abbbac",
 		`{{ hasPrefix "he" "hello" }} {{ hasSuffix "lo" "hello" }} {{ contains "ll" "hello" }}`: "true true true",
-		`{{ toDateInZone "2006-01-02" "UTC" "2021-11-02" | unixEpoch }}`:                      "1635811200",
-		`{{ toDate "2006-01-02" "2021-11-02" | unixEpochMillis }}`:                            "1635811200000",
-		`{{ date "2006-01-02" (unixToTime "1679577215") }}`:                                   "2023-03-23",
-		`{{ unixToTime "1679577215123" | unixEpochNanos }}`:                                   "1679577215123000000",
-		`{{ (fromJson "{\"foo\": 55}").foo }}`:                                                 "55",
-		`{{ printf "%05d" 42 }}`:                                                              "00042",
-		`{{ sha256 "abc" }}`:                                                                  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		`{{ toDateInZone "2006-01-02" "UTC" "2021-11-02" | unixEpoch }}`:                        "1635811200",
+		`{{ toDate "2006-01-02" "2021-11-02" | unixEpochMillis }}`:                              "1635811200000",
+		`{{ date "2006-01-02" (unixToTime "1679577215") }}`:                                     "2023-03-23",
+		`{{ unixToTime "1679577215123" | unixEpochNanos }}`:                                     "1679577215123000000",
+		`{{ (fromJson "{\"foo\": 55}").foo }}`:                                                  "55",
+		`{{ printf "%05d" 42 }}`:                                                                "00042",
+		`{{ sha256 "abc" }}`:                                                                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
 	}
 	for tmpl, want := range cases {
 		st, err := NewLineFormatter(tmpl)
