@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// queryOpts are the query command's flags.
+type queryOpts struct {
+	from, to, at string
+	since        time.Duration
+	step         string
+	limit        int
+	direction    string
+	instant      bool
+	output       string
+}
+
+func cmdQuery(ctx context.Context, args []string, e env) (err error) {
+	fs := newFlags("query", e)
+	cfg := fs.String("config", "", "config file (datasource settings schema)")
+	var o queryOpts
+	fs.StringVar(&o.from, "from", "", "start: RFC3339, Unix seconds, now, now-1h (default: --since before --to)")
+	fs.StringVar(&o.to, "to", "now", "end: RFC3339, Unix seconds, now, now-1h")
+	fs.DurationVar(&o.since, "since", time.Hour, "look back this far from --to when --from is not given")
+	fs.StringVar(&o.step, "step", "", "step of a range metric query, e.g. 1m (default: Loki's, range/250 and at least 1s)")
+	fs.IntVar(&o.limit, "limit", 100, "most lines a log query returns")
+	fs.StringVar(&o.direction, "direction", "backward", "backward (newest first) or forward")
+	fs.BoolVar(&o.instant, "instant", false, "instant query, evaluated at --time")
+	fs.StringVar(&o.at, "time", "now", "evaluation time of an --instant query")
+	fs.StringVar(&o.output, "o", "raw", "output: raw, jsonl, or json (Loki's HTTP API body)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(e.stderr, `usage: lokal query --config F [flags] 'QUERY'`)
+		fs.PrintDefaults()
+		return errUsage
+	}
+	if o.output != "raw" && o.output != "jsonl" && o.output != "json" {
+		return fmt.Errorf("-o %q: want raw, jsonl or json", o.output)
+	}
+	// From here a rejected query also prints Loki's error body with -o json.
+	defer func() {
+		if err != nil && o.output == "json" {
+			fmt.Fprintf(e.stdout, "%s\n", lokiapi.MarshalError(err))
+		}
+	}()
+	p, err := queryParams(pos[0], o, e.clock())
+	if err != nil {
+		return err
+	}
+	l, err := loadConfig(*cfg, e)
+	if err != nil {
+		return err
+	}
+	st, err := openReader(l)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st, &err)
+	res, err := engine.New(st, engine.Options{}).Query(ctx, p)
+	if err != nil {
+		return err
+	}
+	return writeResult(e.stdout, o.output, res, p.Direction == store.Backward)
+}
+
+// queryParams turns the flags into engine parameters.
+func queryParams(q string, o queryOpts, now time.Time) (engine.Params, error) {
+	p := engine.Params{Query: q, Limit: o.limit}
+	switch o.direction {
+	case "backward":
+		p.Direction = store.Backward
+	case "forward":
+		p.Direction = store.Forward
+	default:
+		return p, fmt.Errorf("--direction %q: want backward or forward", o.direction)
+	}
+	if o.limit < 0 {
+		return p, fmt.Errorf("--limit %d: must not be negative", o.limit)
+	}
+	if o.instant {
+		t, err := parseTime(o.at, now)
+		if err != nil {
+			return p, fmt.Errorf("--time: %w", err)
+		}
+		p.Instant, p.Start, p.End = true, t, t
+		return p, nil
+	}
+	end, err := parseTime(o.to, now)
+	if err != nil {
+		return p, fmt.Errorf("--to: %w", err)
+	}
+	start := end.Add(-o.since)
+	if o.from != "" {
+		if start, err = parseTime(o.from, now); err != nil {
+			return p, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if end.Before(start) {
+		return p, fmt.Errorf("--to %s is before --from %s", end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	p.Start, p.End = start, end
+	if o.step != "" {
+		d, err := parseDuration(o.step)
+		if err != nil || d <= 0 {
+			return p, fmt.Errorf("--step %q: want a positive duration such as 1m", o.step)
+		}
+		p.Step = d
+	}
+	return p, nil
+}
+
+// writeResult prints a result in the chosen output format.
+func writeResult(w io.Writer, output string, res engine.Result, backward bool) error {
+	switch output {
+	case "json":
+		return lokiapi.Write(w, res)
+	case "jsonl":
+		return writeJSONL(w, res, backward)
+	default:
+		return writeRaw(w, res, backward)
+	}
+}
+
+func writeRaw(w io.Writer, res engine.Result, backward bool) error {
+	var err error
+	pr := func(format string, args ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, format, args...)
+		}
+	}
+	switch res.Type {
+	case engine.ValueStreams:
+		for _, e := range mergeStreams(res, backward) {
+			pr("%s\n", e.line)
+		}
+	case engine.ValueMatrix:
+		for _, s := range res.Matrix {
+			for _, p := range s.Points {
+				pr("%s %s %s\n", s.Metric, msTime(p.T), lokiapi.FormatValue(p.V))
+			}
+		}
+	case engine.ValueVector:
+		for _, s := range res.Vector {
+			pr("%s %s %s\n", s.Metric, msTime(s.T), lokiapi.FormatValue(s.V))
+		}
+	case engine.ValueScalar:
+		pr("%s %s\n", msTime(res.Scalar.T), lokiapi.FormatValue(res.Scalar.V))
+	}
+	return err
+}
+
+// jsonlRecord is one line of -o jsonl.
+type jsonlRecord struct {
+	Time   string            `json:"time"`
+	Labels map[string]string `json:"labels"`
+	Line   *string           `json:"line,omitempty"`
+	Value  *string           `json:"value,omitempty"`
+}
+
+func writeJSONL(w io.Writer, res engine.Result, backward bool) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	value := func(v float64) *string { s := lokiapi.FormatValue(v); return &s }
+	switch res.Type {
+	case engine.ValueStreams:
+		for _, e := range mergeStreams(res, backward) {
+			line := e.line
+			if err := enc.Encode(jsonlRecord{Time: time.Unix(0, e.ts).UTC().Format(time.RFC3339Nano), Labels: e.labels.Map(), Line: &line}); err != nil {
+				return err
+			}
+		}
+	case engine.ValueMatrix:
+		for _, s := range res.Matrix {
+			for _, p := range s.Points {
+				if err := enc.Encode(jsonlRecord{Time: msTime(p.T), Labels: s.Metric.Map(), Value: value(p.V)}); err != nil {
+					return err
+				}
+			}
+		}
+	case engine.ValueVector:
+		for _, s := range res.Vector {
+			if err := enc.Encode(jsonlRecord{Time: msTime(s.T), Labels: s.Metric.Map(), Value: value(s.V)}); err != nil {
+				return err
+			}
+		}
+	case engine.ValueScalar:
+		return enc.Encode(jsonlRecord{Time: msTime(res.Scalar.T), Labels: map[string]string{}, Value: value(res.Scalar.V)})
+	}
+	return nil
+}
+
+type flatEntry struct {
+	ts     int64
+	seq    uint64
+	line   string
+	labels labels.Labels
+}
+
+// mergeStreams orders every entry of a log result as one list, in the
+// query's direction.
+func mergeStreams(res engine.Result, backward bool) []flatEntry {
+	var out []flatEntry
+	for _, s := range res.Streams {
+		for _, e := range s.Entries {
+			out = append(out, flatEntry{e.Ts, e.Seq, e.Line, s.Labels})
+		}
+	}
+	sortEntries(out, backward)
+	return out
+}
+
+func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,147 @@
+// Package plugin is Lokal's Grafana backend: one Datasource per configured
+// datasource, each following its log files into its own store (through
+// pkg/ingest) and answering LogQL (through pkg/logql/engine) as Grafana's
+// data plane frames, health checks, Loki-shaped resource calls and live
+// tail streams.
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/ingest"
+)
+
+// Every handler Grafana may call, checked at compile time.
+var (
+	_ backend.QueryDataHandler      = (*Datasource)(nil)
+	_ backend.CheckHealthHandler    = (*Datasource)(nil)
+	_ backend.CallResourceHandler   = (*Datasource)(nil)
+	_ backend.StreamHandler         = (*Datasource)(nil)
+	_ instancemgmt.InstanceDisposer = (*Datasource)(nil)
+)
+
+// Datasource is one instance of a Lokal datasource: its settings, its share
+// of a store and its ingester. A setup problem (bad settings, a store that
+// cannot open) does not fail the instance: health checks and queries
+// report it, so the user sees what to fix.
+type Datasource struct {
+	host     *Host
+	uid      string
+	settings *config.Settings
+	log      log.Logger
+
+	// setupErr stops everything: no store to query.
+	setupErr error
+	// ingestErr stops ingestion only: stored data still answers queries.
+	ingestErr error
+
+	shared *sharedStore
+	run    *ingestRun
+
+	disposeOnce sync.Once
+}
+
+// NewDatasource is the instance factory datasource.Manage calls for every
+// datasource (and again whenever its settings change).
+func (h *Host) NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
+	ds := &Datasource{host: h, uid: s.UID, log: h.log.With("datasource", s.UID)}
+	ds.setup(s.JSONData)
+	return ds, nil
+}
+
+func (ds *Datasource) setup(jsonData []byte) {
+	defer func() {
+		// Third-party code below must never take the plugin process down.
+		if p := recover(); p != nil {
+			ds.setupErr = fmt.Errorf("internal error setting up the datasource: %v", p)
+			ds.log.Error("setup panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	if len(jsonData) == 0 {
+		jsonData = []byte("{}")
+	}
+	settings, err := config.Parse(jsonData)
+	if err != nil {
+		ds.setupErr = fmt.Errorf("settings: %w", err)
+		return
+	}
+	ds.settings = settings
+	op := ds.host.opts.Operator
+	dir, err := op.StoreDir(settings, ds.uid)
+	if err != nil {
+		ds.setupErr = err
+		return
+	}
+	ss, err := ds.host.acquire(dir, settings)
+	if err != nil {
+		ds.setupErr = fmt.Errorf("open store %s: %w", dir, err)
+		return
+	}
+	ds.shared = ss
+	if len(settings.ScrapeConfigs) == 0 {
+		ds.ingestErr = fmt.Errorf("no sources configured: add a scrape_configs entry with a __path__ glob, e.g. /root/CosyVoice/logs/*.log")
+		return
+	}
+	opts := ds.host.opts.Ingest
+	if opts.Logf == nil {
+		lg := ds.log
+		opts.Logf = func(format string, args ...any) { lg.Debug(fmt.Sprintf(format, args...)) }
+	}
+	in, err := ingest.New(settings, op, ss.st, opts)
+	if err != nil {
+		ds.ingestErr = err
+		return
+	}
+	ds.run = ss.startIngest(in, ds.log)
+}
+
+// Dispose stops this instance's ingester (when a newer instance has not
+// replaced it already) and releases its store; the last user of a store
+// flushes and closes it.
+func (ds *Datasource) Dispose() {
+	ds.disposeOnce.Do(func() {
+		if ds.shared == nil {
+			return
+		}
+		if ds.run != nil {
+			ds.shared.stopIngest(ds.run)
+		}
+		ds.host.release(ds.shared)
+	})
+}
+
+// QueryData answers each query on its own: one query's error is that
+// query's response, never the request's.
+func (ds *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
+	resp := backend.NewQueryDataResponse()
+	fromAlert := req.Headers[backend.FromAlertHeaderName] == "true" || req.GetHTTPHeader(backend.FromAlertHeaderName) == "true"
+	for _, q := range req.Queries {
+		resp.Responses[q.RefID] = ds.query(ctx, q, fromAlert)
+	}
+	return resp, nil
+}
+
+func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert bool) (dr backend.DataResponse) {
+	defer func() {
+		if p := recover(); p != nil {
+			ds.log.Error("query panic", "refId", q.RefID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			dr = backend.ErrDataResponse(backend.StatusInternal, fmt.Sprintf("internal error: %v", p))
+		}
+	}()
+	if ds.setupErr != nil {
+		return backend.ErrDataResponse(backend.StatusBadRequest, ds.setupErr.Error())
+	}
+	lq, err := parseQuery(q)
+	if err != nil {
+		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
+	}
+	return runQuery(ctx, ds.shared.eng, lq, fromAlert)
+}

@@ -1,0 +1,327 @@
+package plugin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/grpcplugin"
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+)
+
+// e2eTimeout is generous: the machine is shared and the test must never
+// fail for being slow, only for being wrong.
+const e2eTimeout = 3 * time.Minute
+
+// TestEndToEnd builds the plugin executable, starts it over go-plugin gRPC
+// with the handshake Grafana uses, configures a datasource on sample logs
+// through the request's plugin context, and checks health, a log query, a
+// range metric query, an instant query as alerting sends it, and a
+// resource call.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test builds the plugin binary; skipped with -short")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH: cannot build the plugin executable")
+	}
+	root := repoRoot(t)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "gpx_lokal")
+	build := exec.Command(goBin, "build", "-o", bin, "./pkg")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./pkg: %v\n%s", err, out)
+	}
+
+	logs := filepath.Join(tmp, "logs")
+	dataDir := filepath.Join(tmp, "data")
+	for _, d := range []string{logs, dataDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	wantErrors, wantOOM := writeSampleLogs(t, filepath.Join(logs, "cosyvoice.log"), now.Add(-30*time.Minute))
+
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"GF_PLUGIN_ALLOWED_PATHS="+logs,
+		"GF_PLUGIN_DATA_PATH="+dataDir,
+	)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig: goplugin.HandshakeConfig{
+			ProtocolVersion:  grpcplugin.ProtocolVersion,
+			MagicCookieKey:   grpcplugin.MagicCookieKey,
+			MagicCookieValue: grpcplugin.MagicCookieValue,
+		},
+		VersionedPlugins: map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: {
+			"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
+			"data":        &grpcplugin.DataGRPCPlugin{},
+			"resource":    &grpcplugin.ResourceGRPCPlugin{},
+			"stream":      &grpcplugin.StreamGRPCPlugin{},
+		}},
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Error}),
+		StartTimeout:     time.Minute,
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
+	dispense := func(name string) any {
+		raw, err := rpc.Dispense(name)
+		if err != nil {
+			t.Fatalf("dispense %s: %v", name, err)
+		}
+		return raw
+	}
+	diag := dispense("diagnostics").(grpcplugin.DiagnosticsClient)
+	dataClient := dispense("data").(grpcplugin.DataClient)
+	resClient := dispense("resource").(grpcplugin.ResourceClient)
+
+	settings := map[string]any{
+		"storage": map[string]any{"path": "e2e", "retention": "0s"},
+		"scrape_configs": []any{map[string]any{
+			"job_name": "cosyvoice3",
+			"static_configs": []any{map[string]any{
+				"labels": map[string]string{"job": "cosyvoice3", "instance": "localhost", "__path__": filepath.Join(logs, "*.log")},
+			}},
+		}},
+	}
+	jsonData, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := backend.PluginContext{
+		OrgID:    1,
+		PluginID: "lokal-logql-datasource",
+		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
+			ID: 1, UID: "lokal-e2e", Name: "Lokal", Type: "lokal-logql-datasource", JSONData: jsonData, Updated: now,
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+
+	// Health: poll until every sample line is stored (ingestion runs in the
+	// background); only the deadline above can end the wait.
+	var health *pluginv2.CheckHealthResponse
+	for {
+		health, err = diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(pc)})
+		if err != nil {
+			t.Fatalf("CheckHealth: %v", err)
+		}
+		var d struct {
+			LinesIngested int64 `json:"linesIngested"`
+			Store         struct {
+				Entries int64 `json:"entries"`
+			} `json:"store"`
+		}
+		_ = json.Unmarshal(health.JsonDetails, &d)
+		if health.Status == pluginv2.CheckHealthResponse_OK && d.Store.Entries >= int64(sampleLines) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("health never reported %d stored lines: status %s, message %q, details %s", sampleLines, health.Status, health.Message, health.JsonDetails)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(health.Message, "1 files matched") {
+		t.Errorf("health message %q does not report the matched file", health.Message)
+	}
+
+	tr := backend.TimeRange{From: now.Add(-time.Hour), To: now.Add(time.Minute)}
+	query := func(refID, body string, headers map[string]string) backend.DataResponse {
+		t.Helper()
+		req := &backend.QueryDataRequest{
+			PluginContext: pc,
+			Headers:       headers,
+			Queries: []backend.DataQuery{{
+				RefID: refID, JSON: json.RawMessage(body), TimeRange: tr, Interval: time.Minute, MaxDataPoints: 1000,
+			}},
+		}
+		resp, err := dataClient.QueryData(ctx, backend.ToProto().QueryDataRequest(req))
+		if err != nil {
+			t.Fatalf("QueryData %s: %v", refID, err)
+		}
+		out, err := backend.FromProto().QueryDataResponse(resp)
+		if err != nil {
+			t.Fatalf("decode response %s: %v", refID, err)
+		}
+		return out.Responses[refID]
+	}
+
+	// A log query: every error line, newest first, as one data-plane frame.
+	logs1 := query("A", `{"expr":"{job=\"cosyvoice3\"} |= \"ERROR\"","queryType":"range","maxLines":1000}`, nil)
+	if logs1.Error != nil {
+		t.Fatalf("log query: %v", logs1.Error)
+	}
+	if len(logs1.Frames) != 1 {
+		t.Fatalf("log query: %d frames, want 1", len(logs1.Frames))
+	}
+	f := logs1.Frames[0]
+	if f.Meta == nil || f.Meta.Type != data.FrameTypeLogLines || f.Meta.PreferredVisualization != data.VisTypeLogs {
+		t.Errorf("log frame meta = %+v, want log-lines / logs", f.Meta)
+	}
+	if n, _ := f.RowLen(); n != wantErrors {
+		t.Errorf("log query returned %d lines, want %d", n, wantErrors)
+	}
+	body, _ := f.FieldByName("body")
+	ts, _ := f.FieldByName("timestamp")
+	if body == nil || ts == nil {
+		t.Fatalf("log frame lacks body/timestamp: %v", f.Fields)
+	}
+	for i := 0; i < body.Len(); i++ {
+		if !strings.Contains(body.At(i).(string), "ERROR") {
+			t.Errorf("line %d %q does not contain ERROR", i, body.At(i))
+		}
+		if i > 0 && ts.At(i).(time.Time).After(ts.At(i-1).(time.Time)) {
+			t.Errorf("line %d is newer than line %d: want newest first", i, i-1)
+		}
+	}
+
+	// A range metric query: one timeseries-multi frame per series.
+	rate := query("B", `{"expr":"sum by (level) (count_over_time({job=\"cosyvoice3\"}[5m]))","queryType":"range","step":"1m","legendFormat":"{{level}}"}`, nil)
+	if rate.Error != nil {
+		t.Fatalf("metric query: %v", rate.Error)
+	}
+	if len(rate.Frames) == 0 {
+		t.Fatal("metric query: no frames")
+	}
+	var total float64
+	for _, f := range rate.Frames {
+		if f.Meta == nil || f.Meta.Type != data.FrameTypeTimeSeriesMulti {
+			t.Errorf("metric frame type = %+v, want timeseries-multi", f.Meta)
+		}
+		if len(f.Fields) != 2 {
+			t.Fatalf("metric frame has %d fields, want time and value", len(f.Fields))
+		}
+		if f.Fields[1].Config == nil || f.Fields[1].Config.DisplayNameFromDS != f.Fields[1].Labels["level"] {
+			t.Errorf("display name %+v does not follow legendFormat {{level}} (labels %v)", f.Fields[1].Config, f.Fields[1].Labels)
+		}
+		if n := f.Fields[1].Len(); n > 0 {
+			total = max(total, f.Fields[1].At(n-1).(float64))
+		}
+	}
+	if total == 0 {
+		t.Error("count_over_time found no lines")
+	}
+
+	// An instant query the way alerting sends it.
+	alert := query("C", `{"expr":"count_over_time({job=\"cosyvoice3\"} |= \"CUDA out of memory\"[1h])","queryType":"instant"}`, map[string]string{"FromAlert": "true"})
+	if alert.Error != nil {
+		t.Fatalf("alert query: %v", alert.Error)
+	}
+	if len(alert.Frames) != 1 || alert.Frames[0].Meta == nil || alert.Frames[0].Meta.Type != data.FrameTypeNumericMulti {
+		t.Fatalf("alert query frames = %v, want one numeric-multi frame", alert.Frames)
+	}
+	if v := alert.Frames[0].Fields[0].At(0).(float64); v != float64(wantOOM) {
+		t.Errorf("OOM count = %v, want %d", v, wantOOM)
+	}
+	// A log query from an alert rule is refused on its refId.
+	bad := query("D", `{"expr":"{job=\"cosyvoice3\"}"}`, map[string]string{"FromAlert": "true"})
+	if bad.Error == nil || !strings.Contains(bad.Error.Error(), "metric query") {
+		t.Errorf("log query from alerting: error %v, want a 'metric query' hint", bad.Error)
+	}
+	// A broken query is an error on its refId, not a failed request.
+	broken := query("E", `{"expr":"{job=\"cosyvoice3\"} |= "}`, nil)
+	if broken.Error == nil {
+		t.Error("broken query: no error")
+	}
+
+	// Label values for the label browser, shaped like Loki's API.
+	stream, err := resClient.CallResource(ctx, &pluginv2.CallResourceRequest{
+		PluginContext: backend.ToProto().PluginContext(pc),
+		Path:          "label/level/values",
+		Method:        "GET",
+		Url:           fmt.Sprintf("label/level/values?start=%d&end=%d", tr.From.UnixNano(), tr.To.UnixNano()),
+	})
+	if err != nil {
+		t.Fatalf("CallResource: %v", err)
+	}
+	msg, err := stream.Recv()
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("CallResource recv: %v", err)
+	}
+	var lv struct {
+		Status string   `json:"status"`
+		Data   []string `json:"data"`
+	}
+	if msg == nil || json.Unmarshal(msg.Body, &lv) != nil || lv.Status != "success" {
+		t.Fatalf("label values response: %+v", msg)
+	}
+	if !contains(lv.Data, "error") || !contains(lv.Data, "info") {
+		t.Errorf("level values = %v, want error and info among them", lv.Data)
+	}
+}
+
+// Sample log shape: Python logging lines as CosyVoice3 writes them.
+const sampleLines = 240
+
+// writeSampleLogs writes sampleLines lines one second apart from start and
+// returns how many are ERROR lines and how many of those report CUDA OOM.
+func writeSampleLogs(t *testing.T, path string, start time.Time) (errs, oom int) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < sampleLines; i++ {
+		ts := start.Add(time.Duration(i) * time.Second).Format("2006-01-02 15:04:05,000")
+		switch {
+		case i%10 == 3:
+			errs++
+			oom++
+			fmt.Fprintf(&b, "%s - cosyvoice - ERROR - CUDA out of memory. Tried to allocate 2.00 GiB (request %d)\n", ts, i)
+		case i%10 == 7:
+			errs++
+			fmt.Fprintf(&b, "%s - cosyvoice - ERROR - synthesis failed: timeout after 30s (request %d)\n", ts, i)
+		default:
+			fmt.Fprintf(&b, "%s - cosyvoice - INFO - synthesis text_len=%d rtf=0.31 (request %d)\n", ts, i%97, i)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return errs, oom
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("repository root (go.mod) not found")
+		}
+		dir = parent
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/ingest"
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// ID is the plugin's id in plugin.json.
+const ID = "lokal-logql-datasource"
+
+// disposeTimeout bounds how long stopping an ingester may take (its last
+// append included) before the store is closed anyway.
+const disposeTimeout = 60 * time.Second
+
+// HostOptions are the process-wide settings of the plugin.
+type HostOptions struct {
+	// Operator holds the operator's controls (allowed paths, data path).
+	Operator *config.Operator
+	// OperatorErr is a problem reading them; every health check shows it.
+	OperatorErr error
+	// Logger receives diagnostics; nil means the SDK's default logger.
+	Logger log.Logger
+	// Ingest tunes the ingesters (tests shorten their waits).
+	Ingest ingest.Options
+}
+
+// HostOptionsFromEnv reads the operator's controls from the environment
+// Grafana gives the plugin process.
+func HostOptionsFromEnv() HostOptions {
+	op, err := config.OperatorFromEnv(os.Getenv)
+	return HostOptions{Operator: op, OperatorErr: err}
+}
+
+// Host owns what the datasource instances of one process share: their
+// stores. Grafana creates the new instance of a datasource before it
+// disposes the old one, so both must be able to use one store directory;
+// the host opens each directory once and hands it to every instance that
+// asks, closing it when the last one is disposed.
+type Host struct {
+	opts HostOptions
+	log  log.Logger
+
+	mu     sync.Mutex
+	stores map[string]*sharedStore
+}
+
+// NewHost returns a host with no open stores.
+func NewHost(opts HostOptions) *Host {
+	if opts.Operator == nil {
+		opts.Operator = &config.Operator{}
+		if opts.OperatorErr == nil {
+			opts.OperatorErr = errors.New("operator settings missing")
+		}
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = log.DefaultLogger
+	}
+	return &Host{opts: opts, log: lg, stores: map[string]*sharedStore{}}
+}
+
+// sharedStore is one open store directory and the ingester currently
+// writing into it. Only one ingester runs per store: a newer instance's
+// ingester replaces the older one's.
+type sharedStore struct {
+	dir  string
+	refs int // guarded by Host.mu
+	st   *store.Store
+	eng  *engine.Engine
+
+	mu  sync.Mutex
+	run *ingestRun
+}
+
+// ingestRun is a running ingester.
+type ingestRun struct {
+	in     *ingest.Ingester
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done closes
+}
+
+// acquire opens dir, or shares it when it is already open.
+func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ss, ok := h.stores[dir]; ok {
+		ss.refs++
+		return ss, nil
+	}
+	st, err := openStore(dir, s)
+	if err != nil {
+		return nil, err
+	}
+	ss := &sharedStore{dir: dir, refs: 1, st: st, eng: engine.New(st, engine.Options{})}
+	h.stores[dir] = ss
+	return ss, nil
+}
+
+// release drops one reference; the last one stops the ingester, flushes
+// and closes the store, releasing its lock.
+func (h *Host) release(ss *sharedStore) {
+	h.mu.Lock()
+	ss.refs--
+	last := ss.refs == 0
+	if last {
+		delete(h.stores, ss.dir)
+	}
+	h.mu.Unlock()
+	if !last {
+		return
+	}
+	ss.stopIngest(nil)
+	if err := ss.st.Close(); err != nil {
+		h.log.Error("close store", "dir", ss.dir, "error", err.Error())
+	}
+}
+
+// startIngest stops the current ingester (its positions are durable in the
+// store, so the next one resumes exactly there) and starts in.
+func (ss *sharedStore) startIngest(in *ingest.Ingester, lg log.Logger) *ingestRun {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.run != nil {
+		ss.run.stop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &ingestRun{in: in, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		defer func() {
+			if p := recover(); p != nil {
+				r.err = fmt.Errorf("ingester crashed: %v", p)
+				lg.Error("ingester crashed", "dir", ss.dir, "panic", fmt.Sprint(p))
+			}
+		}()
+		r.err = in.Run(ctx)
+		if r.err != nil {
+			lg.Error("ingester stopped", "dir", ss.dir, "error", r.err.Error())
+		}
+	}()
+	ss.run = r
+	return r
+}
+
+// stopIngest stops r when it is still the current run (nil: whatever runs).
+func (ss *sharedStore) stopIngest(r *ingestRun) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.run == nil || (r != nil && ss.run != r) {
+		return
+	}
+	ss.run.stop()
+	ss.run = nil
+}
+
+// current returns the running ingester, if any.
+func (ss *sharedStore) current() *ingestRun {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.run
+}
+
+func (r *ingestRun) stop() {
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(disposeTimeout):
+	}
+}
+
+// running reports whether the ingester is still following its files.
+func (r *ingestRun) running() (bool, error) {
+	select {
+	case <-r.done:
+		return false, r.err
+	default:
+		return true, nil
+	}
+}

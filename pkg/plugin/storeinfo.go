@@ -1,0 +1,76 @@
+package plugin
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// openStore opens a datasource's store with its retention settings.
+func openStore(dir string, s *config.Settings) (*store.Store, error) {
+	return store.Open(dir, storeOptions(s))
+}
+
+// storeOptions maps the settings schema onto the store's options.
+func storeOptions(s *config.Settings) store.Options {
+	return store.Options{
+		Retention: s.Storage.RetentionOrDefault(),
+		MaxBytes:  s.Storage.MaxBytesOrDefault(),
+	}
+}
+
+// storeSummary is what the health check says about the store.
+type storeSummary struct {
+	Dir         string    `json:"dir"`
+	Streams     int       `json:"streams"`
+	Blocks      int       `json:"blocks"`
+	Entries     int64     `json:"entries"`
+	RawBytes    int64     `json:"rawBytes"`
+	StoredBytes int64     `json:"storedBytes"`
+	From        time.Time `json:"from,omitzero"`
+	To          time.Time `json:"to,omitzero"`
+	Corrupt     int       `json:"corruptBlocks"`
+}
+
+func (s storeSummary) String() string {
+	if s.Entries == 0 {
+		return "empty"
+	}
+	return fmt.Sprintf("%d lines in %d streams, %s raw in %s on disk, from %s to %s",
+		s.Entries, s.Streams, humanBytes(s.RawBytes), humanBytes(s.StoredBytes),
+		s.From.Format(time.RFC3339), s.To.Format(time.RFC3339))
+}
+
+// summarizeStore reads the store's Info; a problem it reports is an error.
+func summarizeStore(st *store.Store) (storeSummary, error) {
+	in := st.Info()
+	s := storeSummary{Dir: in.Dir, Streams: in.Streams, Blocks: in.Blocks, Entries: in.Entries + in.HeadEntries,
+		RawBytes: in.RawBytes + in.HeadBytes, StoredBytes: in.StoredBytes, Corrupt: in.CorruptBlocks}
+	if in.MinTime != 0 || in.MaxTime != 0 {
+		s.From, s.To = time.Unix(0, in.MinTime).UTC(), time.Unix(0, in.MaxTime).UTC()
+	}
+	var err error
+	switch {
+	case in.Paused:
+		err = fmt.Errorf("paused: %s", in.LastError)
+	case in.CorruptBlocks > 0:
+		err = fmt.Errorf("%d corrupt blocks are skipped by queries (the rest keeps serving)", in.CorruptBlocks)
+	}
+	return s, err
+}
+
+// humanBytes prints a size in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
