@@ -614,7 +614,7 @@ func (p *parser) parseLabelFilterAnd() (LabelFilter, error) {
 		case t.kind == tokIdent && t.text == "and", t.kind == tokComma:
 			p.advance()
 		case t.kind == tokLParen,
-			t.kind == tokIdent && t.text != "or" && t.text != "offset" && isComparison(p.peekAt(1).kind):
+			t.kind == tokIdent && t.text != "or" && isComparison(p.peekAt(1).kind):
 		default:
 			return left, nil
 		}

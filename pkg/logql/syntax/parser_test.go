@@ -63,6 +63,7 @@ var queries = []string{
 	`{app="api"} | json | level="error" and (a="1" and b="2")`,
 	`{app="api"} | json | level="error" status="500"`,
 	`{app="api"} | json | level="error" | status="500"`,
+	`{app="api"} | json | a="1" offset="2" ip="3"`,
 	`{app="api"} | json | addr = ip("10.0.0.0/8")`,
 	`{app="api"} | json | addr != ip("10.0.0.1")`,
 	`{app="api"} | json | temp > -5.5`,
