@@ -210,15 +210,24 @@ func checkTimeFormat(f string) error {
 	if _, epoch := TimeLayout(f); epoch {
 		return nil
 	}
-	l, _ := TimeLayout(f)
-	// A layout must contain at least one reference-time element, otherwise it
-	// is a typo of a name (e.g. "RFC3399") that would never parse anything.
-	ref := time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC)
-	if ref.Format(l) == l {
+	l, known := TimeLayout(f)
+	_, named := namedTimeFormats[f]
+	known = known || named
+	// A single word that is not a known name is a typo of one (e.g.
+	// "RFC3399", "UnixMS"), not a layout; and a layout must contain at least
+	// one reference-time element, or it would never parse anything.
+	word := isLetter(f[0])
+	for i := 0; i < len(f) && word; i++ {
+		word = isLetter(f[i]) || (f[i] >= '0' && f[i] <= '9')
+	}
+	other := time.Date(2017, 11, 23, 9, 8, 7, 0, time.UTC)
+	if (word && !known) || other.Format(l) == l {
 		return fmt.Errorf("%q is neither a Go layout (e.g. 2006-01-02 15:04:05) nor a known name (RFC3339, RFC3339Nano, Unix, UnixMs, UnixUs, UnixNs, ANSIC, ...)", f)
 	}
 	return nil
 }
+
+func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
 func validateStages(errs *errList, path string, st []Stage) {
 	for i, s := range st {

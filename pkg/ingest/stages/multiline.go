@@ -9,13 +9,37 @@ import (
 	"github.com/lokal-logs/lokal/pkg/config"
 )
 
-// joiner holds lines until it knows where an entry ends. Two exist: the
-// configured multiline stage and the default traceback joiner.
-type joiner interface {
-	// push takes a line read at readTs (zero: unknown).
-	push(e Entry, readTs time.Time, out func(Entry))
-	flush(now time.Time, out func(Entry))
-	pending() (int64, bool)
+// joiner holds lines until it knows where an entry ends: with the
+// configured multiline stage (ml) or the default traceback joiner (tb).
+// It is a struct, not an interface, because an Entry handed to an interface
+// method escapes to the heap, and this runs for every line.
+type joiner struct {
+	ml *multiline
+	tb *tracebackJoiner
+}
+
+// push takes a line read at readTs (zero: unknown).
+func (j *joiner) push(e Entry, readTs time.Time, out func(Entry)) {
+	if j.ml != nil {
+		j.ml.push(e, readTs, out)
+		return
+	}
+	j.tb.push(e, readTs, out)
+}
+
+func (j *joiner) flush(now time.Time, out func(Entry)) {
+	if j.ml != nil {
+		j.ml.flush(now, out)
+		return
+	}
+	j.tb.flush(now, out)
+}
+
+func (j *joiner) pending() (int64, bool) {
+	if j.ml != nil {
+		return j.ml.pending()
+	}
+	return j.tb.pending()
 }
 
 // block is an entry being joined.

@@ -91,7 +91,7 @@ type Stats struct {
 type Pipeline struct {
 	opts      Options
 	pre, post []stage // stages before and after the multiline stage
-	joiner    joiner  // configured multiline, else the traceback joiner
+	joiner    joiner  // the configured multiline stage, else the traceback joiner
 	// haveTimestampStage turns default time detection off.
 	haveTimestampStage bool
 	// levelSets are Options.Labels plus each level: the zero-stage path
@@ -153,7 +153,7 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.multiline: %w", path, err)
 			}
-			p.joiner = j
+			p.joiner.ml = j
 			continue
 		}
 		st, err := p.compile(sc, path)
@@ -167,8 +167,8 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 		}
 	}
 	p.out = p.deliver
-	if p.joiner == nil {
-		p.joiner = &tracebackJoiner{wait: DefaultTracebackWait}
+	if p.joiner.ml == nil {
+		p.joiner.tb = &tracebackJoiner{wait: DefaultTracebackWait}
 	}
 	p.baseLevel = opts.Labels.Has(LevelLabel)
 	for l := Level(0); l < numLevels; l++ {
@@ -186,15 +186,25 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 func (p *Pipeline) Process(e Entry, emit func(Entry)) {
 	p.ctr.lines.Add(1)
 	readTs := e.Ts
+	// The line's own time is found before the stages so that drop's
+	// older_than and match see it; a timestamp stage replaces this.
+	if !p.haveTimestampStage {
+		t, found, bad := DetectTime(e.Line, p.opts.Location, readTs)
+		switch {
+		case found:
+			e.Ts, e.tsSet = t, true
+		case bad:
+			p.ctr.tsFail.Add(1)
+		}
+	}
 	if n := len(e.Line); n > 0 && e.Line[n-1] == '\r' {
 		e.Line = e.Line[:n-1]
 	}
 	if len(p.pre) > 0 {
-		st := p.newState(&e)
-		if !p.run(p.pre, st) {
+		var ok bool
+		if e, ok = p.applyStages(p.pre, e); !ok {
 			return
 		}
-		p.commitLabels(st)
 	}
 	p.emit = emit
 	p.joiner.push(e, readTs, p.out)
@@ -270,29 +280,14 @@ func contains(list []string, s string) bool {
 
 // deliver runs the stages after multiline and the defaults, then emits.
 func (p *Pipeline) deliver(e Entry) {
-	var st *state
 	if len(p.post) > 0 {
-		st = p.newState(&e)
-		if !p.run(p.post, st) {
+		var ok bool
+		if e, ok = p.applyStages(p.post, e); !ok {
 			return
 		}
-		p.commitLabels(st)
 	}
-	tsSet := e.tsSet
-	if !tsSet && !p.haveTimestampStage {
-		t, found, bad := DetectTime(e.Line, p.opts.Location, e.Ts)
-		switch {
-		case found:
-			e.Ts = t
-			tsSet = true
-		case bad:
-			p.ctr.tsFail.Add(1)
-		}
-	}
-	if !tsSet {
+	if !e.tsSet {
 		p.ctr.noTs.Add(1)
-	} else {
-		p.lastTs = e.Ts
 	}
 	if e.Labels == nil {
 		if p.baseLevel {
@@ -315,14 +310,24 @@ func firstLine(s string) string {
 	return s
 }
 
+// applyStages runs stages over e; false means e was dropped. It is a
+// function of its own so that only entries that meet stages are moved to
+// the heap, not every entry of the zero-stage path.
+func (p *Pipeline) applyStages(stages []stage, e Entry) (Entry, bool) {
+	st := &state{e: e}
+	if !p.run(stages, st) {
+		return Entry{}, false
+	}
+	p.commitLabels(st)
+	return st.e, true
+}
+
 // state is one entry's trip through the stages.
 type state struct {
-	e       *Entry
+	e       Entry
 	lbl     map[string]string // working labels, nil until a stage changes them
 	dropped bool
 }
-
-func (p *Pipeline) newState(e *Entry) *state { return &state{e: e} }
 
 // labels returns the working label map, copying the entry's labels first.
 func (p *Pipeline) labelMap(st *state) map[string]string {

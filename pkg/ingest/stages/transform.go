@@ -420,6 +420,7 @@ func (s *timestampStage) apply(p *Pipeline, st *state) {
 		if t, err := ParseTime(f, v, loc, st.e.Ts); err == nil {
 			st.e.Ts = t
 			st.e.tsSet = true
+			p.lastTs = t
 			return
 		}
 	}

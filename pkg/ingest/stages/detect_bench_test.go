@@ -1,0 +1,93 @@
+package stages
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchLines reads a loggen history into memory: every file's lines.
+func benchLines(b *testing.B) ([][]string, int64) {
+	dir, m := runLoggen(b, "4MiB", "5")
+	var files [][]string
+	var total int64
+	for _, f := range m.Files {
+		data, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += int64(len(data))
+		files = append(files, strings.Split(strings.TrimSuffix(string(data), "\n"), "\n"))
+	}
+	return files, total
+}
+
+func BenchmarkDetectLevel(b *testing.B) {
+	files, total := benchLines(b)
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		for _, f := range files {
+			for _, l := range f {
+				n += int(DetectLevel(l))
+			}
+		}
+	}
+	_ = n
+}
+
+func BenchmarkDetectTime(b *testing.B) {
+	files, total := benchLines(b)
+	ref := time.Now()
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		for _, f := range files {
+			for _, l := range f {
+				if _, ok, _ := DetectTime(l, time.UTC, ref); ok {
+					n++
+				}
+			}
+		}
+	}
+	_ = n
+}
+
+// BenchmarkDetectPipeline is the whole zero-stage path per line: level,
+// time, traceback joining, label set choice. Lines/s = lines / (ns/op).
+func BenchmarkDetectPipeline(b *testing.B) {
+	files, total := benchLines(b)
+	lines := 0
+	for _, f := range files {
+		lines += len(f)
+	}
+	ps := make([]*Pipeline, len(files))
+	for i := range ps {
+		p, err := New(nil, Options{Location: time.UTC})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps[i] = p
+	}
+	now := time.Now()
+	n := 0
+	emit := func(Entry) { n++ }
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, f := range files {
+			for off, l := range f {
+				ps[k].Process(Entry{Line: l, Ts: now, Offset: int64(off)}, emit)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
