@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// WorkerReport is what `lokal bench-worker` prints for the parent.
+type WorkerReport struct {
+	// FirstQueryMs runs from the parent starting the process (t0) to the
+	// first query answered: process start, store open and one query.
+	FirstQueryMs float64       `json:"first_query_ms"`
+	Queries      []WorkerQuery `json:"queries"`
+}
+
+// WorkerQuery is one query's timings in the worker.
+type WorkerQuery struct {
+	Name    string `json:"name"`
+	Results int    `json:"results"`
+	Timing  Timing `json:"timing"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Worker runs the query set over the whole time range of the store,
+// runs times each, in this process.
+func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.Time) (*WorkerReport, error) {
+	eng := engine.New(st, engine.Options{})
+	info := st.Info()
+	if info.Entries+info.HeadEntries == 0 {
+		return nil, fmt.Errorf("the store is empty: nothing to query")
+	}
+	start := time.Unix(0, info.MinTime).UTC()
+	end := time.Unix(0, info.MaxTime+1).UTC()
+	rep := &WorkerReport{}
+	for i, q := range qs {
+		wq := WorkerQuery{Name: q.Name}
+		var ds []time.Duration
+		for r := 0; r < runs; r++ {
+			began := time.Now()
+			res, err := eng.Query(ctx, params(q, start, end))
+			ds = append(ds, time.Since(began))
+			if i == 0 && r == 0 {
+				rep.FirstQueryMs = float64(time.Since(t0).Microseconds()) / 1000
+			}
+			if err != nil {
+				wq.Error = err.Error()
+				break
+			}
+			wq.Results = size(res)
+		}
+		wq.Timing = Summarise(ds)
+		rep.Queries = append(rep.Queries, wq)
+	}
+	return rep, nil
+}
+
+func params(q Query, start, end time.Time) engine.Params {
+	expr := strings.ReplaceAll(q.Expr, "$__range", formatRange(end.Sub(start)))
+	p := engine.Params{Query: expr, Start: start, End: end, Limit: q.Limit, Direction: store.Backward}
+	switch q.Kind {
+	case "instant":
+		p.Instant, p.Start = true, end
+	case "range":
+		p.Step = q.Step
+	}
+	return p
+}
+
+// formatRange prints a range in whole seconds, which LogQL accepts.
+func formatRange(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+func size(r engine.Result) int {
+	switch r.Type {
+	case engine.ValueStreams:
+		n := 0
+		for _, s := range r.Streams {
+			n += len(s.Entries)
+		}
+		return n
+	case engine.ValueMatrix:
+		n := 0
+		for _, s := range r.Matrix {
+			n += len(s.Points)
+		}
+		return n
+	case engine.ValueVector:
+		return len(r.Vector)
+	}
+	return 1
+}
+
+// WriteTable prints the results for people.
+func WriteTable(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "Lokal benchmark — %s, %d cores, %.0f GiB, %s, commit %s\n", r.Machine.Date, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.Commit)
+	fmt.Fprintf(w, "corpus: %s, %d files, %s, %d lines\n\n", r.Corpus.Dir, r.Corpus.Files, mib(r.Corpus.Bytes), r.Corpus.Lines)
+	fmt.Fprintf(w, "ingest   %.1f s wall, %.1f CPU-s, %.0f MB/s, %.0f lines/s, peak RSS %.0f MB, store %s = %.1f%% of raw\n",
+		r.Ingest.WallSeconds, r.Ingest.CPUSeconds, r.Ingest.MBPerSec, r.Ingest.LinesPerSec, r.Ingest.PeakRSSMB, mib(r.Ingest.StoreBytes), 100*r.Ingest.StoreRatio)
+	fmt.Fprintf(w, "restart  first query answered %.0f ms after process start\n", r.Restart.FirstQueryMs)
+	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
+	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)
+	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %8s\n", "query", "results", "median ms", "min ms", "max ms", "cold ms", "grep ms", "× grep")
+	for _, q := range r.Queries {
+		cold, grep, ratio := "-", "-", "-"
+		if q.Cold != nil {
+			cold = fmt.Sprintf("%.1f", q.Cold.Median)
+		}
+		if len(q.Baselines) > 0 {
+			grep = fmt.Sprintf("%.1f", q.Baselines[0].Timing.Median)
+		}
+		if q.Ratio > 0 {
+			ratio = fmt.Sprintf("%.1f", q.Ratio)
+		}
+		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10s %10s %8s\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, cold, grep, ratio)
+		if q.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", q.Error)
+		}
+	}
+	fmt.Fprintf(w, "\ntotal %.0f s\n", r.TotalSeconds)
+}
+
+// Save writes the results as JSON.
+func Save(path string, r *Results) error { return writeJSON(path, r) }
