@@ -148,7 +148,7 @@ func newCodecs(codec uint8) (*codecs, error) { return newCodecsLevel(codec, bloc
 func newCodecsLevel(codec uint8, level zstd.EncoderLevel) (*codecs, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(level),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(workers()),
 		zstd.WithLowerEncoderMem(true),
 		zstd.WithWindowSize(1<<20),
 		zstd.WithZeroFrames(true),

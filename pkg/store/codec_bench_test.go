@@ -49,6 +49,7 @@ func BenchmarkBlockCodecs(b *testing.B) {
 		{"zstd-fastest", codecZstd, zstd.SpeedFastest},
 		{"zstd-default", codecZstd, zstd.SpeedDefault},
 		{"zstd-better", codecZstd, zstd.SpeedBetterCompression},
+		{"zstd-best", codecZstd, zstd.SpeedBestCompression},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

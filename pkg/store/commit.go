@@ -115,7 +115,9 @@ func (s *Store) commitLocked() (bool, error) {
 			n := sort.Search(len(sorted), func(i int) bool { return dayOf(sorted[i].Ts) > day })
 			part := sorted[:n]
 			sorted = sorted[n:]
-			if tail := w.tails[day]; tail != nil {
+			// A slow stream's small new part joins its newest small block;
+			// a fast stream's part makes good blocks on its own.
+			if tail := w.tails[day]; tail != nil && rawSize(part) < blockTargetRaw/2 {
 				if old, err := s.readBlockEntries(tail); err == nil {
 					part = mergeEntries(old, part)
 					merged = append(merged, tail)
@@ -230,6 +232,14 @@ func (s *Store) commitLocked() (bool, error) {
 	s.removeDead(dead)
 	s.maybeRewriteManifest()
 	return true, nil
+}
+
+func rawSize(es []Entry) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.Line)
+	}
+	return n
 }
 
 func compareEntries(a, b Entry) int {

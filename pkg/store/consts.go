@@ -36,8 +36,6 @@ const (
 	maxLineBytes = 64 << 20
 	// entryOverhead is the head's memory per entry beyond its line.
 	entryOverhead = 32
-	// arenaChunk is the unit the head copies lines into.
-	arenaChunk = 256 << 10
 	// backgroundTick is how often the background loop checks age and
 	// retention; it also bounds commit latency after a poke is missed.
 	backgroundTick = time.Second

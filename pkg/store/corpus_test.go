@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // corpusDirEnv names a loggen corpus directory for the big benchmarks; when it
@@ -14,6 +15,7 @@ import (
 const corpusDirEnv = "LOKAL_STORE_CORPUS"
 
 type corpusManifest struct {
+	Start, End time.Time
 	Files []struct {
 		Path   string            `json:"path"`
 		Labels map[string]string `json:"labels"`

@@ -109,7 +109,6 @@ type Store struct {
 	paused     bool // Append refused entries since the last failure
 	failing    bool // the last commit failed
 	closed     bool
-	arena      []byte
 	manStamp   manifestStamp // read-only: what was loaded
 
 	// faults, when set by tests, can fail a commit stage to simulate a
@@ -531,7 +530,7 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 			st = s.m.addStream(id, prep[i].ls)
 		}
 		for _, e := range se.Entries {
-			st.head = append(st.head, Entry{Ts: e.Ts, Seq: e.Seq, Line: s.copyLine(e.Line)})
+			st.head = append(st.head, e)
 			n := int64(len(e.Line)) + entryOverhead
 			st.headBytes += n
 			s.headBytes += n
@@ -557,23 +556,6 @@ func (s *Store) poke() {
 	case s.wake <- struct{}{}:
 	default:
 	}
-}
-
-// copyLine copies a line into the head's arena. Arena chunks are only ever
-// appended to, so strings into them stay valid and unchanged.
-func (s *Store) copyLine(line string) string {
-	if len(line) == 0 {
-		return ""
-	}
-	if len(line) > arenaChunk/4 {
-		return strings.Clone(line)
-	}
-	if cap(s.arena)-len(s.arena) < len(line) {
-		s.arena = make([]byte, 0, arenaChunk)
-	}
-	start := len(s.arena)
-	s.arena = append(s.arena, line...)
-	return bytesToString(s.arena[start:len(s.arena):len(s.arena)])
 }
 
 // Info is the store's health.
