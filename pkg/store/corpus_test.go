@@ -16,7 +16,7 @@ const corpusDirEnv = "LOKAL_STORE_CORPUS"
 
 type corpusManifest struct {
 	Start, End time.Time
-	Files []struct {
+	Files      []struct {
 		Path   string            `json:"path"`
 		Labels map[string]string `json:"labels"`
 		Bytes  int64             `json:"bytes"`
