@@ -143,12 +143,12 @@ func TestDetectLongLine(t *testing.T) {
 
 func TestStripANSI(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain":                       "plain",
-		"\x1b[32mINFO\x1b[0m x":       "INFO x",
-		"[\x1b[1;31mERROR\x1b[0m]":    "[ERROR]",
-		"trailing \x1b[":              "trailing ",
-		"\x1b":                        "",
-		"a\x1b]0;title\x07b":          "a0;title\x07b",
+		"plain":                        "plain",
+		"\x1b[32mINFO\x1b[0m x":        "INFO x",
+		"[\x1b[1;31mERROR\x1b[0m]":     "[ERROR]",
+		"trailing \x1b[":               "trailing ",
+		"\x1b":                         "",
+		"a\x1b]0;title\x07b":           "a0;title\x07b",
 		"\x1b[38;5;196mred\x1b[0m end": "red end",
 	} {
 		if got := StripANSI(in); got != want {
