@@ -134,6 +134,16 @@ func (ss *sharedStore) startIngest(in *ingest.Ingester, lg log.Logger) *ingestRu
 	defer ss.mu.Unlock()
 	if ss.run != nil {
 		ss.run.stop()
+		ss.run = nil
+		// The new ingester resumes from the store's durable cursors: make
+		// everything the old one appended durable first, or it would read
+		// those lines again.
+		ctx, cancel := context.WithTimeout(context.Background(), disposeTimeout)
+		err := ss.st.Flush(ctx)
+		cancel()
+		if err != nil {
+			lg.Error("flush before handing over ingestion", "dir", ss.dir, "error", err.Error())
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &ingestRun{in: in, cancel: cancel, done: make(chan struct{})}
