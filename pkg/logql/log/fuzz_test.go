@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"unicode/utf8"
 
@@ -169,4 +170,23 @@ func countCaptures(m *patternMatcher) int {
 		}
 	}
 	return n
+}
+
+func FuzzIPCandidate(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "01.2.3.4", "256.1.1.1", "1.2.3", "::1", "2001:db8::1", "05:37:46", "1:2:3:4:5:6:7:8", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1..2.3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := netip.ParseAddr(s)
+		got, ok := parseCandidate([]byte(s))
+		// candidates only hold address characters; others are never passed
+		for _, c := range []byte(s) {
+			if !ipv6Char(c) {
+				return
+			}
+		}
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("%q: parseCandidate %v %v, netip %v %v", s, got, ok, want, err)
+		}
+	})
 }

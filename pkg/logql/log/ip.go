@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -101,12 +102,65 @@ func (m *ipMatcher) matchAnywhere(line []byte) bool {
 		default:
 			continue
 		}
-		if ip, err := netip.ParseAddr(unsafeString(line[i : i+n])); err == nil && m.contains(ip) {
+		if ip, ok := parseCandidate(line[i : i+n]); ok && m.contains(ip) {
 			return true
 		}
 		i += n
 	}
 	return false
+}
+
+// parseCandidate parses an address candidate without allocating: IPv4 by
+// hand, IPv6 through netip only when the colons can form an address (most
+// candidates in logs are clock times such as 05:37:46, and netip's errors
+// allocate).
+func parseCandidate(b []byte) (netip.Addr, bool) {
+	colons := 0
+	for _, c := range b {
+		if c == ':' {
+			colons++
+		}
+	}
+	if colons == 0 {
+		return parseIPv4(b)
+	}
+	hasDouble := bytes.Contains(b, []byte("::"))
+	if !hasDouble && colons != 7 && !(colons == 6 && bytes.IndexByte(b, '.') >= 0) {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(unsafeString(b))
+	return ip, err == nil
+}
+
+// parseIPv4 accepts exactly what netip.ParseAddr accepts for IPv4: four
+// decimal octets up to 255 without leading zeros.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var out [4]byte
+	part, digits, val := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || part > 3 {
+				return netip.Addr{}, false
+			}
+			out[part] = byte(val)
+			part++
+			digits, val = 0, 0
+			continue
+		}
+		c := b[i]
+		if !isDigit(c) || (digits == 1 && val == 0) {
+			return netip.Addr{}, false
+		}
+		val = val*10 + int(c-'0')
+		digits++
+		if val > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if part != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(out), true
 }
 
 // ipLineFilter is |= ip("...").

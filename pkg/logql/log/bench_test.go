@@ -1,0 +1,112 @@
+package log
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+var (
+	benchASCII   = []byte(`[INFO] 2024-12-17T05:37:46Z Inference finished: mode=cross_lingual text_len=103 audio_len=0.74s rtf=1.336 elapsed=17679ms seq=20504 request handled by worker 3 on gpu 0`)
+	benchUnicode = []byte(`[INFO] 2024-12-17T05:37:46Z 推理完成: 模式=跨语言 文本长度=103 音频=0.74秒 说话人=中文女 rtf=1.336 elapsed=17679ms seq=20504 请求由工作进程 3 处理`)
+	benchLogfmt  = []byte(`ts=2024-12-17T02:46:15.301Z level=info msg="tts done" request_id=req-5358c72b speaker=zh_female_1 mode=instruct text_len=330 audio_sec=0.72s duration=10040ms rtf=1.248 gpu_mem=19.8GiB bytes=1976KB seq=10096`)
+	benchJSON    = []byte(`{"ts":"2024-12-17T04:27:21.422433971Z","level":"error","event":"gpu_stats","msg":"gpu_stats event","latency_ms":1321,"queue":{"depth":30,"name":"tts"},"gpu":{"util":45,"mem_gib":12.3},"error":"cuda oom","seq":16231}`)
+)
+
+func BenchmarkLineFilter(b *testing.B) {
+	type fc struct {
+		name  string
+		op    LineFilterOp
+		value string
+	}
+	filters := []fc{
+		{"contains", OpContains, "elapsed="},
+		{"contains-miss", OpContains, "CUDA out of memory"},
+		{"regexp-alternation", OpRegexp, "timeout|fail|finished"},
+		{"regexp-alternation-miss", OpRegexp, "timeout|fail|oom"},
+		{"regexp-fold", OpRegexp, "(?i)ELAPSED"},
+		{"regexp-fold-miss", OpRegexp, "(?i)cuda out"},
+		{"regexp-general", OpRegexp, `rtf=\d+\.\d+`},
+		{"regexp-general-miss", OpRegexp, `oom=\d+\.\d+`},
+		{"pattern", OpPattern, "<_> Inference finished<_>"},
+	}
+	for _, lc := range []struct {
+		name string
+		line []byte
+	}{{"ascii", benchASCII}, {"unicode", benchUnicode}} {
+		for _, f := range filters {
+			fl, err := NewLineFilter(f.op, f.value)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(lc.name+"/"+f.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(lc.line)))
+				for i := 0; i < b.N; i++ {
+					fl.Match(lc.line)
+				}
+			})
+		}
+		ipf, _ := NewIPLineFilter("10.0.0.0/8", false)
+		b.Run(lc.name+"/ip", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(lc.line)))
+			for i := 0; i < b.N; i++ {
+				ipf.Match(lc.line)
+			}
+		})
+	}
+}
+
+// BenchmarkRegexpBaseline is what the optimised filters replace.
+func BenchmarkRegexpBaseline(b *testing.B) {
+	for _, expr := range []string{"timeout|fail|oom", "(?i)cuda out"} {
+		f := regexpFilter{re: regexp.MustCompile(expr)}
+		b.Run(expr, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchASCII)))
+			for i := 0; i < b.N; i++ {
+				f.Match(benchASCII)
+			}
+		})
+	}
+}
+
+func BenchmarkPipeline(b *testing.B) {
+	base := labels.FromStrings("job", "cosyvoice3", "filename", "host-1/metrics.log", "level", "info")
+	lf, _ := NewLineFormatter("{{.msg}} {{.speaker}}")
+	contains, _ := NewLineFilter(OpContains, "tts done")
+	cases := []struct {
+		name   string
+		line   []byte
+		stages []Stage
+	}{
+		{"noop", benchLogfmt, nil},
+		{"filter", benchLogfmt, []Stage{NewFilterStage(contains)}},
+		{"logfmt", benchLogfmt, []Stage{NewLogfmtParser(LogfmtOptions{})}},
+		{"logfmt+filter", benchLogfmt, []Stage{NewLogfmtParser(LogfmtOptions{}), NewNumericLabelFilter("text_len", CmpGe, 300)}},
+		{"json", benchJSON, []Stage{NewJSONParser()}},
+		{"logfmt+line_format", benchLogfmt, []Stage{NewLogfmtParser(LogfmtOptions{}), lf}},
+	}
+	for _, tc := range cases {
+		sp := NewPipeline(tc.stages...).ForStream(base)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.line)))
+			for i := 0; i < b.N; i++ {
+				sp.Process(int64(i), tc.line)
+			}
+		})
+	}
+}
+
+func BenchmarkSanitize(b *testing.B) {
+	key := []byte(strings.Repeat("request.headers.User-Agent", 2))
+	var dst []byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		dst = appendSanitized(dst[:0], key, true)
+	}
+}
