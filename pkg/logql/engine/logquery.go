@@ -126,12 +126,11 @@ func closeAll(its []store.StreamIterator) {
 
 // processed is one entry after the pipeline.
 type processed struct {
-	ts     int64
-	seq    uint64
-	line   string
-	ls     labels.Labels
-	lsText string // ls.String(), Loki's tie-breaker between streams
-	hash   uint64
+	ts   int64
+	seq  uint64
+	line string
+	ls   labels.Labels
+	hash uint64
 }
 
 // entryCursor walks one stream iterator, running the pipeline, and holds the
@@ -143,8 +142,18 @@ type entryCursor struct {
 	i     int
 	cur   processed
 
+	// text caches the label text of the last set seen: Loki breaks ties
+	// between streams by it, and it is built only when a tie happens.
 	lastLs   labels.Labels
 	lastText string
+}
+
+func (c *entryCursor) text() string {
+	ls := c.cur.ls
+	if c.lastText == "" || !labels.Equal(c.lastLs, ls) {
+		c.lastLs, c.lastText = ls, ls.String()
+	}
+	return c.lastText
 }
 
 func (c *entryCursor) advance(ctx context.Context) (bool, error) {
@@ -158,12 +167,6 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 				continue
 			}
 			c.cur = processed{ts: ts, seq: c.batch.Seq[i], line: line, ls: ls, hash: h}
-			// Result label sets are cached slices: compare by identity first
-			// so the text is built once per set, not once per line.
-			if len(ls) == 0 || len(c.lastLs) != len(ls) || &c.lastLs[0] != &ls[0] {
-				c.lastLs, c.lastText = ls, ls.String()
-			}
-			c.cur.lsText = c.lastText
 			return true, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -199,13 +202,11 @@ func (h *entryHeap) Less(i, j int) bool {
 		}
 		return a.ts < b.ts
 	}
-	if a.lsText != b.lsText {
-		if h.backward {
-			return a.lsText > b.lsText
-		}
-		return a.lsText < b.lsText
+	at, bt := h.cs[i].text(), h.cs[j].text()
+	if h.backward {
+		return at > bt
 	}
-	return false
+	return at < bt
 }
 func (h *entryHeap) Swap(i, j int) { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
 func (h *entryHeap) Push(x any)    { h.cs = append(h.cs, x.(*entryCursor)) }

@@ -422,11 +422,21 @@ type sampleCursor struct {
 	batch *store.Batch
 	i     int
 
-	ts     int64
-	v      float64
-	ls     labels.Labels
-	hash   uint64
-	lsText string
+	ts   int64
+	v    float64
+	ls   labels.Labels
+	hash uint64
+	// lsText is ls.String(), built only when two cursors tie on time:
+	// parsers can make a new label set per line.
+	lsText  string
+	hasText bool
+}
+
+func (c *sampleCursor) text() string {
+	if !c.hasText {
+		c.lsText, c.hasText = c.ls.String(), true
+	}
+	return c.lsText
 }
 
 func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
@@ -439,7 +449,7 @@ func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 				continue
 			}
 			if h != c.hash || !labels.Equal(ls, c.ls) {
-				c.lsText = ls.String()
+				c.lsText, c.hasText = "", false
 			}
 			c.ts, c.v, c.ls, c.hash = c.batch.Ts[i], v, ls, h
 			return true, nil
@@ -467,7 +477,7 @@ func (h sampleHeap) Less(i, j int) bool {
 	if h[i].ts != h[j].ts {
 		return h[i].ts < h[j].ts
 	}
-	return h[i].lsText < h[j].lsText
+	return h[i].text() < h[j].text()
 }
 func (h sampleHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *sampleHeap) Push(x any)   { *h = append(*h, x.(*sampleCursor)) }
