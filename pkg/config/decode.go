@@ -106,6 +106,10 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if isNull(n) {
+			// "- decolorize:" names an option-less stage: present, not absent
+			if et := v.Type().Elem(); et.Kind() == reflect.Struct && et.NumField() == 0 {
+				v.Set(reflect.New(et))
+			}
 			return nil
 		}
 		nv := reflect.New(v.Type().Elem())

@@ -25,6 +25,8 @@ type Stage struct {
 	Template     *TemplateStage    `yaml:"template,omitempty" json:"template,omitempty"`
 	Output       *OutputStage      `yaml:"output,omitempty" json:"output,omitempty"`
 	Replace      *ReplaceStage     `yaml:"replace,omitempty" json:"replace,omitempty"`
+	// Decolorize removes ANSI colour codes from the line (it takes no options).
+	Decolorize *struct{} `yaml:"decolorize,omitempty" json:"decolorize,omitempty"`
 }
 
 // Type returns the stage's type name, "" when none is set.
@@ -57,11 +59,12 @@ func (s Stage) types() []string {
 	add(s.Template != nil, "template")
 	add(s.Output != nil, "output")
 	add(s.Replace != nil, "replace")
+	add(s.Decolorize != nil, "decolorize")
 	return n
 }
 
 // stageTypes lists what Lokal supports, for error messages.
-const stageTypes = "regex, logfmt, json, labels, static_labels, labeldrop, labelallow, timestamp, multiline, drop, match, template, output, replace"
+const stageTypes = "regex, logfmt, json, labels, static_labels, labeldrop, labelallow, timestamp, multiline, drop, match, template, output, replace, decolorize"
 
 // unknownKeyHint makes the decoder say "unknown stage type" for a Stage.
 func (Stage) unknownKeyHint(key string) string {
@@ -266,6 +269,9 @@ func validateStages(errs *errList, path string, st []Stage) {
 				}
 			}
 		case s.JSON != nil:
+			if len(s.JSON.Expressions) == 0 {
+				errs.addf("%s.expressions: missing: name the values to extract, e.g. {level: level, depth: queue.depth}", p)
+			}
 			for name, expr := range s.JSON.Expressions {
 				if expr == "" {
 					expr = name

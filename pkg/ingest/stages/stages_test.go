@@ -116,6 +116,7 @@ func TestStages(t *testing.T) {
 			[]string{`0 read {level="unknown"} "orphan"`, `7 read {level="error"} "\x1b[31m[ERROR]\x1b[0m a\n  b\n  c"`, `34 read {level="unknown"} "  d"`, `38 read {level="info"} "[INFO] e"`}},
 		{"stages after multiline see the joined entry", `[{multiline: {firstline: '^\d'}}, {regex: {expression: '(?s)^\d (?P<rest>.*)$'}}, {output: {source: rest}}]`,
 			[]string{"1 a", "b", "2 c"}, []string{`0 read {level="unknown"} "a\nb"`, `6 read {level="unknown"} "c"`}},
+		{"decolorize", `[{decolorize: }]`, []string{"[\x1b[31mERROR\x1b[0m] x"}, []string{`0 read {level="error"} "[ERROR] x"`}},
 		{"label value with __ dropped", `[{static_labels: {__hidden: x, empty: ""}}]`, []string{"a"}, []string{`0 read {level="unknown"} "a"`}},
 	}
 	for _, c := range cases {

@@ -125,6 +125,9 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		}
 		return &replaceStage{re: re, source: sc.Replace.Source, t: t}, nil
 	}
+	if sc.Decolorize != nil {
+		return decolorizeStage{}, nil
+	}
 	return nil, fmt.Errorf("%s: stage type %q cannot be used here", path, typ)
 }
 
@@ -646,3 +649,7 @@ func (s *replaceStage) apply(p *Pipeline, st *state) {
 		p.setExtracted(st, *s.source, out.String())
 	}
 }
+
+type decolorizeStage struct{}
+
+func (decolorizeStage) apply(p *Pipeline, st *state) { st.e.Line = StripANSI(st.e.Line) }
