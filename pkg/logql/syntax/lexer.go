@@ -89,11 +89,12 @@ type token struct {
 
 func (t token) describe() string {
 	if t.kind == tokIdent {
-		if k, ok := keywordNames[t.text]; ok {
+		lower := strings.ToLower(t.text)
+		if k, ok := keywordNames[lower]; ok {
 			return k
 		}
-		if isRangeOp(t.text) || isVectorOp(t.text) {
-			return strings.ToUpper(t.text)
+		if isRangeOp(lower) || isVectorOp(lower) {
+			return strings.ToUpper(lower)
 		}
 	}
 	if int(t.kind) < len(tokenNames) {
@@ -251,6 +252,9 @@ func (l *lexer) lexString() (string, error) {
 			}
 		case quote:
 			raw := l.src[l.off : i+1]
+			if !utf8.ValidString(raw) {
+				return "", l.errAt(line, col, "invalid UTF-8 rune")
+			}
 			l.advance(i + 1 - l.off)
 			if quote == '`' {
 				return raw[1 : len(raw)-1], nil

@@ -32,7 +32,7 @@ func (e *ParseError) Is(target error) bool { return target == ErrParse }
 
 // maxDepth bounds nesting so a hostile query cannot exhaust the stack (a
 // Go stack overflow is fatal, not recoverable).
-const maxDepth = 256
+const maxDepth = 1000
 
 // ParseExpr parses a log or metric query and validates it with Loki's rules.
 func ParseExpr(s string) (expr Expr, err error) {
@@ -128,9 +128,22 @@ func (p *parser) advance() token {
 	return t
 }
 
+// isIdent reports whether the next token is the keyword text. Keywords
+// are case-insensitive, as in Loki; label names are not.
 func (p *parser) isIdent(text string) bool {
-	t := p.peek()
-	return t.kind == tokIdent && t.text == text
+	return isKeyword(p.peek(), text)
+}
+
+func isKeyword(t token, text string) bool {
+	return t.kind == tokIdent && strings.EqualFold(t.text, text)
+}
+
+// keyword returns an identifier's text lowercased, for matching keywords.
+func keyword(t token) string {
+	if t.kind != tokIdent {
+		return ""
+	}
+	return strings.ToLower(t.text)
 }
 
 // unexpected builds Loki's "syntax error: unexpected X, expecting Y".
@@ -308,7 +321,7 @@ func (p *parser) parseStages(inRange bool) ([]StageExpr, *UnwrapExpr, error) {
 			}
 			stages = append(stages, f)
 		case tokPipe:
-			if next := p.peekAt(1); next.kind == tokIdent && next.text == "unwrap" {
+			if next := p.peekAt(1); isKeyword(next, "unwrap") {
 				if !inRange {
 					return nil, nil, p.errAt(next, "syntax error: unexpected UNWRAP: unwrap is only allowed in a range aggregation")
 				}
@@ -349,7 +362,7 @@ func (p *parser) parseLineFilter() (*LineFilterExpr, error) {
 		// `or` belongs to the filter only when a value follows; otherwise it
 		// is left for whatever comes next to reject.
 		next := p.peekAt(1)
-		if next.kind != tokString && !(next.kind == tokIdent && next.text == "ip") {
+		if next.kind != tokString && !isKeyword(next, "ip") {
 			break
 		}
 		p.advance()
@@ -369,7 +382,7 @@ func (p *parser) parseLineFilterValue(op LineFilterOp) (*LineFilterExpr, error) 
 	case t.kind == tokString:
 		p.advance()
 		f.Value = t.text
-	case t.kind == tokIdent && t.text == "ip":
+	case isKeyword(t, "ip"):
 		if op != LineContains && op != LineNotContains {
 			return nil, p.errAt(t, "ip() line filter only supports |= and !=, not %s", op)
 		}
@@ -410,7 +423,7 @@ func (p *parser) parseIPCall() (string, error) {
 func (p *parser) parseStage() (StageExpr, error) {
 	t := p.peek()
 	if t.kind == tokIdent {
-		switch t.text {
+		switch kw := keyword(t); kw {
 		case "json":
 			p.advance()
 			if p.peek().kind == tokIdent {
@@ -426,7 +439,7 @@ func (p *parser) parseStage() (StageExpr, error) {
 			var strict, keepEmpty bool
 			for p.peek().kind == tokFlag {
 				f := p.advance()
-				switch f.text {
+				switch strings.ToLower(f.text) {
 				case "--strict":
 					strict = true
 				case "--keep-empty":
@@ -449,7 +462,7 @@ func (p *parser) parseStage() (StageExpr, error) {
 			if err != nil {
 				return nil, err
 			}
-			e := &LabelParserExpr{Kind: ParserKind(t.text), Param: s.text}
+			e := &LabelParserExpr{Kind: ParserKind(kw), Param: s.text}
 			if err := checkParserParam(e); err != nil {
 				return nil, p.errAt(s, "%v", err)
 			}
@@ -473,7 +486,7 @@ func (p *parser) parseStage() (StageExpr, error) {
 			if err != nil {
 				return nil, err
 			}
-			if t.text == "drop" {
+			if kw == "drop" {
 				return &DropLabelsExpr{Labels: refs}, nil
 			}
 			return &KeepLabelsExpr{Labels: refs}, nil
@@ -580,7 +593,9 @@ func (p *parser) parseLabelRefs() ([]LabelRef, error) {
 	}
 }
 
-// parseLabelFilter parses a label filter expression; `or` binds loosest.
+// parseLabelFilter parses a label filter expression: `or` binds looser
+// than `and`. A comma or plain juxtaposition also means and, but binds as
+// Loki's grammar makes it (see parseLabelFilterUnit).
 func (p *parser) parseLabelFilter() (LabelFilter, error) {
 	if err := p.enter(); err != nil {
 		return nil, err
@@ -601,29 +616,46 @@ func (p *parser) parseLabelFilter() (LabelFilter, error) {
 	return left, nil
 }
 
-// parseLabelFilterAnd parses filters joined by `and`, `,` or plain
-// juxtaposition.
 func (p *parser) parseLabelFilterAnd() (LabelFilter, error) {
-	left, err := p.parseLabelFilterPrimary()
+	left, err := p.parseLabelFilterUnit()
 	if err != nil {
 		return nil, err
 	}
-	for {
-		t := p.peek()
-		switch {
-		case t.kind == tokIdent && t.text == "and", t.kind == tokComma:
-			p.advance()
-		case t.kind == tokLParen,
-			t.kind == tokIdent && t.text != "or" && isComparison(p.peekAt(1).kind):
-		default:
-			return left, nil
-		}
-		right, err := p.parseLabelFilterPrimary()
+	for p.isIdent("and") {
+		p.advance()
+		right, err := p.parseLabelFilterUnit()
 		if err != nil {
 			return nil, err
 		}
 		left = &BinaryLabelFilter{And: true, Left: left, Right: right}
 	}
+	return left, nil
+}
+
+// parseLabelFilterUnit parses one filter. When a comma or another filter
+// follows it directly, the filter is and-ed with everything after it: in
+// Loki's grammar the comma and juxtaposition carry no precedence, so its
+// parser always shifts, and `a, b or c` means a and (b or c) while
+// `a and b or c` means (a and b) or c.
+func (p *parser) parseLabelFilterUnit() (LabelFilter, error) {
+	f, err := p.parseLabelFilterPrimary()
+	if err != nil {
+		return nil, err
+	}
+	t := p.peek()
+	switch {
+	case t.kind == tokComma:
+		p.advance()
+	case t.kind == tokLParen,
+		t.kind == tokIdent && !isKeyword(t, "or") && !isKeyword(t, "and") && isComparison(p.peekAt(1).kind):
+	default:
+		return f, nil
+	}
+	rest, err := p.parseLabelFilter()
+	if err != nil {
+		return nil, err
+	}
+	return &BinaryLabelFilter{And: true, Left: f, Right: rest}, nil
 }
 
 func isComparison(k tokenKind) bool {
@@ -683,7 +715,7 @@ func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
 			return nil, err
 		}
 		return &StringLabelFilter{Matcher: m}, nil
-	case v.kind == tokIdent && v.text == "ip":
+	case isKeyword(v, "ip"):
 		if opTok.kind != tokEq && opTok.kind != tokNeq {
 			return nil, p.errAt(opTok, "ip() label filter only supports = and !=")
 		}
@@ -696,6 +728,11 @@ func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
 	op, ok := cmpOps[opTok.kind]
 	if !ok {
 		return nil, p.unexpected(v, "STRING")
+	}
+	if v.kind == tokSub && p.peekAt(1).kind == tokDuration {
+		p.advance()
+		d := p.advance()
+		return &DurationLabelFilter{Name: name.text, Op: op, Value: -d.dur}, nil
 	}
 	switch v.kind {
 	case tokDuration:
@@ -743,7 +780,7 @@ func (p *parser) parseUnwrap() (*UnwrapExpr, error) {
 		return nil, err
 	}
 	u := &UnwrapExpr{Identifier: id.text}
-	if unwrapConversions[id.text] && p.peek().kind == tokLParen {
+	if conv := keyword(id); unwrapConversions[conv] && p.peek().kind == tokLParen {
 		p.advance()
 		inner, err := p.expect(tokIdent, "IDENTIFIER")
 		if err != nil {
@@ -752,14 +789,14 @@ func (p *parser) parseUnwrap() (*UnwrapExpr, error) {
 		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
 			return nil, err
 		}
-		u.Operation, u.Identifier = id.text, inner.text
+		u.Operation, u.Identifier = conv, inner.text
 	}
 	for p.peek().kind == tokPipe {
 		next := p.peekAt(1)
 		if next.kind != tokIdent && next.kind != tokLParen {
 			return nil, p.unexpected(next, "a label filter after unwrap")
 		}
-		if next.kind == tokIdent && isStageKeyword(next.text) {
+		if isStageKeyword(keyword(next)) {
 			return nil, p.errAt(next, "syntax error: unexpected %s: only label filters may follow unwrap", next.describe())
 		}
 		p.advance()
@@ -830,9 +867,9 @@ func (p *parser) binOp() (string, bool) {
 	case tokLte:
 		return OpTypeLTE, true
 	case tokIdent:
-		switch t.text {
+		switch kw := keyword(t); kw {
 		case OpTypeOr, OpTypeAnd, OpTypeUnless:
-			return t.text, true
+			return kw, true
 		}
 	}
 	return "", false
@@ -907,7 +944,7 @@ func (p *parser) parseBinOpModifiers(op string) (*BinOpOptions, error) {
 		opts.ReturnBool, any = true, true
 	}
 	if p.isIdent("on") || p.isIdent("ignoring") {
-		on := p.advance().text == "on"
+		on := isKeyword(p.advance(), "on")
 		names, err := p.parseLabelList()
 		if err != nil {
 			return nil, err
@@ -919,7 +956,7 @@ func (p *parser) parseBinOpModifiers(op string) (*BinOpOptions, error) {
 				return nil, p.errAt(g, "no grouping allowed for \"%s\" operation", op)
 			}
 			vm.Card = CardManyToOne
-			if g.text == "group_right" {
+			if isKeyword(g, "group_right") {
 				vm.Card = CardOneToMany
 			}
 			if p.peek().kind == tokLParen {
@@ -1002,14 +1039,14 @@ func (p *parser) parsePrimary() (SampleExpr, error) {
 		}
 		return e, nil
 	case tokIdent:
-		switch {
-		case isRangeOp(t.text):
+		switch kw := keyword(t); {
+		case isRangeOp(kw):
 			return p.parseRangeAggregation()
-		case isVectorOp(t.text):
+		case isVectorOp(kw):
 			return p.parseVectorAggregation()
-		case t.text == "label_replace":
+		case kw == "label_replace":
 			return p.parseLabelReplace()
-		case t.text == "vector":
+		case kw == "vector":
 			p.advance()
 			if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
 				return nil, err
@@ -1032,7 +1069,7 @@ func (p *parser) parseGrouping() (*Grouping, error) {
 	if !p.isIdent("by") && !p.isIdent("without") {
 		return nil, nil
 	}
-	without := p.advance().text == "without"
+	without := isKeyword(p.advance(), "without")
 	names, err := p.parseLabelList()
 	if err != nil {
 		return nil, err
@@ -1043,7 +1080,7 @@ func (p *parser) parseGrouping() (*Grouping, error) {
 // parseRangeAggregation parses `op([φ,] logRange) [by|without (…)]`.
 func (p *parser) parseRangeAggregation() (SampleExpr, error) {
 	opTok := p.advance()
-	e := &RangeAggregationExpr{Operation: opTok.text}
+	e := &RangeAggregationExpr{Operation: keyword(opTok)}
 	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
 		return nil, err
 	}
@@ -1085,6 +1122,21 @@ func (p *parser) parseRangeAggregation() (SampleExpr, error) {
 // pipeline (`{…} | json [5m]`) or the selector (`{…}[5m] | json`), and the
 // whole log query may be parenthesised.
 func (p *parser) parseLogRange() (*LogRangeExpr, error) {
+	if p.peek().kind == tokLParen && p.parenHoldsRange() {
+		if err := p.enter(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+		p.advance()
+		lr, err := p.parseLogRange()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expect(tokRParen, "CLOSE_PARENTHESIS"); err != nil {
+			return nil, err
+		}
+		return lr, nil
+	}
 	if !p.startsLogExpr() {
 		return nil, p.unexpected(p.peek(), "OPEN_BRACE")
 	}
@@ -1110,11 +1162,18 @@ func (p *parser) parseLogRange() (*LogRangeExpr, error) {
 	}
 	if p.isIdent("offset") {
 		p.advance()
+		neg := p.peek().kind == tokSub
+		if neg {
+			p.advance()
+		}
 		o, err := p.expect(tokDuration, "DURATION")
 		if err != nil {
 			return nil, err
 		}
 		lr.Offset = o.dur
+		if neg {
+			lr.Offset = -o.dur
+		}
 	}
 	// Stages after the range belong to the selector written before it.
 	if k := p.peek().kind; k == tokPipe || lineFilterOps[k] != "" {
@@ -1138,10 +1197,33 @@ func (p *parser) parseLogRange() (*LogRangeExpr, error) {
 	return lr, nil
 }
 
+// parenHoldsRange reports whether the parenthesis at the cursor encloses a
+// whole log range, `({…} | … [5m])`, rather than just a log query,
+// `({…} | …)[5m]`: only the former has a `[` before its closing parenthesis.
+func (p *parser) parenHoldsRange() bool {
+	depth := 0
+	for _, t := range p.toks[p.i:] {
+		switch t.kind {
+		case tokLParen:
+			depth++
+		case tokRParen:
+			depth--
+			if depth == 0 {
+				return false
+			}
+		case tokLBracket:
+			return true
+		case tokEOF:
+			return false
+		}
+	}
+	return false
+}
+
 // parseVectorAggregation parses `op [grouping] ([k,] expr) [grouping]`.
 func (p *parser) parseVectorAggregation() (SampleExpr, error) {
 	opTok := p.advance()
-	e := &VectorAggregationExpr{Operation: opTok.text}
+	e := &VectorAggregationExpr{Operation: keyword(opTok)}
 	g, err := p.parseGrouping()
 	if err != nil {
 		return nil, err
@@ -1185,8 +1267,8 @@ func (p *parser) parseVectorAggregation() (SampleExpr, error) {
 		}
 		e.Grouping = g
 	}
-	if (e.Operation == OpTypeSort || e.Operation == OpTypeSortDesc) && e.Grouping != nil {
-		return nil, &ParseError{Msg: fmt.Sprintf("grouping not allowed for %s aggregation", e.Operation)}
+	if (e.Operation == OpTypeSort || e.Operation == OpTypeSortDesc) && e.Grouping != nil && len(e.Grouping.Groups) > 0 {
+		return nil, &ParseError{Msg: "sort and sort_desc doesn't allow grouping by"}
 	}
 	return e, nil
 }

@@ -1,6 +1,7 @@
 package syntax
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -425,6 +426,9 @@ var durationUnits = []struct {
 func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
+	}
+	if d < 0 && d != math.MinInt64 {
+		return "-" + FormatDuration(-d)
 	}
 	if d < 0 || d%time.Millisecond != 0 {
 		return d.String()

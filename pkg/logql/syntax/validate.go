@@ -31,11 +31,11 @@ func validate(e Expr) error {
 }
 
 // checkSelector enforces Loki's rule that a selector have at least one
-// positive matcher that does not match the empty string, so a query can
-// never mean "every stream".
+// matcher that does not match the empty string (so {a!=""} passes), so a
+// query can never mean "every stream".
 func checkSelector(ms []*labels.Matcher) error {
 	for _, m := range ms {
-		if (m.Type == labels.MatchEqual || m.Type == labels.MatchRegexp) && !m.Matches("") {
+		if !m.Matches("") {
 			return nil
 		}
 	}
