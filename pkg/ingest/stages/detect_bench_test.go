@@ -91,3 +91,36 @@ func BenchmarkDetectPipeline(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// BenchmarkStages is a typical Promtail pipeline (regex, labels, timestamp,
+// drop) over the same corpus, for comparison with the zero-stage path.
+func BenchmarkStages(b *testing.B) {
+	files, total := benchLines(b)
+	cfg := parseStages(b, `[{regex: {expression: '^\[(?P<lvl>\w+)\] (?P<ts>\S+)'}}, {labels: {lvl: }}, {timestamp: {source: ts, format: RFC3339}}, {drop: {source: lvl, value: DEBUG}}]`)
+	ps := make([]*Pipeline, len(files))
+	for i := range ps {
+		p, err := New(cfg, Options{Location: time.UTC})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps[i] = p
+	}
+	lines := 0
+	for _, f := range files {
+		lines += len(f)
+	}
+	now := time.Now()
+	emit := func(Entry) {}
+	b.SetBytes(total)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, f := range files {
+			for off, l := range f {
+				ps[k].Process(Entry{Line: l, Ts: now, Offset: int64(off)}, emit)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
