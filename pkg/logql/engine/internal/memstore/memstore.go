@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -26,6 +27,7 @@ type stream struct {
 // may run concurrently once loading is done.
 type Store struct {
 	streams map[string]*stream
+	mu sync.Mutex
 	// SelectCalls records every Select, so tests can check what the engine
 	// asked for (Lines, Hint).
 	SelectCalls []store.SelectParams
@@ -80,7 +82,9 @@ func inRange(es []store.Entry, start, end int64) []store.Entry {
 
 // Select implements store.Reader.
 func (s *Store) Select(ctx context.Context, p store.SelectParams) ([]store.StreamIterator, error) {
+	s.mu.Lock()
 	s.SelectCalls = append(s.SelectCalls, p)
+	s.mu.Unlock()
 	var its []store.StreamIterator
 	stats := store.StatsFrom(ctx)
 	for _, st := range s.matching(p.Matchers) {

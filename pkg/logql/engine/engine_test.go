@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// testStore has n streams of perStream entries one second apart from t=0.
+func testStore(t testing.TB, n, perStream int) *memstore.Store {
+	t.Helper()
+	st := memstore.New()
+	for s := 0; s < n; s++ {
+		ls := labels.FromStrings("app", "a", "pod", fmt.Sprintf("p%d", s))
+		es := make([]store.Entry, perStream)
+		for i := range es {
+			es[i] = store.Entry{Ts: int64(time.Duration(i) * time.Second), Seq: uint64(i), Line: fmt.Sprintf("pod=p%d n=%d msg=hello", s, i)}
+		}
+		if err := st.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{Labels: ls, Entries: es}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func at(d time.Duration) time.Time { return time.Unix(0, int64(d)).UTC() }
+
+func TestSelectParams(t *testing.T) {
+	tests := []struct {
+		query     string
+		wantLines bool
+		wantHint  string
+	}{
+		{`count_over_time({app="a"}[1m])`, false, "[]"},
+		{`sum by (pod) (rate({app="a"}[1m]))`, false, "[]"},
+		{`bytes_over_time({app="a"}[1m])`, false, "[]"},
+		{`absent_over_time({app="a"}[1m])`, false, "[]"},
+		{`count_over_time({app="a"} |= "hello" [1m])`, true, "[[hello]]"},
+		{`count_over_time({app="a"} |~ "timeout|fail" [1m])`, true, "[[timeout fail]]"},
+		{`count_over_time({app="a"} |= "x" or "y" |= "z" [1m])`, true, "[[x y] [z]]"},
+		{`count_over_time({app="a"} != "x" [1m])`, true, "[]"},
+		{`count_over_time({app="a"} | line_format "{{.pod}}" |= "p1" [1m])`, true, "[]"},
+		{`count_over_time({app="a"} |= "hello" | logfmt | line_format "x" |= "p1" [1m])`, true, "[[hello]]"},
+		{`count_over_time({app="a"} | logfmt [1m])`, true, "[]"},
+		{`sum_over_time({app="a"} | logfmt | unwrap n [1m])`, true, "[]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			st := testStore(t, 2, 10)
+			eng := New(st, Options{})
+			_, err := eng.Query(context.Background(), Params{Query: tt.query, Start: at(time.Minute), Instant: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.SelectCalls) != 1 {
+				t.Fatalf("%d selects, want 1", len(st.SelectCalls))
+			}
+			p := st.SelectCalls[0]
+			if p.Lines != tt.wantLines {
+				t.Errorf("Lines = %v, want %v", p.Lines, tt.wantLines)
+			}
+			var hint [][]string
+			if p.Hint != nil {
+				hint = p.Hint.Groups
+			}
+			if got := fmt.Sprint(hint); got != tt.wantHint {
+				t.Errorf("hint %s, want %s", got, tt.wantHint)
+			}
+			// The window (t-1m, t] is asked as [t-1m+1ns, t+1ns).
+			if p.Start != int64(time.Nanosecond) || p.End != int64(time.Minute+time.Nanosecond) {
+				t.Errorf("select range [%d, %d)", p.Start, p.End)
+			}
+		})
+	}
+}
+
+func TestBackwardLimitReadsOnlyNewest(t *testing.T) {
+	st := testStore(t, 1, 10000) // memstore blocks hold 64 entries
+	eng := New(st, Options{})
+	var c store.StatsCollector
+	ctx := store.WithStats(context.Background(), &c)
+	res, err := eng.Query(ctx, Params{Query: `{app="a"}`, Start: at(0), End: at(3 * time.Hour), Limit: 10, Direction: store.Backward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.LimitReached || len(res.Streams) != 1 || len(res.Streams[0].Entries) != 10 {
+		t.Fatalf("got %+v", res)
+	}
+	if got := res.Streams[0].Entries[0].Ts; got != int64(9999*time.Second) {
+		t.Errorf("newest entry at %d", got)
+	}
+	if res.Stats.Store.BlocksRead > 1 {
+		t.Errorf("read %d blocks for 10 entries", res.Stats.Store.BlocksRead)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	st := testStore(t, 5, 10)
+	tests := []struct {
+		opts  Options
+		p     Params
+		is    error
+		inMsg string
+	}{
+		{Options{MaxSeries: 3}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Minute), Instant: true}, ErrTooManySeries, "maximum of series (3) reached for a single query"},
+		{Options{MaxEntriesLimit: 10}, Params{Query: `{app="a"}`, Start: at(0), End: at(time.Minute), Limit: 11}, ErrLimit, "(11 > 10)"},
+		{Options{}, Params{Query: `{app="a"}`, Start: at(0), Instant: true}, ErrBadQuery, "instant query"},
+		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(0), End: at(time.Hour * 24 * 365), Step: time.Second}, ErrBadQuery, "exceeded maximum resolution of 11000 points"},
+		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Hour), End: at(0), Step: time.Second}, ErrBadQuery, "end timestamp must not be before start time"},
+		{Options{}, Params{Query: `sum(count_over_time({app="a"} | logfmt | line_format "{{ .n | div 0 }}" [1m]))`, Start: at(time.Minute), Instant: true}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.p.Query, func(t *testing.T) {
+			_, err := New(st, tt.opts).Query(context.Background(), tt.p)
+			if tt.is == nil {
+				// Template failures are per line (__error__), never a crash.
+				if err != nil && !errors.Is(err, ErrPipeline) {
+					t.Fatalf("unexpected error kind: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.is) {
+				t.Fatalf("error %v, want %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.inMsg) {
+				t.Errorf("error %q does not contain %q", err, tt.inMsg)
+			}
+		})
+	}
+}
+
+func TestParseErrorPassesThrough(t *testing.T) {
+	_, err := New(memstore.New(), Options{}).Query(context.Background(), Params{Query: `{app="a"`, Start: at(0), End: at(time.Minute)})
+	if err == nil || !strings.Contains(err.Error(), "parse error") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCancellation(t *testing.T) {
+	st := testStore(t, 4, 5000)
+	for _, q := range []string{`{app="a"}`, `count_over_time({app="a"} |= "hello" [1m])`, `max_over_time({app="a"} | logfmt | unwrap n [1m])`} {
+		t.Run(q, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := New(st, Options{}).Query(ctx, Params{Query: q, Start: at(0), End: at(2 * time.Hour), Step: time.Minute, Limit: 5000})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// TestParallelMatchesSequential checks that folding streams on many
+// goroutines gives the same answer as one goroutine.
+func TestParallelMatchesSequential(t *testing.T) {
+	st := testStore(t, 9, 500)
+	q := Params{Query: `sum by (pod) (count_over_time({app="a"}[30s])) + on (pod) sum by (pod) (bytes_over_time({app="a"}[30s]))`,
+		Start: at(0), End: at(10 * time.Minute), Step: 10 * time.Second}
+	one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	many, err := New(st, Options{Parallelism: 8}).Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(one.Matrix) != fmt.Sprint(many.Matrix) {
+		t.Errorf("parallel result differs")
+	}
+	if len(one.Matrix) != 9 {
+		t.Errorf("%d series, want 9", len(one.Matrix))
+	}
+}
+
+func TestDefaultStepAndAlignment(t *testing.T) {
+	st := testStore(t, 1, 600)
+	res, err := New(st, Options{}).Query(context.Background(), Params{Query: `count_over_time({app="a"}[1m])`, Start: at(0), End: at(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10m/250 rounds down to 2s.
+	pts := res.Matrix[0].Points
+	if pts[1].T-pts[0].T != 2000 {
+		t.Errorf("step %dms, want 2000", pts[1].T-pts[0].T)
+	}
+	if last := pts[len(pts)-1]; last.T != 600000 || last.V != 59 {
+		t.Errorf("last point %+v, want 59 (entries 541s..599s) at 600000", last)
+	}
+}
+
+func TestInterval(t *testing.T) {
+	st := testStore(t, 1, 10)
+	res, err := New(st, Options{}).Query(context.Background(), Params{Query: `{app="a"}`, Start: at(0), End: at(time.Minute), Interval: 3 * time.Second, Direction: store.Forward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []int64
+	for _, e := range res.Streams[0].Entries {
+		ts = append(ts, e.Ts/int64(time.Second))
+	}
+	if fmt.Sprint(ts) != "[0 3 6 9]" {
+		t.Errorf("entries at %v, want [0 3 6 9]", ts)
+	}
+}
