@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, e env) int {
 		"labels": cmdLabels,
 		"series": cmdSeries,
 		"push":   cmdPush,
+		"sample": cmdSample,
+		"demo":   cmdDemo,
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {

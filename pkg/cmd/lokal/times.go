@@ -49,6 +49,9 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 
 // parseDuration accepts Go durations plus d (days) and w (weeks), as LogQL does.
 func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty duration: want e.g. 30s, 5m, 1h, 7d")
+	}
 	var total time.Duration
 	rest := s
 	for rest != "" {
