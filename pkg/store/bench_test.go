@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -201,7 +203,10 @@ func BenchmarkCorpus(b *testing.B) {
 	dir := corpusDir(b)
 	m := loadCorpusManifest(b, dir)
 	start, span := m.Start.UnixNano(), m.End.Sub(m.Start).Nanoseconds()
-	storeDir := b.TempDir()
+	storeDir := os.Getenv("LOKAL_STORE_DIR") // kept for BenchmarkCorpusIdle
+	if storeDir == "" {
+		storeDir = b.TempDir()
+	}
 	for i := 0; i < b.N; i++ {
 		_ = os.RemoveAll(storeDir)
 		s, err := Open(storeDir, Options{})
@@ -403,4 +408,56 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCorpusIdle opens a store BenchmarkCorpus left in
+// LOKAL_STORE_DIR, answers one needle query and reports the time to the
+// first answer and the resident memory once idle:
+//
+//	LOKAL_STORE_DIR=/tmp/st LOKAL_STORE_CORPUS=/tmp/corpus go test -run XXX -bench 'Corpus$' -benchtime 1x ./pkg/store
+//	LOKAL_STORE_DIR=/tmp/st LOKAL_STORE_CORPUS=/tmp/corpus go test -run XXX -bench CorpusIdle -benchtime 1x ./pkg/store
+func BenchmarkCorpusIdle(b *testing.B) {
+	dir := os.Getenv("LOKAL_STORE_DIR")
+	if dir == "" {
+		b.Skip("set LOKAL_STORE_DIR to a store made by BenchmarkCorpus")
+	}
+	m := loadCorpusManifest(b, corpusDir(b))
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(b, labels.MatchEqual, "job", "cosyvoice3")},
+			Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay, Lines: true,
+			Hint: &LineFilterHint{Groups: [][]string{{m.Needles[3].Token}}}}
+		if n := drainMatching(b, s, context.Background(), p, m.Needles[3].Token, 0); n != 1 {
+			b.Fatalf("needle found %d times", n)
+		}
+		first := time.Since(t0)
+		runtime.GC()
+		debug.FreeOSMemory()
+		time.Sleep(3 * time.Second) // idle: only the background loop ticks
+		c0 := cpuTime()
+		time.Sleep(5 * time.Second)
+		idleCPU := cpuTime() - c0
+		b.ReportMetric(float64(first.Microseconds())/1000, "open+first-query-ms")
+		b.ReportMetric(float64(rssKB())/1024, "idle-RSS-MiB")
+		b.ReportMetric(float64(idleCPU.Microseconds())/5000, "idle-CPU-ms/s")
+		s.Close()
+	}
+}
+
+func rssKB() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return v
+		}
+	}
+	return 0
 }

@@ -62,13 +62,15 @@ func BenchmarkBlockCodecs(b *testing.B) {
 			b.SetBytes(raw)
 			var out int64
 			var filt, meta int64
-			var decT time.Duration
+			var decT, encCPU time.Duration
 			for i := 0; i < b.N; i++ {
 				out, filt = 0, 0
 				var buf []byte
 				for _, bl := range blocks {
 					var h blockHeader
+					c0 := cpuTime()
 					buf, h, err = encodeBlock(buf[:0], bl, c, fb)
+					encCPU += cpuTime() - c0
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -86,6 +88,7 @@ func BenchmarkBlockCodecs(b *testing.B) {
 			b.ReportMetric(float64(filt)/float64(raw)*100, "%filter")
 			b.ReportMetric(float64(meta)/float64(raw)*100, "%meta")
 			b.ReportMetric(float64(raw)*float64(b.N)/decT.Seconds()/1e6, "decodeMB/s")
+			b.ReportMetric(float64(raw)*float64(b.N)/encCPU.Seconds()/1e6, "encodeMB/cpu-s")
 		})
 	}
 	_ = sort.Ints

@@ -216,12 +216,9 @@ func (s *Store) commitLocked() (bool, error) {
 
 	s.mu.Lock()
 	dead, err := s.m.apply(ops)
-	if err != nil {
-		// The record is durable but our memory disagrees with it: a bug.
-		// Reopening replays the manifest and repairs memory.
-		s.mu.Unlock()
-		return false, fmt.Errorf("commit applied to memory: %w", err)
-	}
+	// The record is durable: the head's entries must go even if memory
+	// disagrees with the record (a bug; reopening replays the manifest and
+	// repairs memory), or a retry would store them twice.
 	for _, w := range works {
 		w.st.flushing = nil
 		s.headBytes -= w.st.flushB
@@ -229,6 +226,9 @@ func (s *Store) commitLocked() (bool, error) {
 	}
 	s.flushCur = nil
 	s.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("commit applied to memory: %w", err)
+	}
 	s.removeDead(dead)
 	s.maybeRewriteManifest()
 	return true, nil
@@ -485,12 +485,15 @@ func (s *Store) collectDeadLocked(segs []*segment) []string {
 		return nil // the writer owns the files
 	}
 	var paths []string
+	var ids []uint64
 	for _, seg := range segs {
 		if seg.dead && !seg.deleted && seg.readers == 0 {
 			seg.deleted = true
 			paths = append(paths, segPath(s.dir, seg))
+			ids = append(ids, seg.id)
 		}
 	}
+	s.dropFiles(ids, nil)
 	return paths
 }
 

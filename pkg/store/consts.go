@@ -23,7 +23,7 @@ const (
 	DefaultHeadFlushBytes int64 = 16 << 20
 	// DefaultHeadMemoryBudget is where Append starts waiting for (or, when
 	// commits fail, refusing with ErrPaused) a commit.
-	DefaultHeadMemoryBudget int64 = 64 << 20
+	DefaultHeadMemoryBudget int64 = 32 << 20
 	// DefaultHeadMaxAge bounds how long a line waits in memory; file
 	// positions move only at commits, so this is also how much a restart
 	// may have to read again.

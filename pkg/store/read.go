@@ -521,13 +521,52 @@ func (s *Store) noteCorrupt(b *blockRef, err error) {
 	s.mu.Unlock()
 }
 
-// readAt reads n bytes at off of a block's segment into a pooled buffer.
+// segFile returns an open handle on a segment, cached so a query over a
+// thousand blocks does not open a thousand files.
+func (s *Store) segFile(seg *segment) (*os.File, error) {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	if f := s.files[seg.id]; f != nil {
+		return f, nil
+	}
+	f, err := os.Open(segPath(s.dir, seg))
+	if err != nil {
+		return nil, err
+	}
+	if s.files == nil {
+		s.files = map[uint64]*os.File{}
+	}
+	s.files[seg.id] = f
+	return f, nil
+}
+
+// dropFiles closes cached handles of the given segments, or of all
+// segments not in keep when keep is not nil.
+func (s *Store) dropFiles(ids []uint64, keep map[uint64]*segment) {
+	s.filesMu.Lock()
+	defer s.filesMu.Unlock()
+	for _, id := range ids {
+		if f := s.files[id]; f != nil {
+			f.Close()
+			delete(s.files, id)
+		}
+	}
+	if keep != nil {
+		for id, f := range s.files {
+			if keep[id] == nil {
+				f.Close()
+				delete(s.files, id)
+			}
+		}
+	}
+}
+
+// readAt reads n bytes at off of a block's segment into buf.
 func (s *Store) readAt(b *blockRef, off, n int64, buf []byte) ([]byte, error) {
-	f, err := os.Open(segPath(s.dir, b.seg))
+	f, err := s.segFile(b.seg)
 	if err != nil {
 		return buf, err
 	}
-	defer f.Close()
 	if int64(cap(buf)) < n {
 		buf = make([]byte, n)
 	}

@@ -115,6 +115,9 @@ type Store struct {
 	// full disk or a crash.
 	faults func(stage string) error
 
+	filesMu sync.Mutex
+	files   map[uint64]*os.File // open segment files by id
+
 	fbPool  sync.Pool // *filterBuilder
 	bufPool sync.Pool // *[]byte read buffers
 
@@ -179,6 +182,9 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 		s.releaseFiles()
 		c.close()
 		return nil, err
+	}
+	if err := s.ApplyRetention(time.Now()); err != nil {
+		s.lastErr = err
 	}
 	go s.background()
 	return s, nil
@@ -288,6 +294,7 @@ func (s *Store) reload() error {
 	s.m = m
 	s.manStamp = stamp
 	s.mu.Unlock()
+	s.dropFiles(nil, m.segments)
 	s.checkSegments()
 	return nil
 }
@@ -392,6 +399,7 @@ func (s *Store) abandon() {
 }
 
 func (s *Store) releaseFiles() {
+	s.dropFiles(nil, map[uint64]*segment{})
 	if s.manFile != nil {
 		_ = s.manFile.Close()
 		s.manFile = nil
@@ -409,7 +417,7 @@ func (s *Store) background() {
 	defer close(s.done)
 	tick := time.NewTicker(backgroundTick)
 	defer tick.Stop()
-	var lastRetention time.Time
+	lastRetention := time.Now() // Open has just applied it
 	for {
 		select {
 		case <-s.stop:
