@@ -73,7 +73,7 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 		}
 		n := int(p.End.Sub(p.Start)/step) + 1
 		if n > MaxPoints {
-			return Result{}, queryErr(ErrBadQuery, "exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", MaxPoints)
+			return Result{}, queryErr(ErrBadQuery, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 		}
 		start := p.Start.UnixNano()
 		ev.steps = make([]int64, n)
@@ -226,7 +226,7 @@ func groupLabels(ls labels.Labels, g *syntax.Grouping) labels.Labels {
 // range aggregation below it (Loki's rule: sum over count, rate and bytes
 // functions without their own grouping).
 func canInjectGrouping(vecOp string, ra *syntax.RangeAggregationExpr) bool {
-	if vecOp != syntax.OpTypeSum || ra.Grouping != nil || ra.Left == nil || ra.Left.Unwrap != nil {
+	if vecOp != syntax.OpTypeSum || ra.Grouping != nil || ra.Left == nil {
 		return false
 	}
 	switch ra.Operation {

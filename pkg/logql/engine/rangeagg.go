@@ -101,8 +101,9 @@ func (a *rangeAcc) merge(b *rangeAcc) {
 	}
 }
 
-// additive functions can be folded per stream in parallel and the partial
-// step arrays summed: their values are integer counts, exact in any order.
+// additive functions over lines (not unwrapped values) can be folded per
+// stream in parallel and the partial step arrays summed: their values are
+// integer counts, exact in any order.
 func additive(op string) bool {
 	switch op {
 	case syntax.OpRangeTypeCount, syntax.OpRangeTypeRate, syntax.OpRangeTypeBytes,
@@ -174,7 +175,7 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 
 	op := x.Operation
 	var accs []*rangeAcc
-	if additive(op) {
+	if additive(op) && lr.Unwrap == nil {
 		accs, err = ev.foldParallel(its, ex, x, lineOnly, rng, off)
 	} else {
 		accs, err = ev.foldOrdered(its, ex, x, rng, off)

@@ -227,7 +227,6 @@ func labelReplace(x *syntax.LabelReplaceExpr, in *value) (*value, error) {
 		return nil, queryErr(ErrBadQuery, "invalid regular expression in label_replace(): %s", x.Regex)
 	}
 	out := &value{sortOrder: in.sortOrder}
-	seen := map[uint64][]labels.Labels{}
 	for _, s := range in.series {
 		ls := s.ls
 		src := ls.Get(x.Src)
@@ -239,14 +238,26 @@ func labelReplace(x *syntax.LabelReplaceExpr, in *value) (*value, error) {
 				ls = labels.New(append(append(labels.Labels{}, ls...), labels.Label{Name: x.Dst, Value: res})...)
 			}
 		}
-		h := ls.Hash()
-		for _, o := range seen[h] {
-			if labels.Equal(o, ls) {
-				return nil, queryErr(ErrBadQuery, "vector cannot contain metrics with the same labelset")
+		out.series = append(out.series, &stepSeries{ls: ls, hash: ls.Hash(), v: s.v, ok: s.ok})
+	}
+	// Two series may only end up with the same labels if they never have a
+	// value at the same step (Prometheus checks each step's vector).
+	byHash := map[uint64][]*stepSeries{}
+	for _, s := range out.series {
+		for _, o := range byHash[s.hash] {
+			if !labels.Equal(o.ls, s.ls) {
+				continue
+			}
+			for i := range s.ok {
+				if s.ok[i] && o.ok[i] {
+					return nil, queryErr(ErrBadQuery, "vector cannot contain metrics with the same labelset")
+				}
 			}
 		}
-		seen[h] = append(seen[h], ls)
-		out.series = append(out.series, &stepSeries{ls: ls, hash: h, v: s.v, ok: s.ok})
+		byHash[s.hash] = append(byHash[s.hash], s)
+	}
+	if out.sortOrder == nil {
+		out.series = mergeSameLabels(out.series)
 	}
 	return out, nil
 }
