@@ -27,7 +27,7 @@ type stream struct {
 // may run concurrently once loading is done.
 type Store struct {
 	streams map[string]*stream
-	mu sync.Mutex
+	mu      sync.Mutex
 	// SelectCalls records every Select, so tests can check what the engine
 	// asked for (Lines, Hint).
 	SelectCalls []store.SelectParams
