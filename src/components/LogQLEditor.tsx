@@ -1,0 +1,259 @@
+import { css } from '@emotion/css';
+import { GrafanaTheme2, TimeRange } from '@grafana/data';
+import { CodeEditor, Monaco, MonacoEditor, monacoTypes, useStyles2 } from '@grafana/ui';
+import React, { KeyboardEvent, useCallback, useEffect, useMemo, useRef } from 'react';
+
+import type { LanguageProvider } from '../languageProvider';
+import { CompletionItem, getCompletions } from '../logql/completion';
+import { HighlightToken, highlightTokens, TokenKind } from '../logql/highlight';
+import { findSyntaxErrors, formatSyntaxError, LogQLSyntaxError } from '../logql/parse';
+
+export const LOGQL_LANGUAGE_ID = 'lokal-logql';
+
+interface Props {
+  value: string;
+  onChange: (value: string) => void;
+  onRunQuery: () => void;
+  languageProvider: LanguageProvider;
+  range?: TimeRange;
+}
+
+interface Mounted {
+  editor: MonacoEditor;
+  monaco: Monaco;
+  decorations: monacoTypes.editor.IEditorDecorationsCollection;
+  disposables: Array<{ dispose: () => void }>;
+}
+
+/**
+ * The LogQL code editor: Grafana's Monaco editor, with highlighting and error
+ * markers computed from the lezer-logql tree and completion of label names
+ * and values from the backend. Shift+Enter runs the query.
+ */
+export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, range }: Props) {
+  const styles = useStyles2(getStyles);
+  const errors = useMemo(() => findSyntaxErrors(value), [value]);
+  const tokens = useMemo(() => highlightTokens(value), [value]);
+  const mounted = useRef<Mounted | null>(null);
+  // Monaco callbacks outlive renders: they read the latest props through this ref.
+  const latest = useRef({ onChange, onRunQuery, languageProvider, range, styles });
+  useEffect(() => {
+    latest.current = { onChange, onRunQuery, languageProvider, range, styles };
+  });
+
+  useEffect(() => {
+    if (mounted.current) {
+      paint(mounted.current, tokens, errors, styles);
+    }
+  }, [tokens, errors, styles]);
+
+  useEffect(
+    () => () => {
+      mounted.current?.disposables.forEach((d) => d.dispose());
+      mounted.current = null;
+    },
+    []
+  );
+
+  const onBeforeEditorMount = useCallback((monaco: Monaco) => {
+    if (!monaco.languages.getLanguages().some((l) => l.id === LOGQL_LANGUAGE_ID)) {
+      monaco.languages.register({ id: LOGQL_LANGUAGE_ID });
+      monaco.languages.setLanguageConfiguration(LOGQL_LANGUAGE_ID, {
+        brackets: [
+          ['{', '}'],
+          ['(', ')'],
+          ['[', ']'],
+        ],
+        autoClosingPairs: [
+          { open: '{', close: '}' },
+          { open: '(', close: ')' },
+          { open: '[', close: ']' },
+          { open: '"', close: '"' },
+          { open: '`', close: '`' },
+        ],
+      });
+    }
+  }, []);
+
+  const onEditorDidMount = useCallback((editor: MonacoEditor, monaco: Monaco) => {
+    const state: Mounted = { editor, monaco, decorations: editor.createDecorationsCollection(), disposables: [] };
+    mounted.current = state;
+    // One provider per editor: it answers only for its own model, so
+    // several queries on a panel each complete against their own text.
+    state.disposables.push(
+      monaco.languages.registerCompletionItemProvider(LOGQL_LANGUAGE_ID, {
+        triggerCharacters: ['{', ',', '=', '"', '|', '(', '[', ' ', '~'],
+        provideCompletionItems: async (model, position) => {
+          if (model !== editor.getModel()) {
+            return { suggestions: [] };
+          }
+          const offset = model.getOffsetAt(position);
+          let items: CompletionItem[];
+          try {
+            items = await getCompletions(
+              model.getValue(),
+              offset,
+              latest.current.languageProvider,
+              latest.current.range
+            );
+          } catch (err) {
+            // metadata is a convenience: say why it is missing, keep typing
+            items = [];
+            console.warn('Lokal: label completion failed', err);
+          }
+          return { suggestions: items.map((it) => toMonacoItem(monaco, model, position, it)) };
+        },
+      })
+    );
+    state.disposables.push(
+      editor.onDidChangeModelContent(() => {
+        latest.current.onChange(editor.getValue());
+      })
+    );
+    paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), latest.current.styles);
+  }, []);
+
+  const onKeyDownCapture = (e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key === 'Enter' && e.shiftKey) {
+      e.preventDefault();
+      e.stopPropagation();
+      const v = mounted.current?.editor.getValue() ?? value;
+      if (v !== value) {
+        onChange(v);
+      }
+      onRunQuery();
+    }
+  };
+
+  const lines = Math.max(1, value.split('\n').length);
+  return (
+    <div className={styles.wrapper} onKeyDownCapture={onKeyDownCapture} data-testid="lokal-logql-editor">
+      <CodeEditor
+        value={value}
+        language={LOGQL_LANGUAGE_ID}
+        height={Math.min(lines, 12) * 19 + 14}
+        showMiniMap={false}
+        showLineNumbers={false}
+        monacoOptions={{
+          wordWrap: 'on',
+          lineNumbers: 'off',
+          folding: false,
+          scrollBeyondLastLine: false,
+          renderLineHighlight: 'none',
+          overviewRulerLanes: 0,
+          fixedOverflowWidgets: true,
+          suggestFontSize: 12,
+          padding: { top: 6, bottom: 4 },
+        }}
+        onChange={onChange}
+        onBlur={(v) => {
+          if (v !== value) {
+            onChange(v);
+          }
+        }}
+        onBeforeEditorMount={onBeforeEditorMount}
+        onEditorDidMount={onEditorDidMount}
+      />
+      {errors.length > 0 && (
+        <div className={styles.errors} role="alert" aria-label="LogQL syntax errors">
+          {errors.slice(0, 3).map((err) => (
+            <div key={`${err.from}-${err.to}`}>{formatSyntaxError(err)}</div>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+const MONACO_KINDS: Record<CompletionItem['kind'], keyof typeof monacoTypes.languages.CompletionItemKind> = {
+  label: 'Enum',
+  value: 'EnumMember',
+  function: 'Function',
+  keyword: 'Keyword',
+  duration: 'Unit',
+  snippet: 'Snippet',
+};
+
+function toMonacoItem(
+  monaco: Monaco,
+  model: monacoTypes.editor.ITextModel,
+  position: monacoTypes.Position,
+  it: CompletionItem
+): monacoTypes.languages.CompletionItem {
+  const offset = model.getOffsetAt(position);
+  const start = model.getPositionAt(offset - it.replaceBefore);
+  return {
+    label: it.label,
+    insertText: it.insertText,
+    detail: it.detail,
+    kind: monaco.languages.CompletionItemKind[MONACO_KINDS[it.kind]],
+    range: new monaco.Range(start.lineNumber, start.column, position.lineNumber, position.column),
+    // after a label name, open the value list at once
+    command:
+      it.kind === 'label' && it.insertText.endsWith('=')
+        ? { id: 'editor.action.triggerSuggest', title: '' }
+        : undefined,
+  };
+}
+
+function paint(
+  state: Mounted,
+  tokens: HighlightToken[],
+  errors: LogQLSyntaxError[],
+  styles: ReturnType<typeof getStyles>
+) {
+  const model = state.editor.getModel();
+  if (!model) {
+    return;
+  }
+  const { monaco } = state;
+  const length = model.getValueLength();
+  const toRange = (from: number, to: number) => {
+    const s = model.getPositionAt(Math.min(from, length));
+    const e = model.getPositionAt(Math.min(to, length));
+    return new monaco.Range(s.lineNumber, s.column, e.lineNumber, e.column);
+  };
+  state.decorations.set(
+    tokens.map((t) => ({ range: toRange(t.from, t.to), options: { inlineClassName: styles.tokens[t.kind] } }))
+  );
+  monaco.editor.setModelMarkers(
+    model,
+    LOGQL_LANGUAGE_ID,
+    errors.map((err) => {
+      // a zero-width error (end of input) still needs a visible squiggle
+      const to = err.to > err.from ? err.to : err.from + 1;
+      const r = toRange(err.from > 0 && err.from >= length ? err.from - 1 : err.from, to);
+      return {
+        severity: monaco.MarkerSeverity.Error,
+        message: err.message,
+        startLineNumber: r.startLineNumber,
+        startColumn: r.startColumn,
+        endLineNumber: r.endLineNumber,
+        endColumn: r.endColumn,
+      };
+    })
+  );
+}
+
+const getStyles = (theme: GrafanaTheme2) => {
+  const c = theme.visualization.getColorByName;
+  const tokens: Record<TokenKind, string> = {
+    string: css({ color: c('green') }),
+    number: css({ color: c('purple') }),
+    label: css({ color: c('orange') }),
+    keyword: css({ color: c('blue'), fontWeight: theme.typography.fontWeightMedium }),
+    function: css({ color: c('blue') }),
+    operator: css({ color: theme.colors.text.secondary }),
+    comment: css({ color: theme.colors.text.disabled, fontStyle: 'italic' }),
+  };
+  return {
+    wrapper: css({ width: '100%' }),
+    errors: css({
+      color: theme.colors.error.text,
+      fontSize: theme.typography.bodySmall.fontSize,
+      marginTop: theme.spacing(0.5),
+      fontFamily: theme.typography.fontFamilyMonospace,
+    }),
+    tokens,
+  };
+};
