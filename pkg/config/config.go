@@ -40,7 +40,7 @@ type Settings struct {
 	Storage       Storage        `yaml:"storage" json:"storage"`
 	ScrapeConfigs []ScrapeConfig `yaml:"scrape_configs" json:"scrape_configs"`
 	// ScrapeConfigsYAML carries scrape_configs as one YAML text, for the
-	// config editor's advanced box. Parse moves it into ScrapeConfigs.
+	// config editor's advanced box. Parse appends its jobs to ScrapeConfigs.
 	ScrapeConfigsYAML string   `yaml:"scrape_configs_yaml,omitempty" json:"scrape_configs_yaml,omitempty"`
 	PollInterval      Duration `yaml:"poll_interval" json:"poll_interval"`
 	MaxLineBytes      ByteSize `yaml:"max_line_bytes" json:"max_line_bytes"`
@@ -171,9 +171,6 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxLineBytes != 0 && s.MaxLineBytes < MinMaxLineBytes {
 		errs.addf("max_line_bytes: %s is below the minimum %d bytes", s.MaxLineBytes, MinMaxLineBytes)
-	}
-	if s.ScrapeConfigsYAML != "" && len(s.ScrapeConfigs) > 0 {
-		errs.addf("scrape_configs and scrape_configs_yaml are both set: use one")
 	}
 	jobs := map[string]int{}
 	for i, sc := range s.ScrapeConfigs {

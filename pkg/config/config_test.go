@@ -113,6 +113,19 @@ func TestParseScrapeConfigsYAMLKey(t *testing.T) {
 	}
 }
 
+func TestParseBothScrapeFormsAndGrafanaKeys(t *testing.T) {
+	s, err := Parse([]byte(`{"manageAlerts":true,"timeInterval":"15s","scrape_configs":[{"job_name":"a","static_configs":[{"labels":{"__path__":"/x"}}]}],"scrape_configs_yaml":"- {job_name: b, static_configs: [{labels: {__path__: /y}}]}"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.ScrapeConfigs) != 2 || s.ScrapeConfigs[0].JobName != "a" || s.ScrapeConfigs[1].JobName != "b" {
+		t.Errorf("%+v", s.ScrapeConfigs)
+	}
+	if _, err := Parse([]byte(`{"scrape_configs":[{"manageAlerts":true}]}`)); err == nil {
+		t.Error("Grafana's keys are accepted only at the top level")
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	for _, in := range []string{"", "{}", "null", "# nothing\n"} {
 		s, err := Parse([]byte(in))
@@ -161,7 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"jmespath pipe", base("    pipeline_stages:\n      - json: {expressions: {a: 'a | b'}}\n"), []string{"not supported"}},
 		{"bad template", base("    pipeline_stages:\n      - template: {source: a, template: '{{ .Value '}\n"), []string{"template"}},
 		{"drop without condition", base("    pipeline_stages:\n      - drop: {drop_counter_reason: x}\n"), []string{"no condition"}},
-		{"both scrape forms", `{"scrape_configs":[{"job_name":"a","static_configs":[{"labels":{"__path__":"/x"}}]}],"scrape_configs_yaml":"- job_name: b"}`, []string{"both set"}},
+		{"both scrape forms same job", `{"scrape_configs":[{"job_name":"a","static_configs":[{"labels":{"__path__":"/x"}}]}],"scrape_configs_yaml":"- {job_name: a, static_configs: [{labels: {__path__: /y}}]}"}`, []string{"also the name of scrape_configs[0]"}},
 		{"yaml key in yaml text", `{"scrape_configs_yaml":"server: {}"}`, []string{"scrape_configs_yaml.server"}},
 		{"list for map", "storage: [1, 2]\n", []string{"storage", "expected a mapping"}},
 		{"syntax", "storage: {path: [\n", []string{"parse settings"}},

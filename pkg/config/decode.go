@@ -19,20 +19,20 @@ func Parse(data []byte) (*Settings, error) {
 			return nil, fmt.Errorf("parse settings: %w", err)
 		}
 		if len(doc.Content) == 1 && !isNull(doc.Content[0]) {
+			dropGrafanaKeys(doc.Content[0])
 			if err := decodeNode(doc.Content[0], reflect.ValueOf(s).Elem(), ""); err != nil {
 				return nil, fmt.Errorf("parse settings: %w", err)
 			}
 		}
 	}
 	if s.ScrapeConfigsYAML != "" {
-		if len(s.ScrapeConfigs) > 0 {
-			return nil, fmt.Errorf("parse settings: scrape_configs and scrape_configs_yaml are both set: use one")
-		}
+		// Both may be given (the editor's form plus its advanced box): the
+		// YAML's jobs come after the form's, and job names must differ.
 		sc, err := parseScrapeConfigsYAML(s.ScrapeConfigsYAML)
 		if err != nil {
 			return nil, fmt.Errorf("parse settings: %w", err)
 		}
-		s.ScrapeConfigs, s.ScrapeConfigsYAML = sc, ""
+		s.ScrapeConfigs, s.ScrapeConfigsYAML = append(s.ScrapeConfigs, sc...), ""
 	}
 	s.ApplyDefaults()
 	if err := s.Validate(); err != nil {
@@ -71,6 +71,28 @@ func parseScrapeConfigsYAML(text string) ([]ScrapeConfig, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// grafanaKeys are jsonData keys Grafana itself may store for any datasource
+// (DataSourceJsonData); they are Grafana's business, not settings of Lokal.
+var grafanaKeys = map[string]bool{
+	"authType": true, "defaultRegion": true, "profile": true, "manageAlerts": true,
+	"alertmanagerUid": true, "disableGrafanaCache": true, "timeInterval": true,
+}
+
+// dropGrafanaKeys removes Grafana's own keys from the top-level mapping.
+func dropGrafanaKeys(n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if grafanaKeys[n.Content[i].Value] {
+			continue
+		}
+		kept = append(kept, n.Content[i], n.Content[i+1])
+	}
+	n.Content = kept
 }
 
 type keyHinter interface{ unknownKeyHint(key string) string }
