@@ -3,7 +3,9 @@ package syntax
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -761,11 +763,28 @@ func (p *parser) parseSignedNumber() (float64, error) {
 	case tokAdd:
 		p.advance()
 	}
+	if f, ok := p.specialNumber(); ok {
+		return sign * f, nil
+	}
 	n, err := p.expect(tokNumber, "NUMBER")
 	if err != nil {
 		return 0, err
 	}
 	return sign * n.num, nil
+}
+
+// specialNumber reads NaN or Inf (any case). Loki's lexer has no such
+// numbers, but a folded literal such as 0/0 must print and parse back.
+func (p *parser) specialNumber() (float64, bool) {
+	switch keyword(p.peek()) {
+	case "nan":
+		p.advance()
+		return math.NaN(), true
+	case "inf":
+		p.advance()
+		return math.Inf(1), true
+	}
+	return 0, false
 }
 
 var unwrapConversions = map[string]bool{
@@ -907,8 +926,8 @@ func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
 		if prec < minPrec {
 			return lhs, nil
 		}
-		opTok := p.advance()
-		opts, err := p.parseBinOpModifiers(op)
+		p.advance()
+		opts, err := p.parseBinOpModifiers()
 		if err != nil {
 			return nil, err
 		}
@@ -925,22 +944,22 @@ func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
 		}
 		e := &BinOpExpr{Op: op, LHS: lhs, RHS: rhs, Opts: opts}
 		if err := checkBinOp(e); err != nil {
-			return nil, p.errAt(opTok, "%v", err)
+			return nil, &ParseError{Msg: err.Error()}
 		}
-		lhs = e
+		lhs = foldLiterals(e)
 	}
 }
 
 // parseBinOpModifiers parses `bool`, `on (…)`/`ignoring (…)` and
 // `group_left (…)`/`group_right (…)`.
-func (p *parser) parseBinOpModifiers(op string) (*BinOpOptions, error) {
+func (p *parser) parseBinOpModifiers() (*BinOpOptions, error) {
 	var opts BinOpOptions
 	any := false
+	// Loki's grammar takes bool and group_left/right on every operator;
+	// bool only changes comparisons and cardinality only arithmetic and
+	// comparisons.
 	if p.isIdent("bool") {
-		t := p.advance()
-		if !isComparisonBinOp(op) {
-			return nil, p.errAt(t, "bool modifier can only be used on comparison operators")
-		}
+		p.advance()
 		opts.ReturnBool, any = true, true
 	}
 	if p.isIdent("on") || p.isIdent("ignoring") {
@@ -952,9 +971,6 @@ func (p *parser) parseBinOpModifiers(op string) (*BinOpOptions, error) {
 		vm := &VectorMatching{On: on, MatchingLabels: names}
 		if p.isIdent("group_left") || p.isIdent("group_right") {
 			g := p.advance()
-			if isSetBinOp(op) {
-				return nil, p.errAt(g, "no grouping allowed for \"%s\" operation", op)
-			}
 			vm.Card = CardManyToOne
 			if isKeyword(g, "group_right") {
 				vm.Card = CardOneToMany
@@ -1007,8 +1023,8 @@ func (p *parser) parseLabelList() ([]string, error) {
 func (p *parser) parseUnary() (SampleExpr, error) {
 	t := p.peek()
 	if t.kind == tokSub || t.kind == tokAdd {
-		if p.peekAt(1).kind != tokNumber {
-			return nil, p.unexpected(p.peekAt(1), "NUMBER")
+		if next := p.peekAt(1); next.kind != tokNumber && keyword(next) != "nan" && keyword(next) != "inf" {
+			return nil, p.unexpected(next, "NUMBER")
 		}
 		f, err := p.parseSignedNumber()
 		if err != nil {
@@ -1040,6 +1056,9 @@ func (p *parser) parsePrimary() (SampleExpr, error) {
 		return e, nil
 	case tokIdent:
 		switch kw := keyword(t); {
+		case kw == "nan" || kw == "inf":
+			f, _ := p.specialNumber()
+			return &LiteralExpr{Val: f}, nil
 		case isRangeOp(kw):
 			return p.parseRangeAggregation()
 		case isVectorOp(kw):
@@ -1093,11 +1112,11 @@ func (p *parser) parseRangeAggregation() (SampleExpr, error) {
 			return nil, err
 		}
 		if e.Operation != OpRangeTypeQuantile {
-			return nil, p.errAt(t, "invalid aggregation %s with parameter", e.Operation)
+			return nil, &ParseError{Msg: fmt.Sprintf("parameter %s not supported for operation %s", formatFloat(f), e.Operation)}
 		}
 		e.Params = &f
 	} else if e.Operation == OpRangeTypeQuantile {
-		return nil, p.unexpected(t, "NUMBER")
+		return nil, &ParseError{Msg: fmt.Sprintf("parameter required for operation %s", e.Operation)}
 	}
 	lr, err := p.parseLogRange()
 	if err != nil {
@@ -1232,19 +1251,24 @@ func (p *parser) parseVectorAggregation() (SampleExpr, error) {
 	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
 		return nil, err
 	}
-	if e.Operation == OpTypeTopK || e.Operation == OpTypeBottomK {
-		t := p.peek()
-		f, err := p.parseSignedNumber()
+	// Any aggregation may be written with a parameter; only topk and
+	// bottomk take one, a positive integer (Loki's messages).
+	if t := p.peek(); t.kind == tokNumber && p.peekAt(1).kind == tokComma {
+		p.advance()
+		p.advance()
+		if e.Operation != OpTypeTopK && e.Operation != OpTypeBottomK {
+			return nil, &ParseError{Msg: fmt.Sprintf("unsupported parameter for operation %s(%s,", e.Operation, t.text)}
+		}
+		k, err := strconv.Atoi(t.text)
 		if err != nil {
-			return nil, err
+			return nil, &ParseError{Msg: fmt.Sprintf("invalid parameter %s(%s,", e.Operation, t.text)}
 		}
-		if f != float64(int(f)) || f < 1 || f > 1<<31 {
-			return nil, p.errAt(t, "invalid parameter %s(k, ...): k must be a positive integer, got %s", e.Operation, formatFloat(f))
+		if k <= 0 {
+			return nil, &ParseError{Msg: fmt.Sprintf("invalid parameter (must be greater than 0) %s(%s", e.Operation, t.text)}
 		}
-		e.Params = int(f)
-		if _, err := p.expect(tokComma, "COMMA"); err != nil {
-			return nil, err
-		}
+		e.Params = k
+	} else if e.Operation == OpTypeTopK || e.Operation == OpTypeBottomK {
+		return nil, &ParseError{Msg: fmt.Sprintf("parameter required for operation %s", e.Operation)}
 	}
 	if p.startsLogExpr() {
 		return nil, p.unexpected(p.peek(), "a metric expression")
@@ -1307,8 +1331,10 @@ func (p *parser) parseLabelReplace() (SampleExpr, error) {
 	if e.Src != "" && !isLabelName(e.Src) {
 		return nil, p.errAt(args[2], "invalid source label name in label_replace(): %s", e.Src)
 	}
-	if _, err := regexp.Compile("^(?s:" + e.Regex + ")$"); err != nil {
-		return nil, p.errAt(args[3], "invalid regular expression in label_replace(): %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	// Loki anchors the regex as ^(?:re)$; the engine must compile it the
+	// same way.
+	if _, err := regexp.Compile("^(?:" + e.Regex + ")$"); err != nil {
+		return nil, &ParseError{Msg: "invalid regex in label_replace: " + err.Error()}
 	}
 	return e, nil
 }

@@ -3,6 +3,7 @@ package syntax
 import (
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -157,6 +158,14 @@ var queries = []string{
 	`2 * -3`,
 	`10 % 3`,
 	`1 > bool 2`,
+	`1 > 2`,
+	`1 / 0`,
+	`0 / 0 + 1`,
+	`1 % 0 * -1`,
+	`NaN`,
+	`-Inf`,
+	`sum(rate({a="b"}[1m])) + bool 1`,
+	`sum(rate({a="b"}[1m])) or on (a) group_left sum(rate({a="b"}[1m]))`,
 	`1 == bool 1`,
 	`sum(rate({a="b"}[1m])) > 10`,
 	`sum(rate({a="b"}[1m])) >= bool 10`,
@@ -204,10 +213,30 @@ func TestRoundTrip(t *testing.T) {
 		if s2 := e2.String(); s2 != s1 {
 			t.Errorf("print not stable for %q:\n first %s\nsecond %s", q, s1, s2)
 		}
-		if !reflect.DeepEqual(e1, e2) {
+		if !equalTrees(e1, e2) {
 			t.Errorf("tree changed in round trip of %q (printed %q)", q, s1)
 		}
 	}
+}
+
+// equalTrees is reflect.DeepEqual with NaN literals equal to each other.
+func equalTrees(a, b Expr) bool {
+	for _, e := range []Expr{a, b} {
+		Walk(e, func(n Expr) bool {
+			switch x := n.(type) {
+			case *LiteralExpr:
+				if math.IsNaN(x.Val) {
+					x.Val = math.MaxFloat64
+				}
+			case *VectorExpr:
+				if math.IsNaN(x.Val) {
+					x.Val = math.MaxFloat64
+				}
+			}
+			return true
+		})
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // TestCanonicalGolden pins the printer's output for the whole table.
@@ -400,12 +429,20 @@ func TestParseTree(t *testing.T) {
 			Grouping: &Grouping{Groups: []string{"x"}}, Left: rate()}},
 		{`sum without () (rate({a="b"}[1m]))`, &VectorAggregationExpr{Operation: OpTypeSum,
 			Grouping: &Grouping{Groups: []string{}, Without: true}, Left: rate()}},
-		{`rate({a="b"}[1m]) + 1 * 2`, &BinOpExpr{Op: OpTypeAdd, LHS: rate(),
-			RHS: &BinOpExpr{Op: OpTypeMul, LHS: &LiteralExpr{Val: 1}, RHS: &LiteralExpr{Val: 2}}}},
-		{`2 ^ 3 ^ 2`, &BinOpExpr{Op: OpTypePow, LHS: &LiteralExpr{Val: 2},
-			RHS: &BinOpExpr{Op: OpTypePow, LHS: &LiteralExpr{Val: 3}, RHS: &LiteralExpr{Val: 2}}}},
-		{`1 - 2 - 3`, &BinOpExpr{Op: OpTypeSub, RHS: &LiteralExpr{Val: 3},
-			LHS: &BinOpExpr{Op: OpTypeSub, LHS: &LiteralExpr{Val: 1}, RHS: &LiteralExpr{Val: 2}}}},
+		{`rate({a="b"}[1m]) + vector(1) * 2`, &BinOpExpr{Op: OpTypeAdd, LHS: rate(),
+			RHS: &BinOpExpr{Op: OpTypeMul, LHS: &VectorExpr{Val: 1}, RHS: &LiteralExpr{Val: 2}}}},
+		{`vector(2) ^ vector(3) ^ 2`, &BinOpExpr{Op: OpTypePow, LHS: &VectorExpr{Val: 2},
+			RHS: &BinOpExpr{Op: OpTypePow, LHS: &VectorExpr{Val: 3}, RHS: &LiteralExpr{Val: 2}}}},
+		{`vector(1) - vector(2) - 3`, &BinOpExpr{Op: OpTypeSub, RHS: &LiteralExpr{Val: 3},
+			LHS: &BinOpExpr{Op: OpTypeSub, LHS: &VectorExpr{Val: 1}, RHS: &VectorExpr{Val: 2}}}},
+		// Literal operands fold as in Loki.
+		{`rate({a="b"}[1m]) + 1 * 2`, &BinOpExpr{Op: OpTypeAdd, LHS: rate(), RHS: &LiteralExpr{Val: 2}}},
+		{`2 ^ 3 ^ 2`, &LiteralExpr{Val: 512}},
+		{`(2 ^ 3) ^ 2`, &LiteralExpr{Val: 64}},
+		{`1 - 2 - 3`, &LiteralExpr{Val: -4}},
+		{`1 > 2`, &LiteralExpr{Val: 0}},
+		{`2 >= bool 2`, &LiteralExpr{Val: 1}},
+		{`-1 ^ 2`, &LiteralExpr{Val: 1}},
 		{`rate({a="b"}[1m]) or rate({a="b"}[1m]) and rate({a="b"}[1m])`, &BinOpExpr{Op: OpTypeOr, LHS: rate(),
 			RHS: &BinOpExpr{Op: OpTypeAnd, LHS: rate(), RHS: rate()}}},
 		{`rate({a="b"}[1m]) > bool on (x) group_left (y) rate({a="b"}[1m])`, &BinOpExpr{Op: OpTypeGT, LHS: rate(), RHS: rate(),
@@ -462,19 +499,20 @@ func TestParseErrors(t *testing.T) {
 		{`count_over_time({app="x"})`, `parse error at line 1, col 26: syntax error: unexpected CLOSE_PARENTHESIS, expecting RANGE`},
 		{`count_over_time({app="x"}[5])`, `parse error at line 1, col 27: syntax error: unexpected NUMBER, expecting DURATION`},
 		{`count_over_time({app="x"}[0s])`, `parse error at line 1, col 27: range must be greater than zero`},
-		{`quantile_over_time({app="x"} | unwrap v [5m])`, `parse error at line 1, col 20: syntax error: unexpected OPEN_BRACE, expecting NUMBER`},
-		{`rate(0.5, {app="x"}[5m])`, `parse error at line 1, col 6: invalid aggregation rate with parameter`},
-		{`topk(0, rate({app="x"}[5m]))`, `parse error at line 1, col 6: invalid parameter topk(k, ...): k must be a positive integer, got 0`},
-		{`topk(1.5, rate({app="x"}[5m]))`, `parse error at line 1, col 6: invalid parameter topk(k, ...): k must be a positive integer, got 1.5`},
+		{`quantile_over_time({app="x"} | unwrap v [5m])`, `parse error : parameter required for operation quantile_over_time`},
+		{`rate(0.5, {app="x"}[5m])`, `parse error : parameter 0.5 not supported for operation rate`},
+		{`rate({app="x"}[5m]) by (a)`, `parse error : grouping not allowed for rate aggregation`},
+		{`topk(0, rate({app="x"}[5m]))`, `parse error : invalid parameter (must be greater than 0) topk(0`},
+		{`topk(1.5, rate({app="x"}[5m]))`, `parse error : invalid parameter topk(1.5,`},
+		{`topk(rate({app="x"}[5m]))`, `parse error : parameter required for operation topk`},
+		{`sum(3, rate({app="x"}[5m]))`, `parse error : unsupported parameter for operation sum(3,`},
 		{`sum by (a) (rate({app="x"}[5m])) by (b)`, `parse error at line 1, col 34: syntax error: unexpected BY: grouping given twice`},
 		{`sum({app="x"})`, `parse error at line 1, col 5: syntax error: unexpected OPEN_BRACE, expecting a metric expression`},
 		{`rate({app="x"}[5m]) + {app="y"}`, `parse error at line 1, col 23: syntax error: unexpected OPEN_BRACE, expecting a metric expression`},
-		{`1 > 2`, `parse error at line 1, col 3: comparisons between scalars must use BOOL modifier`},
-		{`1 and rate({app="x"}[5m])`, `parse error at line 1, col 3: set operator "and" not allowed in binary scalar expression`},
-		{`rate({app="x"}[5m]) + bool 1`, `parse error at line 1, col 23: bool modifier can only be used on comparison operators`},
-		{`rate({app="x"}[5m]) or on (a) group_left rate({app="x"}[5m])`, `parse error at line 1, col 31: no grouping allowed for "or" operation`},
+		{`1 and rate({app="x"}[5m])`, `parse error : unexpected literal for left leg of logical/set binary operation (and): 1.000000`},
+		{`rate({app="x"}[5m]) unless (1 + 1)`, `parse error : unexpected literal for right leg of logical/set binary operation (unless): 2.000000`},
 		{`label_replace(rate({app="x"}[5m]), "1bad", "", "a", "")`, `parse error at line 1, col 36: invalid destination label name in label_replace(): 1bad`},
-		{`label_replace(rate({app="x"}[5m]), "d", "", "a", "(")`, "parse error at line 1, col 50: invalid regular expression in label_replace(): missing closing ): `^(?s:()$`"},
+		{`label_replace(rate({app="x"}[5m]), "d", "", "a", "(")`, "parse error : invalid regex in label_replace: error parsing regexp: missing closing ): `^(?:()$`"},
 		{`{app="x"} |= "unterminated`, `parse error at line 1, col 14: literal not terminated`},
 		{`{app="x"} |= "bad \q"`, `parse error at line 1, col 14: invalid string literal "bad \q": invalid syntax`},
 		{`{app="x"} | json | a > 12xyz`, `parse error at line 1, col 24: syntax error: invalid number, duration or byte size "12xyz"`},

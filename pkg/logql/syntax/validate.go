@@ -3,6 +3,7 @@ package syntax
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"regexp"
 	"regexp/syntax"
@@ -48,8 +49,7 @@ func checkRangeAggregation(e *RangeAggregationExpr) error {
 	if e.Grouping != nil {
 		switch e.Operation {
 		case OpRangeTypeAvg, OpRangeTypeStddev, OpRangeTypeStdvar, OpRangeTypeQuantile,
-			OpRangeTypeRate, OpRangeTypeRateCounter, OpRangeTypeMax, OpRangeTypeMin,
-			OpRangeTypeFirst, OpRangeTypeLast:
+			OpRangeTypeMax, OpRangeTypeMin, OpRangeTypeFirst, OpRangeTypeLast:
 		default:
 			return fmt.Errorf("grouping not allowed for %s aggregation", e.Operation)
 		}
@@ -73,34 +73,76 @@ func checkRangeAggregation(e *RangeAggregationExpr) error {
 	return fmt.Errorf("invalid aggregation %s without unwrap", e.Operation)
 }
 
-// checkBinOp applies PromQL's typing rules, which Loki shares.
+// checkBinOp applies Loki's one typing rule for binary operators: a set
+// operator (and, or, unless) takes no literal leg. Comparisons between
+// literals need no bool: Loki folds them to 0 or 1.
 func checkBinOp(e *BinOpExpr) error {
-	_, lScalar := e.LHS.(*LiteralExpr)
-	_, rScalar := e.RHS.(*LiteralExpr)
-	lScalar = lScalar || isScalarExpr(e.LHS)
-	rScalar = rScalar || isScalarExpr(e.RHS)
-	if isSetBinOp(e.Op) && (lScalar || rScalar) {
-		return fmt.Errorf("set operator %q not allowed in binary scalar expression", e.Op)
+	if !isSetBinOp(e.Op) {
+		return nil
 	}
-	if isComparisonBinOp(e.Op) && lScalar && rScalar && (e.Opts == nil || !e.Opts.ReturnBool) {
-		return errors.New("comparisons between scalars must use BOOL modifier")
+	if l, ok := e.LHS.(*LiteralExpr); ok {
+		return fmt.Errorf("unexpected literal for left leg of logical/set binary operation (%s): %f", e.Op, l.Val)
 	}
-	if e.Opts != nil && e.Opts.VectorMatching != nil && (lScalar || rScalar) {
-		return errors.New("vector matching only allowed between vectors")
+	if r, ok := e.RHS.(*LiteralExpr); ok {
+		return fmt.Errorf("unexpected literal for right leg of logical/set binary operation (%s): %f", e.Op, r.Val)
 	}
 	return nil
 }
 
-// isScalarExpr reports whether e evaluates to a scalar: a literal, or an
-// operator between scalars.
-func isScalarExpr(e SampleExpr) bool {
-	switch x := e.(type) {
-	case *LiteralExpr:
-		return true
-	case *BinOpExpr:
-		return isScalarExpr(x.LHS) && isScalarExpr(x.RHS)
+// foldLiterals reduces an operator between two literals to a literal, as
+// Loki does while parsing: comparisons give 1 or 0 (with or without bool),
+// and division or modulo by zero gives NaN.
+func foldLiterals(e *BinOpExpr) SampleExpr {
+	l, lok := e.LHS.(*LiteralExpr)
+	r, rok := e.RHS.(*LiteralExpr)
+	if !lok || !rok {
+		return e
 	}
-	return false
+	return &LiteralExpr{Val: ScalarBinOp(e.Op, l.Val, r.Val)}
+}
+
+// ScalarBinOp applies a binary operator to two numbers with Loki's
+// semantics: x/0 and x%0 are NaN, comparisons are 1 or 0.
+func ScalarBinOp(op string, l, r float64) float64 {
+	b := func(c bool) float64 {
+		if c {
+			return 1
+		}
+		return 0
+	}
+	switch op {
+	case OpTypeAdd:
+		return l + r
+	case OpTypeSub:
+		return l - r
+	case OpTypeMul:
+		return l * r
+	case OpTypeDiv:
+		if r == 0 {
+			return math.NaN()
+		}
+		return l / r
+	case OpTypeMod:
+		if r == 0 {
+			return math.NaN()
+		}
+		return math.Mod(l, r)
+	case OpTypePow:
+		return math.Pow(l, r)
+	case OpTypeCmpEQ:
+		return b(l == r)
+	case OpTypeNEQ:
+		return b(l != r)
+	case OpTypeGT:
+		return b(l > r)
+	case OpTypeGTE:
+		return b(l >= r)
+	case OpTypeLT:
+		return b(l < r)
+	case OpTypeLTE:
+		return b(l <= r)
+	}
+	return math.NaN()
 }
 
 // checkLineFilterValue rejects a line filter that can never be evaluated.
