@@ -29,6 +29,9 @@ func (s *Store) commit() error {
 		s.failing = true
 		s.lastErr = err
 		s.lastErrAt = time.Now()
+		if s.headBytes >= s.opts.HeadMemoryBudget {
+			s.paused = true
+		}
 	} else if did {
 		s.failing = false
 		s.paused = false

@@ -373,30 +373,58 @@ func (it *streamIter) take(bi int) {
 	}
 	b := &it.batch
 	room := batchMaxEntries - len(b.Ts)
-	fwd := it.p.Direction == Forward
-	for n := 0; n < room && src.lo < src.hi; n++ {
-		i := src.lo
-		if !fwd {
-			i = src.hi - 1
+	// The run is every entry before the bound, at least one (ties go to
+	// this source), at most room. Keys are sorted, so search for its end.
+	var lo, hi int // the run is src[lo:hi]
+	if it.p.Direction == Forward {
+		lo, hi = src.lo, src.hi
+		if hasBound {
+			n := sort.Search(src.hi-src.lo-1, func(j int) bool {
+				i := src.lo + 1 + j
+				return cmpKey(key{src.ts[i], src.seq[i]}, bound) >= 0
+			})
+			hi = src.lo + 1 + n
 		}
-		k := key{src.ts[i], src.seq[i]}
-		if n > 0 && hasBound && !it.before(k, bound) {
-			break
+		hi = min(hi, lo+room)
+		src.lo = hi
+	} else {
+		lo, hi = src.lo, src.hi
+		if hasBound {
+			// Entries at the top end come first; find how far down they
+			// stay after the bound (greater keys).
+			n := sort.Search(src.hi-src.lo-1, func(j int) bool {
+				i := src.hi - 2 - j
+				return cmpKey(key{src.ts[i], src.seq[i]}, bound) <= 0
+			})
+			lo = src.hi - 1 - n
 		}
-		b.Ts = append(b.Ts, k.ts)
-		b.Seq = append(b.Seq, k.seq)
-		b.Sizes = append(b.Sizes, src.sizes[i])
+		lo = max(lo, hi-room)
+		src.hi = lo
+	}
+	k := hi - lo
+	if it.p.Direction == Forward {
+		b.Ts = append(b.Ts, src.ts[lo:hi]...)
+		b.Seq = append(b.Seq, src.seq[lo:hi]...)
+		b.Sizes = append(b.Sizes, src.sizes[lo:hi]...)
 		if it.p.Lines {
-			b.Lines = append(b.Lines, src.lines[i])
-			it.delta.BytesScanned += int64(src.sizes[i])
+			b.Lines = append(b.Lines, src.lines[lo:hi]...)
 		}
-		it.delta.EntriesScanned++
-		if fwd {
-			src.lo++
-		} else {
-			src.hi--
+	} else {
+		for i := hi - 1; i >= lo; i-- {
+			b.Ts = append(b.Ts, src.ts[i])
+			b.Seq = append(b.Seq, src.seq[i])
+			b.Sizes = append(b.Sizes, src.sizes[i])
+			if it.p.Lines {
+				b.Lines = append(b.Lines, src.lines[i])
+			}
 		}
 	}
+	if it.p.Lines {
+		for _, sz := range src.sizes[lo:hi] {
+			it.delta.BytesScanned += int64(sz)
+		}
+	}
+	it.delta.EntriesScanned += int64(k)
 	if src.lo >= src.hi {
 		it.srcs = slices.Delete(it.srcs, bi, bi+1)
 	}

@@ -438,7 +438,7 @@ func (s *Store) background() {
 func (s *Store) commitDue() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.headBytes == 0 && len(s.pending) == 0 {
+	if s.headBytes == 0 && len(s.pending) == 0 && s.flushCur == nil {
 		return false
 	}
 	if s.failing {
