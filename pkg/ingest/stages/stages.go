@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lokal-logs/lokal/pkg/config"
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -38,6 +39,9 @@ const (
 	maxJoinedBytes    = 1 << 20
 	// maxWarnings keeps the health check's list readable.
 	maxWarnings = 20
+	// MaxLabelValueBytes is Loki's default max_label_value_length: a longer
+	// value would be rejected by Loki, and bloats the index here.
+	MaxLabelValueBytes = 2048
 	// LevelLabel is the label the default level detection sets.
 	LevelLabel = "level"
 )
@@ -313,7 +317,16 @@ func firstLine(s string) string {
 // applyStages runs stages over e; false means e was dropped. It is a
 // function of its own so that only entries that meet stages are moved to
 // the heap, not every entry of the zero-stage path.
-func (p *Pipeline) applyStages(stages []stage, e Entry) (Entry, bool) {
+func (p *Pipeline) applyStages(stages []stage, e Entry) (out Entry, ok bool) {
+	// Templates and regular expressions run user input through library code:
+	// should any of it panic, the entry goes on unchanged and is counted.
+	defer func() {
+		if r := recover(); r != nil {
+			p.ctr.stageErr.Add(1)
+			p.ctr.warn(fmt.Sprintf("a stage failed on a line and was skipped: %v", r))
+			out, ok = e, true
+		}
+	}()
 	st := &state{e: e}
 	if !p.run(stages, st) {
 		return Entry{}, false
@@ -410,6 +423,13 @@ func (p *Pipeline) commitLabels(st *state) {
 	for k, v := range st.lbl {
 		if v == "" || strings.HasPrefix(k, "__") {
 			continue
+		}
+		if len(v) > MaxLabelValueBytes {
+			v = strings.ToValidUTF8(v[:MaxLabelValueBytes], "")
+			p.ctr.warn(fmt.Sprintf("label %q: values longer than %d bytes are truncated", k, MaxLabelValueBytes))
+		}
+		if !utf8.ValidString(v) {
+			v = strings.ToValidUTF8(v, "\uFFFD")
 		}
 		if !p.admitValue(k, v) {
 			continue

@@ -117,6 +117,8 @@ func TestStages(t *testing.T) {
 		{"stages after multiline see the joined entry", `[{multiline: {firstline: '^\d'}}, {regex: {expression: '(?s)^\d (?P<rest>.*)$'}}, {output: {source: rest}}]`,
 			[]string{"1 a", "b", "2 c"}, []string{`0 read {level="unknown"} "a\nb"`, `6 read {level="unknown"} "c"`}},
 		{"decolorize", `[{decolorize: }]`, []string{"[\x1b[31mERROR\x1b[0m] x"}, []string{`0 read {level="error"} "[ERROR] x"`}},
+		{"label value utf8 and length", `[{regex: {expression: '^(?P<a>\S+) (?P<b>\S+)'}}, {labels: {a: , b: }}]`, []string{"\xff\xfeok " + strings.Repeat("x", 3000)},
+			[]string{`0 read {a="` + "\ufffd" + `ok", b="` + strings.Repeat("x", 2048) + `", level="unknown"} "\xff\xfeok ` + strings.Repeat("x", 3000) + `"`}},
 		{"label value with __ dropped", `[{static_labels: {__hidden: x, empty: ""}}]`, []string{"a"}, []string{`0 read {level="unknown"} "a"`}},
 	}
 	for _, c := range cases {
