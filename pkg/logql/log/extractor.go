@@ -109,7 +109,8 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 	// error and the post stages.
 	b := s.sp.builder
 	b.Reset()
-	for _, st := range s.sp.stages {
+	for i, st := range s.sp.stages {
+		b.enterStage(i + 1)
 		line, ok = st.Process(ts, line, b)
 		if !ok {
 			return 0, nil, 0, false
@@ -121,7 +122,8 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 		v = 0
 		b.SetErr(ErrSampleExtraction, err.Error())
 	}
-	for _, st := range s.post {
+	for i, st := range s.post {
+		b.enterStage(len(s.sp.stages) + i + 1)
 		line, ok = st.Process(ts, line, b)
 		if !ok {
 			return 0, nil, 0, false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -91,7 +92,7 @@ func FuzzJSON(f *testing.F) {
 			// top-level string fields with plain names come out verbatim
 			for k, v := range doc {
 				s, isStr := v.(string)
-				if !isStr || !IsValidLabelName(k) || fuzzBase.Has(k) || bytes.Count(in, []byte(`"`+k+`"`)) != 1 {
+				if !isStr || !IsValidLabelName(k) || fuzzBase.Has(k) || bytes.Count(in, []byte(`"`+k+`"`)) != 1 || strings.ContainsRune(s, utf8.RuneError) {
 					continue
 				}
 				if got := ls.Get(k); got != s {

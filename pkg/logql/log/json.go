@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,14 +34,24 @@ type jsonScanner struct {
 	buf  []byte // unescaped string scratch
 }
 
+// JSON syntax errors, worded as the JSON library Loki uses words them, since
+// they reach users in __error_details__.
+const (
+	errJSONObject    = "Value looks like object, but can't find closing '}' symbol"
+	errJSONArray     = "Value is array, but can't find closing ']' symbol"
+	errJSONString    = "Value is string, but can't find closing '\"' symbol"
+	errJSONEscape    = "Encountered an invalid escape sequence in a string"
+	errJSONValue     = "Unknown value type"
+	errJSONMalformed = "Malformed JSON error"
+	errJSONDepth     = "JSON nesting too deep"
+)
+
 type jsonSyntaxError struct {
 	pos int
 	msg string
 }
 
-func (e *jsonSyntaxError) Error() string {
-	return fmt.Sprintf("%s at offset %d", e.msg, e.pos)
-}
+func (e *jsonSyntaxError) Error() string { return e.msg }
 
 func (s *jsonScanner) fail(msg string) error {
 	return &jsonSyntaxError{pos: s.pos, msg: msg}
@@ -61,7 +72,7 @@ func (s *jsonScanner) skipWS() {
 // unescaped bytes (valid until the next readString).
 func (s *jsonScanner) readString() ([]byte, error) {
 	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-		return nil, s.fail("expected string")
+		return nil, s.fail(errJSONObject)
 	}
 	s.pos++
 	start := s.pos
@@ -87,7 +98,7 @@ func (s *jsonScanner) readString() ([]byte, error) {
 			return s.buf, nil
 		case '\\':
 			if s.pos+1 >= len(s.data) {
-				return nil, s.fail("unterminated escape")
+				return nil, s.fail(errJSONEscape)
 			}
 			e := s.data[s.pos+1]
 			s.pos += 2
@@ -107,7 +118,7 @@ func (s *jsonScanner) readString() ([]byte, error) {
 			case 'u':
 				r, ok := s.readHex4()
 				if !ok {
-					return nil, s.fail("invalid unicode escape")
+					return nil, s.fail(errJSONEscape)
 				}
 				if utf16.IsSurrogate(r) {
 					// a surrogate pair is two \u escapes
@@ -127,14 +138,14 @@ func (s *jsonScanner) readString() ([]byte, error) {
 				}
 				s.buf = utf8.AppendRune(s.buf, r)
 			default:
-				return nil, s.fail("invalid escape character")
+				return nil, s.fail(errJSONEscape)
 			}
 		default:
 			s.buf = append(s.buf, c)
 			s.pos++
 		}
 	}
-	return nil, s.fail("unterminated string")
+	return nil, s.fail(errJSONString)
 }
 
 func (s *jsonScanner) readHex4() (rune, bool) {
@@ -163,7 +174,7 @@ func (s *jsonScanner) readHex4() (rune, bool) {
 func (s *jsonScanner) readScalar() ([]byte, jsonKind, error) {
 	start := s.pos
 	if s.pos >= len(s.data) {
-		return nil, 0, s.fail("unexpected end of input")
+		return nil, 0, s.fail(errJSONMalformed)
 	}
 	c := s.data[s.pos]
 	switch {
@@ -183,30 +194,43 @@ func (s *jsonScanner) readScalar() ([]byte, jsonKind, error) {
 			}
 			break
 		}
-		num := s.data[start:s.pos]
-		if _, err := strconv.ParseFloat(unsafeString(num), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
-			s.pos = start
-			return nil, 0, s.fail("invalid number")
-		}
-		return num, jsonNumber, nil
+		// Like Loki's JSON library, a number is any run of number
+		// characters; it is passed on as written.
+		return s.data[start:s.pos], jsonNumber, nil
 	}
-	return nil, 0, s.fail(fmt.Sprintf("unexpected character %q", c))
+	return nil, 0, s.fail(errJSONValue)
 }
 
 func (s *jsonScanner) readWord(w string, k jsonKind) ([]byte, jsonKind, error) {
 	if s.pos+len(w) > len(s.data) || string(s.data[s.pos:s.pos+len(w)]) != w {
-		return nil, 0, s.fail("invalid literal")
+		return nil, 0, s.fail(errJSONValue)
 	}
 	out := s.data[s.pos : s.pos+len(w)]
 	s.pos += len(w)
 	return out, k, nil
 }
 
+func containerErr(k jsonKind) string {
+	if k == jsonArray {
+		return errJSONArray
+	}
+	return errJSONObject
+}
+
+// validLabelValue returns s, or "" when it holds U+FFFD or invalid UTF-8,
+// which Prometheus label values cannot carry (Loki empties such values).
+func validLabelValue(s []byte) []byte {
+	if bytes.ContainsRune(s, utf8.RuneError) {
+		return s[:0]
+	}
+	return s
+}
+
 // skipValue skips any value and returns its raw bytes.
 func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 	s.skipWS()
 	if s.pos >= len(s.data) {
-		return nil, 0, s.fail("unexpected end of input")
+		return nil, 0, s.fail(errJSONMalformed)
 	}
 	start := s.pos
 	switch s.data[s.pos] {
@@ -217,7 +241,7 @@ func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 		return s.data[start:s.pos], jsonString, nil
 	case '{', '[':
 		if depth >= maxJSONDepth {
-			return nil, 0, s.fail("nesting too deep")
+			return nil, 0, s.fail(errJSONDepth)
 		}
 		open := s.data[s.pos]
 		kind, closer := jsonObject, byte('}')
@@ -238,7 +262,7 @@ func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 				}
 				s.skipWS()
 				if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-					return nil, 0, s.fail("expected ':'")
+					return nil, 0, s.fail(errJSONMalformed)
 				}
 				s.pos++
 			}
@@ -247,7 +271,7 @@ func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 			}
 			s.skipWS()
 			if s.pos >= len(s.data) {
-				return nil, 0, s.fail("unexpected end of input")
+				return nil, 0, s.fail(containerErr(kind))
 			}
 			if s.data[s.pos] == ',' {
 				s.pos++
@@ -257,7 +281,7 @@ func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 				s.pos++
 				return s.data[start:s.pos], kind, nil
 			}
-			return nil, 0, s.fail(fmt.Sprintf("expected ',' or '%c'", closer))
+			return nil, 0, s.fail(containerErr(kind))
 		}
 	}
 	b, k, err := s.readScalar()
@@ -284,7 +308,7 @@ func (j *jsonStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, b
 	s.data, s.pos = line, 0
 	s.skipWS()
 	if s.pos >= len(line) || line[s.pos] != '{' {
-		lbs.SetErr(ErrJSON, "expected a JSON object")
+		lbs.SetErr(ErrJSON, errJSONObject)
 		s.data = nil
 		return line, true
 	}
@@ -301,7 +325,7 @@ func (j *jsonStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, b
 func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 	s := &st.scan
 	if depth >= maxJSONDepth {
-		return s.fail("nesting too deep")
+		return s.fail(errJSONDepth)
 	}
 	s.pos++ // '{'
 	s.skipWS()
@@ -319,12 +343,12 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 		st.key = appendSanitized(st.key, k, prefixLen == 0)
 		s.skipWS()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return s.fail("expected ':'")
+			return s.fail(errJSONMalformed)
 		}
 		s.pos++
 		s.skipWS()
 		if s.pos >= len(s.data) {
-			return s.fail("unexpected end of input")
+			return s.fail(errJSONMalformed)
 		}
 		switch s.data[s.pos] {
 		case '{':
@@ -341,7 +365,7 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 			if err != nil {
 				return err
 			}
-			st.setParsed(lbs, st.key, v)
+			st.setParsed(lbs, st.key, validLabelValue(v))
 		default:
 			v, kind, err := s.readScalar()
 			if err != nil {
@@ -354,7 +378,7 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 		st.key = st.key[:prefixLen]
 		s.skipWS()
 		if s.pos >= len(s.data) {
-			return s.fail("unexpected end of input")
+			return s.fail(errJSONObject)
 		}
 		switch s.data[s.pos] {
 		case ',':
@@ -363,7 +387,7 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 			s.pos++
 			return nil
 		default:
-			return s.fail("expected ',' or '}'")
+			return s.fail(errJSONObject)
 		}
 	}
 }
@@ -504,102 +528,119 @@ func (j *jsonExprStage) ForStream() Stage {
 }
 
 func (j *jsonExprStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	if len(line) == 0 {
+		return line, true
+	}
+	// Like Loki, only the first byte is checked up front; syntax errors met
+	// while looking up a path are reported as they come.
+	if c := line[0]; c != '"' && c != '{' && c != '[' {
+		lbs.SetErr(ErrJSON, "")
+		return line, true
+	}
 	st := j.st
 	if st == nil {
 		st = newParserState()
 	}
 	s := &st.scan
-	// Validate the whole document first, as Loki does: an invalid line gets
-	// the error and no labels.
-	s.data, s.pos = line, 0
-	if _, _, err := s.skipValue(0); err != nil {
-		lbs.SetErr(ErrJSON, err.Error())
-		s.data = nil
-		return line, true
-	}
+	defer func() { s.data = nil }()
 	for _, e := range j.exprs {
-		v, kind, found := jsonLookup(s, line, e.path)
+		v, kind, found, err := jsonLookup(s, line, e.path)
+		if err != nil {
+			lbs.SetErr(ErrJSON, err.Error())
+			continue
+		}
+		if !found {
+			// Loki checks the label's own name here, so a stream label of
+			// that name suppresses the empty value.
+			if !lbs.Has(e.label) {
+				lbs.SetParsed(e.label, "")
+			}
+			continue
+		}
 		name := e.label
 		if lbs.BaseHas(name) {
 			name += duplicateSuffix
 		}
-		switch {
-		case !found || kind == jsonNull:
-			lbs.Set(name, "")
-		case kind == jsonString:
+		switch kind {
+		case jsonNull:
+			lbs.SetParsed(name, "")
+		case jsonString:
 			s.data, s.pos = v, 0
 			str, err := s.readString()
 			if err != nil {
-				lbs.Set(name, "")
-				continue
+				str = nil
 			}
-			lbs.Set(name, string(str))
+			lbs.SetParsed(name, st.intern(validLabelValue(str)))
 		default:
-			lbs.Set(name, string(v))
+			lbs.SetParsed(name, string(v))
 		}
 	}
-	s.data = nil
 	return line, true
 }
 
-// jsonLookup finds the value at path in a valid document.
-func jsonLookup(s *jsonScanner, doc []byte, path []JSONPathElem) ([]byte, jsonKind, bool) {
+// jsonLookup finds the value at path. found is false when the path does not
+// exist; err reports a syntax error met on the way.
+func jsonLookup(s *jsonScanner, doc []byte, path []JSONPathElem) (raw []byte, kind jsonKind, found bool, err error) {
 	s.data, s.pos = doc, 0
 	for _, el := range path {
 		s.skipWS()
 		if s.pos >= len(s.data) {
-			return nil, 0, false
+			return nil, 0, false, nil
 		}
 		if el.IsIdx {
 			if s.data[s.pos] != '[' {
-				return nil, 0, false
+				return nil, 0, false, nil
 			}
 			s.pos++
 			s.skipWS()
 			if s.pos < len(s.data) && s.data[s.pos] == ']' {
-				return nil, 0, false
+				return nil, 0, false, nil
 			}
-			for i := 0; ; i++ {
-				if i == el.Index {
-					break
-				}
+			for i := 0; i < el.Index; i++ {
 				if _, _, err := s.skipValue(0); err != nil {
-					return nil, 0, false
+					return nil, 0, false, err
 				}
 				s.skipWS()
-				if s.pos >= len(s.data) || s.data[s.pos] != ',' {
-					return nil, 0, false
+				if s.pos >= len(s.data) {
+					return nil, 0, false, s.fail(errJSONArray)
+				}
+				if s.data[s.pos] == ']' {
+					return nil, 0, false, nil
+				}
+				if s.data[s.pos] != ',' {
+					return nil, 0, false, s.fail(errJSONArray)
 				}
 				s.pos++
 			}
 			continue
 		}
 		if s.data[s.pos] != '{' {
-			return nil, 0, false
+			return nil, 0, false, nil
 		}
 		s.pos++
-		found := false
-		for !found {
+		for {
 			s.skipWS()
-			if s.pos >= len(s.data) || s.data[s.pos] == '}' {
-				return nil, 0, false
+			if s.pos >= len(s.data) {
+				return nil, 0, false, s.fail(errJSONObject)
+			}
+			if s.data[s.pos] == '}' {
+				return nil, 0, false, nil
 			}
 			k, err := s.readString()
 			if err != nil {
-				return nil, 0, false
+				return nil, 0, false, err
 			}
 			match := string(k) == el.Field
 			s.skipWS()
 			if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-				return nil, 0, false
+				return nil, 0, false, s.fail(errJSONMalformed)
 			}
 			s.pos++
 			if match {
-				found = true
 				break
 			}
 			if _, _, err := s.skipValue(0); err != nil {
-				return nil, 0, false
+				return nil, 0, false, err
 			}
 			s.skipWS()
 			if s.pos < len(s.data) && s.data[s.pos] == ',' {
@@ -607,9 +648,9 @@ func jsonLookup(s *jsonScanner, doc []byte, path []JSONPathElem) ([]byte, jsonKi
 			}
 		}
 	}
-	v, kind, err := s.skipValue(0)
+	v, k, err := s.skipValue(0)
 	if err != nil {
-		return nil, 0, false
+		return nil, 0, false, err
 	}
-	return v, kind, true
+	return v, k, true, nil
 }

@@ -41,7 +41,8 @@ type LabelsBuilder struct {
 	baseHash   uint64
 
 	add        []labels.Label // unique names, in order of first Set
-	parsed     []bool         // parallel to add: set by a parser
+	owner      []int          // parallel to add: the stage that set the label
+	stage      int            // the stage now running (1-based), set by the pipeline
 	del        []string
 	err        string
 	errDetails string
@@ -63,7 +64,8 @@ func NewLabelsBuilder(base labels.Labels) *LabelsBuilder {
 // Reset forgets everything set for the previous line.
 func (b *LabelsBuilder) Reset() {
 	b.add = b.add[:0]
-	b.parsed = b.parsed[:0]
+	b.owner = b.owner[:0]
+	b.stage = 0
 	b.del = b.del[:0]
 	b.err = ""
 	b.errDetails = ""
@@ -128,25 +130,24 @@ func (b *LabelsBuilder) Set(name, value string) {
 	for i := range b.add {
 		if b.add[i].Name == name {
 			b.add[i].Value = value
-			b.parsed[i] = false
+			b.owner[i] = b.stage
 			return
 		}
 	}
 	b.add = append(b.add, labels.Label{Name: name, Value: value})
-	b.parsed = append(b.parsed, false)
+	b.owner = append(b.owner, b.stage)
 }
 
-// SetParsed sets a label extracted by a parser. Like Loki, the first value
-// extracted for a name in a line wins: a later duplicate key (or a later
-// parser) does not replace it.
+// SetParsed sets a label extracted by a parser. As in Loki, a parser does
+// not replace a label an earlier stage of the pipeline set for this line
+// (a previous parser, label_format), while within one parser a repeated key
+// replaces the value it extracted before (the last occurrence wins).
 func (b *LabelsBuilder) SetParsed(name, value string) {
 	for i := range b.add {
 		if b.add[i].Name == name {
-			if b.parsed[i] {
-				return
+			if b.owner[i] == b.stage {
+				b.add[i].Value = value
 			}
-			b.add[i].Value = value
-			b.parsed[i] = true
 			return
 		}
 	}
@@ -157,8 +158,11 @@ func (b *LabelsBuilder) SetParsed(name, value string) {
 		}
 	}
 	b.add = append(b.add, labels.Label{Name: name, Value: value})
-	b.parsed = append(b.parsed, true)
+	b.owner = append(b.owner, b.stage)
 }
+
+// enterStage records which pipeline stage runs next (see SetParsed).
+func (b *LabelsBuilder) enterStage(i int) { b.stage = i }
 
 // Del removes names for this line.
 func (b *LabelsBuilder) Del(names ...string) {
@@ -174,7 +178,7 @@ func (b *LabelsBuilder) Del(names ...string) {
 		for i := range b.add {
 			if b.add[i].Name == name {
 				b.add = append(b.add[:i], b.add[i+1:]...)
-				b.parsed = append(b.parsed[:i], b.parsed[i+1:]...)
+				b.owner = append(b.owner[:i], b.owner[i+1:]...)
 				break
 			}
 		}

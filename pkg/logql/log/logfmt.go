@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -217,14 +218,18 @@ func NewLogfmtParser(opts LogfmtOptions) Stage {
 }
 
 // NewLogfmtExpressionParser returns `| logfmt a, b="c"`: only the listed
-// keys are extracted (label=key; an empty key means the label's own name),
-// and a listed key without a value still gives an empty label.
+// keys are extracted (label=key; an empty key means the label's own name).
+// As in Loki every listed label exists afterwards, empty when its key is
+// missing from the line (unless it is a stream label, which stays), and a
+// key without a value gives an empty label. --keep-empty changes nothing
+// here.
 func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (Stage, error) {
 	if len(params) == 0 {
 		return NewLogfmtParser(opts), nil
 	}
 	want := map[string]string{}
 	seen := map[string]bool{}
+	var labelsInOrder []string
 	for _, p := range params {
 		if !IsValidLabelName(p.Label) {
 			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
@@ -233,6 +238,7 @@ func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (St
 			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
 		}
 		seen[p.Label] = true
+		labelsInOrder = append(labelsInOrder, p.Label)
 		key := p.Expr
 		if key == "" {
 			key = p.Label
@@ -242,18 +248,19 @@ func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (St
 		}
 		want[key] = p.Label
 	}
-	return &logfmtParser{opts: opts, want: want}, nil
+	return &logfmtParser{opts: opts, want: want, wantLabels: labelsInOrder}, nil
 }
 
 type logfmtParser struct {
-	opts LogfmtOptions
-	want map[string]string // key -> label; nil extracts everything
+	opts       LogfmtOptions
+	want       map[string]string // key -> label; nil extracts everything
+	wantLabels []string
 	st   *parserState
 	dec  *logfmtScanner
 }
 
 func (l *logfmtParser) ForStream() Stage {
-	return &logfmtParser{opts: l.opts, want: l.want, st: newParserState(), dec: &logfmtScanner{}}
+	return &logfmtParser{opts: l.opts, want: l.want, wantLabels: l.wantLabels, st: newParserState(), dec: &logfmtScanner{}}
 }
 
 func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
@@ -263,6 +270,11 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 	}
 	d.line, d.pos = line, 0
 	defer func() { d.line = nil }()
+	for _, l := range l.wantLabels {
+		if !lbs.BaseHas(l) {
+			lbs.SetParsed(l, "")
+		}
+	}
 	for {
 		more, ok := d.next()
 		if !more {
@@ -270,13 +282,19 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 		}
 		if !ok {
 			if l.opts.Strict {
-				lbs.SetErr(ErrLogfmt, fmt.Sprintf("logfmt syntax error at pos %d on line 1: %s", d.epos, d.err))
+				lbs.SetErr(ErrLogfmt, fmt.Sprintf("logfmt syntax error at pos %d : %s", d.epos, d.err))
 				return line, true
 			}
 			continue
 		}
+		// Loki drops values holding U+FFFD or invalid UTF-8, which
+		// Prometheus label values cannot carry.
+		if bytes.ContainsRune(d.val, utf8.RuneError) {
+			d.val = nil
+		}
 		if l.want != nil {
-			label, ok := l.want[unsafeString(d.key)]
+			st.key = appendSanitized(st.key[:0], d.key, true)
+			label, ok := l.want[unsafeString(st.key)]
 			if !ok {
 				continue
 			}

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"unicode/utf8"
@@ -83,7 +84,7 @@ func SanitizeLabelName(key string) string {
 }
 
 func appendSanitized(dst, key []byte, isPrefix bool) []byte {
-	key = trimSpaceBytes(key)
+	key = bytes.TrimSpace(key)
 	if len(key) == 0 {
 		return dst
 	}
@@ -106,20 +107,6 @@ func appendSanitized(dst, key []byte, isPrefix bool) []byte {
 		i += size
 	}
 	return dst
-}
-
-func trimSpaceBytes(b []byte) []byte {
-	for len(b) > 0 && isSpaceASCII(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpaceASCII(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func isSpaceASCII(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // IsValidLabelName reports whether s is a Prometheus label name.
@@ -243,7 +230,17 @@ type unpackParser struct {
 
 func (u *unpackParser) ForStream() Stage { return &unpackParser{st: newParserState()} }
 
+// errUnpackNotObject is Loki's wording for a line that is not an object.
+const errUnpackNotObject = "expecting json object(6), but it is not"
+
 func (u *unpackParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	if len(line) == 0 {
+		return line, true
+	}
+	if line[0] != '{' {
+		lbs.SetErr(ErrJSON, errUnpackNotObject)
+		return line, true
+	}
 	st := u.st
 	if st == nil {
 		st = newParserState()
@@ -251,49 +248,57 @@ func (u *unpackParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 	s := &st.scan
 	s.data, s.pos = line, 0
 	defer func() { s.data = nil }()
-	// validate first so that a broken line gets only the error
-	if _, kind, err := s.skipValue(0); err != nil || kind != jsonObject {
-		if err == nil {
-			lbs.SetErr(ErrJSON, "expected a JSON object")
-		} else {
-			lbs.SetErr(ErrJSON, err.Error())
-		}
+	// Validate first: a broken line gets only the error, no labels.
+	if _, _, err := s.skipValue(0); err != nil {
+		lbs.SetErr(ErrJSON, err.Error())
 		return line, true
 	}
-	s.pos = 0
-	s.skipWS()
-	s.pos++ // '{'
+	// Labels are taken only from a packed line, one with an _entry string.
+	type kv struct{ k, v []byte }
+	var pairs []kv
 	var entry []byte
-	hasEntry := false
+	packed := false
+	s.pos = 1
 	for {
 		s.skipWS()
 		if s.pos >= len(line) || line[s.pos] == '}' {
 			break
 		}
 		k, _ := s.readString()
-		st.key = appendSanitized(st.key[:0], k, true)
-		isEntry := string(k) == "_entry"
+		key := append([]byte(nil), k...)
 		s.skipWS()
 		s.pos++ // ':'
 		s.skipWS()
-		if s.pos < len(line) && line[s.pos] == '"' {
+		if line[s.pos] == '"' {
 			v, _ := s.readString()
-			if isEntry {
+			if string(key) == "_entry" {
 				entry = append(entry[:0], v...)
-				hasEntry = true
+				packed = true
 			} else {
-				st.setParsed(lbs, st.key, v)
+				pairs = append(pairs, kv{key, append([]byte(nil), v...)})
 			}
-		} else if _, _, err := s.skipValue(1); err != nil {
-			break
+		} else {
+			_, _, _ = s.skipValue(1)
 		}
 		s.skipWS()
 		if s.pos < len(line) && line[s.pos] == ',' {
 			s.pos++
 		}
 	}
-	if hasEntry {
-		return entry, true
+	if !packed {
+		return line, true
 	}
-	return line, true
+	for _, p := range pairs {
+		// The _extracted check looks at the key as written, before
+		// sanitizing, as Loki's does.
+		name := string(appendSanitized(nil, p.k, true))
+		if lbs.BaseHas(string(p.k)) {
+			name += duplicateSuffix
+		}
+		if name == "" {
+			continue
+		}
+		lbs.SetParsed(name, st.intern(validLabelValue(p.v)))
+	}
+	return entry, true
 }

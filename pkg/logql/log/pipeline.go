@@ -81,7 +81,8 @@ func (sp *StreamPipeline) Process(ts int64, line []byte) (out []byte, res labels
 		return line, sp.builder.baseResult, sp.builder.baseHash, true
 	}
 	sp.builder.Reset()
-	for _, s := range sp.stages {
+	for i, s := range sp.stages {
+		sp.builder.enterStage(i + 1)
 		line, ok = s.Process(ts, line, sp.builder)
 		if !ok {
 			return nil, nil, 0, false

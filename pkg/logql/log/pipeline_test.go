@@ -48,10 +48,16 @@ func TestLabelsBuilder(t *testing.T) {
 	if got := b.Labels().String(); got != `{a="1", b="2"}` {
 		t.Fatalf("after reset %s", got)
 	}
+	b.enterStage(1)
 	b.SetParsed("x", "first")
 	b.SetParsed("x", "second")
-	if v, _ := b.Get("x"); v != "first" {
-		t.Errorf("first parsed value should win, got %s", v)
+	if v, _ := b.Get("x"); v != "second" {
+		t.Errorf("a parser's last value should win, got %s", v)
+	}
+	b.enterStage(2)
+	b.SetParsed("x", "third")
+	if v, _ := b.Get("x"); v != "second" {
+		t.Errorf("a later parser must not replace an earlier one's label, got %s", v)
 	}
 	b.Set("x", "formatted")
 	if v, _ := b.Get("x"); v != "formatted" {

@@ -25,7 +25,8 @@ func run(t *testing.T, base labels.Labels, line string, stages ...Stage) (string
 	b := NewLabelsBuilder(base)
 	l2 := []byte(line)
 	ok2 := true
-	for _, s := range stages {
+	for i, s := range stages {
+		b.enterStage(i + 1)
 		l2, ok2 = s.Process(1734414342123000000, l2, b)
 		if !ok2 {
 			break
@@ -49,12 +50,14 @@ func TestJSONParser(t *testing.T) {
 		{`{"servers":["a","b"],"p":"x"}`, `{job="app", level="info", p="x"}`},
 		{`{"esc":"a\"b\\c\u00e9\n"}`, `{esc="a\"b\\cé\n", job="app", level="info"}`},
 		{`{"User-Agent":"curl","1x":"y"}`, `{User_Agent="curl", _1x="y", job="app", level="info"}`},
-		{`{"a":"1","a":"2"}`, `{a="1", job="app", level="info"}`},
+		{`{"a":"1","a":"2"}`, `{a="2", job="app", level="info"}`},
 		{`{"empty":""}`, `{empty="", job="app", level="info"}`},
 		{`{"nested":{"deep":{"x":1}},"arr":[{"y":2}]}`, `{job="app", level="info", nested_deep_x="1"}`},
 		{`{}`, `{job="app", level="info"}`},
-		{`not json`, `{__error__="JSONParserErr", __error_details__="expected a JSON object", job="app", level="info"}`},
-		{`{"a":"b"`, `{__error__="JSONParserErr", __error_details__="unexpected end of input at offset 8", a="b", job="app", level="info"}`},
+		{`not json`, `{__error__="JSONParserErr", __error_details__="Value looks like object, but can't find closing '}' symbol", job="app", level="info"}`},
+		{`{"a":"b"`, `{__error__="JSONParserErr", __error_details__="Value looks like object, but can't find closing '}' symbol", a="b", job="app", level="info"}`},
+		{"{\"a\":\"\xff\",\"b\":\"\\ufffd\",\"c\":\"ok\"}", `{a="", b="", c="ok", job="app", level="info"}`},
+		{`{"a":"x\q"}`, `{__error__="JSONParserErr", __error_details__="Encountered an invalid escape sequence in a string", job="app", level="info"}`},
 	}
 	for _, tc := range cases {
 		_, got, ok := run(t, stream, tc.line, NewJSONParser())
@@ -90,9 +93,15 @@ func TestJSONExpressionParser(t *testing.T) {
 			t.Errorf("json %v:\n got %s\nwant %s", tc.params, got, tc.want)
 		}
 	}
-	s, _ := NewJSONExpressionParser([]LabelExtraction{{Label: "a"}})
-	if _, got, _ := run(t, stream, `{"a":`, s); !strings.Contains(got, `__error__="JSONParserErr"`) || strings.Contains(got, `a=`) {
-		t.Errorf("invalid json with params: %s", got)
+	s, _ := NewJSONExpressionParser([]LabelExtraction{{Label: "a"}, {Label: "b"}})
+	if _, got, _ := run(t, stream, `{"a":"x","b":`, s); got != `{__error__="JSONParserErr", __error_details__="Malformed JSON error", a="x", job="app", level="info"}` {
+		t.Errorf("broken json with params: %s", got)
+	}
+	if _, got, _ := run(t, stream, `plain text`, s); got != `{__error__="JSONParserErr", job="app", level="info"}` {
+		t.Errorf("non-json with params: %s", got)
+	}
+	if _, got, _ := run(t, stream, ``, s); got != `{job="app", level="info"}` {
+		t.Errorf("empty line with params: %s", got)
 	}
 	for _, bad := range []string{"a..b", "a[", "a[x]", `a["x`, "a[0"} {
 		if _, err := NewJSONExpressionParser([]LabelExtraction{{Label: "l", Expr: bad}}); err == nil {
@@ -117,13 +126,13 @@ func TestLogfmtParser(t *testing.T) {
 			`{job="app", level="info", mode="cross", text_len="103"}`},
 		{LogfmtOptions{KeepEmpty: true}, `2024-12-17 05:43:55 DEBUG Generating audio: text_len=399, seed=26988`,
 			`{DEBUG="", Generating="", _05_43_55="", _2024_12_17="", audio_="", job="app", level="info", seed="26988", text_len="399,"}`},
-		{LogfmtOptions{}, `a=1 a=2 b=`, `{a="1", job="app", level="info"}`},
+		{LogfmtOptions{}, `a=1 a=2 b=`, `{a="2", job="app", level="info"}`},
 		{LogfmtOptions{KeepEmpty: true}, `b= c`, `{b="", c="", job="app", level="info"}`},
 		{LogfmtOptions{}, `=value foo=bar=buzz fo"o=bar ok=yes`, `{job="app", level="info", ok="yes"}`},
 		{LogfmtOptions{Strict: true}, `ok=yes =value later=x`,
-			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 8 on line 1: unexpected '='", job="app", level="info", ok="yes"}`},
+			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 8 : unexpected '='", job="app", level="info", ok="yes"}`},
 		{LogfmtOptions{Strict: true}, `a="unterminated`,
-			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 16 on line 1: unterminated quoted value", job="app", level="info"}`},
+			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 16 : unterminated quoted value", job="app", level="info"}`},
 		{LogfmtOptions{}, `k="tab\there" u="\u00e9"`, `{job="app", k="tab\there", level="info", u="é"}`},
 		{LogfmtOptions{}, ``, `{job="app", level="info"}`},
 	}
@@ -140,6 +149,16 @@ func TestLogfmtParser(t *testing.T) {
 	_, got, _ := run(t, stream, `at=info host=grafana.net fwd="124.133.124.161" solo level=warn`, s)
 	if want := `{fwd_ip="124.133.124.161", host="grafana.net", job="app", level="info", level_extracted="warn", solo=""}`; got != want {
 		t.Errorf("logfmt params:\n got %s\nwant %s", got, want)
+	}
+	// listed labels exist even when the line lacks their keys
+	_, got, _ = run(t, stream, `at=info`, s)
+	if want := `{fwd_ip="", host="", job="app", level="info", solo=""}`; got != want {
+		t.Errorf("logfmt params, keys missing:\n got %s\nwant %s", got, want)
+	}
+	// values that are not valid UTF-8 are dropped, as Loki does
+	_, got, _ = run(t, stream, "a=\xff b=ok c=\xef\xbf\xbd", NewLogfmtParser(LogfmtOptions{}))
+	if want := `{b="ok", job="app", level="info"}`; got != want {
+		t.Errorf("logfmt invalid UTF-8:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -202,13 +221,18 @@ func TestUnpack(t *testing.T) {
 	if line != "original log message" || got != `{container="myapp", job="app", level="info", level_extracted="warn", pod="pod-3223f"}` {
 		t.Errorf("unpack: %q %s", line, got)
 	}
+	// Loki takes labels only from packed lines (with _entry)
 	line, got, _ = run(t, stream, `{"a":"b"}`, NewUnpackParser())
-	if line != `{"a":"b"}` || got != `{a="b", job="app", level="info"}` {
+	if line != `{"a":"b"}` || got != `{job="app", level="info"}` {
 		t.Errorf("unpack without _entry: %q %s", line, got)
 	}
 	_, got, _ = run(t, stream, `[1]`, NewUnpackParser())
-	if !strings.Contains(got, `__error__="JSONParserErr"`) {
+	if want := `{__error__="JSONParserErr", __error_details__="expecting json object(6), but it is not", job="app", level="info"}`; got != want {
 		t.Errorf("unpack of non-object: %s", got)
+	}
+	line, got, _ = run(t, stream, `{"_entry":"x","a":`, NewUnpackParser())
+	if line != `{"_entry":"x","a":` || got != `{__error__="JSONParserErr", __error_details__="Malformed JSON error", job="app", level="info"}` {
+		t.Errorf("unpack of broken line: %q %s", line, got)
 	}
 }
 
