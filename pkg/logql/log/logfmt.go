@@ -255,8 +255,8 @@ type logfmtParser struct {
 	opts       LogfmtOptions
 	want       map[string]string // key -> label; nil extracts everything
 	wantLabels []string
-	st   *parserState
-	dec  *logfmtScanner
+	st         *parserState
+	dec        *logfmtScanner
 }
 
 func (l *logfmtParser) ForStream() Stage {
