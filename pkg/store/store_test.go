@@ -832,3 +832,39 @@ func TestOverlappingBlocks(t *testing.T) {
 		diff(t, readAll(t, s, p), expected([]streamData{{ls, all}}, p))
 	}
 }
+
+func TestReadOnlySeesNewCommits(t *testing.T) {
+	dir := t.TempDir()
+	w := openTest(t, dir)
+	defer w.Close()
+	ls := labels.FromStrings("job", "x")
+	appendAll(t, w, []streamData{{ls, []Entry{{Ts: day0, Line: "one"}}}}, nil)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReadOnly(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")}, Start: day0, End: day0 + 100, Lines: true}
+	if got := readAll(t, r, p)[ls.String()]; len(got) != 1 {
+		t.Fatalf("reader saw %d entries", len(got))
+	}
+	appendAll(t, w, []streamData{{ls, []Entry{{Ts: day0 + 1, Line: "two"}}}}, nil)
+	if got := readAll(t, r, p)[ls.String()]; len(got) != 1 {
+		t.Fatalf("reader saw the writer's head: %d entries", len(got))
+	}
+	if err := w.Flush(context.Background()); err != nil { // merges "one" away
+		t.Fatal(err)
+	}
+	if got := readAll(t, r, p)[ls.String()]; len(got) != 2 || got[1].Line != "two" {
+		t.Fatalf("reader after commit: %+v", got)
+	}
+	if err := r.Append(context.Background(), AppendBatch{}); err == nil {
+		t.Fatal("read-only store accepted an append")
+	}
+	if in := r.Info(); in.Entries != 2 || !in.ReadOnly {
+		t.Fatalf("reader info %+v", in)
+	}
+}
