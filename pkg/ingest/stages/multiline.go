@@ -35,6 +35,14 @@ func (j *joiner) flush(now time.Time, out func(Entry)) {
 	j.tb.flush(now, out)
 }
 
+// held returns the block being joined and its wait.
+func (j *joiner) held() (*block, time.Duration) {
+	if j.ml != nil {
+		return &j.ml.cur, j.ml.wait
+	}
+	return &j.tb.cur, j.tb.wait
+}
+
 func (j *joiner) pending() (int64, bool) {
 	if j.ml != nil {
 		return j.ml.pending()

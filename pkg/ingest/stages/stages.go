@@ -229,6 +229,22 @@ func (p *Pipeline) Pending() (oldestOffset int64, ok bool) {
 	return p.joiner.pending()
 }
 
+// NextFlush reports when Flush will release the held entry: a follower
+// must call Flush at or after that time even if the file stays quiet, or the
+// file's last line waits until more is written. A zero time with ok means
+// "now": the held entry has no read time, and the first Flush starts its
+// clock.
+func (p *Pipeline) NextFlush() (at time.Time, ok bool) {
+	b, wait := p.joiner.held()
+	if !b.active {
+		return time.Time{}, false
+	}
+	if b.since.IsZero() {
+		return time.Time{}, true
+	}
+	return b.since.Add(wait), true
+}
+
 // Stats returns a snapshot of the counters; safe from any goroutine.
 func (p *Pipeline) Stats() Stats {
 	c := &p.ctr

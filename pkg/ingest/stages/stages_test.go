@@ -189,6 +189,9 @@ func TestPendingAndFlush(t *testing.T) {
 	if off, ok := p.Pending(); !ok || off != 100 || len(out) != 0 {
 		t.Fatalf("a line is held for a possible traceback: pending %d %v, out %d", off, ok, len(out))
 	}
+	if at, ok := p.NextFlush(); !ok || !at.Equal(t0.Add(DefaultTracebackWait)) {
+		t.Fatalf("NextFlush %s %v", at, ok)
+	}
 	p.Flush(t0.Add(DefaultTracebackWait/2), emit)
 	if len(out) != 0 {
 		t.Fatal("flushed before max wait")
@@ -200,8 +203,14 @@ func TestPendingAndFlush(t *testing.T) {
 	if _, ok := p.Pending(); ok {
 		t.Fatal("still pending after flush")
 	}
+	if _, ok := p.NextFlush(); ok {
+		t.Fatal("NextFlush with nothing held")
+	}
 	// without a read time, the clock starts at the first flush that sees it
 	p.Process(Entry{Line: "[INFO] b", Offset: 200}, emit)
+	if at, ok := p.NextFlush(); !ok || !at.IsZero() {
+		t.Fatalf("NextFlush without read time: %s %v", at, ok)
+	}
 	p.Flush(t0.Add(time.Hour), emit)
 	if len(out) != 1 {
 		t.Fatal("an entry without read time flushed at first sight")
