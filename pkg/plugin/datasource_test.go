@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/lokal-logs/lokal/pkg/config"
@@ -43,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.host = NewHost(HostOptions{Operator: op})
+	f.host = NewHost(HostOptions{Operator: op, Logger: log.NewWithLevel(log.Warn)})
 	return f
 }
 

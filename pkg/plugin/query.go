@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 )
 
 // Query types, as Grafana's Loki datasource names them.
@@ -120,7 +122,7 @@ func parseQuery(q backend.DataQuery) (lokalQuery, error) {
 		resolution = 1
 	}
 
-	vars := timeVars{Interval: q.Interval, Range: out.End.Sub(out.Start)}
+	vars := syntax.GrafanaVars{Interval: q.Interval, Range: out.End.Sub(out.Start)}
 	stepExpr := expandVars(strings.TrimSpace(m.Step), vars)
 	step, err := calculateStep(stepExpr, q.Interval, vars.Range, resolution)
 	if err != nil {
@@ -188,56 +190,10 @@ func parseStepDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// timeVars are the values of Grafana's time variables for one query.
-type timeVars struct {
-	Interval time.Duration
-	Range    time.Duration
-	Auto     time.Duration
-}
-
 // expandVars substitutes Grafana's time variables. Alert rules arrive
-// without the frontend's interpolation, so the backend must do it. Longer
-// names are replaced first so $__interval_ms is not read as $__interval.
-func expandVars(s string, v timeVars) string {
-	if !strings.Contains(s, "$__") {
-		return s
-	}
-	interval := v.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	auto := v.Auto
-	if auto <= 0 {
-		auto = interval
-	}
-	r := strings.NewReplacer(
-		"$__interval_ms", strconv.FormatInt(interval.Milliseconds(), 10),
-		"$__interval", promDuration(interval),
-		"$__range_ms", strconv.FormatInt(v.Range.Milliseconds(), 10),
-		"$__range_s", strconv.FormatInt(int64(v.Range.Seconds()), 10),
-		"$__range", strconv.FormatInt(int64(v.Range.Seconds()), 10)+"s",
-		"$__auto", promDuration(auto),
-	)
-	return r.Replace(s)
-}
-
-// promDuration prints d the way LogQL's range brackets accept it: whole
-// milliseconds at least, largest exact unit.
-func promDuration(d time.Duration) string {
-	ms := d.Milliseconds()
-	if ms <= 0 {
-		return "1ms"
-	}
-	switch {
-	case ms%(3600*1000) == 0:
-		return strconv.FormatInt(ms/(3600*1000), 10) + "h"
-	case ms%(60*1000) == 0:
-		return strconv.FormatInt(ms/(60*1000), 10) + "m"
-	case ms%1000 == 0:
-		return strconv.FormatInt(ms/1000, 10) + "s"
-	default:
-		return strconv.FormatInt(ms, 10) + "ms"
-	}
+// without the frontend's interpolation, so the backend must do it.
+func expandVars(s string, v syntax.GrafanaVars) string {
+	return syntax.ExpandGrafanaVariables(s, v)
 }
 
 // jsonInt reads a number that Grafana may send as a number or a string.

@@ -106,17 +106,3 @@ func TestParseQuery(t *testing.T) {
 		})
 	}
 }
-
-func TestPromDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		2 * time.Hour:           "2h",
-		90 * time.Minute:        "90m",
-		90 * time.Second:        "90s",
-		1500 * time.Millisecond: "1500ms",
-		0:                       "1ms",
-	} {
-		if got := promDuration(d); got != want {
-			t.Errorf("promDuration(%s) = %q, want %q", d, got, want)
-		}
-	}
-}

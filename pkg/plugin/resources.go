@@ -31,8 +31,8 @@ type apiResponse struct {
 }
 
 // CallResource serves Loki-shaped endpoints for the label browser,
-// autocompletion and template variables: labels, label/<name>/values and
-// series.
+// autocompletion, template variables and query hints: labels,
+// label/<name>/values, series, index/stats and detected_fields.
 func (ds *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	status, body := ds.resource(ctx, req)
 	b, err := json.Marshal(body)
@@ -46,14 +46,14 @@ func (ds *Datasource) CallResource(ctx context.Context, req *backend.CallResourc
 	})
 }
 
-func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceRequest) (status int, body apiResponse) {
+func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceRequest) (status int, body any) {
 	defer func() {
 		if p := recover(); p != nil {
 			ds.log.Error("resource panic", "path", req.Path, "panic", fmt.Sprint(p))
 			status, body = http.StatusInternalServerError, apiResponse{Status: "error", Error: fmt.Sprintf("internal error: %v", p)}
 		}
 	}()
-	fail := func(code int, err error) (int, apiResponse) {
+	fail := func(code int, err error) (int, any) {
 		return code, apiResponse{Status: "error", Error: err.Error()}
 	}
 	if ds.setupErr != nil {
@@ -128,9 +128,47 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 			out = []map[string]string{}
 		}
 		return http.StatusOK, apiResponse{Status: "success", Data: out}
+	case path == "index/stats":
+		st, err := statsFor(ctx, r, params.Get("query"), start, end)
+		if err != nil {
+			return fail(http.StatusBadRequest, err)
+		}
+		// Loki answers index/stats with the bare object.
+		return http.StatusOK, st
+	case path == "detected_fields":
+		lineLimit, err := intParam(params, "line_limit", defaultFieldLines, maxFieldLines)
+		if err != nil {
+			return fail(http.StatusBadRequest, err)
+		}
+		fieldLimit, err := intParam(params, "limit", 1000, 10000)
+		if err != nil {
+			return fail(http.StatusBadRequest, err)
+		}
+		df, err := detectFields(ctx, ds.shared.eng, params.Get("query"), start, end, lineLimit, fieldLimit)
+		if err != nil {
+			return fail(http.StatusBadRequest, err)
+		}
+		// Loki answers detected_fields with the bare object.
+		return http.StatusOK, df
 	default:
-		return fail(http.StatusNotFound, fmt.Errorf("no resource %q: try labels, label/<name>/values or series", req.Path))
+		return fail(http.StatusNotFound, fmt.Errorf("no resource %q: try labels, label/<name>/values, series, index/stats or detected_fields", req.Path))
 	}
+}
+
+// intParam reads a positive integer parameter up to max.
+func intParam(p url.Values, name string, def, maxV int) (int, error) {
+	s := p.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s %q: want a positive whole number", name, s)
+	}
+	if n > maxV {
+		return 0, fmt.Errorf("%s %d: at most %d", name, n, maxV)
+	}
+	return n, nil
 }
 
 // selectorParam parses a stream selector; empty is allowed where optional.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -80,7 +81,7 @@ func tailQuery(raw json.RawMessage) (string, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return "", fmt.Errorf("live tail query JSON: %w", err)
 	}
-	expr := expandVars(m.Expr, timeVars{Interval: time.Second, Range: time.Hour})
+	expr := expandVars(m.Expr, syntax.GrafanaVars{Interval: time.Second, Range: time.Hour})
 	if _, err := isLogQuery(expr); err != nil {
 		return "", err
 	}

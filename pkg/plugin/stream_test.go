@@ -3,7 +3,10 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -149,5 +152,62 @@ func TestResources(t *testing.T) {
 				t.Errorf("status %d body %s; want %d with %s", resp.Status, resp.Body, tt.status, tt.want)
 			}
 		})
+	}
+}
+
+func TestIndexStatsAndDetectedFields(t *testing.T) {
+	f := newFixture(t)
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	fh, err := os.Create(f.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		ts := start.Add(time.Duration(i) * time.Second).UTC().Format(time.RFC3339)
+		fmt.Fprintf(fh, "%s level=info msg=\"served\" duration=%dms status=%d ok=true size=%dKB\n", ts, 10+i, 200+i%2, i+1)
+	}
+	fmt.Fprintf(fh, "{\"level\":\"warn\",\"latency\":1.5,\"user\":\"a\"}\n")
+	fh.Close()
+	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+	waitStored(t, ds, 5)
+	if err := ds.shared.st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	call := func(u string) (int, string) {
+		var resp *backend.CallResourceResponse
+		path := u
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			path = u[:i]
+		}
+		err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Path: path, URL: u, Method: http.MethodGet},
+			backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { resp = r; return nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Status, string(resp.Body)
+	}
+	code, body := call(`index/stats?query=` + url.QueryEscape(`{job="app"}`))
+	var st indexStats
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Streams == 0 || st.Entries != 5 || st.Bytes == 0 || st.Chunks == 0 {
+		t.Errorf("index/stats: %d %s", code, body)
+	}
+	code, body = call(`detected_fields?query=` + url.QueryEscape(`{job="app"}`))
+	var df detectedFields
+	if code != 200 || json.Unmarshal([]byte(body), &df) != nil {
+		t.Fatalf("detected_fields: %d %s", code, body)
+	}
+	types := map[string]string{}
+	for _, fl := range df.Fields {
+		types[fl.Label] = fl.Type
+	}
+	want := map[string]string{"duration": "duration", "status": "int", "ok": "boolean", "size": "bytes", "msg": "string", "latency": "float", "user": "string"}
+	for k, v := range want {
+		if types[k] != v {
+			t.Errorf("field %s: type %q, want %q (all: %v)", k, types[k], v, types)
+		}
+	}
+	if code, _ := call(`detected_fields?query=` + url.QueryEscape(`rate({job="app"}[1m])`)); code != 400 {
+		t.Errorf("detected_fields of a metric query: status %d, want 400", code)
 	}
 }

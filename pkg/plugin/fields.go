@@ -1,0 +1,193 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	logqllog "github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+const (
+	// defaultFieldLines is how many recent lines detected_fields samples
+	// (Loki's line_limit default).
+	defaultFieldLines = 1000
+	// maxFieldLines bounds line_limit so the call stays interactive.
+	maxFieldLines = 10000
+	// maxFieldValues caps the distinct values kept per field: cardinality
+	// is reported as "at least" this many beyond it.
+	maxFieldValues = 1000
+)
+
+// indexStats is Loki's /index/stats body: what a query would touch.
+type indexStats struct {
+	Streams int   `json:"streams"`
+	Chunks  int   `json:"chunks"`
+	Bytes   int64 `json:"bytes"`
+	Entries int64 `json:"entries"`
+}
+
+// statsFor counts the streams, blocks, entries and line bytes a selector
+// touches in [start, end). It reads timestamps and sizes only, never lines.
+func statsFor(ctx context.Context, r store.Reader, query string, start, end int64) (indexStats, error) {
+	ms, err := selectorParam(query, false)
+	if err != nil {
+		return indexStats{}, err
+	}
+	var col store.StatsCollector
+	its, err := r.Select(store.WithStats(ctx, &col), store.SelectParams{Matchers: ms, Start: start, End: end, Direction: store.Forward})
+	if err != nil {
+		return indexStats{}, err
+	}
+	var out indexStats
+	out.Streams = len(its)
+	for _, it := range its {
+		for it.Next() {
+			b := it.At()
+			out.Entries += int64(len(b.Ts))
+			for _, s := range b.Sizes {
+				out.Bytes += int64(s)
+			}
+		}
+		err := it.Err()
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return indexStats{}, err
+		}
+	}
+	out.Chunks = col.Snapshot().BlocksTotal
+	return out, nil
+}
+
+// detectedField is one entry of Loki's /detected_fields body.
+type detectedField struct {
+	Label       string   `json:"label"`
+	Type        string   `json:"type"`
+	Cardinality int      `json:"cardinality"`
+	Parsers     []string `json:"parsers"`
+}
+
+type detectedFields struct {
+	Fields []detectedField `json:"fields"`
+	Limit  int             `json:"limit"`
+}
+
+// fieldAcc accumulates one field's values.
+type fieldAcc struct {
+	values  map[string]struct{}
+	types   map[string]int
+	parsers map[string]struct{}
+}
+
+// detectFields samples the newest lines of a log query and reports the
+// fields a json or logfmt parser would extract from them, with their type
+// and cardinality, for Explore's field browser.
+func detectFields(ctx context.Context, eng *engine.Engine, query string, start, end int64, lineLimit, fieldLimit int) (detectedFields, error) {
+	expr, err := syntax.ParseExpr(strings.TrimSpace(query))
+	if err != nil {
+		return detectedFields{}, err
+	}
+	if _, ok := expr.(syntax.LogSelectorExpr); !ok {
+		return detectedFields{}, fmt.Errorf("detected_fields needs a log query, not a metric query")
+	}
+	res, err := eng.Query(ctx, engine.Params{Expr: expr, Start: time.Unix(0, start), End: time.Unix(0, end), Limit: lineLimit, Direction: store.Backward})
+	if err != nil {
+		return detectedFields{}, err
+	}
+	parsers := []struct {
+		name  string
+		stage logqllog.Stage
+		json  bool
+	}{
+		{"json", logqllog.NewJSONParser(), true},
+		{"logfmt", logqllog.NewLogfmtParser(logqllog.LogfmtOptions{}), false},
+	}
+	acc := map[string]*fieldAcc{}
+	for _, s := range res.Streams {
+		pipes := make([]*logqllog.StreamPipeline, len(parsers))
+		for i, p := range parsers {
+			pipes[i] = logqllog.NewPipeline(p.stage).ForStream(s.Labels)
+		}
+		for _, e := range s.Entries {
+			i := 1
+			if t := strings.TrimSpace(e.Line); strings.HasPrefix(t, "{") {
+				i = 0
+			}
+			_, ls, _, ok := pipes[i].ProcessString(e.Ts, e.Line)
+			if !ok || ls.Has("__error__") {
+				continue
+			}
+			for _, l := range ls {
+				if s.Labels.Has(l.Name) && s.Labels.Get(l.Name) == l.Value {
+					continue
+				}
+				a := acc[l.Name]
+				if a == nil {
+					a = &fieldAcc{values: map[string]struct{}{}, types: map[string]int{}, parsers: map[string]struct{}{}}
+					acc[l.Name] = a
+				}
+				if len(a.values) < maxFieldValues {
+					a.values[l.Value] = struct{}{}
+				}
+				a.types[valueType(l.Value)]++
+				a.parsers[parsers[i].name] = struct{}{}
+			}
+		}
+	}
+	out := detectedFields{Fields: []detectedField{}, Limit: fieldLimit}
+	for name, a := range acc {
+		f := detectedField{Label: name, Type: fieldType(a.types), Cardinality: len(a.values)}
+		for p := range a.parsers {
+			f.Parsers = append(f.Parsers, p)
+		}
+		sort.Strings(f.Parsers)
+		out.Fields = append(out.Fields, f)
+	}
+	sort.Slice(out.Fields, func(i, j int) bool { return out.Fields[i].Label < out.Fields[j].Label })
+	if len(out.Fields) > fieldLimit {
+		out.Fields = out.Fields[:fieldLimit]
+	}
+	return out, nil
+}
+
+// valueType classifies one value the way Loki's detected fields do.
+func valueType(v string) string {
+	if v == "true" || v == "false" {
+		return "boolean"
+	}
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return "int"
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return "float"
+	}
+	if _, err := time.ParseDuration(v); err == nil {
+		return "duration"
+	}
+	if _, err := logqllog.ParseBytes(v); err == nil && strings.IndexFunc(v, func(r rune) bool { return r >= 'A' && r <= 'z' }) >= 0 {
+		return "bytes"
+	}
+	return "string"
+}
+
+// fieldType is the type every value agrees on; ints mixed with floats are
+// floats, anything else mixed is a string.
+func fieldType(types map[string]int) string {
+	if len(types) == 1 {
+		for t := range types {
+			return t
+		}
+	}
+	if len(types) == 2 && types["int"] > 0 && types["float"] > 0 {
+		return "float"
+	}
+	return "string"
+}
