@@ -1,6 +1,7 @@
 package sample
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type LiveOptions struct {
 	// MaxBackups keeps that many rotated files per log, deleting older ones
 	// (0: keep all, so a test can account for every entry).
 	MaxBackups int
+	// Compress gzips rotated files from the second on (f.2.gz, f.3.gz, ...),
+	// as logrotate's compress with delaycompress does.
+	Compress bool
 	// Instances is the number of hosts (0: DefaultInstances).
 	Instances int
 	// FirstSeq continues the seq numbering, e.g. after Manifest.LastSeq.
@@ -101,7 +105,7 @@ func Live(ctx context.Context, dir string, opts LiveOptions) (LiveResult, error)
 				res.OOM++
 			}
 			if opts.RotateBytes > 0 && size > opts.RotateBytes {
-				if err := rotate(p, opts.RotateMode, opts.MaxBackups); err != nil {
+				if err := rotate(p, opts.RotateMode, opts.MaxBackups, opts.Compress); err != nil {
 					return res, err
 				}
 				res.Rotations++
@@ -135,26 +139,45 @@ func appendFile(p, text string) error {
 	return nil
 }
 
-// rotate shifts p.N to p.N+1 (dropping beyond maxBackups when set), then
-// moves p's content to p.1 by rename or by copy and truncate.
-func rotate(p, mode string, maxBackups int) error {
-	n := 1
-	for {
-		if _, err := os.Stat(fmt.Sprintf("%s.%d", p, n)); err != nil {
-			break
+// rotate shifts p.N (or p.N.gz) to p.N+1 (dropping beyond maxBackups when
+// set), then moves p's content to p.1 by rename or by copy and truncate, and
+// with compress gzips p.2.
+func rotate(p, mode string, maxBackups int, compress bool) error {
+	name := func(k int) string {
+		n := fmt.Sprintf("%s.%d", p, k)
+		if _, err := os.Stat(n); err == nil {
+			return n
 		}
+		if _, err := os.Stat(n + ".gz"); err == nil {
+			return n + ".gz"
+		}
+		return ""
+	}
+	n := 1
+	for name(n) != "" {
 		n++
 	}
 	for k := n - 1; k >= 1; k-- {
-		from, to := fmt.Sprintf("%s.%d", p, k), fmt.Sprintf("%s.%d", p, k+1)
+		from := name(k)
 		if maxBackups > 0 && k >= maxBackups {
 			if err := os.Remove(from); err != nil {
 				return fmt.Errorf("sample: rotate: %w", err)
 			}
 			continue
 		}
+		to := fmt.Sprintf("%s.%d", p, k+1)
+		if strings.HasSuffix(from, ".gz") {
+			to += ".gz"
+		}
 		if err := os.Rename(from, to); err != nil {
 			return fmt.Errorf("sample: rotate: %w", err)
+		}
+	}
+	if compress {
+		if second := fmt.Sprintf("%s.%d", p, 2); fileExists(second) {
+			if err := gzipFile(second); err != nil {
+				return fmt.Errorf("sample: rotate: %w", err)
+			}
 		}
 	}
 	first := p + ".1"
@@ -175,6 +198,37 @@ func rotate(p, mode string, maxBackups int) error {
 		return fmt.Errorf("sample: rotate: %w", err)
 	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// gzipFile replaces p by p.gz, written completely before p is removed.
+func gzipFile(p string) error {
+	src, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := p + ".gz.tmp"
+	dst, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(dst)
+	if _, err := io.Copy(zw, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := errors.Join(zw.Close(), dst.Sync(), dst.Close()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(p)
 }
 
 func copyFile(from, to string) error {

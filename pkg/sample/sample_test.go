@@ -2,7 +2,9 @@ package sample
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +31,15 @@ func readSeqs(t *testing.T, dir string) []int64 {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if strings.HasSuffix(p, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return err
+			}
+			if b, err = io.ReadAll(zr); err != nil {
+				return err
+			}
 		}
 		for _, m := range seqRe.FindAllSubmatch(b, -1) {
 			n, _ := strconv.ParseInt(string(m[1]), 10, 64)
@@ -187,6 +198,21 @@ func TestLiveRotation(t *testing.T) {
 				t.Errorf("expected several backups: %v", err)
 			}
 		})
+	}
+}
+
+func TestLiveCompress(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Live(context.Background(), dir, LiveOptions{Seed: 5, Rate: 1e6, RotateBytes: 2 << 10, Compress: true, MaxEntries: 300, Instances: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, readSeqs(t, dir), 1, res.LastSeq)
+	if !fileExists(filepath.Join(dir, "host-1", "cosyvoice.log.2.gz")) || !fileExists(filepath.Join(dir, "host-1", "cosyvoice.log.1")) {
+		t.Error("expected cosyvoice.log.1 plain and cosyvoice.log.2.gz")
+	}
+	if fileExists(filepath.Join(dir, "host-1", "cosyvoice.log.2")) {
+		t.Error("cosyvoice.log.2 left uncompressed")
 	}
 }
 
