@@ -894,14 +894,6 @@ func (p *parser) binOp() (string, bool) {
 	return "", false
 }
 
-func isComparisonBinOp(op string) bool {
-	switch op {
-	case OpTypeCmpEQ, OpTypeNEQ, OpTypeGT, OpTypeGTE, OpTypeLT, OpTypeLTE:
-		return true
-	}
-	return false
-}
-
 func isSetBinOp(op string) bool {
 	return op == OpTypeOr || op == OpTypeAnd || op == OpTypeUnless
 }
@@ -954,13 +946,13 @@ func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
 // `group_left (…)`/`group_right (…)`.
 func (p *parser) parseBinOpModifiers() (*BinOpOptions, error) {
 	var opts BinOpOptions
-	any := false
+	written := false
 	// Loki's grammar takes bool and group_left/right on every operator;
 	// bool only changes comparisons and cardinality only arithmetic and
 	// comparisons.
 	if p.isIdent("bool") {
 		p.advance()
-		opts.ReturnBool, any = true, true
+		opts.ReturnBool, written = true, true
 	}
 	if p.isIdent("on") || p.isIdent("ignoring") {
 		on := isKeyword(p.advance(), "on")
@@ -975,7 +967,10 @@ func (p *parser) parseBinOpModifiers() (*BinOpOptions, error) {
 			if isKeyword(g, "group_right") {
 				vm.Card = CardOneToMany
 			}
-			if p.peek().kind == tokLParen {
+			// `group_left (sum(x))` has no label list: the parenthesis opens
+			// the right operand. A label list holds only names, each
+			// followed by a comma or the closing parenthesis.
+			if p.peek().kind == tokLParen && p.startsLabelList() {
 				inc, err := p.parseLabelList()
 				if err != nil {
 					return nil, err
@@ -985,12 +980,23 @@ func (p *parser) parseBinOpModifiers() (*BinOpOptions, error) {
 				}
 			}
 		}
-		opts.VectorMatching, any = vm, true
+		opts.VectorMatching, written = vm, true
 	}
-	if !any {
+	if !written {
 		return nil, nil
 	}
 	return &opts, nil
+}
+
+// startsLabelList reports whether the parenthesis at the cursor opens a
+// label list rather than an expression.
+func (p *parser) startsLabelList() bool {
+	first := p.peekAt(1)
+	if first.kind == tokRParen {
+		return true
+	}
+	after := p.peekAt(2).kind
+	return first.kind == tokIdent && (after == tokComma || after == tokRParen)
 }
 
 // parseLabelList parses `( a, b, … )`, allowing a trailing comma. It
