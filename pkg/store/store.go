@@ -425,10 +425,13 @@ func (s *Store) background() {
 		case <-s.wake:
 		case <-tick.C:
 		}
+		committed := false
 		if s.commitDue() {
-			_ = s.commit()
+			committed = s.commit() == nil
 		}
-		if time.Since(lastRetention) >= retentionInterval {
+		// After a commit too: a backlog of old lines must not pile up in
+		// partitions that retention would drop anyway.
+		if committed || time.Since(lastRetention) >= retentionInterval {
 			lastRetention = time.Now()
 			_ = s.ApplyRetention(time.Now())
 		}
