@@ -76,6 +76,29 @@ func levelWord(w string) (Level, bool) {
 	return LevelUnknown, false
 }
 
+// isUpperWord reports whether w has no lower-case letter.
+func isUpperWord(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if w[i] >= 'a' && w[i] <= 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// commonLevelWord accepts, in lower or title case, the level names loggers
+// write that way ("info", "Warning"); rarer names ("alert", "notice",
+// "panic") are taken in free text only when upper case, as words like
+// "alert" are common in prose after a timestamp.
+func commonLevelWord(w string) bool {
+	for _, c := range [...]string{"info", "warn", "warning", "error", "debug", "trace", "critical", "fatal"} {
+		if strings.EqualFold(w, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // skipANSI returns i advanced past any ANSI escape sequences starting at i.
 func skipANSI(s string, i int) int {
 	for i < len(s) && s[i] == 0x1b {
@@ -129,11 +152,12 @@ func DetectLevel(line string) Level {
 			i = skipSpaceANSI(line, i+k+1)
 		}
 	}
-	// a leading level word: "INFO:     127.0.0.1 ...", "ERROR run.sh: ..."
+	// a leading level word: "INFO:     127.0.0.1 ...", "ERROR run.sh: ...",
+	// "error: ..."; but "Error connecting to db" is prose, not a level
 	if w, j := wordAt(line, i); w != "" {
 		if l, ok := levelWord(w); ok {
 			j = skipANSI(line, j)
-			if j == len(line) || line[j] == ':' || line[j] == ' ' || line[j] == '\t' || line[j] == ']' || line[j] == '|' {
+			if j == len(line) || line[j] == ':' || (isUpperWord(w) && (line[j] == ' ' || line[j] == '\t' || line[j] == ']' || line[j] == '|')) {
 				return l
 			}
 		}
@@ -154,7 +178,7 @@ func DetectLevel(line string) Level {
 			}
 			w := line[start:j]
 			w = strings.TrimSuffix(w, ":")
-			if l, ok := levelWord(w); ok {
+			if l, ok := levelWord(w); ok && (isUpperWord(w) || commonLevelWord(w)) {
 				return l
 			}
 			if j == start {

@@ -52,6 +52,13 @@ func TestDetectLevel(t *testing.T) {
 		{"[INFO] crlf line\r", LevelInfo},
 		{"E1217 glog style is not detected", LevelUnknown},
 		{"  INFO indented", LevelInfo},
+		{"Error connecting to the database", LevelUnknown},
+		{"error: cannot open file", LevelError},
+		{"Warning: deprecated", LevelWarn},
+		{"2024-12-17 14:30:52 alert sent to the user", LevelUnknown},
+		{"2024-12-17 14:30:52 ALERT sent", LevelCritical},
+		{"2024-12-17 14:30:52 warning disk almost full", LevelWarn},
+		{"2024-12-17 14:30:52 Info started", LevelInfo},
 		{"[InFo] mixed case is not a level", LevelUnknown},
 	}
 	for _, c := range cases {
