@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func BenchmarkSeriesAggregation(b *testing.B) {
 // BenchmarkCorpus runs issue 3's target queries against a store built from a
 // loggen corpus: LOKAL_BENCH_STORE names the store directory (opened
 // read-only), LOKAL_BENCH_NEEDLE a needle token from the corpus manifest,
-// LOKAL_BENCH_FROM/LOKAL_BENCH_TO (RFC3339) the 24h range.
+// LOKAL_BENCH_FROM/LOKAL_BENCH_TO (RFC3339) the 24h range,
+// LOKAL_BENCH_PARALLELISM optionally the engine's parallelism.
 func BenchmarkCorpus(b *testing.B) {
 	dir := os.Getenv("LOKAL_BENCH_STORE")
 	if dir == "" {
@@ -77,7 +79,11 @@ func BenchmarkCorpus(b *testing.B) {
 	if err1 != nil || err2 != nil {
 		b.Fatalf("LOKAL_BENCH_FROM/TO: %v %v", err1, err2)
 	}
-	eng := engine.New(st, engine.Options{})
+	opts := engine.Options{}
+	if n, err := strconv.Atoi(os.Getenv("LOKAL_BENCH_PARALLELISM")); err == nil {
+		opts.Parallelism = n
+	}
+	eng := engine.New(st, opts)
 	qs := []struct {
 		name string
 		p    engine.Params
@@ -86,6 +92,7 @@ func BenchmarkCorpus(b *testing.B) {
 			Start: time.Unix(0, 0), End: time.Now()}},
 		{"oom-limit-1000", engine.Params{Query: `{job="cosyvoice3"} |= "CUDA out of memory"`, Limit: 1000, Direction: store.Backward, Start: from, End: to}},
 		{"oom-count-over-time", engine.Params{Query: `count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m])`, Start: from, End: to, Step: 5 * time.Minute}},
+		{"scan-no-hint", engine.Params{Query: `{job="cosyvoice3"} |~ "(?i)segfault"`, Limit: 100, Direction: store.Backward, Start: from, End: to}},
 		{"rate-by-level", engine.Params{Query: `sum by (level) (rate({job="cosyvoice3"}[5m]))`, Start: from, End: to, Step: 5 * time.Minute}},
 	}
 	for _, q := range qs {

@@ -209,3 +209,28 @@ func TestInterval(t *testing.T) {
 		t.Errorf("entries at %v, want [0 3 6 9]", ts)
 	}
 }
+
+// TestLogQueryFeedsMatchSequential covers long scans, where streams are
+// read ahead on their own goroutines: the answer must not change.
+func TestLogQueryFeedsMatchSequential(t *testing.T) {
+	st := testStore(t, 6, 6000) // ~94 memstore blocks per stream
+	for _, dir := range []store.Direction{store.Forward, store.Backward} {
+		for _, q := range []string{`{app="a"} |~ "n=[0-9]*7 "`, `{app="a"} | logfmt | n > 5990`, `{app="a"} |= "n=59"`} {
+			p := Params{Query: q, Start: at(0), End: at(3 * time.Hour), Limit: 1500, Direction: dir}
+			one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			many, err := New(st, Options{Parallelism: 4}).Query(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(one.Streams) != fmt.Sprint(many.Streams) || one.LimitReached != many.LimitReached {
+				t.Errorf("%s %v: read-ahead changes the answer", q, dir)
+			}
+			if one.Stats.EntriesReturned == 0 {
+				t.Errorf("%s: no entries", q)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/log"
@@ -45,11 +46,18 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	if err != nil {
 		return Result{}, fmt.Errorf("select streams: %w", err)
 	}
+	pctx, cancel := context.WithCancel(ctx)
+	feeds := &feeder{ctx: pctx, sem: make(chan struct{}, e.opts.Parallelism), parallel: e.opts.Parallelism > 1,
+		threshold: sequentialBatches + 2*len(its)}
+	// Order matters: stop the feeding goroutines and wait for them before
+	// the iterators they read are closed.
 	defer closeAll(its)
+	defer feeds.wg.Wait()
+	defer cancel()
 
 	h := &entryHeap{backward: p.Direction == store.Backward}
 	for _, it := range its {
-		c := &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels())}
+		c := &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels()), feeds: feeds}
 		ok, err := c.advance(ctx)
 		if err != nil {
 			return Result{}, err
@@ -133,6 +141,89 @@ type processed struct {
 	hash uint64
 }
 
+// sequentialBatches is how many batches a log query reads on the calling
+// goroutine before it lets every stream read and filter ahead on its own
+// goroutine: a query that meets its limit within the first blocks of each
+// stream (the common, interactive case) then reads no block it does not
+// need, and a long scan (a rare match without usable hint) still uses every
+// core.
+const sequentialBatches = 16
+
+// feeder hands a stream's reading and filtering to a goroutine once a query
+// has read enough batches to be a long scan.
+type feeder struct {
+	ctx       context.Context
+	sem       chan struct{} // bounds the goroutines filtering at once
+	wg        sync.WaitGroup
+	parallel  bool
+	threshold int
+	read      int // batches read sequentially so far
+}
+
+// fedBatch is a run of entries that survived the pipeline, with lines
+// copied out of the store's buffers.
+type fedBatch struct {
+	entries []processed
+	err     error
+}
+
+func (f *feeder) start(c *entryCursor) chan fedBatch {
+	ch := make(chan fedBatch, 1)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer close(ch)
+		send := func(b fedBatch) bool {
+			select {
+			case ch <- b:
+				return true
+			case <-f.ctx.Done():
+				return false
+			}
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				send(fedBatch{err: queryErr(ErrInternal, "internal error reading stream %s: %v", c.it.Labels(), r)})
+			}
+		}()
+		for {
+			if f.ctx.Err() != nil {
+				return
+			}
+			select {
+			case f.sem <- struct{}{}:
+			case <-f.ctx.Done():
+				return
+			}
+			if !c.it.Next() {
+				<-f.sem
+				if err := c.it.Err(); err != nil {
+					send(fedBatch{err: fmt.Errorf("read stream %s: %w", c.it.Labels(), err)})
+				}
+				return
+			}
+			b := c.it.At()
+			if len(b.Lines) != len(b.Ts) {
+				<-f.sem
+				send(fedBatch{err: fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())})
+				return
+			}
+			var out []processed
+			for i, ts := range b.Ts {
+				line, ls, h, ok := c.sp.ProcessString(ts, b.Lines[i])
+				if ok {
+					out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
+				}
+			}
+			<-f.sem
+			if len(out) > 0 && !send(fedBatch{entries: out}) {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
 // entryCursor walks one stream iterator, running the pipeline, and holds the
 // next entry that survives it.
 type entryCursor struct {
@@ -141,6 +232,11 @@ type entryCursor struct {
 	batch *store.Batch
 	i     int
 	cur   processed
+
+	feeds   *feeder
+	feed    chan fedBatch // set once the stream is read on its own goroutine
+	pending []processed
+	pi      int
 
 	// text caches the label text of the last set seen: Loki breaks ties
 	// between streams by it, and it is built only when a tie happens.
@@ -158,6 +254,26 @@ func (c *entryCursor) text() string {
 
 func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 	for {
+		if c.feed != nil {
+			if c.pi < len(c.pending) {
+				c.cur = c.pending[c.pi]
+				c.pi++
+				return true, nil
+			}
+			select {
+			case b, ok := <-c.feed:
+				if !ok {
+					return false, ctx.Err()
+				}
+				if b.err != nil {
+					return false, b.err
+				}
+				c.pending, c.pi = b.entries, 0
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			continue
+		}
 		for c.batch != nil && c.i < len(c.batch.Ts) {
 			i := c.i
 			c.i++
@@ -172,11 +288,19 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
+		if f := c.feeds; f != nil && f.parallel && f.read >= f.threshold {
+			c.batch = nil
+			c.feed = f.start(c)
+			continue
+		}
 		if !c.it.Next() {
 			if err := c.it.Err(); err != nil {
 				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
 			}
 			return false, nil
+		}
+		if c.feeds != nil {
+			c.feeds.read++
 		}
 		c.batch, c.i = c.it.At(), 0
 		if len(c.batch.Lines) != len(c.batch.Ts) {
