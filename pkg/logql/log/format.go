@@ -13,7 +13,7 @@ import (
 func NewLineFormatter(text string) (Stage, error) {
 	t, err := parseTemplate("line", text)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("invalid line template: %w", err)
 	}
 	return &lineFormatter{t: t}, nil
 }
@@ -67,6 +67,9 @@ func NewLabelsFormatter(formats []LabelFormat) (Stage, error) {
 	seen := map[string]bool{}
 	lf := &labelsFormatter{}
 	for _, f := range formats {
+		if f.Name == ErrorLabel {
+			return nil, fmt.Errorf("%s cannot be formatted", f.Name)
+		}
 		if !IsValidLabelName(f.Name) {
 			return nil, fmt.Errorf("invalid label name %q in label_format", f.Name)
 		}
@@ -82,9 +85,9 @@ func NewLabelsFormatter(formats []LabelFormat) (Stage, error) {
 			lf.templates = append(lf.templates, nil)
 			continue
 		}
-		t, err := parseTemplate(f.Name, f.Value)
+		t, err := parseTemplate("label", f.Value)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("invalid template for label '%s': %w", f.Name, err)
 		}
 		lf.templates = append(lf.templates, t)
 	}
@@ -117,11 +120,11 @@ func (lf *labelsFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([
 	filled := false
 	for i, f := range lf.formats {
 		if f.Rename {
+			// Loki deletes the source after setting the destination, so
+			// `a=a` removes a.
 			if v, ok := lbs.Get(f.Value); ok {
 				lbs.Set(f.Name, v)
-				if f.Value != f.Name {
-					lbs.Del(f.Value)
-				}
+				lbs.Del(f.Value)
 			}
 			continue
 		}

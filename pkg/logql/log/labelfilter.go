@@ -2,6 +2,7 @@ package log
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -71,10 +72,10 @@ func (f stringLabelFilter) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]
 }
 
 // typedFilter is the shared behaviour of numeric, duration and bytes
-// filters, as in Loki: a line that already carries __error__ passes
-// untouched; a missing label drops the line; a value that does not convert
-// keeps the line with __error__=LabelFilterErr and the conversion error in
-// __error_details__.
+// filters, as in Loki 3: a missing label drops the line; a value that does
+// not convert keeps the line with __error__=LabelFilterErr and the
+// conversion error in __error_details__, unless the line already carries an
+// error, which is kept as the more useful one.
 type typedFilter struct {
 	name string
 	op   CmpOp
@@ -82,16 +83,15 @@ type typedFilter struct {
 }
 
 func (f typedFilter) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
-	if lbs.HasErr() {
-		return line, true
-	}
 	v, ok := lbs.Get(f.name)
 	if !ok {
 		return line, false
 	}
 	keep, err := f.test(f.op, v)
 	if err != nil {
-		lbs.SetErr(ErrLabelFilter, err.Error())
+		if !lbs.HasErr() {
+			lbs.SetErr(ErrLabelFilter, err.Error())
+		}
 		return line, true
 	}
 	return line, keep
@@ -275,30 +275,25 @@ func (k *keepStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, b
 	return line, true
 }
 
+// ansiSequence is the set of escape sequences decolorize removes, the same
+// language Loki strips: an ESC or CSI (U+009B) introducer, any of []()#;?,
+// then either an OSC-style body ended by BEL or up to four digits per
+// ;-separated parameter and one final character.
+var ansiSequence = regexp.MustCompile(`(?:\x1b|\x{9b})[\[\]()#;?]*` +
+	`(?:(?:[a-zA-Z0-9]*(?:;[a-zA-Z0-9]*)*)?\x07` +
+	`|(?:[0-9]{1,4}(?:;[0-9]{0,4})*)?[0-9A-PRZcf-ntqry=><~])`)
+
 // NewDecolorizeStage returns `| decolorize`: ANSI escape sequences (colours,
 // cursor movement, OSC titles) are removed from the line.
-func NewDecolorizeStage() Stage { return &decolorizeStage{} }
+func NewDecolorizeStage() Stage { return decolorizeStage{} }
 
-type decolorizeStage struct {
-	buf   []byte
-	owned bool
-}
+type decolorizeStage struct{}
 
-func (d *decolorizeStage) ForStream() Stage { return &decolorizeStage{owned: true} }
-
-func (d *decolorizeStage) Process(_ int64, line []byte, _ *LabelsBuilder) ([]byte, bool) {
+func (decolorizeStage) Process(_ int64, line []byte, _ *LabelsBuilder) ([]byte, bool) {
 	if indexESC(line) < 0 {
 		return line, true
 	}
-	var buf []byte
-	if d.owned {
-		buf = d.buf[:0]
-	}
-	buf = stripANSI(buf, line)
-	if d.owned {
-		d.buf = buf
-	}
-	return buf, true
+	return ansiSequence.ReplaceAll(line, nil), true
 }
 
 func indexESC(b []byte) int {
@@ -308,58 +303,4 @@ func indexESC(b []byte) int {
 		}
 	}
 	return -1
-}
-
-// stripANSI appends line without escape sequences to dst. Recognised: CSI
-// (ESC [ or U+009B, parameter and intermediate bytes, a final byte), OSC
-// (ESC ] ... terminated by BEL or ESC \), and two-byte ESC sequences.
-func stripANSI(dst, line []byte) []byte {
-	for i := 0; i < len(line); {
-		c := line[i]
-		csi := -1
-		switch {
-		case c == 0x1b && i+1 < len(line) && line[i+1] == '[':
-			csi = i + 2
-		case c == 0xc2 && i+1 < len(line) && line[i+1] == 0x9b:
-			csi = i + 2
-		case c == 0x1b && i+1 < len(line) && line[i+1] == ']':
-			j := i + 2
-			for j < len(line) {
-				if line[j] == 0x07 {
-					j++
-					break
-				}
-				if line[j] == 0x1b && j+1 < len(line) && line[j+1] == '\\' {
-					j += 2
-					break
-				}
-				j++
-			}
-			i = j
-			continue
-		case c == 0x1b && i+1 < len(line) && line[i+1] >= 0x40 && line[i+1] <= 0x5f:
-			i += 2
-			continue
-		case c == 0x1b:
-			i++
-			continue
-		}
-		if csi < 0 {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		j := csi
-		for j < len(line) && line[j] >= 0x30 && line[j] <= 0x3f {
-			j++
-		}
-		for j < len(line) && line[j] >= 0x20 && line[j] <= 0x2f {
-			j++
-		}
-		if j < len(line) && line[j] >= 0x40 && line[j] <= 0x7e {
-			j++
-		}
-		i = j
-	}
-	return dst
 }

@@ -271,7 +271,8 @@ func TestLabelFilters(t *testing.T) {
 		{"ip bad pattern", NewIPLabelFilter("ip", "nonsense", false), true, `invalid ip pattern "nonsense": want an address, a CIDR prefix or a range a-b`},
 		{"and", NewAndLabelFilter(m(labels.MatchEqual, "method", "GET"), NewNumericLabelFilter("status", CmpEq, 404)), false, ""},
 		{"or", NewOrLabelFilter(m(labels.MatchEqual, "method", "POST"), NewNumericLabelFilter("status", CmpEq, 500)), true, ""},
-		{"error passes typed", NewAndLabelFilter(NewNumericLabelFilter("audio", CmpGt, 1), NewNumericLabelFilter("status", CmpLt, 1)), true, `strconv.ParseFloat: parsing "1.70s": invalid syntax`},
+		{"error does not shield from typed", NewAndLabelFilter(NewNumericLabelFilter("audio", CmpGt, 1), NewNumericLabelFilter("status", CmpLt, 1)), false, ""},
+		{"first error kept", NewAndLabelFilter(NewNumericLabelFilter("audio", CmpGt, 1), NewDurationLabelFilter("method", CmpGt, 1)), true, `strconv.ParseFloat: parsing "1.70s": invalid syntax`},
 		{"string filters errors", NewAndLabelFilter(NewNumericLabelFilter("audio", CmpGt, 1), m(labels.MatchEqual, ErrorLabel, "")), false, ""},
 	}
 	for _, tc := range cases {
@@ -329,7 +330,8 @@ func TestDropKeepDecolorize(t *testing.T) {
 		"\x1b[1;31mred\x1b[0m plain":   "red plain",
 		"\x1b]0;title\x07after":        "after",
 		"no colour":                    "no colour",
-		"\x1b":                         "",
+		"\x1b":                         "\x1b", // no final byte: not a sequence
+		"\x1b(Bx":                      "x",
 		"a\xc2\x9b31mb":                "ab",
 		"\x1b[38;5;196mcolour\x1b[39m": "colour",
 	} {

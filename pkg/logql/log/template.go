@@ -193,7 +193,7 @@ func templateFuncs(st *templateState) template.FuncMap {
 		"duration_seconds": durationSeconds,
 
 		// dates
-		"now":             time.Now,
+		"now":             func() time.Time { return time.Now().UTC() },
 		"date":            formatDate,
 		"toDate":          func(layout, s string) time.Time { t, _ := time.ParseInLocation(layout, s, time.UTC); return t },
 		"toDateInZone":    toDateInZone,
@@ -239,34 +239,35 @@ func isWordSeparator(r rune) bool {
 	return unicode.IsSpace(r)
 }
 
-// trunc keeps the first n bytes, or the last -n bytes when n is negative.
+// trunc keeps the first n characters, or the last -n when n is negative.
 func trunc(n int, s string) string {
-	if n < 0 && len(s)+n > 0 {
-		return s[len(s)+n:]
+	r := []rune(s)
+	if n < 0 && len(r)+n > 0 {
+		return string(r[len(r)+n:])
 	}
-	if n >= 0 && len(s) > n {
-		return s[:n]
+	if n >= 0 && len(r) > n {
+		return string(r[:n])
 	}
 	return s
 }
 
+// substr cuts characters [start, end); a negative start means from the
+// beginning, a negative end (or one past the end) means to the end.
 func substr(start, end int, s string) string {
-	if start < 0 {
-		if end < 0 || end > len(s) {
-			return s
-		}
-		return s[:end]
-	}
-	if start > len(s) {
+	r := []rune(s)
+	end = min(end, len(r))
+	start = min(start, len(r))
+	switch {
+	case start < 0 && end < 0:
+		return ""
+	case start < 0:
+		return string(r[:end])
+	case end < 0:
+		return string(r[start:])
+	case start > end:
 		return ""
 	}
-	if end < 0 || end > len(s) {
-		return s[start:]
-	}
-	if end < start {
-		return ""
-	}
-	return s[start:end]
+	return string(r[start:end])
 }
 
 func indent(n int, s string) string {
@@ -276,7 +277,7 @@ func indent(n int, s string) string {
 
 // alignLeft pads or cuts s to n characters, keeping its start.
 func alignLeft(n int, s string) string {
-	if n < 0 {
+	if n < 0 || n == utf8.RuneCountInString(s) {
 		return s
 	}
 	c := utf8.RuneCountInString(s)
@@ -289,7 +290,7 @@ func alignLeft(n int, s string) string {
 
 // alignRight pads or cuts s to n characters, keeping its end.
 func alignRight(n int, s string) string {
-	if n < 0 {
+	if n < 0 || n == utf8.RuneCountInString(s) {
 		return s
 	}
 	c := utf8.RuneCountInString(s)
@@ -516,13 +517,14 @@ func formatDate(layout string, date any) string {
 	return t.UTC().Format(layout)
 }
 
-func toDateInZone(layout, zone, s string) (time.Time, error) {
+// toDateInZone parses s in the named zone; an unknown zone means UTC.
+func toDateInZone(layout, zone, s string) time.Time {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
-		return time.Time{}, err
+		loc = time.UTC
 	}
 	t, _ := time.ParseInLocation(layout, s, loc)
-	return t, nil
+	return t
 }
 
 // unixToTime reads an epoch in days, seconds, milliseconds, microseconds or
@@ -532,17 +534,16 @@ func unixToTime(epoch string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("unable to parse time '%s': %w", epoch, err)
 	}
-	digits := len(strings.TrimPrefix(epoch, "-"))
-	switch {
-	case digits <= 5:
+	switch len(epoch) {
+	case 5:
 		return time.Unix(n*86400, 0).UTC(), nil
-	case digits == 10:
+	case 10:
 		return time.Unix(n, 0).UTC(), nil
-	case digits == 13:
+	case 13:
 		return time.UnixMilli(n).UTC(), nil
-	case digits == 16:
+	case 16:
 		return time.UnixMicro(n).UTC(), nil
-	case digits == 19:
+	case 19:
 		return time.Unix(0, n).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("unable to parse time '%s'", epoch)
@@ -559,6 +560,8 @@ type compiledTemplate struct {
 // every query, and nothing legitimate comes near it.
 const maxTemplateLen = 64 << 10
 
+// parseTemplate parses a template named as Loki names them ("line" for
+// line_format, "label" for label_format), so execution errors read the same.
 func parseTemplate(name, text string) (*compiledTemplate, error) {
 	if len(text) > maxTemplateLen {
 		return nil, fmt.Errorf("template too long: %d bytes (limit %d)", len(text), maxTemplateLen)
@@ -566,7 +569,7 @@ func parseTemplate(name, text string) (*compiledTemplate, error) {
 	st := &templateState{}
 	t, err := safeParse(template.New(name).Option("missingkey=zero").Funcs(templateFuncs(st)), text)
 	if err != nil {
-		return nil, fmt.Errorf("invalid template %q: %w", text, err)
+		return nil, err
 	}
 	return &compiledTemplate{tmpl: t, st: st}, nil
 }
