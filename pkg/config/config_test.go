@@ -302,10 +302,16 @@ func TestOperatorFromEnv(t *testing.T) {
 		{map[string]string{"XDG_CACHE_HOME": "/c"}, "/c/lokal"},
 		{map[string]string{"HOME": "/home/u"}, "/home/u/.cache/lokal"},
 	} {
-		op, err := OperatorFromEnv(env(c.env))
+		op, err := operatorFrom(env(c.env), "")
 		if err != nil || op.DataPath != c.want {
 			t.Errorf("%v: data path %q (%v), want %q", c.env, op.DataPath, err, c.want)
 		}
+	}
+	if op, _ := operatorFrom(env(map[string]string{"HOME": "/h"}), "/var/lib/grafana/plugins/lokal-logql-datasource/gpx_lokal_linux_amd64"); op.DataPath != "/var/lib/grafana/lokal" {
+		t.Errorf("data path beside Grafana's plugins directory: %q", op.DataPath)
+	}
+	if op, _ := operatorFrom(env(map[string]string{"HOME": "/h"}), "/work/dist/lokal"); op.DataPath != "/h/.cache/lokal" {
+		t.Errorf("a CLI outside a plugins directory: %q", op.DataPath)
 	}
 	if _, err := OperatorFromEnv(env(map[string]string{EnvAllowedPaths: "logs", EnvDataPath: "/d"})); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("relative allowed path: %v", err)

@@ -34,10 +34,31 @@ type Operator struct {
 }
 
 // OperatorFromEnv reads the operator's controls. The data path falls back to
-// $GF_PATHS_DATA/lokal, then $XDG_CACHE_HOME/lokal, then $HOME/.cache/lokal,
-// then <temp dir>/lokal. Relative allowed paths are rejected (they would
-// depend on the working directory of whoever started the process).
+// $GF_PATHS_DATA/lokal; then, for a plugin installed in Grafana's plugins
+// directory (<data>/plugins/<plugin>/gpx_lokal), <data>/lokal, since Grafana
+// 12.4 and later no longer hand host variables such as GF_PATHS_DATA to
+// plugins; then $XDG_CACHE_HOME/lokal, $HOME/.cache/lokal, <temp dir>/lokal.
+// Relative allowed paths are rejected (they would depend on the working
+// directory of whoever started the process).
 func OperatorFromEnv(getenv func(string) string) (*Operator, error) {
+	exe, _ := os.Executable()
+	return operatorFrom(getenv, exe)
+}
+
+// pluginsDataPath returns <data>/lokal when exe lies in <data>/plugins/<dir>/.
+func pluginsDataPath(exe string) string {
+	if exe == "" {
+		return ""
+	}
+	pluginDir := filepath.Dir(exe)
+	plugins := filepath.Dir(pluginDir)
+	if filepath.Base(plugins) != "plugins" || plugins == pluginDir {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(plugins), "lokal")
+}
+
+func operatorFrom(getenv func(string) string, exe string) (*Operator, error) {
 	op := &Operator{}
 	var bad []string
 	for _, p := range strings.Split(getenv(EnvAllowedPaths), ",") {
@@ -56,6 +77,8 @@ func OperatorFromEnv(getenv func(string) string) (*Operator, error) {
 		op.DataPath = getenv(EnvDataPath)
 	case getenv(EnvGrafanaData) != "":
 		op.DataPath = filepath.Join(getenv(EnvGrafanaData), "lokal")
+	case pluginsDataPath(exe) != "":
+		op.DataPath = pluginsDataPath(exe)
 	case getenv("XDG_CACHE_HOME") != "":
 		op.DataPath = filepath.Join(getenv("XDG_CACHE_HOME"), "lokal")
 	case getenv("HOME") != "":
