@@ -3,7 +3,6 @@ package store
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -91,7 +90,6 @@ func BenchmarkBlockCodecs(b *testing.B) {
 			b.ReportMetric(float64(raw)*float64(b.N)/encCPU.Seconds()/1e6, "encodeMB/cpu-s")
 		})
 	}
-	_ = sort.Ints
 }
 
 func benchBlockSize() int {

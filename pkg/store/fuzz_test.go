@@ -100,7 +100,8 @@ func checkDecoded(t *testing.T, data []byte, c *codecs) {
 	}
 }
 
-func FuzzReadManifest(f *testing.F) {
+// seedManifests are a valid manifest and a torn one.
+func seedManifests() [][]byte {
 	ops := []op{
 		{kind: opNextIDs, next: [2]uint64{3, 4}},
 		{kind: opStream, id: 1, lbls: labels.FromStrings("job", "x")},
@@ -111,8 +112,13 @@ func FuzzReadManifest(f *testing.F) {
 		{kind: opDropDay, day: 20000},
 	}
 	good := append([]byte(manifestMagic), frameRecord(encodeOps(ops))...)
-	f.Add(good)
-	f.Add(good[:len(good)-3])
+	return [][]byte{good, good[:len(good)-3]}
+}
+
+func FuzzReadManifest(f *testing.F) {
+	for _, b := range seedManifests() {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _, _ = loadManifest(data)
 	})
@@ -121,8 +127,13 @@ func FuzzReadManifest(f *testing.F) {
 // TestFuzzSeeds keeps testdata/fuzz in step with the encoders; -update
 // rewrites it.
 func TestFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeBlock")
-	seeds := seedBlocks(t)
+	for name, seeds := range map[string][][]byte{"FuzzDecodeBlock": seedBlocks(t), "FuzzReadManifest": seedManifests()} {
+		checkSeeds(t, name, seeds)
+	}
+}
+
+func checkSeeds(t *testing.T, name string, seeds [][]byte) {
+	dir := filepath.Join("testdata", "fuzz", name)
 	if *update {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)

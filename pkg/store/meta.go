@@ -105,7 +105,7 @@ func dayOf(ts int64) int64 {
 // one, the day number otherwise.
 func dayDir(day int64) string {
 	t := time.Unix(day*86400, 0).UTC()
-	if day*86400/86400 == day && t.Year() >= 1000 && t.Year() <= 9999 {
+	if t.Year() >= 1000 && t.Year() <= 9999 {
 		return t.Format("2006-01-02")
 	}
 	return fmt.Sprintf("day%d", day)
