@@ -43,7 +43,6 @@ type loggenManifest struct {
 		Entries int    `json:"entries"`
 	} `json:"files"`
 	TotalEntries   int            `json:"total_entries"`
-	EntriesByLevel map[string]int `json:"entries_by_level"`
 }
 
 // runLoggen writes a loggen history and returns its directory and manifest.

@@ -1,6 +1,7 @@
 // Package stages turns the lines of one log file into entries: Promtail's
 // pipeline stages (regex, logfmt, json, labels, timestamp, multiline, drop,
-// match, template, output, static_labels, labeldrop, labelallow, replace),
+// match, template, output, static_labels, labeldrop, labelallow, replace,
+// decolorize),
 // plus the defaults Lokal applies when stages don't say otherwise: a level
 // label detected from the line, the timestamp the line starts with, and
 // Python tracebacks kept with the log line they belong to.
