@@ -42,7 +42,7 @@ type loggenManifest struct {
 		Lines   int    `json:"lines"`
 		Entries int    `json:"entries"`
 	} `json:"files"`
-	TotalEntries   int            `json:"total_entries"`
+	TotalEntries int `json:"total_entries"`
 }
 
 // runLoggen writes a loggen history and returns its directory and manifest.
