@@ -43,6 +43,11 @@ func TestLineFilters(t *testing.T) {
 		{OpPattern, "<_> foo", "x foo bar", false}, // a trailing literal ends the line
 		{OpPattern, "GET <path> 200", "GET /x 200", true},
 		{OpPattern, "GET <path> 200", "POST /x 200", false},
+		{OpPattern, "GET <path>", "xx GET /x", true},                     // like Loki, the filter does not anchor a leading literal
+		{OpPattern, "<_>Generating audio<_>", "Generating audio", false}, // captures may not be empty
+		{OpPattern, "<_> bar <_>", " bar ", false},
+		{OpPattern, "<_>bar<_>", " bar ", true},
+		{OpPattern, "foo <_>", "foo bar baz", true},
 		{OpNotPattern, "<_>Generating audio<_>", "other", true},
 		{OpPattern, "<_>", "", false}, // an empty line never matches a pattern
 	}

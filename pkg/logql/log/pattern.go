@@ -96,34 +96,29 @@ func indexByteFrom(s string, c byte, from int) int {
 	return -1
 }
 
-// test reports whether the whole line matches the pattern (the |> filter):
-// a leading literal must be a prefix, each capture extends to the first
-// occurrence of the next literal, and a trailing literal must end the line.
+// test reports whether the line matches the pattern (the |> filter), with
+// Loki's rules: each literal is found at its first occurrence after the
+// previous one; a capture may not be empty (a literal found right where
+// the previous one ended, other than the first, fails); a pattern ending in
+// a literal must end the line and one ending in a capture needs text left
+// for it. Unlike the parser, a leading literal is not anchored here.
 func (m *patternMatcher) test(line []byte) bool {
 	if len(line) == 0 {
 		return false
 	}
-	nodes := m.nodes
-	if nodes[0].capture == "" {
-		if !bytes.HasPrefix(line, nodes[0].literal) {
+	off := 0
+	for i, n := range m.nodes {
+		if n.capture != "" {
+			continue
+		}
+		j := bytes.Index(line[off:], n.literal)
+		if j < 0 || (i != 0 && j == 0) {
 			return false
 		}
-		line = line[len(nodes[0].literal):]
-		nodes = nodes[1:]
+		off += j + len(n.literal)
 	}
-	for len(nodes) > 0 {
-		if len(nodes) == 1 {
-			return true // ends on a capture, which takes the rest
-		}
-		lit := nodes[1].literal
-		nodes = nodes[2:]
-		i := bytes.Index(line, lit)
-		if i < 0 {
-			return false
-		}
-		line = line[i+len(lit):]
-	}
-	return len(line) == 0
+	endsOnCapture := m.nodes[len(m.nodes)-1].capture != ""
+	return endsOnCapture == (off != len(line))
 }
 
 // match extracts the captures of the pattern parser into dst (one slice per
