@@ -30,7 +30,8 @@ func parseIPPattern(p string) (*ipMatcher, error) {
 			return &ipMatcher{from: from, to: to, kind: 2}, nil
 		}
 	}
-	return nil, fmt.Errorf("invalid ip pattern %q: want an address, a CIDR prefix or a range a-b", p)
+	// Loki's wording; the pattern may be an address, a CIDR prefix or a range a-b.
+	return nil, fmt.Errorf("ip: invalid pattern: %q", p)
 }
 
 func (m *ipMatcher) contains(ip netip.Addr) bool {

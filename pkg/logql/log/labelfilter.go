@@ -133,8 +133,10 @@ func NewBytesLabelFilter(name string, op CmpOp, value uint64) Stage {
 }
 
 // NewIPLabelFilter returns `| name = ip("pattern")` (or != when negate).
-// As in Loki an invalid pattern does not fail the query: every line gets
-// __error__=LabelFilterErr. A missing label drops the line.
+// The label's value is scanned for addresses like a line. As in Loki, a
+// line that already carries __error__ passes and a missing label drops the
+// line. The parser rejects invalid patterns; should one get here anyway,
+// every line gets __error__=LabelFilterErr rather than a silent answer.
 func NewIPLabelFilter(name, pattern string, negate bool) Stage {
 	m, err := parseIPPattern(pattern)
 	return ipLabelFilter{name: name, m: m, err: err, negate: negate}
@@ -148,6 +150,9 @@ type ipLabelFilter struct {
 }
 
 func (f ipLabelFilter) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
+	if lbs.HasErr() {
+		return line, true
+	}
 	if f.err != nil {
 		lbs.SetErr(ErrLabelFilter, f.err.Error())
 		return line, true
