@@ -1,6 +1,3 @@
-// Package syntax is LogQL's front end: it lexes and parses a query into an
-// abstract syntax tree, validates it with Loki's rules and prints it back as
-// canonical LogQL. The engine evaluates the tree; nothing here touches data.
 package syntax
 
 import (
