@@ -42,6 +42,11 @@ type SampleExtractor struct {
 	label  string
 	conv   Conversion
 	post   []Stage
+
+	// grouping of a range aggregation (`... by (a)` / `without (a)`)
+	groups  []string
+	without bool
+	grouped bool
 }
 
 // NewLineSampleExtractor extracts 1 or the line's length from every line the
@@ -51,11 +56,12 @@ func NewLineSampleExtractor(kind LineExtraction, p *Pipeline) *SampleExtractor {
 }
 
 // NewLabelSampleExtractor extracts the value of label (unwrap) after the
-// pipeline, converted by conv. A value that does not convert gives 0 with
+// pipeline, converted by conv. As in Loki 3, a line whose label is missing
+// or empty gives no sample; a value that does not convert gives 0 with
 // __error__=SampleExtractionErr and the conversion error in
-// __error_details__, as Loki does; post stages (the label filters written
-// after unwrap, typically `| __error__=""`) then run. The unwrapped label
-// itself is removed from the sample's labels.
+// __error_details__; post stages (the label filters written after unwrap,
+// typically `| __error__=""`) then run. The unwrapped label itself is
+// removed from the sample's labels, except on a sample with an error.
 func NewLabelSampleExtractor(label string, conv Conversion, p *Pipeline, post ...Stage) *SampleExtractor {
 	ps := make([]Stage, 0, len(post))
 	for _, s := range post {
@@ -64,6 +70,19 @@ func NewLabelSampleExtractor(label string, conv Conversion, p *Pipeline, post ..
 		}
 	}
 	return &SampleExtractor{pipeline: p, unwrap: true, label: label, conv: conv, post: ps}
+}
+
+// WithGrouping returns a copy that labels samples as Loki's range
+// aggregation grouping does: `by (groups)` keeps only those labels,
+// `without (groups)` drops them (and, for unwrap, the unwrapped label).
+// Samples carrying __error__ keep all their labels so the error stays
+// visible.
+func (e *SampleExtractor) WithGrouping(groups []string, without bool) *SampleExtractor {
+	c := *e
+	c.groups = append([]string(nil), groups...)
+	c.without = without
+	c.grouped = true
+	return &c
 }
 
 // ForStream returns the per-stream extractor for the stream labels lbs.
@@ -75,7 +94,7 @@ func (e *SampleExtractor) ForStream(lbs labels.Labels) *StreamSampleExtractor {
 // stream labels: with a no-op pipeline counting lines or bytes, the engine can
 // skip reading line content altogether.
 func (e *SampleExtractor) LineOnly() bool {
-	return !e.unwrap && e.pipeline.IsNoop()
+	return !e.unwrap && e.pipeline.IsNoop() && !e.grouped
 }
 
 // Kind returns the line extraction of a line extractor.
@@ -84,18 +103,20 @@ func (e *SampleExtractor) Kind() LineExtraction { return e.kind }
 // StreamSampleExtractor extracts samples from the lines of one stream. It is
 // not safe for concurrent use.
 type StreamSampleExtractor struct {
-	e    *SampleExtractor
-	sp   *StreamPipeline
-	post []Stage
+	e       *SampleExtractor
+	sp      *StreamPipeline
+	post    []Stage
+	scratch []string
 }
 
 // BaseLabels returns the stream labels.
 func (s *StreamSampleExtractor) BaseLabels() labels.Labels { return s.sp.BaseLabels() }
 
 // Process extracts a sample from one line: its value, labels and their hash,
-// or ok=false when the pipeline drops the line.
+// or ok=false when the line gives no sample.
 func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res labels.Labels, hash uint64, ok bool) {
-	if !s.e.unwrap {
+	b := s.sp.builder
+	if !s.e.unwrap && !s.e.grouped {
 		out, res, hash, ok := s.sp.Process(ts, line)
 		if !ok {
 			return 0, nil, 0, false
@@ -106,8 +127,7 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 		return 1, res, hash, true
 	}
 	// Run the stages by hand: the builder must stay open for the conversion
-	// error and the post stages.
-	b := s.sp.builder
+	// error, the post stages and the grouping.
 	b.Reset()
 	for i, st := range s.sp.stages {
 		b.enterStage(i + 1)
@@ -116,22 +136,58 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 			return 0, nil, 0, false
 		}
 	}
-	raw, _ := b.Get(s.e.label)
-	v, err := convert(s.e.conv, raw)
-	if err != nil {
-		v = 0
-		b.SetErr(ErrSampleExtraction, err.Error())
-	}
-	for i, st := range s.post {
-		b.enterStage(len(s.sp.stages) + i + 1)
-		line, ok = st.Process(ts, line, b)
-		if !ok {
+	if !s.e.unwrap {
+		v = 1
+		if s.e.kind == LineBytes {
+			v = float64(len(line))
+		}
+	} else {
+		raw, _ := b.Get(s.e.label)
+		if raw == "" {
 			return 0, nil, 0, false
 		}
+		var err error
+		if v, err = convert(s.e.conv, raw); err != nil {
+			v = 0
+			b.SetErr(ErrSampleExtraction, err.Error())
+		}
+		for i, st := range s.post {
+			b.enterStage(len(s.sp.stages) + i + 1)
+			line, ok = st.Process(ts, line, b)
+			if !ok {
+				return 0, nil, 0, false
+			}
+		}
 	}
-	b.Del(s.e.label)
+	s.group(b)
 	res, hash = b.LabelsWithHash()
 	return v, res, hash, true
+}
+
+// group applies the grouping to the builder (see WithGrouping).
+func (s *StreamSampleExtractor) group(b *LabelsBuilder) {
+	if b.HasErr() {
+		return
+	}
+	e := s.e
+	if !e.grouped || e.without || len(e.groups) == 0 {
+		b.Del(e.groups...)
+		if e.unwrap {
+			b.Del(e.label)
+		}
+		return
+	}
+	drop := s.scratch[:0]
+	b.Range(func(name, _ string) {
+		for _, g := range e.groups {
+			if g == name {
+				return
+			}
+		}
+		drop = append(drop, name)
+	})
+	b.Del(drop...)
+	s.scratch = drop
 }
 
 // ProcessString is Process for a string line.
