@@ -106,6 +106,9 @@ type Pipeline struct {
 	values    map[string]map[string]struct{}
 	lastTs    time.Time // for timestamp's action_on_failure: fudge
 	ctr       counters
+	st       state                      // reused by applyStages
+	work     labels.Labels              // scratch for building label sets
+	interned map[uint64][]labels.Labels // see intern
 	// emit is the caller's callback during Process and Flush; out is the
 	// bound p.deliver, made once so that no closure is allocated per line.
 	emit func(Entry)
@@ -144,7 +147,7 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Pipeline{opts: opts, values: map[string]map[string]struct{}{}}
+	p := &Pipeline{opts: opts, values: map[string]map[string]struct{}{}, interned: map[uint64][]labels.Labels{}}
 	p.ctr.byReason = map[string]int64{}
 	seenMultiline := false
 	for i, sc := range cfg {
@@ -318,7 +321,8 @@ func (p *Pipeline) deliver(e Entry) {
 		}
 	} else if !e.Labels.Has(LevelLabel) {
 		lv := DetectLevel(firstLine(e.Line)).String()
-		e.Labels = labels.New(append(append(labels.Labels{}, e.Labels...), labels.Label{Name: LevelLabel, Value: lv})...)
+		p.work = setLabel(append(p.work[:0], e.Labels...), LevelLabel, lv)
+		e.Labels = p.intern(p.work)
 	}
 	p.ctr.entries.Add(1)
 	p.emit(e)
@@ -332,8 +336,8 @@ func firstLine(s string) string {
 }
 
 // applyStages runs stages over e; false means e was dropped. It is a
-// function of its own so that only entries that meet stages are moved to
-// the heap, not every entry of the zero-stage path.
+// function of its own so that only entries that meet stages pay for them,
+// not every entry of the zero-stage path.
 func (p *Pipeline) applyStages(stages []stage, e Entry) (out Entry, ok bool) {
 	// Templates and regular expressions run user input through library code:
 	// should any of it panic, the entry goes on unchanged and is counted.
@@ -344,37 +348,79 @@ func (p *Pipeline) applyStages(stages []stage, e Entry) (out Entry, ok bool) {
 			out, ok = e, true
 		}
 	}()
-	st := &state{e: e}
+	// One state is reused: a pipeline serves one goroutine, and stages
+	// (match included) never run two entries at once.
+	st := &p.st
+	*st = state{e: e, lbl: st.lbl[:0]}
 	if !p.run(stages, st) {
 		return Entry{}, false
 	}
 	p.commitLabels(st)
-	return st.e, true
+	out = st.e
+	st.e = Entry{}
+	return out, true
 }
 
 // state is one entry's trip through the stages.
 type state struct {
-	e       Entry
-	lbl     map[string]string // working labels, nil until a stage changes them
+	e Entry
+	// lbl are the working labels, sorted, valid once have is set: stages
+	// that touch labels copy the entry's labels here first. A small sorted
+	// slice beats a map for the handful of labels an entry has.
+	lbl     labels.Labels
+	have    bool
 	dropped bool
 }
 
-// labels returns the working label map, copying the entry's labels first.
-func (p *Pipeline) labelMap(st *state) map[string]string {
-	if st.lbl == nil {
-		base := st.e.Labels
-		if base == nil {
-			base = p.opts.Labels
-		}
-		st.lbl = base.Map()
+// labelsOf makes the working labels valid.
+func (p *Pipeline) labelsOf(st *state) {
+	if st.have {
+		return
 	}
-	return st.lbl
+	base := st.e.Labels
+	if base == nil {
+		base = p.opts.Labels
+	}
+	st.lbl = append(st.lbl[:0], base...)
+	st.have = true
 }
 
-// currentLabels is the entry's label set as stages left it so far.
+// setLabel sets name in a sorted set, in place.
+func setLabel(ls labels.Labels, name, value string) labels.Labels {
+	i := sort.Search(len(ls), func(i int) bool { return ls[i].Name >= name })
+	if i < len(ls) && ls[i].Name == name {
+		ls[i].Value = value
+		return ls
+	}
+	ls = append(ls, labels.Label{})
+	copy(ls[i+1:], ls[i:])
+	ls[i] = labels.Label{Name: name, Value: value}
+	return ls
+}
+
+func (p *Pipeline) setLabel(st *state, name, value string) {
+	p.labelsOf(st)
+	st.lbl = setLabel(st.lbl, name, value)
+}
+
+// filterLabels keeps the working labels for which keep is true.
+func (p *Pipeline) filterLabels(st *state, keep func(name string) bool) {
+	p.labelsOf(st)
+	w := 0
+	for _, l := range st.lbl {
+		if keep(l.Name) {
+			st.lbl[w] = l
+			w++
+		}
+	}
+	st.lbl = st.lbl[:w]
+}
+
+// currentLabels is the entry's label set as stages left it so far; it is
+// only valid until the next stage changes labels.
 func (p *Pipeline) currentLabels(st *state) labels.Labels {
-	if st.lbl != nil {
-		return labels.FromMap(st.lbl)
+	if st.have {
+		return st.lbl
 	}
 	if st.e.Labels != nil {
 		return st.e.Labels
@@ -388,15 +434,7 @@ func (p *Pipeline) get(st *state, name string) (string, bool) {
 	if v, ok := st.e.Extracted[name]; ok {
 		return toString(v), true
 	}
-	if st.lbl != nil {
-		v, ok := st.lbl[name]
-		return v, ok
-	}
-	base := st.e.Labels
-	if base == nil {
-		base = p.opts.Labels
-	}
-	for _, l := range base {
+	for _, l := range p.currentLabels(st) {
 		if l.Name == name {
 			return l.Value, true
 		}
@@ -430,14 +468,15 @@ func (p *Pipeline) drop(st *state, reason string) {
 	p.ctr.mu.Unlock()
 }
 
-// commitLabels turns the working label map into the entry's label set,
+// commitLabels turns the working labels into the entry's label set,
 // dropping empty values and reserved __ names, and capping label values.
 func (p *Pipeline) commitLabels(st *state) {
-	if st.lbl == nil {
+	if !st.have {
 		return
 	}
-	out := make(labels.Labels, 0, len(st.lbl))
-	for k, v := range st.lbl {
+	out := p.work[:0]
+	for _, l := range st.lbl {
+		k, v := l.Name, l.Value
 		if v == "" || strings.HasPrefix(k, "__") {
 			continue
 		}
@@ -453,9 +492,35 @@ func (p *Pipeline) commitLabels(st *state) {
 		}
 		out = append(out, labels.Label{Name: k, Value: v})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	st.e.Labels = out
-	st.lbl = nil
+	p.work = out
+	st.e.Labels = p.intern(out)
+	st.have = false
+}
+
+// maxInterned bounds the cache of label sets; label values are capped, so
+// it is only reached by many labels with many values each, and then the
+// cache simply starts again.
+const maxInterned = 1 << 14
+
+// intern returns a stored copy of ls, so that entries with equal labels
+// share one set and no set keeps a whole log line alive through a value
+// that is a substring of it.
+func (p *Pipeline) intern(ls labels.Labels) labels.Labels {
+	h := ls.Hash()
+	for _, c := range p.interned[h] {
+		if labels.Equal(c, ls) {
+			return c
+		}
+	}
+	if len(p.interned) >= maxInterned {
+		p.interned = map[uint64][]labels.Labels{}
+	}
+	c := make(labels.Labels, len(ls))
+	for i, l := range ls {
+		c[i] = labels.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+	}
+	p.interned[h] = append(p.interned[h], c)
+	return c
 }
 
 // admitValue enforces MaxLabelValues: a new value beyond the cap is dropped
@@ -474,6 +539,6 @@ func (p *Pipeline) admitValue(name, value string) bool {
 		p.ctr.warn(fmt.Sprintf("label %q has more than %d distinct values: new values are dropped from entries (use the value in the line and a LogQL parser instead)", name, p.opts.MaxLabelValues))
 		return false
 	}
-	vs[value] = struct{}{}
+	vs[strings.Clone(value)] = struct{}{}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lokal-logs/lokal/pkg/config"
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -331,5 +332,23 @@ func TestParseLogfmt(t *testing.T) {
 		if got := strings.Join(parts, "|"); got != want {
 			t.Errorf("ParseLogfmt(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Entries with equal labels share one interned set, whose values are copies
+// (a value cut from a line must not keep the whole line in memory).
+func TestLabelsInterned(t *testing.T) {
+	p := newPipeline(t, `[{regex: {expression: 'user=(?P<user>\w+)'}}, {labels: {user: }}]`)
+	got := runLines(t, p, "[INFO] user=bob a", "[INFO] user=bob b", "[INFO] user=amy c")
+	if len(got) != 3 || got[0].Labels.Get("user") != "bob" || got[2].Labels.Get("user") != "amy" {
+		t.Fatalf("%v", got)
+	}
+	if &got[0].Labels[0] != &got[1].Labels[0] {
+		t.Error("equal label sets are not shared")
+	}
+	line := got[0].Line
+	v := got[0].Labels.Get("user")
+	if start, end := uintptr(unsafe.Pointer(unsafe.StringData(line))), uintptr(unsafe.Pointer(unsafe.StringData(v))); end >= start && end < start+uintptr(len(line)) {
+		t.Error("a label value points into its line")
 	}
 }

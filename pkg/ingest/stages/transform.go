@@ -347,7 +347,7 @@ func (s labelsStage) apply(p *Pipeline, st *state) {
 			src = name
 		}
 		if v, ok := p.get(st, src); ok {
-			p.labelMap(st)[name] = v
+			p.setLabel(st, name, v)
 		}
 	}
 }
@@ -355,30 +355,21 @@ func (s labelsStage) apply(p *Pipeline, st *state) {
 type staticLabelsStage map[string]string
 
 func (s staticLabelsStage) apply(p *Pipeline, st *state) {
-	m := p.labelMap(st)
 	for k, v := range s {
-		m[k] = v
+		p.setLabel(st, k, v)
 	}
 }
 
 type labelDropStage []string
 
 func (s labelDropStage) apply(p *Pipeline, st *state) {
-	m := p.labelMap(st)
-	for _, k := range s {
-		delete(m, k)
-	}
+	p.filterLabels(st, func(name string) bool { return !contains(s, name) })
 }
 
 type labelAllowStage []string
 
 func (s labelAllowStage) apply(p *Pipeline, st *state) {
-	m := p.labelMap(st)
-	for k := range m {
-		if !contains(s, k) {
-			delete(m, k)
-		}
-	}
+	p.filterLabels(st, func(name string) bool { return contains(s, name) })
 }
 
 type timestampStage struct {
