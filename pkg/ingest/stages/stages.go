@@ -106,9 +106,9 @@ type Pipeline struct {
 	values    map[string]map[string]struct{}
 	lastTs    time.Time // for timestamp's action_on_failure: fudge
 	ctr       counters
-	st       state                      // reused by applyStages
-	work     labels.Labels              // scratch for building label sets
-	interned map[uint64][]labels.Labels // see intern
+	st        state                      // reused by applyStages
+	work      labels.Labels              // scratch for building label sets
+	interned  map[uint64][]labels.Labels // see intern
 	// emit is the caller's callback during Process and Flush; out is the
 	// bound p.deliver, made once so that no closure is allocated per line.
 	emit func(Entry)
