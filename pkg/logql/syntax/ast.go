@@ -148,8 +148,10 @@ type LabelFilter interface {
 	isLabelFilter()
 }
 
-// BinaryLabelFilter joins two filters. And is false for `or`. `and`, `,`,
-// a space and another `|` all mean and; and binds tighter than or.
+// BinaryLabelFilter joins two filters. And is false for `or`. `and`, `,`
+// and a space all mean and (another `|` starts a new stage); `and` binds
+// tighter than `or`, and a comma or space groups as Loki's grammar does
+// (see the package documentation).
 type BinaryLabelFilter struct {
 	And         bool
 	Left, Right LabelFilter
