@@ -33,6 +33,7 @@ type rangeAcc struct {
 	m    []float64 // running means (stddev, stdvar)
 	ok   []bool
 	pts  [][]tv // quantile_over_time, rate_counter
+	diff bool   // v and c are difference arrays (additive functions)
 }
 
 func newRangeAcc(op string, ls labels.Labels, hash uint64, n int) *rangeAcc {
@@ -91,14 +92,45 @@ func (a *rangeAcc) add(op string, i int, ts int64, x float64) {
 	a.ok[i] = true
 }
 
-// merge adds b's partial counts into a (additive functions only).
+// Additive functions (counts and byte sums of lines) fold through
+// difference arrays: a sample adds +x where its first window starts and -x
+// after its last, so a sample costs O(1) however many windows overlap
+// ([1h] at a 15s step is 240 windows), and a prefix sum at the end gives
+// every window. The values are integers, so the sums are exact.
+func newDiffAcc(ls labels.Labels, hash uint64, n int) *rangeAcc {
+	return &rangeAcc{ls: ls, hash: hash, v: make([]float64, n+1), c: make([]float64, n+1), diff: true}
+}
+
+func (a *rangeAcc) addSpan(lo, hi int, x float64) {
+	a.v[lo] += x
+	a.v[hi+1] -= x
+	a.c[lo]++
+	a.c[hi+1]--
+}
+
+// merge adds b's partial difference arrays into a.
 func (a *rangeAcc) merge(b *rangeAcc) {
 	for i := range a.v {
-		if b.ok[i] {
-			a.v[i] += b.v[i]
-			a.ok[i] = true
-		}
+		a.v[i] += b.v[i]
+		a.c[i] += b.c[i]
 	}
+}
+
+// finish turns difference arrays into per-step values.
+func (a *rangeAcc) finish() {
+	if !a.diff {
+		return
+	}
+	n := len(a.v) - 1
+	a.ok = make([]bool, n)
+	var sum, cnt float64
+	for i := 0; i < n; i++ {
+		sum += a.v[i]
+		cnt += a.c[i]
+		a.v[i] = sum
+		a.ok[i] = cnt > 0
+	}
+	a.v, a.c, a.diff = a.v[:n], nil, false
 }
 
 // additive functions over lines (not unwrapped values) can be folded per
@@ -235,6 +267,7 @@ func pipelineErr(kind string, ls labels.Labels) error {
 // accSet maps output label sets to accumulators.
 type accSet struct {
 	op    string
+	diff  bool // accumulators are difference arrays
 	n     int
 	byKey map[uint64][]*rangeAcc
 	all   []*rangeAcc
@@ -254,7 +287,12 @@ func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
 	if len(s.all) >= s.limit {
 		return nil, tooManySeries(s.limit / innerSeriesFactor)
 	}
-	a := newRangeAcc(s.op, ls, h, s.n)
+	var a *rangeAcc
+	if s.diff {
+		a = newDiffAcc(ls, h, s.n)
+	} else {
+		a = newRangeAcc(s.op, ls, h, s.n)
+	}
 	s.byKey[h] = append(s.byKey[h], a)
 	s.all = append(s.all, a)
 	return a, nil
@@ -303,6 +341,7 @@ func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtr
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		parts[w] = newAccSet(x.Operation, len(ev.steps), limit)
+		parts[w].diff = true
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -355,6 +394,9 @@ feed:
 			t.merge(a)
 		}
 	}
+	for _, a := range total.all {
+		a.finish()
+	}
 	return total.all, nil
 }
 
@@ -405,9 +447,7 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 					return err
 				}
 			}
-			for k := lo; k <= hi; k++ {
-				a.add(op, k, ts, v)
-			}
+			a.addSpan(lo, hi, v)
 		}
 	}
 	if err := it.Err(); err != nil {
