@@ -461,3 +461,43 @@ func rssKB() int64 {
 	}
 	return 0
 }
+
+// BenchmarkCorpusQueries runs the engine's typical selects against a store
+// BenchmarkCorpus left in LOKAL_STORE_DIR (see BenchmarkCorpusIdle).
+func BenchmarkCorpusQueries(b *testing.B) {
+	dir := os.Getenv("LOKAL_STORE_DIR")
+	if dir == "" {
+		b.Skip("set LOKAL_STORE_DIR to a store made by BenchmarkCorpus")
+	}
+	m := loadCorpusManifest(b, corpusDir(b))
+	s, err := OpenReadOnly(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	all := SelectParams{Matchers: []*labels.Matcher{mustMatcher(b, labels.MatchEqual, "job", "cosyvoice3")},
+		Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay}
+	withHint := func(p SelectParams, lit string) SelectParams {
+		p.Lines = true
+		p.Hint = &LineFilterHint{Groups: [][]string{{lit}}}
+		return p
+	}
+	b.Run("counts only", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			drain(b, s, all, 0)
+		}
+	})
+	b.Run("needle", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			nd := m.Needles[i%len(m.Needles)].Token
+			if n := drainMatching(b, s, context.Background(), withHint(all, nd), nd, 0); n != 1 {
+				b.Fatalf("needle found %d times", n)
+			}
+		}
+	})
+	b.Run("cuda all lines", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			drainMatching(b, s, context.Background(), withHint(all, "CUDA out of memory"), "CUDA out of memory", 0)
+		}
+	})
+}

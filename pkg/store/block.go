@@ -154,6 +154,9 @@ func newCodecsLevel(codec uint8, level zstd.EncoderLevel) (*codecs, error) {
 		zstd.WithLowerEncoderMem(true),
 		zstd.WithWindowSize(1<<20),
 		zstd.WithZeroFrames(true),
+		// Sections carry CRC-32C already; zstd's own xxhash would be
+		// computed twice per block for nothing.
+		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
