@@ -29,7 +29,9 @@ const minGrafanaInterval = time.Millisecond
 // $__interval_ms in milliseconds, $__range as whole seconds with an `s`
 // (`3600s`), $__range_s in seconds and $__range_ms in milliseconds.
 // Seconds are rounded to the nearest second. Other text, including unknown
-// variables, is left alone.
+// variables, is left alone. Unlike Grafana, which prints $__interval in its
+// largest whole unit (90s becomes 1m), durations are printed exactly, and
+// ${__auto} is accepted too.
 func ExpandGrafanaVariables(q string, v GrafanaVars) string {
 	if !strings.Contains(q, "$") {
 		return q
@@ -44,7 +46,7 @@ func ExpandGrafanaVariables(q string, v GrafanaVars) string {
 	vals := []struct{ name, val string }{
 		// Longer names first: a Replacer tries its pairs in order at each
 		// position, and $__interval is a prefix of $__interval_ms.
-		{"__interval_ms", strconv.FormatInt(interval.Milliseconds(), 10)},
+		{"__interval_ms", strconv.FormatInt(v.Interval.Milliseconds(), 10)},
 		{"__interval", FormatDuration(interval.Truncate(time.Millisecond))},
 		{"__range_ms", strconv.FormatInt(v.Range.Milliseconds(), 10)},
 		{"__range_s", rangeS},

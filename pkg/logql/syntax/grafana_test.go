@@ -20,7 +20,7 @@ func TestExpandGrafanaVariables(t *testing.T) {
 		{`${__range_s}${__range_ms}`, v, `2160021600400`},
 		{`rate({a="b"}[$__auto])`, v, `rate({a="b"}[5m])`},
 		{`rate({a="b"}[$__auto])`, GrafanaVars{Interval: 2 * time.Second}, `rate({a="b"}[2s])`},
-		{`rate({a="b"}[$__interval])`, GrafanaVars{}, `rate({a="b"}[1ms])`},
+		{`rate({a="b"}[$__interval]) / $__interval_ms`, GrafanaVars{}, `rate({a="b"}[1ms]) / 0`},
 		{`rate({a="b"}[$__interval])`, GrafanaVars{Interval: 1500 * time.Microsecond}, `rate({a="b"}[1ms])`},
 		{`count_over_time({a="b"}[$__range])`, GrafanaVars{Range: 1499 * time.Millisecond}, `count_over_time({a="b"}[1s])`},
 		{`{a="$__interval_ms"} |= "$other" |= "$__intervalx"`, v, `{a="90000"} |= "$other" |= "1m30sx"`},
