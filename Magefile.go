@@ -6,12 +6,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	//mage:import sdk
 	"github.com/grafana/grafana-plugin-sdk-go/build"
@@ -98,11 +101,24 @@ func Demo() error {
 	return sh.RunV(filepath.Join("dist", exeName("lokal")), "demo")
 }
 
+// copyPluginJSON copies plugin.json into dist/, filling in the version
+// and date placeholders the way the frontend's webpack build does.
 func copyPluginJSON() error {
 	b, err := os.ReadFile("plugin.json")
 	if err != nil {
 		return fmt.Errorf("read plugin.json: %w", err)
 	}
+	version := "0.0.0"
+	if pj, err := os.ReadFile("package.json"); err == nil {
+		var p struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(pj, &p) == nil && p.Version != "" {
+			version = p.Version
+		}
+	}
+	b = bytes.ReplaceAll(b, []byte("%VERSION%"), []byte(version))
+	b = bytes.ReplaceAll(b, []byte("%TODAY%"), []byte(time.Now().UTC().Format("2006-01-02")))
 	if err := os.MkdirAll("dist", 0o755); err != nil {
 		return fmt.Errorf("create dist: %w", err)
 	}

@@ -34,19 +34,8 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test builds the plugin binary; skipped with -short")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go toolchain not in PATH: cannot build the plugin executable")
-	}
-	root := repoRoot(t)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "gpx_lokal")
-	build := exec.Command(goBin, "build", "-o", bin, "./pkg")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./pkg: %v\n%s", err, out)
-	}
-
+	bin := buildPlugin(t, tmp)
 	logs := filepath.Join(tmp, "logs")
 	dataDir := filepath.Join(tmp, "data")
 	for _, d := range []string{logs, dataDir} {
@@ -56,44 +45,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	wantErrors, wantOOM := writeSampleLogs(t, filepath.Join(logs, "cosyvoice.log"), now.Add(-30*time.Minute))
-
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"GF_PLUGIN_ALLOWED_PATHS="+logs,
-		"GF_PLUGIN_DATA_PATH="+dataDir,
-	)
-	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig: goplugin.HandshakeConfig{
-			ProtocolVersion:  grpcplugin.ProtocolVersion,
-			MagicCookieKey:   grpcplugin.MagicCookieKey,
-			MagicCookieValue: grpcplugin.MagicCookieValue,
-		},
-		VersionedPlugins: map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: {
-			"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
-			"data":        &grpcplugin.DataGRPCPlugin{},
-			"resource":    &grpcplugin.ResourceGRPCPlugin{},
-			"stream":      &grpcplugin.StreamGRPCPlugin{},
-		}},
-		Cmd:              cmd,
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Error}),
-		StartTimeout:     time.Minute,
-	})
-	t.Cleanup(client.Kill)
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatalf("start plugin: %v", err)
-	}
-	dispense := func(name string) any {
-		raw, err := rpc.Dispense(name)
-		if err != nil {
-			t.Fatalf("dispense %s: %v", name, err)
-		}
-		return raw
-	}
-	diag := dispense("diagnostics").(grpcplugin.DiagnosticsClient)
-	dataClient := dispense("data").(grpcplugin.DataClient)
-	resClient := dispense("resource").(grpcplugin.ResourceClient)
+	p := startPlugin(t, bin, logs, dataDir)
+	diag, dataClient, resClient := p.diag, p.data, p.res
 
 	settings := map[string]any{
 		"storage": map[string]any{"path": "e2e", "retention": "0s"},
@@ -269,6 +222,82 @@ func TestEndToEnd(t *testing.T) {
 	if !contains(lv.Data, "error") || !contains(lv.Data, "info") {
 		t.Errorf("level values = %v, want error and info among them", lv.Data)
 	}
+}
+
+// pluginProc is a running plugin process and its gRPC clients.
+type pluginProc struct {
+	client *goplugin.Client
+	pid    int
+	diag   grpcplugin.DiagnosticsClient
+	data   grpcplugin.DataClient
+	res    grpcplugin.ResourceClient
+}
+
+// buildPlugin builds the plugin executable into dir, as `go build` does for
+// Grafana (the Magefile's build adds only flags).
+func buildPlugin(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH: cannot build the plugin executable")
+	}
+	bin := filepath.Join(dir, "gpx_lokal")
+	build := exec.Command(goBin, "build", "-o", bin, "./pkg")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./pkg: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startPlugin starts the executable the way Grafana does: go-plugin's
+// handshake over gRPC, with the operator's settings in the environment.
+func startPlugin(t *testing.T, bin, allowed, dataDir string) *pluginProc {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"GF_PLUGIN_ALLOWED_PATHS="+allowed,
+		"GF_PLUGIN_DATA_PATH="+dataDir,
+	)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig: goplugin.HandshakeConfig{
+			ProtocolVersion:  grpcplugin.ProtocolVersion,
+			MagicCookieKey:   grpcplugin.MagicCookieKey,
+			MagicCookieValue: grpcplugin.MagicCookieValue,
+		},
+		VersionedPlugins: map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: {
+			"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
+			"data":        &grpcplugin.DataGRPCPlugin{},
+			"resource":    &grpcplugin.ResourceGRPCPlugin{},
+			"stream":      &grpcplugin.StreamGRPCPlugin{},
+		}},
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Error}),
+		StartTimeout:     time.Minute,
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
+	dispense := func(name string) any {
+		raw, err := rpc.Dispense(name)
+		if err != nil {
+			t.Fatalf("dispense %s: %v", name, err)
+		}
+		return raw
+	}
+	p := &pluginProc{
+		client: client,
+		diag:   dispense("diagnostics").(grpcplugin.DiagnosticsClient),
+		data:   dispense("data").(grpcplugin.DataClient),
+		res:    dispense("resource").(grpcplugin.ResourceClient),
+	}
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	return p
 }
 
 // Sample log shape: Python logging lines as CosyVoice3 writes them.
