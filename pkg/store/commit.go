@@ -18,6 +18,9 @@ import (
 func (s *Store) commit() error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	if s.released {
+		return ErrClosed
+	}
 	did, err := s.commitLocked()
 	if errors.Is(err, errSimulatedCrash) {
 		return err
@@ -379,7 +382,7 @@ func (s *Store) appendRecord(ops []op) error {
 		return err
 	}
 	if err == nil {
-		_, err = s.manFile.WriteAt(rec, s.manSize)
+		_, err = s.manFile.WriteAt(rec, s.manSize.Load())
 	}
 	if err == nil {
 		err = s.fault("manifest-sync")
@@ -391,14 +394,14 @@ func (s *Store) appendRecord(ops []op) error {
 		err = s.manFile.Sync()
 	}
 	if err != nil {
-		if terr := s.manFile.Truncate(s.manSize); terr != nil {
+		if terr := s.manFile.Truncate(s.manSize.Load()); terr != nil {
 			// We cannot tell what is on disk: write a fresh snapshot next time.
 			_ = s.manFile.Close()
 			s.manFile = nil
 		}
 		return fmt.Errorf("append to manifest: %w", err)
 	}
-	s.manSize += int64(len(rec))
+	s.manSize.Add(int64(len(rec)))
 	return nil
 }
 
@@ -447,14 +450,14 @@ func (s *Store) rewriteManifest() error {
 		_ = s.manFile.Close()
 	}
 	s.manFile = nf
-	s.manSize = int64(len(data))
-	s.snapshotSize = s.manSize
+	s.manSize.Store(int64(len(data)))
+	s.snapshotSize = int64(len(data))
 	return nil
 }
 
 // maybeRewriteManifest compacts the log once it is mostly history.
 func (s *Store) maybeRewriteManifest() {
-	if s.manSize > manifestRewriteMin && s.manSize > 4*s.snapshotSize {
+	if n := s.manSize.Load(); n > manifestRewriteMin && n > 4*s.snapshotSize {
 		_ = s.rewriteManifest() // on failure the log simply keeps growing
 	}
 }
@@ -519,13 +522,16 @@ func (s *Store) ApplyRetention(now time.Time) error {
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	if s.released {
+		return ErrClosed
+	}
 	s.mu.RLock()
 	type dayInfo struct {
 		day   int64
 		bytes int64
 	}
 	var days []dayInfo
-	total := s.manSize
+	total := s.manSize.Load()
 	for d, ds := range s.m.days {
 		days = append(days, dayInfo{d, ds.bytes})
 		total += ds.bytes

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -93,8 +94,9 @@ type Store struct {
 
 	// commitMu serialises commits, retention and manifest rewrites.
 	commitMu     sync.Mutex
-	manSize      int64 // valid bytes in the manifest
-	snapshotSize int64 // size of the last full snapshot
+	manSize      atomic.Int64 // valid bytes in the manifest; Info reads it without commitMu
+	snapshotSize int64        // size of the last full snapshot
+	released     bool         // files closed: no more commits
 
 	mu         sync.RWMutex
 	m          *meta
@@ -240,7 +242,7 @@ func (s *Store) openWriter() error {
 			return fmt.Errorf("open manifest: %w", err)
 		}
 		s.manFile = f
-		s.manSize = valid
+		s.manSize.Store(valid)
 		s.snapshotSize = valid
 	}
 	s.removeGarbage()
@@ -382,7 +384,10 @@ func (s *Store) Close() error {
 			err = fmt.Errorf("close store %s: final commit: %w", s.dir, cerr)
 		}
 	}
+	s.commitMu.Lock()
+	s.released = true
 	s.releaseFiles()
+	s.commitMu.Unlock()
 	s.codecs.close()
 	return err
 }
@@ -394,7 +399,10 @@ func (s *Store) abandon() {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	s.commitMu.Lock()
+	s.released = true
 	s.releaseFiles()
+	s.commitMu.Unlock()
 	s.codecs.close()
 }
 
@@ -598,7 +606,7 @@ func (s *Store) Info() Info {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in := Info{Dir: s.dir, ReadOnly: s.readOnly, Streams: len(s.m.streams), Partitions: len(s.m.days),
-		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize}
+		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize.Load()}
 	if s.readOnly {
 		in.StoredBytes = s.manStamp.size
 	}

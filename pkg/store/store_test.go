@@ -597,22 +597,24 @@ func TestRetention(t *testing.T) {
 	if len(dirs) != 3 {
 		t.Fatalf("%d partition directories left", len(dirs))
 	}
-	// Size: keep only what fits, never the newest partition.
-	s.opts.MaxBytes = 1
-	if err := s.ApplyRetention(now); err != nil {
+	// Size: keep only what fits, never the newest partition. Open applies
+	// retention at once.
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if in := s.Info(); in.Partitions != 1 || in.MinTime != base+4*nsPerDay+5 {
-		t.Fatalf("after size retention: %+v", in)
-	}
-	s.Close()
-	s2, err := Open(dir, Options{Retention: 48 * time.Hour})
+	s2, err := Open(dir, Options{Retention: 48 * time.Hour, MaxBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if in := s2.Info(); in.Partitions != 1 || in.Entries != 1 {
-		t.Fatalf("reopened: %+v", in)
+	if in := s2.Info(); in.Partitions != 1 || in.Entries != 1 || in.MinTime != base+4*nsPerDay+5 {
+		t.Fatalf("after size retention: %+v", in)
+	}
+	if err := s2.ApplyRetention(now); err != nil {
+		t.Fatal(err)
+	}
+	if in := s2.Info(); in.Partitions != 1 {
+		t.Fatalf("the newest partition went: %+v", in)
 	}
 }
 
