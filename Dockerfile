@@ -31,5 +31,5 @@ USER root
 # process as GF_PLUGIN_<KEY> environment variables.
 RUN printf '\n[plugin.lokal-logql-datasource]\nallowed_paths = /var/log/cosyvoice\ndata_path = /var/lib/grafana/lokal\n' >> /etc/grafana/grafana.ini \
  && chmod 0755 /var/lib/grafana/plugins/lokal-logql-datasource/gpx_lokal_linux_*
-USER grafana
+USER 472
 ENV GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=lokal-logql-datasource

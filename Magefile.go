@@ -48,9 +48,10 @@ func Backend() error {
 	return copyPluginJSON()
 }
 
-// CLI builds dist/lokal for this machine.
+// CLI builds dist/lokal for this machine, statically linked so it runs on
+// any Linux (the Docker sample writer uses a slim image).
 func CLI() error {
-	return sh.RunV("go", "build", "-o", filepath.Join("dist", exeName("lokal")), "./pkg/cmd/lokal")
+	return sh.RunWithV(map[string]string{"CGO_ENABLED": "0"}, "go", "build", "-o", filepath.Join("dist", exeName("lokal")), "./pkg/cmd/lokal")
 }
 
 // Frontend installs the frontend's packages and builds dist/module.js.
