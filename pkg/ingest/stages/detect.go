@@ -344,6 +344,10 @@ func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	case i < len(s) && (s[i] == 'Z' || s[i] == 'z'):
 		zone = time.UTC
 		i++
+	case i+5 < len(s) && s[i] == ' ' && (s[i+1] == '+' || s[i+1] == '-') && isDigit(s[i+2]) && isDigit(s[i+3]) && isDigit(s[i+4]) && isDigit(s[i+5]):
+		// Go's time.String: "2024-12-17 14:30:52.123 +0800 CST"
+		i++
+		fallthrough
 	case i+2 < len(s) && (s[i] == '+' || s[i] == '-') && isDigit(s[i+1]):
 		zh, ok := num2(s, i+1)
 		if !ok {

@@ -91,6 +91,8 @@ func TestDetectTime(t *testing.T) {
 		{"2024-12-17 14:30:52,123 - name - INFO - m", time.Date(2024, 12, 17, 14, 30, 52, 123e6, sh), true, false},
 		{"2024-12-17 14:30:52.123 | INFO | m", time.Date(2024, 12, 17, 14, 30, 52, 123e6, sh), true, false},
 		{"2024-12-17 14:30:52 UTC x", u("2024-12-17T14:30:52Z"), true, false},
+		{"2024-12-17 14:30:52.123 +0800 CST x", u("2024-12-17T14:30:52.123+08:00"), true, false},
+		{"2024-12-17 14:30:52 -1 x", time.Date(2024, 12, 17, 14, 30, 52, 0, sh), true, false},
 		{"2024/12/17 14:30:52 x", time.Date(2024, 12, 17, 14, 30, 52, 0, sh), true, false},
 		{"[INFO] 2024-12-17T00:00:08Z Audio", u("2024-12-17T00:00:08Z"), true, false},
 		{"[\x1b[32mINFO\x1b[0m] 2024-12-17T00:00:08Z Audio", u("2024-12-17T00:00:08Z"), true, false},
