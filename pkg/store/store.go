@@ -658,6 +658,13 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// setFaults installs a fault hook; commits read it under commitMu.
+func (s *Store) setFaults(f func(stage string) error) {
+	s.commitMu.Lock()
+	s.faults = f
+	s.commitMu.Unlock()
+}
+
 func (s *Store) fault(stage string) error {
 	if s.faults == nil {
 		return nil

@@ -412,12 +412,12 @@ func TestCrashConsistency(t *testing.T) {
 				t.Fatal(err)
 			}
 			appendAll(t, s, []streamData{{ls, file[100:]}}, map[string][]byte{"f": []byte("200")})
-			s.faults = func(st string) error {
+			s.setFaults(func(st string) error {
 				if st == stage {
 					return errSimulatedCrash
 				}
 				return nil
-			}
+			})
 			if err := s.Flush(context.Background()); !errors.Is(err, errSimulatedCrash) {
 				t.Fatalf("flush: %v", err)
 			}
@@ -631,7 +631,7 @@ func TestFullDisk(t *testing.T) {
 		}
 		return nil
 	}
-	s.faults = enospc
+	s.setFaults(enospc)
 	ls := labels.FromStrings("job", "x")
 	line := strings.Repeat("w", 1000)
 	var appended []Entry
@@ -662,7 +662,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("failed commits left files: %v", files)
 	}
 	// Space comes back.
-	s.faults = nil
+	s.setFaults(nil)
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
