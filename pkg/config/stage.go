@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"crypto/sha3"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -166,6 +169,15 @@ func TemplateFuncs() template.FuncMap {
 		"TrimPrefix": strings.TrimPrefix,
 		"TrimSuffix": strings.TrimSuffix,
 		"TrimSpace":  strings.TrimSpace,
+		// Hash and Sha2Hash pseudonymise values (user ids, emails) with a salt.
+		"Hash": func(s, salt string) string {
+			h := sha3.Sum256([]byte(salt + s))
+			return hex.EncodeToString(h[:])
+		},
+		"Sha2Hash": func(s, salt string) string {
+			h := sha256.Sum256([]byte(salt + s))
+			return hex.EncodeToString(h[:])
+		},
 		"regexReplaceAll": func(re, s, repl string) (string, error) {
 			r, err := regexp.Compile(re)
 			if err != nil {

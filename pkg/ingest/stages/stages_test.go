@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -100,6 +102,8 @@ func TestStages(t *testing.T) {
 		{"match miss", `[{match: {selector: '{job="other"}', action: drop}}]`, []string{"a"}, []string{`0 read {level="unknown"} "a"`}},
 		{"template", `[{regex: {expression: '(?P<lvl>\w+):'}}, {template: {source: lvl, template: '{{ ToLower .Value }}-{{ .lvl }}'}}, {labels: {lvl: }}]`,
 			[]string{"WARN: x"}, []string{`0 read {level="warn", lvl="warn-WARN"} "WARN: x"`}},
+		{"template hash and entry", `[{regex: {expression: 'user=(?P<user>\w+)'}}, {template: {source: user, template: '{{ Sha2Hash .Value "salt" | printf "%.8s" }}'}}, {template: {source: first, template: '{{ .Entry | TrimSpace | printf "%.3s" }}'}}, {labels: {user: , first: }}]`,
+			[]string{" user=bob"}, []string{`0 read {first="use", level="unknown", user="` + sha2("saltbob")[:8] + `"} " user=bob"`}},
 		{"replace", `[{replace: {expression: 'password=(\S+)', replace: '****'}}]`, []string{"login password=hunter2 ok"}, []string{`0 read {level="unknown"} "login password=**** ok"`}},
 		{"replace whole match", `[{replace: {expression: '\d+', replace: 'N'}}]`, []string{"a1b22"}, []string{`0 read {level="unknown"} "aNbN"`}},
 		{"timestamp formats", `[{regex: {expression: '^(?P<ts>\S+)'}}, {timestamp: {source: ts, format: UnixMs, fallback_formats: ['2006-01-02T15:04:05']}}]`,
@@ -134,6 +138,11 @@ func TestStages(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sha2(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
 
 func TestTracebacks(t *testing.T) {

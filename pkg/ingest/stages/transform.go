@@ -555,6 +555,7 @@ func (s *templateStage) apply(p *Pipeline, st *state) {
 	if v, ok := p.get(st, s.source); ok {
 		data["Value"] = v
 	}
+	data["Entry"] = st.e.Line
 	var b bytes.Buffer
 	if err := s.t.Execute(&b, data); err != nil {
 		p.ctr.stageErr.Add(1)
