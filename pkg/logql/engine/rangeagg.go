@@ -456,12 +456,14 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 	return nil
 }
 
-// sampleCursor walks one stream, extracting samples.
+// sampleCursor holds the next sample of one stream. The stream is read and
+// its lines parsed on a goroutine of its own (parsing is the costly part of
+// unwrapped queries, and they read every block anyway), and the samples
+// are merged here in time order.
 type sampleCursor struct {
-	it    store.StreamIterator
-	sx    *log.StreamSampleExtractor
-	batch *store.Batch
-	i     int
+	feed    chan sampleBatch
+	pending []sampleRec
+	pi      int
 
 	ts   int64
 	v    float64
@@ -473,6 +475,18 @@ type sampleCursor struct {
 	hasText bool
 }
 
+type sampleRec struct {
+	ts   int64
+	v    float64
+	ls   labels.Labels
+	hash uint64
+}
+
+type sampleBatch struct {
+	recs []sampleRec
+	err  error
+}
+
 func (c *sampleCursor) text() string {
 	if !c.hasText {
 		c.lsText, c.hasText = c.ls.String(), true
@@ -482,33 +496,87 @@ func (c *sampleCursor) text() string {
 
 func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 	for {
-		for c.batch != nil && c.i < len(c.batch.Ts) {
-			i := c.i
-			c.i++
-			v, ls, h, ok := c.sx.ProcessString(c.batch.Ts[i], c.batch.Lines[i])
-			if !ok {
-				continue
-			}
-			if h != c.hash || !labels.Equal(ls, c.ls) {
+		if c.pi < len(c.pending) {
+			r := c.pending[c.pi]
+			c.pi++
+			if r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
 				c.lsText, c.hasText = "", false
 			}
-			c.ts, c.v, c.ls, c.hash = c.batch.Ts[i], v, ls, h
+			c.ts, c.v, c.ls, c.hash = r.ts, r.v, r.ls, r.hash
 			return true, nil
 		}
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		if !c.it.Next() {
-			if err := c.it.Err(); err != nil {
-				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
+		select {
+		case b, ok := <-c.feed:
+			if !ok {
+				return false, ctx.Err()
 			}
-			return false, nil
-		}
-		c.batch, c.i = c.it.At(), 0
-		if len(c.batch.Lines) != len(c.batch.Ts) {
-			return false, fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())
+			if b.err != nil {
+				return false, b.err
+			}
+			c.pending, c.pi = b.recs, 0
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 	}
+}
+
+// feedSamples reads one stream on its own goroutine, sending the samples
+// that fall in some window; sem bounds how many streams parse at once.
+func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, rng, off int64) chan sampleBatch {
+	ch := make(chan sampleBatch, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ch)
+		send := func(b sampleBatch) bool {
+			select {
+			case ch <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				send(sampleBatch{err: queryErr(ErrInternal, "internal error reading stream %s: %v", it.Labels(), r)})
+			}
+		}()
+		for {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if !it.Next() {
+				<-sem
+				if err := it.Err(); err != nil {
+					send(sampleBatch{err: fmt.Errorf("read stream %s: %w", it.Labels(), err)})
+				}
+				return
+			}
+			b := it.At()
+			if len(b.Lines) != len(b.Ts) {
+				<-sem
+				send(sampleBatch{err: fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())})
+				return
+			}
+			var recs []sampleRec
+			for i, ts := range b.Ts {
+				if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
+					continue
+				}
+				v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
+				if ok {
+					recs = append(recs, sampleRec{ts: ts, v: v, ls: ls, hash: h})
+				}
+			}
+			<-sem
+			if len(recs) > 0 && !send(sampleBatch{recs: recs}) {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 type sampleHeap []*sampleCursor
@@ -534,9 +602,16 @@ func (h *sampleHeap) Pop() any {
 func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
 	set := newAccSet(x.Operation, len(ev.steps), ev.e.opts.MaxSeries*innerSeriesFactor)
 	g := &grouper{g: x.Grouping}
+	ctx, cancel := context.WithCancel(ev.ctx)
+	var wg sync.WaitGroup
+	// Stop the readers and wait for them before the caller closes the
+	// iterators they read.
+	defer wg.Wait()
+	defer cancel()
+	sem := make(chan struct{}, ev.e.opts.Parallelism)
 	h := sampleHeap{}
 	for _, it := range its {
-		c := &sampleCursor{it: it, sx: ex.ForStream(it.Labels())}
+		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), rng, off)}
 		ok, err := c.advance(ev.ctx)
 		if err != nil {
 			return nil, err
