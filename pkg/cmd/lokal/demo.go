@@ -206,7 +206,7 @@ func printDemoResult(e env, res engine.Result, lines int) error {
 				fmt.Fprintf(out, "   … %d more series\n", len(rows)-i)
 				break
 			}
-			fmt.Fprintf(out, "   %-90s %4d points, peak %.4g\n", r.name, r.points, r.peakV)
+			fmt.Fprintf(out, "   %-90s %4d points, peak %.4g, sum %.4g\n", r.name, r.points, r.peakV, r.sum)
 		}
 		fmt.Fprintf(out, "   %d series\n", len(rows))
 	default:
