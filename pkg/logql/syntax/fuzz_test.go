@@ -30,3 +30,25 @@ func FuzzParseExpr(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseDuration checks that durations and byte sizes never panic and
+// that what parses prints back to the same value.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"5m", "1h30m", "1.5s", "100µs", "1y2w3d", "20MB", "1.5KiB", "42B", "0", "-5m", "1e3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := ParseDuration(s); err == nil && d > 0 {
+			back, err := ParseDuration(FormatDuration(d))
+			if err != nil || back != d {
+				t.Fatalf("%q = %v prints as %q, which parses to %v, %v", s, d, FormatDuration(d), back, err)
+			}
+		}
+		if n, err := ParseBytes(s); err == nil {
+			back, err := ParseBytes(FormatBytes(n))
+			if err != nil || back != n {
+				t.Fatalf("%q = %d prints as %q, which parses to %d, %v", s, n, FormatBytes(n), back, err)
+			}
+		}
+	})
+}
