@@ -12,5 +12,7 @@ module.exports = {
   // Grafana 12's packages pull in ES-module-only dependencies (.mjs), as do
   // the lezer grammar and yaml: compile them too.
   transform: { ...base.transform, '^.+\\.mjs$': swc },
+  // The machine is shared and busy: a slow render is not a failure.
+  testTimeout: 30000,
   transformIgnorePatterns: [nodeModulesToTransform([...grafanaESModules, '@grafana/lezer-logql', '@lezer', 'yaml'])],
 };

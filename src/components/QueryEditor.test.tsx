@@ -1,0 +1,172 @@
+import {
+  CoreApp,
+  DataSourceInstanceSettings,
+  dateTime,
+  FieldType,
+  LoadingState,
+  PanelData,
+  toDataFrame,
+} from '@grafana/data';
+import { TemplateSrv } from '@grafana/runtime';
+import { act, fireEvent, render, screen } from '@testing-library/react';
+import React from 'react';
+
+import { DataSource } from '../datasource';
+import { FakeMonacoRecord, newRecord } from '../test/mockCodeEditor';
+import { LokalJsonData, LokalQuery } from '../types';
+import { QueryEditor } from './QueryEditor';
+
+const mockRecord: { current: FakeMonacoRecord } = { current: newRecord() };
+jest.mock('@grafana/ui', () => {
+  const actual = jest.requireActual('@grafana/ui');
+  const { makeMockCodeEditor: make } = jest.requireActual('../test/mockCodeEditor');
+  return { ...actual, CodeEditor: (props: object) => make(mockRecord.current)(props) };
+});
+
+const settings = {
+  id: 1,
+  uid: 'lokal',
+  type: 'lokal-logql-datasource',
+  name: 'Lokal',
+  meta: { id: 'lokal-logql-datasource' },
+  jsonData: {},
+} as unknown as DataSourceInstanceSettings<LokalJsonData>;
+
+const templateSrv = { replace: (s?: string) => s ?? '' } as unknown as TemplateSrv;
+
+function setup(query: Partial<LokalQuery> = {}, data?: PanelData) {
+  mockRecord.current = newRecord();
+  const ds = new DataSource(settings, templateSrv);
+  jest.spyOn(ds, 'getResource').mockImplementation(async (path: string) => {
+    if (path === 'labels') {
+      return { status: 'success', data: ['job', 'level'] };
+    }
+    if (path === 'label/job/values') {
+      return { status: 'success', data: ['cosyvoice3', 'api'] };
+    }
+    if (path === 'label/level/values') {
+      return { status: 'success', data: ['error', 'info'] };
+    }
+    throw new Error(path);
+  });
+  const onChange = jest.fn();
+  const onRunQuery = jest.fn();
+  const q: LokalQuery = { refId: 'A', expr: '', ...query };
+  const range = { from: dateTime(0), to: dateTime(3600_000), raw: { from: 'now-1h', to: 'now' } };
+  const utils = render(
+    <QueryEditor
+      datasource={ds}
+      query={q}
+      onChange={onChange}
+      onRunQuery={onRunQuery}
+      range={range}
+      data={data}
+      app={CoreApp.Explore}
+    />
+  );
+  return { ds, onChange, onRunQuery, ...utils, q };
+}
+
+describe('QueryEditor', () => {
+  it('renders the LogQL editor with the query', () => {
+    setup({ expr: '{job="cosyvoice3"}' });
+    const editor = screen.getByLabelText('LogQL query');
+    expect(editor).toHaveValue('{job="cosyvoice3"}');
+    expect(editor).toHaveAttribute('data-language', 'lokal-logql');
+  });
+
+  it('reports edits', () => {
+    const { onChange } = setup({ expr: '' });
+    fireEvent.change(screen.getByLabelText('LogQL query'), { target: { value: '{job="a"}' } });
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ expr: '{job="a"}' }));
+  });
+
+  it('runs the query on Shift+Enter', () => {
+    const { onRunQuery } = setup({ expr: '{job="a"}' });
+    fireEvent.keyDown(screen.getByLabelText('LogQL query'), { key: 'Enter', shiftKey: true });
+    expect(onRunQuery).toHaveBeenCalledTimes(1);
+    fireEvent.keyDown(screen.getByLabelText('LogQL query'), { key: 'Enter' });
+    expect(onRunQuery).toHaveBeenCalledTimes(1);
+  });
+
+  it('shows syntax errors with their position under the editor and as Monaco markers', () => {
+    setup({ expr: '{job=cosyvoice3}' });
+    expect(screen.getByRole('alert')).toHaveTextContent(/Syntax error at line 1, column 6/);
+    expect(mockRecord.current.markers).toHaveLength(1);
+    expect(mockRecord.current.markers[0]).toMatchObject({ startLineNumber: 1, startColumn: 6 });
+  });
+
+  it('shows no error for a valid query and highlights its tokens', () => {
+    setup({ expr: '{job="a"} |= "error"' });
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+    expect(mockRecord.current.markers).toHaveLength(0);
+    expect(mockRecord.current.languages).toEqual(['lokal-logql']);
+    // job, =, "a", |=, "error"
+    expect(mockRecord.current.decorations.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('completes label values from the backend through Monaco', async () => {
+    setup({ expr: '{job=' });
+    const completion = mockRecord.current.completion!;
+    const own = await completion.provideCompletionItems(mockRecord.current.model, { lineNumber: 1, column: 6 });
+    expect(own.suggestions.map((s) => s.insertText)).toEqual(['"api"', '"cosyvoice3"']);
+    // the provider answers only for its own editor's model
+    const foreign = await completion.provideCompletionItems({}, { lineNumber: 1, column: 6 });
+    expect(foreign.suggestions).toEqual([]);
+  });
+
+  it('builds a selector in the label browser', async () => {
+    const { onChange, onRunQuery } = setup();
+    fireEvent.click(screen.getByRole('button', { name: /label browser/i }));
+    const job = await screen.findByText('job');
+    fireEvent.click(job);
+    fireEvent.click(await screen.findByText('cosyvoice3'));
+    expect(screen.getByLabelText('Resulting selector')).toHaveTextContent('{job="cosyvoice3"}');
+    fireEvent.click(screen.getByText('api'));
+    expect(screen.getByLabelText('Resulting selector')).toHaveTextContent('{job=~"cosyvoice3|api"}');
+    fireEvent.click(screen.getByRole('button', { name: 'Use query' }));
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ expr: '{job=~"cosyvoice3|api"}' }));
+    expect(onRunQuery).toHaveBeenCalled();
+  });
+
+  it('offers the seed examples in the help panel', () => {
+    const { onChange } = setup();
+    fireEvent.click(screen.getByRole('button', { name: /help/i }));
+    const use = screen.getByRole('button', { name: 'Use example: rate({job="cosyvoice3"}[5m])' });
+    fireEvent.click(use);
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ expr: 'rate({job="cosyvoice3"}[5m])' }));
+    expect(screen.getByText('sum by (level) (rate({job="cosyvoice3"}[5m]))')).toBeInTheDocument();
+  });
+
+  it('shows a parser hint for unparsed logfmt lines and applies it', () => {
+    const frame = toDataFrame({
+      fields: [
+        { name: 'timestamp', type: FieldType.time, values: [1, 2] },
+        { name: 'body', type: FieldType.string, values: ['ts=1 level=info msg="tts done"', 'ts=2 level=warn msg=x'] },
+      ],
+    });
+    const data = { series: [frame], state: LoadingState.Done, timeRange: {} } as unknown as PanelData;
+    const { onChange } = setup({ expr: '{job="a"}' }, data);
+    fireEvent.click(screen.getByRole('button', { name: 'Add logfmt parser' }));
+    expect(onChange).toHaveBeenCalledWith(expect.objectContaining({ expr: '{job="a"} | logfmt' }));
+  });
+
+  it('shows log options for log queries and metric options for metric queries', () => {
+    setup({ expr: '{job="a"}' });
+    expect(screen.getByLabelText('Line limit')).toBeInTheDocument();
+    expect(screen.queryByLabelText('Legend')).not.toBeInTheDocument();
+  });
+
+  it('disposes its completion provider on unmount', () => {
+    const { unmount } = setup({ expr: '{job="a"}' });
+    act(() => unmount());
+    expect(mockRecord.current.disposed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('says why the label browser is empty when the backend fails', async () => {
+    const { ds } = setup();
+    (ds.getResource as jest.Mock).mockRejectedValue(new Error('backend down'));
+    fireEvent.click(screen.getByRole('button', { name: /label browser/i }));
+    expect(await screen.findByText(/Could not load label names: backend down/)).toBeInTheDocument();
+  });
+});
