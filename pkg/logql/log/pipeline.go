@@ -1,13 +1,3 @@
-// Package log is the line pipeline that LogQL's log stages compile to: line
-// filters, parsers (json, logfmt, regexp, pattern, unpack), label filters,
-// line_format/label_format, drop/keep and decolorize, plus the sample
-// extractors of metric queries. It follows Loki's semantics (label naming,
-// the _extracted suffix, __error__/__error_details__) but knows nothing of the
-// LogQL syntax tree: the engine maps AST nodes to the constructors here.
-//
-// A Pipeline is built once per query and is safe to share; ForStream gives a
-// StreamPipeline per stream that is not safe for concurrent use and should be
-// reused for every line of its stream, because it caches result label sets.
 package log
 
 import (
