@@ -170,6 +170,9 @@ var (
 	ErrInternal = errors.New("internal error")
 )
 
+// errEndBeforeStart is Loki's own wording.
+var errEndBeforeStart = queryErr(ErrBadQuery, "end timestamp must not be before or equal to start time")
+
 // QueryError carries a Loki-compatible message and a sentinel kind.
 type QueryError struct {
 	Kind error

@@ -113,7 +113,8 @@ func TestErrors(t *testing.T) {
 		{Options{MaxEntriesLimit: 10}, Params{Query: `{app="a"}`, Start: at(0), End: at(time.Minute), Limit: 11}, ErrLimit, "(11 > 10)"},
 		{Options{}, Params{Query: `{app="a"}`, Start: at(0), Instant: true}, ErrBadQuery, "instant query"},
 		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(0), End: at(time.Hour * 24 * 365), Step: time.Second}, ErrBadQuery, "exceeded maximum resolution of 11,000 points"},
-		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Hour), End: at(0), Step: time.Second}, ErrBadQuery, "end timestamp must not be before start time"},
+		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Hour), End: at(0), Step: time.Second}, ErrBadQuery, "end timestamp must not be before or equal to start time"},
+		{Options{}, Params{Query: `{app="a"}`, Start: at(time.Hour), End: at(0)}, ErrBadQuery, "end timestamp must not be before or equal to start time"},
 		{Options{}, Params{Query: `sum(count_over_time({app="a"} | logfmt | line_format "{{ .n | div 0 }}" [1m]))`, Start: at(time.Minute), Instant: true}, nil, ""},
 	}
 	for _, tt := range tests {

@@ -28,7 +28,10 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	if limit > e.opts.MaxEntriesLimit {
 		return Result{}, queryErr(ErrLimit, "max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, e.opts.MaxEntriesLimit)
 	}
-	if !p.End.After(p.Start) {
+	if p.End.Before(p.Start) {
+		return Result{}, errEndBeforeStart
+	}
+	if p.End.Equal(p.Start) {
 		return Result{Type: ValueStreams, Streams: []Stream{}}, nil
 	}
 	pl, err := e.compileSelector(sel)

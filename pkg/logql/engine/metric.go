@@ -65,7 +65,7 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 		ev.steps = []int64{t.UnixNano()}
 	} else {
 		if p.End.Before(p.Start) {
-			return Result{}, queryErr(ErrBadQuery, "end timestamp must not be before start time")
+			return Result{}, errEndBeforeStart
 		}
 		step := p.Step
 		if step <= 0 {
