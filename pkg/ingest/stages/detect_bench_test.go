@@ -124,3 +124,31 @@ func BenchmarkStages(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// BenchmarkDetectShapes measures level+time detection per line shape, on
+// lines that need no generator.
+func BenchmarkDetectShapes(b *testing.B) {
+	shapes := []struct{ name, line string }{
+		{"bracket", "[INFO] 2024-12-17T00:00:42Z Inference finished: mode=instruct text_len=108 audio_len=3.08s rtf=0.343 elapsed=5244ms seq=12"},
+		{"uvicorn", `INFO:     127.0.0.1:59044 - "POST /inference_instruct HTTP/1.1" 200 OK seq=6`},
+		{"logfmt", `ts=2024-12-17T00:00:09.061Z level=info msg="tts done" request_id=req-873e62a7 speaker=ja_female mode=vc text_len=264 seq=15`},
+		{"json", `{"ts":"2024-12-17T00:00:55.734175678Z","level":"error","event":"request_done","msg":"request_done event","latency_ms":4899,"seq":61}`},
+		{"python", "2024-12-17 14:30:52,123 - cosyvoice.cli.model - WARNING - inference slow: rtf=1.38"},
+		{"loguru", "2024-12-17 14:30:52.123 | INFO     | cosyvoice.cli:inference:42 - done in 5244ms"},
+		{"none", "Loading model weights from /root/CosyVoice/pretrained_models/CosyVoice2-0.5B"},
+	}
+	for _, s := range shapes {
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(len(s.line)))
+			b.ReportAllocs()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				n += int(DetectLevel(s.line))
+				if _, ok, _ := DetectTime(s.line, time.UTC, time.Time{}); ok {
+					n++
+				}
+			}
+			_ = n
+		})
+	}
+}
