@@ -218,7 +218,8 @@ func (p *parser) startsLogExpr() bool {
 // parseLogExpr parses `{…} stages` or `( logExpr )`. With inRange, unwrap
 // is allowed and the result may be followed by a range.
 func (p *parser) parseLogExpr(inRange bool) (LogSelectorExpr, error) {
-	return p.parseLogExprUnwrap(inRange, nil)
+	var unused *UnwrapExpr
+	return p.parseLogExprUnwrap(inRange, &unused)
 }
 
 func (p *parser) parseLogExprUnwrap(inRange bool, unwrap **UnwrapExpr) (LogSelectorExpr, error) {
@@ -245,9 +246,7 @@ func (p *parser) parseLogExprUnwrap(inRange bool, unwrap **UnwrapExpr) (LogSelec
 	if err != nil {
 		return nil, err
 	}
-	if uw != nil {
-		*unwrap = uw
-	}
+	*unwrap = uw
 	if len(stages) == 0 {
 		return sel, nil
 	}
