@@ -110,3 +110,62 @@ func BenchmarkSanitize(b *testing.B) {
 		dst = appendSanitized(dst[:0], key, true)
 	}
 }
+
+// BenchmarkCorpus runs typical pipelines over the Loki conformance corpus
+// (21,659 CosyVoice3 entries); one op is one pass over the whole corpus.
+func BenchmarkCorpus(b *testing.B) {
+	dir := sharedDir(b)
+	streams := loadCorpus(b, dir)
+	type entry struct {
+		ls   labels.Labels
+		line []byte
+	}
+	var all []entry
+	var total int64
+	for _, s := range streams {
+		ls := labels.FromMap(s.Stream)
+		for _, v := range s.Values {
+			all = append(all, entry{ls, []byte(v[1])})
+			total += int64(len(v[1]))
+		}
+	}
+	mustF := func(op LineFilterOp, v string) Stage {
+		f, err := NewLineFilter(op, v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return NewFilterStage(f)
+	}
+	lf, _ := NewLineFormatter("{{.msg}} {{.speaker}}")
+	cases := []struct {
+		name   string
+		stages []Stage
+	}{
+		{"noop", nil},
+		{"needle", []Stage{mustF(OpContains, "needle-5ff109ff246a481d")}},
+		{"alternation", []Stage{mustF(OpRegexp, "timeout|fail")}},
+		{"fold", []Stage{mustF(OpRegexp, "(?i)cuda out of memory")}},
+		{"logfmt+filter", []Stage{NewLogfmtParser(LogfmtOptions{}), NewNumericLabelFilter("text_len", CmpGe, 300)}},
+		{"json", []Stage{NewJSONParser()}},
+		{"logfmt+line_format", []Stage{NewLogfmtParser(LogfmtOptions{}), lf}},
+		{"decolorize", []Stage{NewDecolorizeStage()}},
+	}
+	for _, tc := range cases {
+		p := NewPipeline(tc.stages...)
+		b.Run(tc.name, func(b *testing.B) {
+			sps := map[*labels.Label]*StreamPipeline{}
+			b.ReportAllocs()
+			b.SetBytes(total)
+			for i := 0; i < b.N; i++ {
+				for _, e := range all {
+					sp := sps[&e.ls[0]]
+					if sp == nil {
+						sp = p.ForStream(e.ls)
+						sps[&e.ls[0]] = sp
+					}
+					sp.Process(0, e.line)
+				}
+			}
+		})
+	}
+}
