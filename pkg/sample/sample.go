@@ -441,3 +441,16 @@ func (g *generator) plant(e entry, tok string) string {
 	}
 	return e.text[:i] + tok + " " + e.text[i:]
 }
+
+// ReadManifest reads the manifest Write left in dir.
+func ReadManifest(dir string) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return m, fmt.Errorf("sample: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("sample: manifest %s: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	return m, nil
+}

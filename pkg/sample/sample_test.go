@@ -133,8 +133,15 @@ func TestWriteManifestMatchesFiles(t *testing.T) {
 	if !long {
 		t.Error("no long line planted")
 	}
-	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
-		t.Error(err)
+	back, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.TotalEntries != m.TotalEntries || back.LastSeq != m.LastSeq || len(back.Files) != len(m.Files) || len(back.Needles) != len(m.Needles) || !back.End.Equal(m.End) {
+		t.Errorf("manifest read back differs: %+v", back)
+	}
+	if _, err := ReadManifest(t.TempDir()); err == nil {
+		t.Error("ReadManifest of an empty directory: no error")
 	}
 }
 
