@@ -373,6 +373,10 @@ func TestCheckPath(t *testing.T) {
 			t.Errorf("CheckPath(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
+	viaLink := &Operator{AllowedPaths: []string{allowedLink}}
+	if got, err := viaLink.CheckPath(filepath.Join(allowed, "x.log")); err != nil || got != filepath.Join(allowed, "x.log") {
+		t.Errorf("allowed directory named through a link: %q, %v", got, err)
+	}
 	none := &Operator{}
 	_, err := none.CheckPath(filepath.Join(allowed, "x.log"))
 	if err == nil || !strings.Contains(err.Error(), "allowed_paths") || !strings.Contains(err.Error(), EnvAllowedPaths) || !strings.Contains(err.Error(), "no directory is allowed") {
