@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,41 @@ func TestLogQueryFeedsMatchSequential(t *testing.T) {
 			}
 			if one.Stats.EntriesReturned == 0 {
 				t.Errorf("%s: no entries", q)
+			}
+		}
+	}
+}
+
+// TestSlidingWindows checks the window buffer of quantile_over_time and
+// rate_counter against values worked out by hand: stream pN has n=i at i
+// seconds, so the window (t-30s, t] holds n = t-29 … t.
+func TestSlidingWindows(t *testing.T) {
+	st := testStore(t, 2, 200)
+	eng := New(st, Options{})
+	for _, tt := range []struct {
+		query string
+		want  func(t float64) float64
+	}{
+		{`quantile_over_time(0.5, {app="a"} | logfmt n | unwrap n [30s])`, func(t float64) float64 { return t - 14.5 }},
+		{`quantile_over_time(0, {app="a"} | logfmt n | unwrap n [30s])`, func(t float64) float64 { return t - 29 }},
+		{`rate_counter({app="a"} | logfmt n | unwrap n [30s])`, func(float64) float64 { return 1 }},
+	} {
+		res, err := eng.Query(context.Background(), Params{Query: tt.query, Start: at(40 * time.Second), End: at(190 * time.Second), Step: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Matrix) != 2 {
+			t.Fatalf("%s: %d series", tt.query, len(res.Matrix))
+		}
+		for _, s := range res.Matrix {
+			if len(s.Points) != 16 {
+				t.Errorf("%s: %d points, want 16", tt.query, len(s.Points))
+			}
+			for _, p := range s.Points {
+				// rate_counter's extrapolation rounds: 29 * (30/29) / 30.
+				if want := tt.want(float64(p.T) / 1000); math.Abs(p.V-want) > 1e-12 {
+					t.Errorf("%s at %dms: %v, want %v", tt.query, p.T, p.V, want)
+				}
 			}
 		}
 	}

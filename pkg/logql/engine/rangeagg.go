@@ -32,8 +32,34 @@ type rangeAcc struct {
 	c    []float64 // counts (avg, stddev, stdvar)
 	m    []float64 // running means (stddev, stdvar)
 	ok   []bool
-	pts  [][]tv // quantile_over_time, rate_counter
-	diff bool   // v and c are difference arrays (additive functions)
+	diff bool // v and c are difference arrays (additive functions)
+	// win holds the samples (times shifted by the offset) of the window
+	// being filled, for quantile_over_time and rate_counter.
+	win   []tv
+	wHead int
+}
+
+// finishWindow computes step i (at t) from the window buffer: samples at or
+// before t-rng are dropped for good, the rest are exactly the window.
+func (a *rangeAcc) finishWindow(op string, i int, t, rng int64, q float64) {
+	for a.wHead < len(a.win) && a.win[a.wHead].t <= t-rng {
+		a.wHead++
+	}
+	if a.wHead > 1024 && a.wHead*2 > len(a.win) {
+		a.win = append(a.win[:0], a.win[a.wHead:]...)
+		a.wHead = 0
+	}
+	w := a.win[a.wHead:]
+	if len(w) == 0 {
+		return
+	}
+	switch op {
+	case syntax.OpRangeTypeQuantile:
+		a.v[i] = quantile(q, w)
+	case syntax.OpRangeTypeRateCounter:
+		a.v[i] = extrapolatedRate(w, t, rng)
+	}
+	a.ok[i] = true
 }
 
 func newRangeAcc(op string, ls labels.Labels, hash uint64, n int) *rangeAcc {
@@ -44,8 +70,6 @@ func newRangeAcc(op string, ls labels.Labels, hash uint64, n int) *rangeAcc {
 	case syntax.OpRangeTypeStddev, syntax.OpRangeTypeStdvar:
 		a.c = make([]float64, n)
 		a.m = make([]float64, n)
-	case syntax.OpRangeTypeQuantile, syntax.OpRangeTypeRateCounter:
-		a.pts = make([][]tv, n)
 	}
 	return a
 }
@@ -86,8 +110,6 @@ func (a *rangeAcc) add(op string, i int, ts int64, x float64) {
 		delta := x - a.m[i]
 		a.m[i] += delta / a.c[i]
 		a.v[i] += delta * (x - a.m[i])
-	case syntax.OpRangeTypeQuantile, syntax.OpRangeTypeRateCounter:
-		a.pts[i] = append(a.pts[i], tv{ts, x})
 	}
 	a.ok[i] = true
 }
@@ -220,10 +242,6 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	}
 	out := &value{}
 	rangeSec := float64(rng) / 1e9
-	var q float64
-	if x.Params != nil {
-		q = *x.Params
-	}
 	for _, a := range accs {
 		s := &stepSeries{ls: a.ls, hash: a.hash, v: a.v, ok: a.ok}
 		if !s.any() {
@@ -243,13 +261,8 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 				s.v[i] = a.v[i] / a.c[i]
 			case syntax.OpRangeTypeStddev:
 				s.v[i] = math.Sqrt(a.v[i] / a.c[i])
-			case syntax.OpRangeTypeQuantile:
-				s.v[i] = quantile(q, a.pts[i])
-			case syntax.OpRangeTypeRateCounter:
-				s.v[i] = extrapolatedRate(a.pts[i], ev.steps[i]-off, rng)
 			}
 		}
-		a.pts = nil
 		out.series = append(out.series, s)
 	}
 	sort.Slice(out.series, func(i, j int) bool { return labels.Compare(out.series[i].ls, out.series[j].ls) < 0 })
@@ -621,17 +634,41 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 		}
 	}
 	heap.Init(&h)
+	// Functions that need a window's samples (quantile, rate_counter) keep
+	// one sliding buffer per series instead of a copy of each sample in
+	// every window that holds it: samples arrive in time order, so a step
+	// is complete once a later sample arrives.
+	windowed := x.Operation == syntax.OpRangeTypeQuantile || x.Operation == syntax.OpRangeTypeRateCounter
+	var q float64
+	if x.Params != nil {
+		q = *x.Params
+	}
+	next := 0
+	finishUpTo := func(ts int64) {
+		for next < len(ev.steps) && ev.steps[next] < ts {
+			for _, a := range set.all {
+				a.finishWindow(x.Operation, next, ev.steps[next], rng, q)
+			}
+			next++
+		}
+	}
 	for h.Len() > 0 {
 		c := h[0]
-		lo, hi := ev.stepSpan(c.ts+off, rng)
+		shifted := c.ts + off
+		lo, hi := ev.stepSpan(shifted, rng)
 		if lo <= hi {
 			gl, gh := g.group(c.ls, c.hash)
 			a, err := set.get(gl, gh)
 			if err != nil {
 				return nil, err
 			}
-			for k := lo; k <= hi; k++ {
-				a.add(x.Operation, k, c.ts, c.v)
+			if windowed {
+				finishUpTo(shifted)
+				a.win = append(a.win, tv{shifted, c.v})
+			} else {
+				for k := lo; k <= hi; k++ {
+					a.add(x.Operation, k, c.ts, c.v)
+				}
 			}
 		}
 		ok, err := c.advance(ev.ctx)
@@ -642,6 +679,12 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 			heap.Fix(&h, 0)
 		} else {
 			heap.Pop(&h)
+		}
+	}
+	if windowed {
+		finishUpTo(math.MaxInt64)
+		for _, a := range set.all {
+			a.win = nil
 		}
 	}
 	return set.all, nil
