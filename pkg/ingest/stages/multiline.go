@@ -195,6 +195,7 @@ type tracebackJoiner struct {
 
 const (
 	tracebackStart = "Traceback (most recent call last):"
+	groupStart     = "Exception Group Traceback (most recent call last):"
 	chainCause     = "The above exception was the direct cause of the following exception:"
 	chainDuring    = "During handling of the above exception, another exception occurred:"
 )
@@ -204,27 +205,34 @@ func (t *tracebackJoiner) push(e Entry, readTs time.Time, out func(Entry)) {
 	cont := false
 	switch {
 	case !t.cur.active:
-	case strings.HasPrefix(line, tracebackStart):
+	case isTracebackStart(line):
 		cont = true
 		t.inTB, t.afterExc = true, false
 	case !t.inTB:
-	case len(t.blanks) == 0 && line != "" && (line[0] == ' ' || line[0] == '\t'):
-		cont = true
-	case t.afterExc && len(t.blanks) > 0 && (strings.HasPrefix(line, chainDuring) || strings.HasPrefix(line, chainCause)):
-		cont = true
-		t.afterExc = false
-	case t.afterExc && isBlank(line):
-		t.blanks = append(t.blanks, e)
-		t.cur.since = readTs
-		return
-	case !t.afterExc && len(t.blanks) == 0 && isExceptionLine(line):
-		cont = true
-		t.afterExc = true
-	case !t.afterExc && isBlank(line):
-		// the blank lines between a chain message and the next traceback
-		t.blanks = append(t.blanks, e)
-		t.cur.since = readTs
-		return
+	case t.afterExc:
+		switch {
+		case isBlank(line):
+			t.hold(e, readTs)
+			return
+		case len(t.blanks) == 0 && isIndented(line):
+			cont = true // a multi-line exception message
+		case len(t.blanks) > 0 && (strings.HasPrefix(line, chainDuring) || strings.HasPrefix(line, chainCause)):
+			cont = true
+			t.afterExc = false
+		}
+	default: // in a traceback, before its exception line
+		switch {
+		case isBlank(line):
+			// loguru's tracebacks have blank lines between frames; chained
+			// ones between the chain message and the next traceback
+			t.hold(e, readTs)
+			return
+		case isIndented(line) || strings.HasPrefix(line, "> "):
+			cont = true // frames; "> File" marks loguru's failing frame
+		case isExceptionLine(line):
+			cont = true
+			t.afterExc = true
+		}
 	}
 	if cont && t.cur.lines+len(t.blanks) < maxTracebackLines && t.cur.bytes+len(line) < maxJoinedBytes {
 		for _, b := range t.blanks {
@@ -236,9 +244,26 @@ func (t *tracebackJoiner) push(e Entry, readTs time.Time, out func(Entry)) {
 	}
 	t.emit(out)
 	t.cur.start(e, readTs)
-	t.inTB = strings.HasPrefix(line, tracebackStart)
+	t.inTB = isTracebackStart(line)
 	t.afterExc = false
 }
+
+// hold keeps a blank line aside until the next line shows whether the
+// traceback goes on.
+func (t *tracebackJoiner) hold(e Entry, readTs time.Time) {
+	t.blanks = append(t.blanks, e)
+	t.cur.since = readTs
+}
+
+func isTracebackStart(line string) bool {
+	if strings.HasPrefix(line, tracebackStart) {
+		return true
+	}
+	// Python 3.11 exception groups: "  + Exception Group Traceback (most ..."
+	return len(line) > 2 && (line[0] == ' ' || line[0] == '+') && strings.HasPrefix(strings.TrimLeft(line, " +|"), groupStart)
+}
+
+func isIndented(s string) bool { return s != "" && (s[0] == ' ' || s[0] == '\t') }
 
 // emit sends the held entry and any blank lines that did not join it.
 func (t *tracebackJoiner) emit(out func(Entry)) {

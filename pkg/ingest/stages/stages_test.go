@@ -168,12 +168,31 @@ func TestTracebacks(t *testing.T) {
 		"Traceback (most recent call last):",
 		`  File "b.py", line 9, in f`,
 		"INFO:     127.0.0.1:1 - a traceback cut short",
+		"2024-12-17 00:01:42.000 | ERROR    | app:run:9 - loguru with backtrace",
+		"Traceback (most recent call last):",
+		"",
+		`  File "test.py", line 8, in <module>`,
+		"    func()",
+		"    └ <function func at 0x7f>",
+		"",
+		`> File "test.py", line 5, in func`,
+		"    1 / 0",
+		"",
+		"ZeroDivisionError: division by zero",
+		"[ERROR] 2024-12-17T00:01:43Z exception group",
+		"  + Exception Group Traceback (most recent call last):",
+		`  |   File "<stdin>", line 1, in <module>`,
+		"  | ExceptionGroup: msg (1 sub-exception)",
+		"  +-+---------------- 1 ----------------",
+		"    | ValueError: x",
+		"    +------------------------------------",
+		"[INFO] done",
 	}
 	got := runLines(t, newPipeline(t, ""), lines...)
 	want := []struct {
 		lines int
 		level string
-	}{{5, "error"}, {1, "info"}, {10, "error"}, {1, "unknown"}, {3, "info"}, {1, "info"}}
+	}{{5, "error"}, {1, "info"}, {10, "error"}, {1, "unknown"}, {3, "info"}, {1, "info"}, {11, "error"}, {7, "error"}, {1, "info"}}
 	if len(got) != len(want) {
 		for _, e := range got {
 			t.Log(show(e))
