@@ -127,7 +127,7 @@ func TestParseBothScrapeFormsAndGrafanaKeys(t *testing.T) {
 }
 
 func TestParseDefaults(t *testing.T) {
-	for _, in := range []string{"", "{}", "null", "# nothing\n"} {
+	for _, in := range []string{"", "{}", "null", "# nothing\n", `{"storage":{"path":"","retention":"","max_bytes":""},"poll_interval":"","max_line_bytes":""}`} {
 		s, err := Parse([]byte(in))
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)

@@ -127,7 +127,9 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
+		// An empty string from a cleared form field means "not set", so the
+		// default applies (for retention, "" must not mean 0 = keep all).
+		if isNull(n) || (n.Kind == yaml.ScalarNode && n.Value == "" && n.Tag == "!!str" && v.Type().Elem().Kind() != reflect.Struct) {
 			// "- decolorize:" names an option-less stage: present, not absent
 			if et := v.Type().Elem(); et.Kind() == reflect.Struct && et.NumField() == 0 {
 				v.Set(reflect.New(et))

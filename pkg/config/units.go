@@ -72,6 +72,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("expected a duration such as 30s or 168h")
 	}
+	if n.Value == "" {
+		*d = 0 // an empty form field: the default applies
+		return nil
+	}
 	if n.Tag == "!!int" || n.Tag == "!!float" {
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if err != nil || f < 0 {
@@ -161,6 +165,10 @@ func (b ByteSize) String() string {
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("expected a size such as 10GiB")
+	}
+	if n.Value == "" {
+		*b = 0 // an empty form field: the default applies
+		return nil
 	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
