@@ -138,14 +138,15 @@ func templateFuncs(st *templateState) template.FuncMap {
 		"div": func(a, b any) (int64, error) {
 			d := toInt64(b)
 			if d == 0 {
-				return 0, errors.New("integer divide by zero")
+				// the text a Go division panic gives, as Loki reports it
+				return 0, errors.New("runtime error: integer divide by zero")
 			}
 			return toInt64(a) / d, nil
 		},
 		"mod": func(a, b any) (int64, error) {
 			d := toInt64(b)
 			if d == 0 {
-				return 0, errors.New("integer divide by zero")
+				return 0, errors.New("runtime error: integer divide by zero")
 			}
 			return toInt64(a) % d, nil
 		},
@@ -458,7 +459,7 @@ func divf(a any, vs ...any) (float64, error) {
 			return math.NaN(), nil
 		}
 		if r.Sign() == 0 {
-			return 0, errors.New("division by zero")
+			return 0, errors.New("decimal division by 0")
 		}
 		q := new(big.Rat).Quo(acc, r)
 		// round half away from zero at 16 decimals
