@@ -215,9 +215,9 @@ func TestInterval(t *testing.T) {
 // TestLogQueryFeedsMatchSequential covers long scans, where streams are
 // read ahead on their own goroutines: the answer must not change.
 func TestLogQueryFeedsMatchSequential(t *testing.T) {
-	st := testStore(t, 6, 6000) // ~94 memstore blocks per stream
+	st := testStore(t, 6, 3000) // ~47 memstore blocks per stream
 	for _, dir := range []store.Direction{store.Forward, store.Backward} {
-		for _, q := range []string{`{app="a"} |~ "n=[0-9]*7 "`, `{app="a"} | logfmt | n > 5990`, `{app="a"} |= "n=59"`} {
+		for _, q := range []string{`{app="a"} |~ "n=[0-9]*7 "`, `{app="a"} | logfmt | n > 2990`, `{app="a"} |= "n=29"`} {
 			p := Params{Query: q, Start: at(0), End: at(3 * time.Hour), Limit: 1500, Direction: dir}
 			one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), p)
 			if err != nil {
