@@ -46,7 +46,7 @@ func TestEndToEnd(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	wantErrors, wantOOM := writeSampleLogs(t, filepath.Join(logs, "cosyvoice.log"), now.Add(-30*time.Minute))
 	p := startPlugin(t, bin, logs, dataDir)
-	diag, dataClient, resClient := p.diag, p.data, p.res
+	diag, dataClient, resClient, streamClient := p.diag, p.data, p.res, p.stream
 
 	settings := map[string]any{
 		"storage": map[string]any{"path": "e2e", "retention": "0s"},
@@ -222,6 +222,66 @@ func TestEndToEnd(t *testing.T) {
 	if !contains(lv.Data, "error") || !contains(lv.Data, "info") {
 		t.Errorf("level values = %v, want error and info among them", lv.Data)
 	}
+
+	// Live tail through Grafana Live's stream calls: a line appended now
+	// reaches the stream.
+	tailData := []byte(`{"expr":"{job=\"cosyvoice3\"} |= \"live-e2e\"","queryType":"stream"}`)
+	sub, err := streamClient.SubscribeStream(ctx, &pluginv2.SubscribeStreamRequest{
+		PluginContext: backend.ToProto().PluginContext(pc), Path: "tail/e2e", Data: tailData,
+	})
+	if err != nil || sub.Status != pluginv2.SubscribeStreamResponse_OK {
+		t.Fatalf("SubscribeStream: %v %v", sub, err)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	run, err := streamClient.RunStream(runCtx, &pluginv2.RunStreamRequest{
+		PluginContext: backend.ToProto().PluginContext(pc), Path: "tail/e2e", Data: tailData,
+	})
+	if err != nil {
+		t.Fatalf("RunStream: %v", err)
+	}
+	packets := make(chan string)
+	go func() {
+		defer close(packets)
+		for {
+			pk, err := run.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case packets <- string(pk.Data):
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+	// The subscription starts asynchronously: append until a line arrives.
+	logFile := filepath.Join(logs, "cosyvoice.log")
+	for i := 0; ; i++ {
+		line := fmt.Sprintf("%s - cosyvoice - INFO - live-e2e %d\n", time.Now().UTC().Format("2006-01-02 15:04:05,000"), i)
+		fh, err := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := fh.WriteString(line)
+		if cerr := fh.Close(); werr != nil || cerr != nil {
+			t.Fatal(werr, cerr)
+		}
+		select {
+		case pk, ok := <-packets:
+			if !ok {
+				t.Fatal("live tail stream ended before sending a line")
+			}
+			if !strings.Contains(pk, "live-e2e") {
+				t.Errorf("live tail packet lacks the appended line: %s", pk)
+			}
+		case <-time.After(500 * time.Millisecond):
+			continue
+		case <-ctx.Done():
+			t.Fatal("no live tail packet arrived")
+		}
+		break
+	}
 }
 
 // pluginProc is a running plugin process and its gRPC clients.
@@ -231,6 +291,7 @@ type pluginProc struct {
 	diag   grpcplugin.DiagnosticsClient
 	data   grpcplugin.DataClient
 	res    grpcplugin.ResourceClient
+	stream grpcplugin.StreamClient
 }
 
 // buildPlugin builds the plugin executable into dir, as `go build` does for
@@ -293,6 +354,7 @@ func startPlugin(t *testing.T, bin, allowed, dataDir string) *pluginProc {
 		diag:   dispense("diagnostics").(grpcplugin.DiagnosticsClient),
 		data:   dispense("data").(grpcplugin.DataClient),
 		res:    dispense("resource").(grpcplugin.ResourceClient),
+		stream: dispense("stream").(grpcplugin.StreamClient),
 	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
