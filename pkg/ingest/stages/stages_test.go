@@ -380,3 +380,24 @@ func TestLabelsInterned(t *testing.T) {
 		t.Error("a label value points into its line")
 	}
 }
+
+// Stats may be read by a health check while the pipeline runs (go test -race).
+func TestStatsConcurrent(t *testing.T) {
+	p := newPipeline(t, `[{regex: {expression: 'id=(?P<id>\d+)'}}, {labels: {id: }}, {drop: {source: id, value: "3"}}]`)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			_ = p.Stats()
+		}
+	}()
+	var lines []string
+	for i := 0; i < 500; i++ {
+		lines = append(lines, fmt.Sprintf("[INFO] id=%d", i%7))
+	}
+	runLines(t, p, lines...)
+	<-done
+	if st := p.Stats(); st.Lines != 500 || st.Dropped != 71 {
+		t.Errorf("stats %+v", st)
+	}
+}
