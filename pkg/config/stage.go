@@ -244,6 +244,14 @@ func checkTimeFormat(f string) error {
 
 func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
+// ValidateStages checks a pipeline_stages list on its own, with the same
+// messages Settings.Validate gives, for code that builds stages directly.
+func ValidateStages(st []Stage) error {
+	var errs errList
+	validateStages(&errs, "pipeline_stages", st)
+	return errs.err()
+}
+
 func validateStages(errs *errList, path string, st []Stage) {
 	for i, s := range st {
 		p := fmt.Sprintf("%s[%d]", path, i)

@@ -147,6 +147,9 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if err := config.ValidateStages(cfg); err != nil {
+		return nil, err
+	}
 	p := &Pipeline{opts: opts, values: map[string]map[string]struct{}{}, interned: map[uint64][]labels.Labels{}}
 	p.ctr.byReason = map[string]int64{}
 	seenMultiline := false

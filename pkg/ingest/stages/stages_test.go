@@ -315,7 +315,7 @@ func TestNewErrors(t *testing.T) {
 		stages []config.Stage
 		want   string
 	}{
-		{[]config.Stage{{}}, "exactly one"},
+		{[]config.Stage{{}}, "empty stage"},
 		{[]config.Stage{{Multiline: &config.MultilineStage{FirstLine: "a"}}, {Multiline: &config.MultilineStage{FirstLine: "b"}}}, "only one multiline"},
 		{[]config.Stage{{Regex: &config.RegexStage{Expression: "("}}}, "pipeline_stages[0].regex.expression"},
 		{[]config.Stage{{Match: &config.MatchStage{Selector: "{a=\"b\"}", Stages: []config.Stage{{Multiline: &config.MultilineStage{FirstLine: "x"}}}}}}, "not allowed inside match"},
