@@ -28,8 +28,10 @@ const duplicateSuffix = "_extracted"
 
 // maxCachedLabelSets bounds the per-stream cache of result label sets. Past
 // it the cache starts over: a parser producing a unique set per line (a
-// request id label) must not grow memory with the data.
-const maxCachedLabelSets = 4096
+// request id label) must not grow memory with the data, and a query may
+// hold thousands of streams, so the bound is small (about 100 KB a stream
+// at worst).
+const maxCachedLabelSets = 128
 
 // LabelsBuilder holds the labels of the line being processed: the stream
 // labels (the base), labels set by stages (parsed or formatted), deletions,

@@ -12,7 +12,7 @@ import (
 // starts over.
 const (
 	maxNameCache   = 1024
-	maxInternCache = 4096
+	maxInternCache = 1024
 	maxInternLen   = 64 // longer values are rarely repeated: not interned
 )
 
