@@ -5,8 +5,9 @@ import (
 )
 
 // Stage processes one line. It may rewrite the line and the labels; returning
-// false drops the line. The returned slice may alias line or a buffer owned
-// by the stage that is only valid until the stage's next call.
+// false drops the line. A stage must never write into line (lines from the
+// store are strings viewed as bytes): a rewritten line goes to a buffer the
+// stage owns, valid until its next call, or to a fresh slice.
 type Stage interface {
 	Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, bool)
 }
