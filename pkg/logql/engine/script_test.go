@@ -72,14 +72,14 @@ func parseEntryText(s string) (string, error) {
 	return s, nil
 }
 
-func loadScript(t *testing.T, path string) (*memstore.Store, []scriptCmd) {
+// loadScript parses a script, appending its entries to every appender.
+func loadScript(t *testing.T, path string, apps ...store.Appender) []scriptCmd {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st := memstore.New()
 	var cmds []scriptCmd
 	var cur *scriptCmd
 	var loading labels.Labels
@@ -127,10 +127,12 @@ func loadScript(t *testing.T, path string) (*memstore.Store, []scriptCmd) {
 				t.Fatalf("%s:%d: bad quoted line: %v", path, n, err)
 			}
 			k := loading.String()
-			if err := st.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{
-				Labels: loading, Entries: []store.Entry{{Ts: int64(d), Seq: seq[k], Line: line}},
-			}}}); err != nil {
-				t.Fatal(err)
+			for _, app := range apps {
+				if err := app.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{
+					Labels: loading, Entries: []store.Entry{{Ts: int64(d), Seq: seq[k], Line: line}},
+				}}}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			seq[k]++
 		case indented && cur != nil:
@@ -142,7 +144,7 @@ func loadScript(t *testing.T, path string) (*memstore.Store, []scriptCmd) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return st, cmds
+	return cmds
 }
 
 func parseEval(s string) (scriptCmd, error) {
@@ -298,34 +300,58 @@ func TestScripts(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			st, cmds := loadScript(t, f)
-			eng := New(st, Options{Parallelism: 2})
-			for _, c := range cmds {
-				res, err := eng.Query(context.Background(), c.params)
-				where := fmt.Sprintf("%s:%d: %s", c.file, c.line, c.query)
-				if len(c.expect) == 1 && strings.HasPrefix(c.expect[0], "expect error") {
-					want := strings.TrimSpace(strings.TrimPrefix(c.expect[0], "expect error"))
-					if err == nil {
-						t.Errorf("%s: expected error containing %q, got result %q", where, want, render(res))
-					} else if !strings.Contains(err.Error(), want) {
-						t.Errorf("%s: expected error containing %q, got %q", where, want, err)
-					}
-					continue
-				}
-				if err != nil {
-					t.Errorf("%s: unexpected error: %v", where, err)
-					continue
-				}
-				got := render(res)
-				want := normalizeExpected(c)
-				if c.kind == "instant" && !c.ordered {
-					sort.Strings(got)
-					sort.Strings(want)
-				}
-				if strings.Join(got, "\n") != strings.Join(want, "\n") {
-					t.Errorf("%s:\n got:\n\t%s\nwant:\n\t%s", where, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
-				}
+			// Every script runs on the in-memory reference reader, on the
+			// real store's head and on its flushed blocks.
+			mem := memstore.New()
+			head, err := store.Open(t.TempDir(), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer head.Close()
+			flushed, err := store.Open(t.TempDir(), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer flushed.Close()
+			cmds := loadScript(t, f, mem, head, flushed)
+			if err := flushed.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []struct {
+				name string
+				r    store.Reader
+			}{{"memstore", mem}, {"store-head", head}, {"store-blocks", flushed}} {
+				t.Run(r.name, func(t *testing.T) { runScript(t, New(r.r, Options{Parallelism: 2}), cmds) })
 			}
 		})
+	}
+}
+
+func runScript(t *testing.T, eng *Engine, cmds []scriptCmd) {
+	for _, c := range cmds {
+		res, err := eng.Query(context.Background(), c.params)
+		where := fmt.Sprintf("%s:%d: %s", c.file, c.line, c.query)
+		if len(c.expect) == 1 && strings.HasPrefix(c.expect[0], "expect error") {
+			want := strings.TrimSpace(strings.TrimPrefix(c.expect[0], "expect error"))
+			if err == nil {
+				t.Errorf("%s: expected error containing %q, got result %q", where, want, render(res))
+			} else if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: expected error containing %q, got %q", where, want, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: unexpected error: %v", where, err)
+			continue
+		}
+		got := render(res)
+		want := normalizeExpected(c)
+		if c.kind == "instant" && !c.ordered {
+			sort.Strings(got)
+			sort.Strings(want)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n got:\n\t%s\nwant:\n\t%s", where, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+		}
 	}
 }
