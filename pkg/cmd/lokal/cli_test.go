@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,52 @@ func TestParseTime(t *testing.T) {
 		if err != nil || !got.Equal(tt.want) {
 			t.Errorf("parseTime(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// `lokal tail` follows until its context ends (SIGINT/SIGTERM in main),
+// then stores what it read and exits 0.
+func TestTailStopsCleanly(t *testing.T) {
+	c := newCLI(t)
+	logs := filepath.Join(c.dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 0; i < 10; i++ {
+		b.WriteString(time.Now().UTC().Format(time.RFC3339) + " level=info msg=\"line\" i=" + strconv.Itoa(i) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(logs, "app.log"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "storage:\n  path: store\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - labels: {job: app, __path__: " + filepath.Join(logs, "*.log") + "}\n"
+	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"tail", "--config", c.config}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return c.env[k] }})
+	}()
+	// Wait until the tail has stored the lines, as a reader sees them.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, stdout, _ := c.run("", "stats", "--config", c.config)
+		if code == 0 && strings.Contains(entriesLine(stdout), " 10") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("tail never stored the lines: %q", stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("tail exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "stopped: 10 lines") {
+		t.Errorf("tail output %q", out.String())
 	}
 }
