@@ -77,8 +77,8 @@ type Params struct {
 	Step time.Duration
 	// Interval, for log queries, keeps only entries at least Interval apart
 	// within each stream (Loki's interval parameter).
-	Interval  time.Duration
-	Limit int // entries of a log query; 0 means DefaultLimit
+	Interval time.Duration
+	Limit    int // entries of a log query; 0 means DefaultLimit
 	// Direction of a log query. The zero value is Forward; Loki's HTTP
 	// API defaults to Backward, so callers mirroring it must say so.
 	Direction store.Direction
