@@ -240,6 +240,8 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	if op == syntax.OpRangeTypeAbsent {
 		return ev.absent(accs, lr.Left), nil
 	}
+	// Sorted first so that a pipeline error names the same series every run.
+	sort.Slice(accs, func(i, j int) bool { return labels.Compare(accs[i].ls, accs[j].ls) < 0 })
 	out := &value{}
 	rangeSec := float64(rng) / 1e9
 	for _, a := range accs {
@@ -265,7 +267,6 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 		}
 		out.series = append(out.series, s)
 	}
-	sort.Slice(out.series, func(i, j int) bool { return labels.Compare(out.series[i].ls, out.series[j].ls) < 0 })
 	return out, nil
 }
 
