@@ -32,6 +32,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 	}
 	start := d.pos
 	d.key, d.val = nil, nil
+	multibyte := false
 	for d.pos < len(line) {
 		c := line[d.pos]
 		if c == '=' {
@@ -42,18 +43,24 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		}
 		if c <= ' ' {
 			d.key = line[start:d.pos]
-			return true, true
+			return true, d.validKey(multibyte, false)
+		}
+		if c >= utf8.RuneSelf {
+			multibyte = true
 		}
 		d.pos++
 	}
 	if d.pos >= len(line) {
 		d.key = line[start:]
-		return true, true
+		return true, d.validKey(multibyte, false)
 	}
 	if d.pos == start {
 		return true, d.malformed("unexpected '='")
 	}
 	d.key = line[start:d.pos]
+	if !d.validKey(multibyte, true) {
+		return true, false
+	}
 	d.pos++ // '='
 	if d.pos >= len(line) || line[d.pos] <= ' ' {
 		return true, true
@@ -77,6 +84,19 @@ func (d *logfmtScanner) next() (more, ok bool) {
 	}
 	d.val = line[vstart:d.pos]
 	return true, true
+}
+
+// validKey rejects keys that are not valid UTF-8 (or hold U+FFFD), as Loki
+// does; with skip the rest of the pair is skipped too.
+func (d *logfmtScanner) validKey(multibyte, skip bool) bool {
+	if !multibyte || !bytes.ContainsRune(d.key, utf8.RuneError) {
+		return true
+	}
+	if skip {
+		return d.malformed("invalid key")
+	}
+	d.err, d.epos = "invalid key", d.pos+1
+	return false
 }
 
 // malformed records an error at the current position and skips to the next
@@ -123,16 +143,21 @@ func (d *logfmtScanner) quoted() bool {
 	v, ok := unescapeLogfmt(d.buf[:0], raw)
 	d.buf = v
 	if !ok {
-		d.err, d.epos = "invalid quoted value", start
+		d.err, d.epos = "invalid quoted value", d.pos+1
 		return false
 	}
 	d.val = v
 	return true
 }
 
+// unescapeLogfmt decodes a quoted value with escapes the way JSON strings
+// are decoded: raw control characters and unknown escapes are invalid.
 func unescapeLogfmt(dst, s []byte) ([]byte, bool) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c < ' ' {
+			return dst, false
+		}
 		if c != '\\' {
 			dst = append(dst, c)
 			continue

@@ -135,6 +135,12 @@ func TestLogfmtParser(t *testing.T) {
 			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 16 : unterminated quoted value", job="app", level="info"}`},
 		{LogfmtOptions{}, `k="tab\there" u="\u00e9"`, `{job="app", k="tab\there", level="info", u="é"}`},
 		{LogfmtOptions{}, ``, `{job="app", level="info"}`},
+		{LogfmtOptions{}, "a=1 \xff=2 \xfe b=3", `{a="1", b="3", job="app", level="info"}`},
+		{LogfmtOptions{Strict: true}, "a=1 \xff=2 b=3",
+			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 6 : invalid key", a="1", job="app", level="info"}`},
+		{LogfmtOptions{Strict: true}, `a="x\qy" b=3`,
+			`{__error__="LogfmtParserErr", __error_details__="logfmt syntax error at pos 9 : invalid quoted value", job="app", level="info"}`},
+		{LogfmtOptions{}, `a="x"b=2`, `{a="x", b="2", job="app", level="info"}`},
 	}
 	for _, tc := range cases {
 		_, got, ok := run(t, stream, tc.line, NewLogfmtParser(tc.opts))
