@@ -1,4 +1,4 @@
-import { css } from '@emotion/css';
+import { css, CSSObject } from '@emotion/css';
 import { GrafanaTheme2, TimeRange } from '@grafana/data';
 import { CodeEditor, Monaco, MonacoEditor, monacoTypes, useStyles2 } from '@grafana/ui';
 import React, { KeyboardEvent, useCallback, useEffect, useMemo, useRef } from 'react';
@@ -237,14 +237,16 @@ function paint(
 
 const getStyles = (theme: GrafanaTheme2) => {
   const c = theme.visualization.getColorByName;
+  // '&&' doubles the class so these win over Monaco's own token colours.
+  const token = (style: CSSObject) => css({ '&&': style });
   const tokens: Record<TokenKind, string> = {
-    string: css({ color: c('green') }),
-    number: css({ color: c('purple') }),
-    label: css({ color: c('orange') }),
-    keyword: css({ color: c('blue'), fontWeight: theme.typography.fontWeightMedium }),
-    function: css({ color: c('blue') }),
-    operator: css({ color: theme.colors.text.secondary }),
-    comment: css({ color: theme.colors.text.disabled, fontStyle: 'italic' }),
+    string: token({ color: c('green') }),
+    number: token({ color: c('purple') }),
+    label: token({ color: c('orange') }),
+    keyword: token({ color: c('blue'), fontWeight: theme.typography.fontWeightMedium }),
+    function: token({ color: c('blue') }),
+    operator: token({ color: theme.colors.text.secondary }),
+    comment: token({ color: theme.colors.text.disabled, fontStyle: 'italic' }),
   };
   return {
     wrapper: css({ width: '100%' }),
