@@ -120,7 +120,7 @@ func TestDatasourceQueriesAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Status != backend.HealthStatusOk || !strings.Contains(h.Message, "1 files matched") || !strings.Contains(h.Message, "35 lines") {
+	if h.Status != backend.HealthStatusOk || !strings.Contains(h.Message, "1 file matched") || !strings.Contains(h.Message, "35 lines") {
 		t.Errorf("health = %v %q", h.Status, h.Message)
 	}
 
@@ -255,5 +255,24 @@ func TestHealthProblems(t *testing.T) {
 				t.Error("query on a datasource without a store succeeded")
 			}
 		})
+	}
+}
+
+// Closing the host (Grafana shutting the plugin down) releases every store,
+// and instances disposed afterwards do nothing twice.
+func TestHostClose(t *testing.T) {
+	f := newFixture(t)
+	writeLines(t, f.logFile, time.Now(), 3, "INFO", "x")
+	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+	waitStored(t, ds, 3)
+	f.host.Close()
+	ds.Dispose()
+	st, err := store.Open(filepath.Join(f.data, "ds"), store.Options{})
+	if err != nil {
+		t.Fatalf("store still locked after Close: %v", err)
+	}
+	defer st.Close()
+	if in := st.Info(); in.Entries != 3 {
+		t.Errorf("store holds %d entries after Close, want 3 flushed", in.Entries)
 	}
 }

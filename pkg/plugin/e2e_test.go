@@ -95,7 +95,7 @@ func TestEndToEnd(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if !strings.Contains(health.Message, "1 files matched") {
+	if !strings.Contains(health.Message, "1 file matched") {
 		t.Errorf("health message %q does not report the matched file", health.Message)
 	}
 

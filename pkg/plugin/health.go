@@ -108,7 +108,7 @@ func waitFirstScan(ctx context.Context, in *ingest.Ingester) ingest.Health {
 func healthResult(d healthDetails, fatal bool) *backend.CheckHealthResult {
 	var b strings.Builder
 	if d.Store.Streams > 0 || d.FilesMatched > 0 || !fatal {
-		fmt.Fprintf(&b, "%d files matched, %d lines ingested; store: %s.", d.FilesMatched, d.LinesIngested, d.Store)
+		fmt.Fprintf(&b, "%d %s matched, %d lines ingested; store: %s.", d.FilesMatched, plural(d.FilesMatched, "file", "files"), d.LinesIngested, d.Store)
 	}
 	for _, p := range d.Problems {
 		if b.Len() > 0 {
@@ -125,4 +125,11 @@ func healthResult(d healthDetails, fatal bool) *backend.CheckHealthResult {
 		status = backend.HealthStatusError
 	}
 	return &backend.CheckHealthResult{Status: status, Message: b.String(), JSONDetails: details}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -112,6 +112,10 @@ func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
 // and closes the store, releasing its lock.
 func (h *Host) release(ss *sharedStore) {
 	h.mu.Lock()
+	if h.stores[ss.dir] != ss {
+		h.mu.Unlock()
+		return // Close already closed it
+	}
 	ss.refs--
 	last := ss.refs == 0
 	if last {
@@ -198,4 +202,29 @@ func (r *ingestRun) running() (bool, error) {
 	default:
 		return true, nil
 	}
+}
+
+// Close stops every ingester and closes every store, as when Grafana shuts
+// the plugin down. Instances disposed later find their store released.
+func (h *Host) Close() {
+	h.mu.Lock()
+	stores := make([]*sharedStore, 0, len(h.stores))
+	for dir, ss := range h.stores {
+		stores = append(stores, ss)
+		delete(h.stores, dir)
+		ss.refs = 0
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, ss := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss.stopIngest(nil)
+			if err := ss.st.Close(); err != nil {
+				h.log.Error("close store", "dir", ss.dir, "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
 }
