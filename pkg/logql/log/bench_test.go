@@ -28,6 +28,7 @@ func BenchmarkLineFilter(b *testing.B) {
 		{"regexp-alternation-miss", OpRegexp, "timeout|fail|oom"},
 		{"regexp-fold", OpRegexp, "(?i)ELAPSED"},
 		{"regexp-fold-miss", OpRegexp, "(?i)cuda out"},
+		{"regexp-fold-alternation-miss", OpRegexp, "(?i)(timeout|oom)"},
 		{"regexp-general", OpRegexp, `rtf=\d+\.\d+`},
 		{"regexp-general-miss", OpRegexp, `oom=\d+\.\d+`},
 		{"pattern", OpPattern, "<_> Inference finished<_>"},

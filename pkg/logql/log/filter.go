@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -225,13 +226,15 @@ func (m multiContains) Match(line []byte) bool {
 // for literals holding those letters, a line with non-ASCII bytes that the
 // ASCII search rejects is re-checked by the real regexp.
 type foldContains struct {
-	lower    []byte
+	lower    [][]byte // any of them, lowercased ASCII
 	fallback *regexp.Regexp
 }
 
 func (f foldContains) Match(line []byte) bool {
-	if indexFoldASCII(line, f.lower) >= 0 {
-		return true
+	for _, l := range f.lower {
+		if indexFoldASCII(line, l) >= 0 {
+			return true
+		}
 	}
 	if f.fallback != nil && !isASCII(line) {
 		return f.fallback.Match(line)
@@ -341,10 +344,16 @@ func newRegexpFilter(expr string) (Filter, error) {
 		}
 		return m, nil
 	}
-	if lit, ok := foldLiteral(core); ok {
-		f := foldContains{lower: []byte(lit)}
-		if bytes.ContainsAny(f.lower, "ks") {
-			f.fallback = re
+	if lits, ok := foldLiteralSet(core); ok {
+		f := foldContains{}
+		for _, l := range lits {
+			if l == "" {
+				return TrueFilter{}, nil
+			}
+			f.lower = append(f.lower, []byte(l))
+			if strings.ContainsAny(l, "ks") {
+				f.fallback = re
+			}
 		}
 		return f, nil
 	}
@@ -470,22 +479,139 @@ func hasCase(rs []rune) bool {
 	return false
 }
 
-// foldLiteral recognises (?i)literal with an ASCII literal.
-func foldLiteral(re *syntax.Regexp) (string, bool) {
-	if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase == 0 {
-		return "", false
-	}
-	b := make([]byte, 0, len(re.Rune))
-	for _, r := range re.Rune {
-		if r >= utf8.RuneSelf {
-			return "", false
+// foldLiteralSet expands a case-insensitive expression such as (?i)cuda or
+// (?i)(timeout|fail) into the lowercased ASCII literals it matches (ignoring
+// case). Case-sensitive parts are allowed only when they hold no letters,
+// and character classes only when they are the case forms of one letter,
+// which is what the parser makes of factored (?i) alternatives.
+func foldLiteralSet(re *syntax.Regexp) ([]string, bool) {
+	lits, fold, ok := foldExpand(re)
+	return lits, ok && fold
+}
+
+// foldExpand does the work of foldLiteralSet; fold reports whether any part
+// was case-insensitive (a wholly case-sensitive set is literalSet's job).
+func foldExpand(re *syntax.Regexp) (lits []string, fold, ok bool) {
+	switch re.Op {
+	case syntax.OpEmptyMatch:
+		return []string{""}, false, true
+	case syntax.OpLiteral:
+		b := make([]byte, 0, len(re.Rune))
+		for _, r := range re.Rune {
+			if r >= utf8.RuneSelf {
+				return nil, false, false
+			}
+			c := byte(r)
+			if re.Flags&syntax.FoldCase == 0 && lowerASCII(c) != upperASCII(c) {
+				return nil, false, false
+			}
+			b = append(b, lowerASCII(c))
 		}
-		b = append(b, lowerASCII(byte(r)))
+		return []string{string(b)}, re.Flags&syntax.FoldCase != 0, true
+	case syntax.OpCharClass:
+		cs, ok := caseClassLetters(re.Rune)
+		if !ok {
+			return nil, false, false
+		}
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = string(c)
+		}
+		return out, true, true
+	case syntax.OpCapture:
+		return foldExpand(re.Sub[0])
+	case syntax.OpQuest:
+		s, f, ok := foldExpand(re.Sub[0])
+		if !ok {
+			return nil, false, false
+		}
+		return append(s, ""), f, true
+	case syntax.OpAlternate:
+		var out []string
+		anyFold := false
+		for _, sub := range re.Sub {
+			s, f, ok := foldExpand(sub)
+			if !ok || len(out)+len(s) > maxLiteralAlternatives {
+				return nil, false, false
+			}
+			out = append(out, s...)
+			anyFold = anyFold || f
+		}
+		return out, anyFold, true
+	case syntax.OpConcat:
+		out := []string{""}
+		anyFold := false
+		for _, sub := range re.Sub {
+			s, f, ok := foldExpand(sub)
+			if !ok || len(out)*len(s) > maxLiteralAlternatives {
+				return nil, false, false
+			}
+			next := make([]string, 0, len(out)*len(s))
+			for _, a := range out {
+				for _, b := range s {
+					next = append(next, a+b)
+				}
+			}
+			out = next
+			anyFold = anyFold || f
+		}
+		return out, anyFold, true
 	}
-	if len(b) == 0 {
-		return "", false
+	return nil, false, false
+}
+
+// caseClassLetters recognises a character class that is a union of whole
+// case-fold orbits of ASCII characters (under Unicode simple folding, so k
+// comes with K and U+212A), which is what the parser makes of factored (?i)
+// alternatives, and returns those characters in lower case.
+func caseClassLetters(ranges []rune) ([]byte, bool) {
+	var rs []rune
+	for i := 0; i+1 < len(ranges); i += 2 {
+		if int(ranges[i+1]-ranges[i])+len(rs) >= 3*maxClassExpansion {
+			return nil, false
+		}
+		for r := ranges[i]; r <= ranges[i+1]; r++ {
+			rs = append(rs, r)
+		}
 	}
-	return string(b), true
+	in := make(map[rune]bool, len(rs))
+	for _, r := range rs {
+		in[r] = true
+	}
+	var out []byte
+	covered := map[rune]bool{}
+	for _, r := range rs {
+		if r >= utf8.RuneSelf || covered[r] {
+			continue
+		}
+		// every case form of an ASCII character must be in the class
+		for f := unicode.SimpleFold(r); ; f = unicode.SimpleFold(f) {
+			if !in[f] {
+				return nil, false
+			}
+			covered[f] = true
+			if f == r {
+				break
+			}
+		}
+		out = append(out, lowerASCII(byte(r)))
+	}
+	for _, r := range rs {
+		if !covered[r] {
+			return nil, false
+		}
+	}
+	if len(out) == 0 || len(out) > maxClassExpansion {
+		return nil, false
+	}
+	return out, true
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
 
 // requiredGroups derives literal groups a matching line must contain:

@@ -94,6 +94,11 @@ func TestRegexpSimplification(t *testing.T) {
 		{"^foo", "log.regexpFilter"},
 		{"fo+", "log.regexpFilter"},
 		{"(?i)é", "log.regexpFilter"},
+		{"(?i)(timeout|fail)", "log.foldContains"},
+		{"(?i)abc|abd", "log.foldContains"},
+		{"(?i)error: 42", "log.foldContains"},
+		{"(?i)a|B", "log.multiContains"}, // the parser makes it [ABab]
+		{"(?i)x|[0-9]", "log.regexpFilter"},
 	}
 	for _, tc := range cases {
 		f, err := NewLineFilter(OpRegexp, tc.expr)
@@ -226,7 +231,8 @@ func TestFiltersAgainstRegexp(t *testing.T) {
 	exprs := []string{
 		"timeout|fail", "(?i)timeout", "(?i)k", "(?i)s", "(?i)kelvin", "(?i)stream", "abc|abd", "a(b|c)d",
 		"err(or)?", ".*fail.*", "(?i)cuda out", "é", "(?i)É", "\\x{FFFD}", "[ab]", "(?s).*", "x?",
-		"error.*timeout", "(fail)+ure",
+		"error.*timeout", "(fail)+ure", "(?i)(timeout|fail)", "(?i)abc|abd", "(?i)sk|ks", "(?i)k(?-i)s", "(?i)a|B",
+		"(?i)stream|kelvin", "(?i)err(or)?", "(?i)[kK]", "(?i)timeout: 1",
 	}
 	for _, e := range exprs {
 		for _, l := range differentialLines {
@@ -236,7 +242,7 @@ func TestFiltersAgainstRegexp(t *testing.T) {
 }
 
 func FuzzRegexpFilter(f *testing.F) {
-	for _, e := range []string{"timeout|fail", "(?i)k", "abc|abd", ".*x.*", "(?i)cuda"} {
+	for _, e := range []string{"timeout|fail", "(?i)k", "abc|abd", ".*x.*", "(?i)cuda", "(?i)(timeout|fail)", "(?i)sk|ks", "(?i)abc|abd"} {
 		for _, l := range differentialLines[:6] {
 			f.Add(e, l)
 		}
