@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +29,7 @@ type memStore struct {
 	onFail   func()
 }
 
-var errDiskFull = errors.New("store paused: disk full")
+var errDiskFull = fmt.Errorf("%w: disk full", store.ErrPaused)
 
 func newMemStore() *memStore {
 	return &memStore{streams: map[string][]store.Entry{}, labels: map[string]labels.Labels{}, cursors: map[string][]byte{}}

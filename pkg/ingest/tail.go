@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,6 +121,10 @@ type tailer struct {
 	busy    int
 	// stopping: ctx ended or a fatal error; no new reads are handed out.
 	stopping bool
+	// starting: files are being matched with positions; nothing is read
+	// before every file's identity is settled (a file read while its copy
+	// is being judged could be read twice).
+	starting bool
 
 	batch      *pendingBatch
 	appendReqs chan *pendingBatch
@@ -206,6 +211,7 @@ func (t *tailer) run(ctx context.Context) (err error) {
 			continue
 		}
 		t.known[k] = p
+		in.opts.Logf("start: %s at %d of %s (%s) done=%v", k, p.Offset, p.Path, p.FP[:12], p.Done)
 	}
 
 	// Workers read; the appender stores. Both stop when their channels close.
@@ -255,8 +261,11 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		}
 	}
 
+	t.starting = true
 	t.discover(true)
 	t.recoverUnmatched()
+	t.trackSuccessors()
+	t.starting = false
 	t.publishFiles()
 	t.dispatchAll()
 
@@ -405,8 +414,11 @@ func (t *tailer) appender(ctx context.Context) {
 			if aerr == nil {
 				break
 			}
-			if ctx.Err() != nil {
-				err = fmt.Errorf("ingest: store the last %d lines: %w (they will be read again on restart)", b.lines, aerr)
+			if ctx.Err() != nil || !errors.Is(aerr, store.ErrPaused) {
+				// Only a paused store is waited for; anything else (closed,
+				// refused input) ends the run. Positions did not advance,
+				// so the lines are read again on restart.
+				err = fmt.Errorf("ingest: store %d lines: %w (they will be read again on restart)", b.lines, aerr)
 				// drain so the coordinator never blocks on a dead appender
 				for range t.appendReqs {
 				}
@@ -458,7 +470,7 @@ func (t *tailer) dispatch(tf *tailedFile) {
 }
 
 func (t *tailer) pump() {
-	for !t.stopping && t.busy < t.in.opts.Workers {
+	for !t.stopping && !t.starting && t.busy < t.in.opts.Workers {
 		var next *tailedFile
 		for _, tf := range t.sortedFiles() {
 			if tf.queued && !tf.busy {
@@ -760,10 +772,12 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 		lr: newLineReader(f, offset, in.maxLine()), pipe: t.pipeline(tg, name), lastGrowth: in.opts.Now()}
 	t.files[key] = tf
 	t.byID[id] = tf
-	if _, ok := t.known[key]; !ok {
-		p := tf.position(false)
+	// Record what the file holds now (its fingerprint may have changed), so
+	// copies of this content are recognised from here on.
+	if p := tf.position(false); !samePosition(p, t.known[key]) {
 		t.setCursor(key, &p)
 	}
+	t.logTrack("track", tf)
 	t.dispatch(tf)
 }
 
@@ -815,6 +829,7 @@ func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id
 	}
 	p := tf.position(false)
 	t.setCursor(key, &p)
+	t.logTrack("gzip", tf)
 	t.dispatch(tf)
 }
 
@@ -888,8 +903,42 @@ func (t *tailer) copyOf(dir string, head []byte, id fileID) string {
 		if fp, err := parseFingerprint(p.FP); err == nil && fp.N >= minCopyFingerprint && fp.matches(head) {
 			return p.Path
 		}
+		if !p.Done && sharesHead(p, head) {
+			// A copy still being written is shorter than the fingerprint:
+			// compare the bytes it has with the file it copies.
+			return p.Path
+		}
 	}
 	return ""
+}
+
+// minSharedHead is how many leading bytes two files must share to call one
+// a copy of the other when fingerprints cannot tell (a copy in progress).
+const minSharedHead = 64
+
+// sharesHead reports whether the file of position p (if it is still at its
+// path: positions may name a path another file has taken since) and head
+// agree on their common leading bytes, at least minSharedHead of them.
+func sharesHead(p position, head []byte) bool {
+	if len(head) < minSharedHead {
+		return false
+	}
+	f, err := os.Open(p.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return false
+	} else if id, ok := idOf(fi); !ok || id != (fileID{Dev: p.Dev, Ino: p.Ino}) {
+		return false
+	}
+	other, err := readHead(f)
+	if err != nil {
+		return false
+	}
+	n := min(len(head), len(other))
+	return n >= minSharedHead && bytes.Equal(head[:n], other[:n])
 }
 
 // handleReplaced deals with a file that shrank or whose head changed
@@ -903,8 +952,27 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	if tf.lr.pendingStart() > old.Offset {
 		old.Offset = tf.lr.pendingStart()
 	}
-	if c := t.resumeCopyWith(old, oldFP, tf); c == nil && tf.size < old.Offset && old.Size > old.Offset {
+	c := t.resumeCopyWith(old, oldFP, tf)
+	if c != nil {
+		in.opts.Logf("%s was truncated or replaced at offset %d: its old content continues in %s", tf.path, old.Offset, c.path)
+	} else {
+		in.opts.Logf("%s was truncated or replaced at offset %d: no copy found", tf.path, old.Offset)
+	}
+	if c == nil && tf.size < old.Offset && old.Size > old.Offset {
 		in.problem("%s was truncated before %d bytes of it were read, and no copy was found", tf.path, old.Size-old.Offset)
+	}
+	if c == nil && tf.pipe != nil {
+		// Nobody continues the old content: what the stages still hold of
+		// it is complete now.
+		r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+		tf.pipe.flushAll(r)
+		for _, se := range r.allStreams() {
+			for _, e := range se.Entries {
+				t.batch.bytes += len(e.Line)
+			}
+			t.batch.lines += int64(len(se.Entries))
+			t.batch.add(se)
+		}
 	}
 	// Read the file again from its start.
 	if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
@@ -923,6 +991,7 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	}
 	p := tf.position(false)
 	t.setCursor(tf.key, &p)
+	t.logTrack("replaced-reset", tf)
 	t.dispatch(tf)
 }
 
@@ -935,6 +1004,27 @@ func (t *tailer) resumeCopy(old position, oldFP fingerprint, exclude fileID) {
 // head matches oldFP and starts reading it at old.Offset, as the rest of
 // from's old content. The copy is read to its end, then finished.
 func (t *tailer) resumeCopyWith(old position, oldFP fingerprint, from *tailedFile) *tailedFile {
+	// A rotating writer renames files while we list the directory, so a
+	// file can be missed by one listing: look again before giving up.
+	for attempt := 0; attempt < searchAttempts; attempt++ {
+		if attempt > 0 {
+			time.Sleep(searchRetryPause)
+		}
+		if tf := t.resumeCopyOnce(old, oldFP, from); tf != nil {
+			return tf
+		}
+	}
+	return nil
+}
+
+// searchAttempts and searchRetryPause bound the directory searches for a
+// file being renamed (logrotate shifts .1 to .2 and so on in a burst).
+const (
+	searchAttempts   = 3
+	searchRetryPause = 10 * time.Millisecond
+)
+
+func (t *tailer) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFile) *tailedFile {
 	if oldFP.N < minCopyFingerprint || from.t == nil {
 		return nil
 	}
@@ -1011,6 +1101,7 @@ func (t *tailer) resumeCopyWith(old position, oldFP fingerprint, from *tailedFil
 		t.byID[id] = tf
 		pos := tf.position(false)
 		t.setCursor(key, &pos)
+		t.logTrack("copy", tf)
 		t.dispatch(tf)
 		return tf
 	}
@@ -1053,7 +1144,14 @@ func (t *tailer) recoverUnmatched() {
 			t.setCursor(k, nil)
 			continue
 		}
-		if found := t.findByIdentity(k, p, fp, tg); found {
+		found := false
+		for attempt := 0; attempt < searchAttempts && !found; attempt++ {
+			if attempt > 0 {
+				time.Sleep(searchRetryPause)
+			}
+			found = t.findByIdentity(k, p, fp, tg)
+		}
+		if found {
 			continue
 		}
 		if p.Size > p.Offset {
@@ -1109,10 +1207,8 @@ func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *targ
 		t.byID[id] = tf
 		np := tf.position(false)
 		t.setCursor(key, &np)
+		t.logTrack("identity", tf)
 		t.dispatch(tf)
-		if tf.rotated {
-			t.trackSuccessors(tf, p, tg)
-		}
 		return true
 	}
 	if p.Gzip {
@@ -1147,46 +1243,73 @@ func samePosition(a, b position) bool {
 	return a == b
 }
 
-// trackSuccessors finds the generations written after a rotated file while
-// Lokal was stopped: with two rotations, the file that replaced it was
-// itself rotated away before it could be discovered. They sit in the same
-// directory, are named after the file (app.log.1 for app.log), no glob
-// matches them, nothing knows them, and they changed after the rotated
-// file's position was last stored, which no older generation did.
-func (t *tailer) trackSuccessors(rotated *tailedFile, p position, tg *target) {
-	if p.Seen == 0 {
-		return
+// trackSuccessors finds generations written while Lokal was stopped that
+// no position knows: with two rotations between commits, the file that
+// replaced a known one was itself rotated away before it was durably
+// recorded. They sit in the directory of a known file, are named after it
+// (app.log.1 for app.log), no glob matches them, and they changed after
+// that file's position was last stored, which no older generation did. An
+// unknown file has no stored lines (a position is stored with its lines),
+// so reading it from its start cannot duplicate; copies of known content
+// are still recognised by fingerprint.
+func (t *tailer) trackSuccessors() {
+	type anchor struct {
+		tg   *target
+		dir  string
+		seen int64
 	}
-	seen := time.Unix(0, p.Seen)
-	base := filepath.Base(p.Name)
-	dir := filepath.Dir(rotated.path)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
+	anchors := map[string]*anchor{}
+	for _, p := range t.known {
+		tg := t.targetByKey(p.Target)
+		if tg == nil || p.Gzip || p.Name == "" || p.Seen == 0 {
+			continue
+		}
+		a := anchors[p.Name]
+		if a == nil {
+			a = &anchor{tg: tg, dir: filepath.Dir(p.Name)}
+			anchors[p.Name] = a
+		}
+		a.seen = max(a.seen, p.Seen)
 	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), base) {
+	names := make([]string, 0, len(anchors))
+	for n := range anchors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := anchors[name]
+		seen := time.Unix(0, a.seen)
+		base := filepath.Base(name)
+		entries, err := os.ReadDir(a.dir)
+		if err != nil {
 			continue
 		}
-		c := filepath.Join(dir, e.Name())
-		if tg.include.Match(c) {
-			continue // discovery's business
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), base) || e.Name() == base {
+				continue
+			}
+			c := filepath.Join(a.dir, e.Name())
+			if a.tg.include.Match(c) {
+				continue // discovery's business
+			}
+			fi, id, err := statID(c)
+			// A file shorter than minSharedHead may be a copy just begun:
+			// too short to tell, it is left alone.
+			if err != nil || fi.Size() < minSharedHead || fi.ModTime().Before(seen.Add(-mtimeSlack)) || t.byID[id] != nil {
+				continue
+			}
+			if _, ok := t.ignored[id]; ok {
+				continue
+			}
+			if _, ok := t.known[cursorKey(id, false, fingerprint{})]; ok && !isGzipName(c) {
+				continue
+			}
+			if _, err := t.in.op.CheckPath(c); err != nil {
+				continue
+			}
+			t.in.opts.Logf("%s: a generation of %s written while Lokal was stopped", c, name)
+			t.trackRotated(a.tg, name, c, fi, id)
 		}
-		fi, id, err := statID(c)
-		if err != nil || fi.ModTime().Before(seen.Add(-mtimeSlack)) || t.byID[id] != nil {
-			continue
-		}
-		if _, ok := t.ignored[id]; ok {
-			continue
-		}
-		if _, err := t.in.op.CheckPath(c); err != nil {
-			continue
-		}
-		if _, ok := t.known[cursorKey(id, false, fingerprint{})]; ok && !isGzipName(c) {
-			continue
-		}
-		t.in.opts.Logf("%s: a generation of %s written while Lokal was stopped", c, p.Name)
-		t.trackRotated(tg, p.Name, c, fi, id)
 	}
 }
 
@@ -1204,4 +1327,9 @@ func (t *tailer) trackRotated(tg *target, name, path string, fi os.FileInfo, id 
 	if tf := t.byID[id]; tf != nil {
 		tf.rotated = true
 	}
+}
+
+// logTrack says why a file is (again) being read, and from where.
+func (t *tailer) logTrack(how string, tf *tailedFile) {
+	t.in.opts.Logf("read %s (%s, %s) from %d [%s]", tf.path, tf.name, tf.key, tf.lr.pendingStart(), how)
 }
