@@ -9,6 +9,7 @@ import { LabelBrowser } from './LabelBrowser';
 import { LogQLEditor } from './LogQLEditor';
 import { QueryHelp } from './QueryHelp';
 import { QueryOptions } from './QueryOptions';
+import { QueryStats } from './QueryStats';
 
 type Props = QueryEditorProps<DataSource, LokalQuery, LokalJsonData>;
 
@@ -89,6 +90,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
           )}
         </div>
       ))}
+      <QueryStats expr={expr} languageProvider={datasource.languageProvider} range={range} />
       <QueryOptions query={query} onChange={onChange} onRunQuery={onRunQuery} app={app} />
       {helpOpen && <QueryHelp onClickExample={(ex) => setExpr(ex, true)} />}
     </div>
