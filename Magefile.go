@@ -84,11 +84,17 @@ func Test() error {
 			return err
 		}
 	}
-	for _, args := range [][]string{
+	steps := [][]string{
 		{"run", "typecheck"},
 		{"run", "lint"},
 		{"test", "--", "--ci"},
-	} {
+	}
+	// The editors' browser check, when the frontend defines it (it skips
+	// with a message when no Chromium is installed).
+	if hasNpmScript("e2e") {
+		steps = append(steps, []string{"run", "e2e"})
+	}
+	for _, args := range steps {
 		if err := sh.RunV("npm", args...); err != nil {
 			return err
 		}
@@ -128,6 +134,22 @@ func copyPluginJSON() error {
 		return fmt.Errorf("copy plugin.json to dist: %w", err)
 	}
 	return nil
+}
+
+// hasNpmScript reports whether package.json defines script name.
+func hasNpmScript(name string) bool {
+	b, err := os.ReadFile("package.json")
+	if err != nil {
+		return false
+	}
+	var p struct {
+		Scripts map[string]string `json:"scripts"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return false
+	}
+	_, ok := p.Scripts[name]
+	return ok
 }
 
 func needNpm() error {
