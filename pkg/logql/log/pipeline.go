@@ -116,3 +116,14 @@ func stagesForStream(stages []Stage) []Stage {
 	}
 	return out
 }
+
+// RewritesLine reports whether a stage can change the line (line_format,
+// decolorize, unpack): line filters after it see a different text than the
+// one stored, so their literals must not be used to prune blocks.
+func RewritesLine(s Stage) bool {
+	switch s.(type) {
+	case *lineFormatter, decolorizeStage, *unpackParser:
+		return true
+	}
+	return false
+}

@@ -165,3 +165,19 @@ func TestConcurrentStreams(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestRewritesLine(t *testing.T) {
+	lf, _ := NewLineFormatter("x")
+	f, _ := NewLineFilter(OpContains, "x")
+	for _, tc := range []struct {
+		s    Stage
+		want bool
+	}{
+		{lf, true}, {NewDecolorizeStage(), true}, {NewUnpackParser(), true},
+		{NewJSONParser(), false}, {NewFilterStage(f), false}, {NewLogfmtParser(LogfmtOptions{}), false},
+	} {
+		if got := RewritesLine(tc.s); got != tc.want {
+			t.Errorf("%T: %v", tc.s, got)
+		}
+	}
+}
