@@ -23,90 +23,132 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 	case syntax.OpTypeTopK, syntax.OpTypeBottomK:
 		return ev.topk(x, in)
 	}
-	type group struct {
-		s    *stepSeries
-		cnt  []float64
-		mean []float64 // running mean (avg, stddev, stdvar)
+	if !streamable(x.Operation) {
+		return nil, queryErr(ErrBadQuery, "unsupported vector aggregation %q", x.Operation)
 	}
-	groups := map[uint64][]*group{}
-	var order []*group
+	agg := newAggSet(x.Operation, x.Grouping, n)
 	for _, s := range in.series {
-		gl := groupLabels(s.ls, x.Grouping)
-		if x.Grouping == nil {
-			gl = labels.Labels{}
+		for i, ok := range s.ok {
+			if ok {
+				agg.add(s.ls, s.hash, i, s.v[i])
+			}
 		}
-		h := gl.Hash()
-		var g *group
-		for _, c := range groups[h] {
-			if labels.Equal(c.s.ls, gl) {
-				g = c
+	}
+	return &value{series: agg.finish()}, nil
+}
+
+// aggSet folds samples into the groups of a vector aggregation (sum, avg,
+// min, max, count, stddev, stdvar), step by step. It serves both a
+// materialised inner vector and a range aggregation streaming its series
+// straight into the aggregation (so short-lived series, one per parsed
+// request id say, never hold a step array each).
+type aggSet struct {
+	op     string
+	g      *syntax.Grouping
+	n      int
+	groups map[uint64][]*aggGroup
+	order  []*aggGroup
+	cache  map[uint64]cachedGroup // input label hash -> its group
+}
+
+type cachedGroup struct {
+	raw labels.Labels
+	g   *aggGroup
+}
+
+type aggGroup struct {
+	s    *stepSeries
+	cnt  []float64
+	mean []float64 // running mean (avg, stddev, stdvar)
+}
+
+func newAggSet(op string, g *syntax.Grouping, n int) *aggSet {
+	return &aggSet{op: op, g: g, n: n, groups: map[uint64][]*aggGroup{}, cache: map[uint64]cachedGroup{}}
+}
+
+func (a *aggSet) group(ls labels.Labels, h uint64) *aggGroup {
+	if c, ok := a.cache[h]; ok && labels.Equal(c.raw, ls) {
+		return c.g
+	}
+	gl := labels.Labels{}
+	if a.g != nil {
+		gl = groupLabels(ls, a.g)
+	}
+	gh := gl.Hash()
+	var g *aggGroup
+	for _, c := range a.groups[gh] {
+		if labels.Equal(c.s.ls, gl) {
+			g = c
+			break
+		}
+	}
+	if g == nil {
+		g = &aggGroup{s: newStepSeries(gl, a.n), cnt: make([]float64, a.n), mean: make([]float64, a.n)}
+		a.groups[gh] = append(a.groups[gh], g)
+		a.order = append(a.order, g)
+	}
+	if len(a.cache) > 4096 {
+		a.cache = map[uint64]cachedGroup{}
+	}
+	a.cache[h] = cachedGroup{raw: ls, g: g}
+	return g
+}
+
+func (a *aggSet) add(ls labels.Labels, h uint64, i int, v float64) {
+	g := a.group(ls, h)
+	first := !g.s.ok[i]
+	g.s.ok[i] = true
+	g.cnt[i]++
+	switch a.op {
+	case syntax.OpTypeSum:
+		g.s.v[i] += v
+	case syntax.OpTypeCount:
+		g.s.v[i] = g.cnt[i]
+	case syntax.OpTypeMin:
+		if first || v < g.s.v[i] || math.IsNaN(g.s.v[i]) {
+			g.s.v[i] = v
+		}
+	case syntax.OpTypeMax:
+		if first || v > g.s.v[i] || math.IsNaN(g.s.v[i]) {
+			g.s.v[i] = v
+		}
+	case syntax.OpTypeAvg:
+		// Loki's incremental mean (Prometheus before Kahan summation), in
+		// the order of the series.
+		if first {
+			g.mean[i] = v
+			break
+		}
+		mean, c := g.mean[i], g.cnt[i]
+		if math.IsInf(mean, 0) {
+			if math.IsInf(v, 0) && (mean > 0) == (v > 0) {
+				break
+			}
+			if !math.IsInf(v, 0) && !math.IsNaN(v) {
 				break
 			}
 		}
-		if g == nil {
-			g = &group{s: newStepSeries(gl, n), cnt: make([]float64, n), mean: make([]float64, n)}
-			groups[h] = append(groups[h], g)
-			order = append(order, g)
+		g.mean[i] = mean + v/c - mean/c
+	case syntax.OpTypeStddev, syntax.OpTypeStdvar:
+		if first {
+			g.mean[i] = v
+			g.s.v[i] = 0
+			break
 		}
-		for i, ok := range s.ok {
-			if !ok {
-				continue
-			}
-			v := s.v[i]
-			first := !g.s.ok[i]
-			g.s.ok[i] = true
-			g.cnt[i]++
-			switch x.Operation {
-			case syntax.OpTypeSum:
-				g.s.v[i] += v
-			case syntax.OpTypeCount:
-				g.s.v[i] = g.cnt[i]
-			case syntax.OpTypeMin:
-				if first || v < g.s.v[i] || math.IsNaN(g.s.v[i]) {
-					g.s.v[i] = v
-				}
-			case syntax.OpTypeMax:
-				if first || v > g.s.v[i] || math.IsNaN(g.s.v[i]) {
-					g.s.v[i] = v
-				}
-			case syntax.OpTypeAvg:
-				// Loki's incremental mean (Prometheus before Kahan
-				// summation), in the order of the series.
-				if first {
-					g.mean[i] = v
-					break
-				}
-				mean, c := g.mean[i], g.cnt[i]
-				if math.IsInf(mean, 0) {
-					if math.IsInf(v, 0) && (mean > 0) == (v > 0) {
-						break
-					}
-					if !math.IsInf(v, 0) && !math.IsNaN(v) {
-						break
-					}
-				}
-				g.mean[i] = mean + v/c - mean/c
-			case syntax.OpTypeStddev, syntax.OpTypeStdvar:
-				if first {
-					g.mean[i] = v
-					g.s.v[i] = 0
-					break
-				}
-				delta := v - g.mean[i]
-				g.mean[i] += delta / g.cnt[i]
-				g.s.v[i] += delta * (v - g.mean[i])
-			default:
-				return nil, queryErr(ErrBadQuery, "unsupported vector aggregation %q", x.Operation)
-			}
-		}
+		delta := v - g.mean[i]
+		g.mean[i] += delta / g.cnt[i]
+		g.s.v[i] += delta * (v - g.mean[i])
 	}
-	out := &value{}
-	for _, g := range order {
+}
+
+func (a *aggSet) finish() []*stepSeries {
+	out := make([]*stepSeries, 0, len(a.order))
+	for _, g := range a.order {
 		for i, ok := range g.s.ok {
 			if !ok {
 				continue
 			}
-			switch x.Operation {
+			switch a.op {
 			case syntax.OpTypeAvg:
 				g.s.v[i] = g.mean[i]
 			case syntax.OpTypeStdvar:
@@ -115,9 +157,19 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 				g.s.v[i] = math.Sqrt(g.s.v[i] / g.cnt[i])
 			}
 		}
-		out.series = append(out.series, g.s)
+		out = append(out, g.s)
 	}
-	return out, nil
+	return out
+}
+
+// streamable reports whether aggSet implements the operation.
+func streamable(op string) bool {
+	switch op {
+	case syntax.OpTypeSum, syntax.OpTypeAvg, syntax.OpTypeMin, syntax.OpTypeMax,
+		syntax.OpTypeCount, syntax.OpTypeStddev, syntax.OpTypeStdvar:
+		return true
+	}
+	return false
 }
 
 // topk keeps, at each step and within each group, the k largest (smallest)
