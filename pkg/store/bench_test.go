@@ -197,8 +197,9 @@ func drain(tb testing.TB, r Reader, p SelectParams, limit int) int {
 //	/work/shared/bin/loggen -out /tmp/corpus -size 1GiB -needles 20
 //	LOKAL_STORE_CORPUS=/tmp/corpus go test -run XXX -bench Corpus -benchtime 1x ./pkg/store
 //
-// Each file becomes a stream; its lines get times spread evenly over the
-// corpus span by byte offset (the store does not parse lines).
+// Each file becomes a stream; its lines get the time written near their
+// start, as the ingester's default detection does, or else one spread evenly
+// over the corpus span by byte offset.
 func BenchmarkCorpus(b *testing.B) {
 	dir := corpusDir(b)
 	m := loadCorpusManifest(b, dir)
@@ -242,7 +243,7 @@ func BenchmarkCorpus(b *testing.B) {
 				var es []Entry
 				for len(es) < 2000 && f.sc.Scan() {
 					line := f.sc.Text()
-					ts := start + int64(float64(span)*float64(f.off)/float64(f.size))
+					ts := lineTime(line, start+int64(float64(span)*float64(f.off)/float64(f.size)))
 					es = append(es, Entry{Ts: ts, Seq: uint64(f.off), Line: line})
 					f.off += int64(len(line) + 1)
 					raw += int64(len(line))

@@ -15,7 +15,7 @@ import (
 // Block layout constants; FORMAT.md is the prose version of these.
 const (
 	blockMagic      = "LKB1"
-	blockVersion    = 1
+	blockVersion    = 2
 	blockHeaderSize = 56 // fixed header including its CRC
 
 	codecZstd = 1
@@ -120,8 +120,9 @@ func (h *blockHeader) validate() error {
 	if h.RawBytes > maxBlockRawBytes {
 		return corruptf("raw size %d over limit", h.RawBytes)
 	}
-	// Each entry takes at least 3 meta bytes and at most 25.
-	if uint64(h.MetaRawLen) < 3*uint64(h.Count) || uint64(h.MetaRawLen) > 25*uint64(h.Count) {
+	// The time unit byte, then at least 4 bytes per entry and at most
+	// 10+10+5+10.
+	if uint64(h.MetaRawLen) < 1+4*uint64(h.Count) || uint64(h.MetaRawLen) > 1+35*uint64(h.Count) {
 		return corruptf("meta size %d impossible for %d entries", h.MetaRawLen, h.Count)
 	}
 	if h.MetaLen > maxBlockRawBytes || h.LinesLen > maxBlockRawBytes || h.FilterLen > maxBlockRawBytes {
@@ -129,6 +130,11 @@ func (h *blockHeader) validate() error {
 	}
 	return nil
 }
+
+// metaMaxTimeExp is the coarsest time unit the meta section uses: seconds.
+const metaMaxTimeExp = 9
+
+var pow10 = [metaMaxTimeExp + 1]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // codecs holds the compressors a store shares between goroutines; both
 // zstd's EncodeAll and DecodeAll are safe for concurrent use.
@@ -240,22 +246,55 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 	h.Count = uint32(len(entries))
 	h.MinTs = entries[0].Ts
 	h.MaxTs = entries[len(entries)-1].Ts
-	meta := make([]byte, 0, len(entries)*8)
-	prevTs, prevSeq := h.MinTs, uint64(0)
 	raw := 0
 	for _, e := range entries {
-		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs))
-		meta = binary.AppendVarint(meta, int64(e.Seq-prevSeq))
-		meta = binary.AppendUvarint(meta, uint64(len(e.Line)))
-		prevTs, prevSeq = e.Ts, e.Seq
 		raw += len(e.Line)
+		if raw > maxBlockRawBytes {
+			return dst, h, fmt.Errorf("encode block: %d line bytes over the %d limit", raw, maxBlockRawBytes)
+		}
 	}
-	if raw > maxBlockRawBytes {
-		return dst, h, fmt.Errorf("encode block: %d line bytes over the %d limit", raw, maxBlockRawBytes)
-	}
-	lines := make([]byte, 0, raw)
+	n := len(entries)
+	// The time unit: the largest power of ten dividing every delta, so
+	// times read at millisecond precision cost one or two bytes, not four.
+	exp, prevTs := metaMaxTimeExp, h.MinTs
 	for _, e := range entries {
+		for exp > 0 && uint64(e.Ts-prevTs)%pow10[exp] != 0 {
+			exp--
+		}
+		prevTs = e.Ts
+	}
+	unit := pow10[exp]
+	meta := make([]byte, 0, 1+n*6)
+	meta = append(meta, byte(exp))
+	prevTs = h.MinTs
+	for _, e := range entries {
+		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs)/unit)
+		prevTs = e.Ts
+	}
+	// Seq is most often the line's byte offset in its file: predicting
+	// the next from the previous line's length leaves mostly zeros.
+	var pred uint64
+	for _, e := range entries {
+		meta = binary.AppendVarint(meta, int64(e.Seq-pred))
+		pred = e.Seq + uint64(len(e.Line)) + 1
+	}
+	codes := make([]uint64, n)
+	var el tsElider
+	lines := make([]byte, 0, raw)
+	for i, e := range entries {
+		if off, layout, ok := el.find(e.Line, e.Ts); ok {
+			k := tsRenderLen(layout)
+			codes[i] = 1 + (uint64(off)<<tsLayoutBits | uint64(layout))
+			meta = binary.AppendUvarint(meta, uint64(len(e.Line)-k))
+			lines = append(lines, e.Line[:off]...)
+			lines = append(lines, e.Line[off+k:]...)
+			continue
+		}
+		meta = binary.AppendUvarint(meta, uint64(len(e.Line)))
 		lines = append(lines, e.Line...)
+	}
+	for _, c := range codes {
+		meta = binary.AppendUvarint(meta, c)
 	}
 	h.RawBytes = uint64(raw)
 	h.MetaRawLen = uint32(len(meta))
@@ -297,8 +336,14 @@ func checkSection(b []byte, name string) ([]byte, error) {
 type blockData struct {
 	ts    []int64
 	seq   []uint64
-	sizes []uint32
+	sizes []uint32 // lengths of the lines as appended
 	lines []string
+	// elide holds each entry's timestamp elision code (0: none), and
+	// storedLen the lines section's uncompressed length; elided is whether
+	// any entry has one.
+	elide     []uint64
+	storedLen uint64
+	elided    bool
 }
 
 // decodeMeta decodes the checked, compressed meta section.
@@ -311,34 +356,73 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	d.ts = growInt64(d.ts, n)
 	d.seq = growUint64(d.seq, n)
 	d.sizes = growUint32(d.sizes, n)
-	prevTs, prevSeq := h.MinTs, uint64(0)
-	var total uint64
+	d.elide = growUint64(d.elide, n)
+	d.elided = false
 	p := raw
+	if len(p) == 0 || p[0] > metaMaxTimeExp {
+		return raw, corruptf("meta: bad time unit")
+	}
+	unit := pow10[p[0]]
+	p = p[1:]
+	prevTs := h.MinTs
 	for i := 0; i < n; i++ {
 		dt, k := binary.Uvarint(p)
-		if k <= 0 {
+		if k <= 0 || dt > math.MaxInt64/unit {
 			return raw, corruptf("meta entry %d: bad time", i)
 		}
 		p = p[k:]
-		ds, k := binary.Varint(p)
+		ts := prevTs + int64(dt*unit)
+		if ts < prevTs || ts > h.MaxTs {
+			return raw, corruptf("meta entry %d: time %d outside the block's range", i, ts)
+		}
+		d.ts[i] = ts
+		prevTs = ts
+	}
+	seqDelta := p // the seq column needs the line lengths; read it last
+	for i := 0; i < n; i++ {
+		_, k := binary.Varint(p)
 		if k <= 0 {
 			return raw, corruptf("meta entry %d: bad seq", i)
 		}
 		p = p[k:]
+	}
+	for i := 0; i < n; i++ {
 		sz, k := binary.Uvarint(p)
-		if k <= 0 || sz > math.MaxUint32 {
+		if k <= 0 || sz > maxBlockRawBytes {
 			return raw, corruptf("meta entry %d: bad size", i)
 		}
 		p = p[k:]
-		ts := prevTs + int64(dt)
-		if ts < prevTs || ts > h.MaxTs {
-			return raw, corruptf("meta entry %d: time %d outside the block's range", i, ts)
-		}
-		seq := prevSeq + uint64(ds)
-		d.ts[i], d.seq[i], d.sizes[i] = ts, seq, uint32(sz)
-		prevTs, prevSeq = ts, seq
-		total += sz
+		d.sizes[i] = uint32(sz)
 	}
+	var total, stored uint64
+	for i := 0; i < n; i++ {
+		code, k := binary.Uvarint(p)
+		if k <= 0 {
+			return raw, corruptf("meta entry %d: bad timestamp code", i)
+		}
+		p = p[k:]
+		sz := uint64(d.sizes[i])
+		full := sz
+		if code != 0 {
+			layout, off := uint32((code-1)&tsLayoutMask), (code-1)>>tsLayoutBits
+			if !tsLayoutValid(layout) || off > sz {
+				return raw, corruptf("meta entry %d: bad timestamp code %d", i, code)
+			}
+			full += uint64(tsRenderLen(layout))
+			d.elided = true
+		}
+		d.sizes[i], d.elide[i] = uint32(full), code
+		total += full
+		stored += sz
+	}
+	var pred uint64
+	for i := 0; i < n; i++ {
+		ds, k := binary.Varint(seqDelta)
+		seqDelta = seqDelta[k:]
+		d.seq[i] = pred + uint64(ds)
+		pred = d.seq[i] + uint64(d.sizes[i]) + 1
+	}
+	d.storedLen = stored
 	if len(p) != 0 {
 		return raw, corruptf("meta: %d trailing bytes", len(p))
 	}
@@ -354,7 +438,7 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 // decodeLines decodes the checked, compressed lines section into strings
 // sharing one fresh buffer.
 func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
-	buf, err := c.decompress(h.Codec, nil, comp, int(h.RawBytes))
+	buf, err := c.decompress(h.Codec, nil, comp, int(d.storedLen))
 	if err != nil {
 		return fmt.Errorf("lines: %w", err)
 	}
@@ -363,11 +447,38 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 		d.lines = make([]string, n)
 	}
 	d.lines = d.lines[:n]
+	if !d.elided {
+		off := 0
+		for i := 0; i < n; i++ {
+			sz := int(d.sizes[i])
+			d.lines[i] = bytesToString(buf[off : off+sz])
+			off += sz
+		}
+		return nil
+	}
+	// Put the elided timestamps back: one fresh buffer of the lines as
+	// appended, which the strings share.
+	out := make([]byte, 0, h.RawBytes)
 	off := 0
 	for i := 0; i < n; i++ {
-		sz := int(d.sizes[i])
-		d.lines[i] = bytesToString(buf[off : off+sz])
-		off += sz
+		start := len(out)
+		code := d.elide[i]
+		if code == 0 {
+			sz := int(d.sizes[i])
+			out = append(out, buf[off:off+sz]...)
+			off += sz
+		} else {
+			layout, at := uint32((code-1)&tsLayoutMask), int((code-1)>>tsLayoutBits)
+			sz := int(d.sizes[i]) - tsRenderLen(layout)
+			out = append(out, buf[off:off+at]...)
+			var ok bool
+			if out, ok = appendTs(out, d.ts[i], layout); !ok {
+				return corruptf("lines: entry %d: time %d cannot be rendered", i, d.ts[i])
+			}
+			out = append(out, buf[off+at:off+sz]...)
+			off += sz
+		}
+		d.lines[i] = bytesToString(out[start:])
 	}
 	return nil
 }

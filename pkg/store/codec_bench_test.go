@@ -17,9 +17,9 @@ func corpusBlocks(tb testing.TB, dir string) (blocks [][]Entry, raw int64) {
 	for _, f := range m.Files {
 		var cur []Entry
 		size := 0
-		ts := int64(0)
+		ts := m.Start.UnixNano()
 		readCorpusLines(tb, filepath.Join(dir, f.Path), func(seq uint64, line string) {
-			ts += int64(time.Millisecond)
+			ts = lineTime(line, ts)
 			cur = append(cur, Entry{Ts: ts, Seq: seq, Line: line})
 			size += len(line)
 			raw += int64(len(line))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,9 +51,8 @@ func corpusDir(tb testing.TB) string {
 	return d
 }
 
-// readCorpusLines calls fn for every line of a corpus file with a synthetic,
-// increasing timestamp (loggen lines carry their own, but the store does not
-// parse lines: here only sizes and content matter).
+// readCorpusLines calls fn for every line of a corpus file with its byte
+// offset.
 func readCorpusLines(tb testing.TB, path string, fn func(seq uint64, line string)) {
 	tb.Helper()
 	f, err := os.Open(path)
@@ -69,6 +70,26 @@ func readCorpusLines(tb testing.TB, path string, fn func(seq uint64, line string
 	if err := sc.Err(); err != nil {
 		tb.Fatalf("read corpus %s: %v", path, err)
 	}
+}
+
+// corpusTimeRE finds the timestamp loggen writes near a line's start, in the
+// shapes its services use.
+var corpusTimeRE = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?Z?`)
+
+// lineTime gives a corpus line the time the ingester would: the one written
+// near its start (read as UTC), else fallback. It lets the benchmarks see
+// the timestamp elision real ingestion gets.
+func lineTime(line string, fallback int64) int64 {
+	m := corpusTimeRE.FindString(line[:min(len(line), 64)])
+	if m == "" {
+		return fallback
+	}
+	m = strings.Replace(strings.Replace(strings.TrimSuffix(m, "Z"), " ", "T", 1), ",", ".", 1)
+	t, err := time.Parse("2006-01-02T15:04:05.999999999", m)
+	if err != nil {
+		return fallback
+	}
+	return t.UnixNano()
 }
 
 func fmtMB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -16,7 +16,10 @@ import (
 // record, so after a crash either all of them exist or none does. Replaying
 // it rebuilds the store's metadata (never its data) at open.
 const (
-	manifestMagic   = "LKMANIF1"
+	manifestMagic = "LKMANIF2"
+	// manifestMagicV1 marks stores of format 1 (blocks without timestamp
+	// elision), which are rejected with a clear message.
+	manifestMagicV1 = "LKMANIF1"
 	manifestName    = "MANIFEST"
 	manifestTmpName = "MANIFEST.tmp"
 	// maxRecordBytes bounds one record so a corrupt length cannot make
@@ -261,6 +264,9 @@ var errTornTail = errors.New("manifest ends in an incomplete record")
 // returns the records and the length of the valid prefix; err is
 // errTornTail (wrapped) when bytes after that prefix were ignored.
 func readManifest(data []byte) (records [][]op, valid int64, err error) {
+	if len(data) >= len(manifestMagicV1) && string(data[:len(manifestMagicV1)]) == manifestMagicV1 {
+		return nil, 0, fmt.Errorf("store written in format 1 by an earlier Lokal; this version reads format 2 only: delete the store directory and ingest again")
+	}
 	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
 		return nil, 0, fmt.Errorf("not a lokal manifest (bad magic)")
 	}
