@@ -110,9 +110,13 @@ func (lr *lineReader) scan(emit func(rawLine)) {
 		if lr.inLong {
 			i := bytes.IndexByte(window, '\n')
 			if i < 0 {
-				lr.longSkipped += int64(len(window))
-				lr.off += int64(len(window))
-				lr.start = lr.end
+				n := len(window)
+				if window[n-1] == '\r' {
+					n-- // may be half of a CRLF: decide when the next byte comes
+				}
+				lr.longSkipped += int64(n)
+				lr.off += int64(n)
+				lr.start += n
 				return
 			}
 			skipped := i
@@ -175,6 +179,9 @@ func (lr *lineReader) emitLong(emit func(rawLine), end int64) {
 // progress) as a final line: used only when the file can no longer grow.
 func (lr *lineReader) flushPartial(emit func(rawLine)) {
 	if lr.inLong {
+		// A held-back '\r' ends the file: it belongs to no text.
+		lr.off += int64(lr.end - lr.start)
+		lr.start = lr.end
 		lr.emitLong(emit, lr.off)
 		return
 	}
