@@ -47,6 +47,9 @@ type Options struct {
 type Engine struct {
 	r    store.Reader
 	opts Options
+	// noFuse turns off streaming range aggregations into the vector
+	// aggregation above them (tests check both ways agree).
+	noFuse bool
 }
 
 // New returns an engine reading from r.

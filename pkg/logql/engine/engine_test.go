@@ -271,3 +271,51 @@ func TestSlidingWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamedAggregationMatches checks that streaming a range aggregation
+// into the vector aggregation above it gives exactly what materialising
+// every inner series gives.
+func TestStreamedAggregationMatches(t *testing.T) {
+	st := testStore(t, 5, 400)
+	var qs []string
+	for _, vec := range []string{"sum", "avg", "min", "max", "count", "stddev", "stdvar"} {
+		for _, rng := range []string{
+			`sum_over_time({app="a"} | logfmt | unwrap n [45s])`,
+			`avg_over_time({app="a"} | logfmt | unwrap n [20s])`,
+			`max_over_time({app="a"} | logfmt | unwrap n [20s]) by (pod)`,
+			`min_over_time({app="a"} | logfmt | unwrap n [1m] offset 10s)`,
+			`first_over_time({app="a"} | logfmt | unwrap n [30s])`,
+			`last_over_time({app="a"} | logfmt | unwrap n [30s])`,
+			`stddev_over_time({app="a"} | logfmt | unwrap n [30s])`,
+			`stdvar_over_time({app="a"} | logfmt | unwrap n [30s])`,
+			`quantile_over_time(0.3, {app="a"} | logfmt | unwrap n [30s])`,
+			`rate_counter({app="a"} | logfmt pod, n | unwrap n [30s])`,
+			`rate({app="a"} | logfmt | unwrap n [30s])`,
+		} {
+			qs = append(qs, vec+" by (pod) ("+rng+")", vec+"("+rng+")")
+		}
+	}
+	for _, q := range qs {
+		for _, p := range []Params{
+			{Query: q, Start: at(0), End: at(7 * time.Minute), Step: 10 * time.Second},
+			{Query: q, Start: at(3 * time.Minute), Instant: true},
+		} {
+			fused, err := New(st, Options{}).Query(context.Background(), p)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			plain := New(st, Options{})
+			plain.noFuse = true
+			want, err := plain.Query(context.Background(), p)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if fmt.Sprint(fused.Matrix, fused.Vector) != fmt.Sprint(want.Matrix, want.Vector) {
+				t.Errorf("%s (instant %v): streamed result differs\n got %v\nwant %v", q, p.Instant, fused.Matrix, want.Matrix)
+			}
+			if len(want.Matrix)+len(want.Vector) == 0 {
+				t.Errorf("%s: empty result", q)
+			}
+		}
+	}
+}

@@ -53,10 +53,13 @@ type evaluator struct {
 	e     *Engine
 	ctx   context.Context
 	steps []int64 // Unix ns, ascending
+	// noFuse evaluates aggregations over range aggregations by
+	// materialising the inner series (tests compare both ways).
+	noFuse bool
 }
 
 func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Params) (Result, error) {
-	ev := &evaluator{e: e, ctx: ctx}
+	ev := &evaluator{e: e, ctx: ctx, noFuse: e.noFuse}
 	if p.Instant {
 		t := p.Start
 		if t.IsZero() {
@@ -184,6 +187,13 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 				pushed.Grouping = x.Grouping
 			}
 			left = &pushed
+		}
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) {
+			agg := newAggSet(x.Operation, x.Grouping, len(ev.steps))
+			if err := ev.rangeAggInto(ra, agg); err != nil {
+				return nil, err
+			}
+			return &value{series: agg.finish()}, nil
 		}
 		inner, err := ev.eval(left)
 		if err != nil {

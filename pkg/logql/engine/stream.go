@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// A vector aggregation directly over a range aggregation of unwrapped
+// values, such as
+//
+//	sum by (instance) (sum_over_time({…} | logfmt | unwrap audio_sec [5m]))
+//
+// is evaluated the way Loki does it, step by step: samples arrive in time
+// order, each series keeps only the samples of its current window, and the
+// window's value goes straight into the aggregation. A parser that gives
+// every line its own label set (a request id) then costs one short-lived
+// window per line instead of a step array per line, so memory follows the
+// series alive in one window, never the data.
+
+// fusable reports whether the range aggregation below a streamable vector
+// aggregation should be streamed into it: the ordered (unwrapped or
+// order-sensitive) functions, unless Loki's sum push-down already groups
+// the samples.
+func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
+	if !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
+		return false
+	}
+	if ra.Operation == syntax.OpRangeTypeAbsent {
+		return false
+	}
+	return !(additive(ra.Operation) && ra.Left.Unwrap == nil)
+}
+
+// winSeries is one series alive in the current window.
+type winSeries struct {
+	ls   labels.Labels
+	hash uint64
+	win  []tv // sample times shifted by the offset
+	head int
+	dead bool
+}
+
+// windowValue is the range function over one window's samples, in time
+// order, with the same float operations as the per-step accumulators.
+func windowValue(op string, w []tv, t, rng int64, q float64) float64 {
+	switch op {
+	case syntax.OpRangeTypeCount:
+		return float64(len(w))
+	case syntax.OpRangeTypeRate:
+		// Only reached with unwrap: the sum of the values per second.
+		sum := 0.0
+		for _, p := range w {
+			sum += p.v
+		}
+		return sum / (float64(rng) / 1e9)
+	case syntax.OpRangeTypeSum, syntax.OpRangeTypeBytes:
+		sum := 0.0
+		for _, p := range w {
+			sum += p.v
+		}
+		return sum
+	case syntax.OpRangeTypeBytesRate:
+		sum := 0.0
+		for _, p := range w {
+			sum += p.v
+		}
+		return sum / (float64(rng) / 1e9)
+	case syntax.OpRangeTypeAvg:
+		var mean, cnt float64
+		for _, p := range w {
+			cnt++
+			x := p.v
+			if math.IsInf(mean, 0) {
+				if math.IsInf(x, 0) && (mean > 0) == (x > 0) {
+					continue
+				}
+				if !math.IsInf(x, 0) && !math.IsNaN(x) {
+					continue
+				}
+			}
+			mean = mean + x/cnt - mean/cnt
+		}
+		return mean
+	case syntax.OpRangeTypeMin:
+		m := w[0].v
+		for _, p := range w[1:] {
+			if p.v < m || math.IsNaN(m) {
+				m = p.v
+			}
+		}
+		return m
+	case syntax.OpRangeTypeMax:
+		m := w[0].v
+		for _, p := range w[1:] {
+			if p.v > m || math.IsNaN(m) {
+				m = p.v
+			}
+		}
+		return m
+	case syntax.OpRangeTypeFirst:
+		return w[0].v
+	case syntax.OpRangeTypeLast:
+		return w[len(w)-1].v
+	case syntax.OpRangeTypeStddev, syntax.OpRangeTypeStdvar:
+		var cnt, mean, aux float64
+		for _, p := range w {
+			cnt++
+			delta := p.v - mean
+			mean += delta / cnt
+			aux += delta * (p.v - mean)
+		}
+		if op == syntax.OpRangeTypeStddev {
+			return math.Sqrt(aux / cnt)
+		}
+		return aux / cnt
+	case syntax.OpRangeTypeQuantile:
+		return quantile(q, w)
+	case syntax.OpRangeTypeRateCounter:
+		return extrapolatedRate(w, t, rng)
+	}
+	return math.NaN()
+}
+
+// rangeAggInto streams a range aggregation into agg.
+func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) error {
+	lr := x.Left
+	if lr.Interval <= 0 {
+		return queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
+	}
+	sel, err := ev.e.compileSelector(lr.Left)
+	if err != nil {
+		return err
+	}
+	ex, err := sampleExtractor(x, sel.pipeline)
+	if err != nil {
+		return err
+	}
+	rng, off := int64(lr.Interval), int64(lr.Offset)
+	last := ev.steps[len(ev.steps)-1]
+	its, err := ev.e.r.Select(ev.ctx, store.SelectParams{
+		Matchers:  sel.matchers,
+		Start:     ev.steps[0] - off - rng + 1,
+		End:       last - off + 1,
+		Direction: store.Forward,
+		Hint:      sel.hint,
+		Lines:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("select streams: %w", err)
+	}
+	defer closeAll(its)
+
+	ctx, cancel := context.WithCancel(ev.ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	sem := make(chan struct{}, ev.e.opts.Parallelism)
+	h := sampleHeap{}
+	for _, it := range its {
+		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), rng, off)}
+		ok, err := c.advance(ev.ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+
+	var q float64
+	if x.Params != nil {
+		q = *x.Params
+	}
+	g := &grouper{g: x.Grouping}
+	limit := ev.e.opts.MaxSeries * innerSeriesFactor
+	active := map[uint64][]*winSeries{}
+	var order []*winSeries
+	next := 0
+	finishUpTo := func(ts int64) error {
+		for next < len(ev.steps) && ev.steps[next] < ts {
+			t := ev.steps[next]
+			live := order[:0]
+			for _, ws := range order {
+				for ws.head < len(ws.win) && ws.win[ws.head].t <= t-rng {
+					ws.head++
+				}
+				w := ws.win[ws.head:]
+				if len(w) == 0 {
+					// Every sample it had is out of every window to come.
+					ws.dead = true
+					continue
+				}
+				if errV := ws.ls.Get(log.ErrorLabel); errV != "" {
+					return pipelineErr(errV, ws.ls)
+				}
+				agg.add(ws.ls, ws.hash, next, windowValue(x.Operation, w, t, rng, q))
+				if ws.head > 1024 && ws.head*2 > len(ws.win) {
+					ws.win = append(ws.win[:0], ws.win[ws.head:]...)
+					ws.head = 0
+				}
+				live = append(live, ws)
+			}
+			for i := len(live); i < len(order); i++ {
+				order[i] = nil
+			}
+			order = live
+			next++
+		}
+		// Forget the dead so their labels can be collected.
+		for k, list := range active {
+			kept := list[:0]
+			for _, ws := range list {
+				if !ws.dead {
+					kept = append(kept, ws)
+				}
+			}
+			if len(kept) == 0 {
+				delete(active, k)
+			} else {
+				active[k] = kept
+			}
+		}
+		return nil
+	}
+	for h.Len() > 0 {
+		c := h[0]
+		shifted := c.ts + off
+		if lo, hi := ev.stepSpan(shifted, rng); lo <= hi {
+			// Steps before lo are complete: no later sample can fall in
+			// them. Finishing sweeps every live series, so it runs only
+			// when a step boundary is crossed.
+			if next < lo {
+				if err := finishUpTo(shifted); err != nil {
+					return err
+				}
+			}
+			gl, gh := g.group(c.ls, c.hash)
+			var ws *winSeries
+			for _, s := range active[gh] {
+				if labels.Equal(s.ls, gl) {
+					ws = s
+					break
+				}
+			}
+			if ws == nil {
+				if len(order) >= limit {
+					return tooManySeries(ev.e.opts.MaxSeries)
+				}
+				ws = &winSeries{ls: gl, hash: gh}
+				active[gh] = append(active[gh], ws)
+				order = append(order, ws)
+			}
+			ws.win = append(ws.win, tv{shifted, c.v})
+		}
+		ok, err := c.advance(ev.ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return finishUpTo(math.MaxInt64)
+}
