@@ -20,6 +20,9 @@ const (
 
 	codecZstd = 1
 	codecS2   = 2
+	// codecZstdStrong is zstd written by recompaction at a stronger level;
+	// it decodes exactly like codecZstd and marks the block as done.
+	codecZstdStrong = 3
 
 	// maxBlockRawBytes bounds what a decoder will allocate for one block,
 	// so a corrupt or hostile header cannot make us allocate gigabytes. It is
@@ -108,7 +111,7 @@ func parseHeader(b []byte) (blockHeader, error) {
 // validate checks what a header claims before anything is allocated from it;
 // the manifest's copies of headers go through it too.
 func (h *blockHeader) validate() error {
-	if h.Codec != codecZstd && h.Codec != codecS2 {
+	if h.Codec != codecZstd && h.Codec != codecS2 && h.Codec != codecZstdStrong {
 		return corruptf("unknown codec %d", h.Codec)
 	}
 	if h.Count == 0 || h.Count > maxBlockEntries {
@@ -222,7 +225,7 @@ func (c *codecs) decompress(codec uint8, dst, src []byte, want int) ([]byte, err
 			return nil, corruptf("s2: %v", err)
 		}
 		return out, nil
-	case codecZstd:
+	case codecZstd, codecZstdStrong:
 		out, err := c.dec.DecodeAll(src, dst[:0])
 		if err != nil {
 			return nil, corruptf("zstd: %v", err)

@@ -38,6 +38,11 @@ type Options struct {
 	HeadFlushBytes   int64
 	HeadMemoryBudget int64
 	HeadMaxAge       time.Duration
+
+	// CompactAfterIdle is how long appends must have stopped before blocks
+	// are recompacted in the background; zero means the default, negative
+	// never (Compact still works).
+	CompactAfterIdle time.Duration
 }
 
 // DefaultOptions are the settings a store gets when the user sets nothing.
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HeadMaxAge <= 0 {
 		o.HeadMaxAge = DefaultHeadMaxAge
+	}
+	if o.CompactAfterIdle == 0 {
+		o.CompactAfterIdle = DefaultCompactAfterIdle
 	}
 	return o
 }
@@ -108,8 +116,9 @@ type Store struct {
 	lastErr    error
 	lastErrAt  time.Time
 	lastCommit time.Time
-	paused     bool // Append refused entries since the last failure
-	failing    bool // the last commit failed
+	lastAppend time.Time // of the last entries; compaction waits for quiet
+	paused     bool      // Append refused entries since the last failure
+	failing    bool      // the last commit failed
 	closed     bool
 	manStamp   manifestStamp // read-only: what was loaded
 
@@ -162,6 +171,9 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+		// Compaction waits for quiet after open too: an ingester usually
+		// starts catching up right away.
+		lastAppend: time.Now(),
 	}
 	if opts.Retention < 0 || opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("open store %s: retention and max bytes must not be negative", dir)
@@ -426,6 +438,7 @@ func (s *Store) background() {
 	tick := time.NewTicker(backgroundTick)
 	defer tick.Stop()
 	lastRetention := time.Now() // Open has just applied it
+	compactPending := true      // a restarted store may have work left
 	for {
 		select {
 		case <-s.stop:
@@ -442,6 +455,13 @@ func (s *Store) background() {
 		if committed || time.Since(lastRetention) >= retentionInterval {
 			lastRetention = time.Now()
 			_ = s.ApplyRetention(time.Now())
+		}
+		// A failed recompaction (a full disk) leaves the old blocks and is
+		// tried again after the next successful commit.
+		if compactPending && s.compactIdle() {
+			compactPending, _ = s.compactSome(compactTickBudget)
+		} else if committed {
+			compactPending = true
 		}
 	}
 }
@@ -543,6 +563,7 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 		if len(se.Entries) == 0 {
 			continue
 		}
+		s.lastAppend = time.Now()
 		st := s.m.byKey[prep[i].key]
 		if st == nil {
 			id := s.m.nextStream

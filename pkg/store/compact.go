@@ -1,0 +1,267 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Recompaction. Catch-up ingestion compresses with zstd's fastest level,
+// the only one that keeps up with a backlog on two cores. Once ingestion is
+// idle, the background loop rewrites those blocks at a stronger level, a
+// stream and day at a time, and merges the head's small cuts into full
+// blocks on the way. Each step is an ordinary commit: a new segment file,
+// synced, then one manifest record that adds the new blocks and deletes the
+// old ones, so a crash leaves either the old blocks or the new ones, never
+// both or neither. Queries already reading the old segments keep them open
+// until they finish (segments are reference counted).
+//
+// Blocks written this way carry codec codecZstdStrong (decoded exactly like
+// codecZstd), which is how a restarted store knows they are done.
+
+const (
+	// compactLevel is what idle time buys: on the 64 MiB loggen corpus in
+	// 1 MiB blocks, better stores 11.1% of raw at about 115 MB per
+	// CPU-second against fastest's 12.7% at 190; best gains little more
+	// for three times the CPU.
+	compactLevel = zstd.SpeedBetterCompression
+	// compactStepRaw bounds one step's line bytes: its memory (the entries
+	// and their new blocks) and how long it holds up a commit.
+	compactStepRaw = 8 << 20
+	// compactTickBudget is how long the background loop compacts per tick,
+	// so compaction takes a fraction of one core and yields to ingestion.
+	compactTickBudget = 250 * time.Millisecond
+	// DefaultCompactAfterIdle is how long appends must have stopped before
+	// the background loop starts recompacting.
+	DefaultCompactAfterIdle = 30 * time.Second
+)
+
+// compactCandidate reports whether a block still has fast-level data.
+func compactCandidate(b *blockRef) bool {
+	return b.h.Codec == codecZstd && !b.corrupt.Load()
+}
+
+// compactIdle says whether ingestion has been quiet long enough.
+func (s *Store) compactIdle() bool {
+	if s.opts.CompactAfterIdle < 0 {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.headBytes == 0 && s.flushCur == nil && !s.failing &&
+		time.Since(s.lastAppend) >= s.opts.CompactAfterIdle
+}
+
+// Compact recompacts every block still at the fast level, step by step,
+// until none is left or ctx is done. The background loop does the same on
+// its own when ingestion is idle; Compact is for callers that want it now
+// (a CLI that ingests a backlog and exits).
+func (s *Store) Compact(ctx context.Context) error {
+	if s.readOnly {
+		return fmt.Errorf("compact: store %s is open read-only", s.dir)
+	}
+	enc, err := newCompactEncoder()
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		did, err := s.compactStep(enc)
+		if err != nil || !did {
+			return err
+		}
+	}
+}
+
+// compactSome runs steps for about budget while the store stays idle; it is
+// the background loop's share. It returns whether work remains.
+func (s *Store) compactSome(budget time.Duration) (bool, error) {
+	enc, err := newCompactEncoder()
+	if err != nil {
+		return false, err
+	}
+	defer enc.Close()
+	start := time.Now()
+	for time.Since(start) < budget && s.compactIdle() {
+		did, err := s.compactStep(enc)
+		if err != nil || !did {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// newCompactEncoder makes a single-threaded strong encoder: compaction is
+// background work and must not take both cores.
+func newCompactEncoder() (*zstd.Encoder, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(compactLevel),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithWindowSize(1<<20),
+		zstd.WithZeroFrames(true),
+		zstd.WithEncoderCRC(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compact: zstd encoder: %w", err)
+	}
+	return enc, nil
+}
+
+// compactStep rewrites one batch of one stream's fast-level blocks of one
+// day. It returns false when there is nothing left to do.
+func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.released {
+		return false, ErrClosed
+	}
+
+	// Pick the first stream and day with candidates, oldest blocks first;
+	// commits and retention wait on commitMu, so the choice stays valid.
+	s.mu.Lock()
+	var batch []*blockRef
+	ids := make([]uint64, 0, len(s.m.streams))
+	for id := range s.m.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		st := s.m.streams[id]
+		var day int64
+		var raw uint64
+		for _, b := range st.blocks { // sorted by MinTs
+			if !compactCandidate(b) || (len(batch) > 0 && b.seg.day != day) {
+				continue
+			}
+			if len(batch) == 0 {
+				day = b.seg.day
+			}
+			batch = append(batch, b)
+			raw += b.h.RawBytes
+			if raw >= compactStepRaw {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			break
+		}
+	}
+	if len(batch) == 0 {
+		s.mu.Unlock()
+		return false, nil
+	}
+	for _, b := range batch {
+		b.seg.readers++
+	}
+	segID := s.m.nextSeg
+	s.m.nextSeg++
+	nextStream, nextSeg := s.m.nextStream, s.m.nextSeg
+	s.mu.Unlock()
+
+	held := make([]*segment, len(batch))
+	for i, b := range batch {
+		held[i] = b.seg
+	}
+	var entries []Entry
+	var skip []*blockRef // unreadable now: marked corrupt, left alone
+	var use []*blockRef
+	for _, b := range batch {
+		es, err := s.readBlockEntries(b)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+				if !b.corrupt.Swap(true) {
+					s.noteCorrupt(b, err)
+				}
+				skip = append(skip, b)
+				continue
+			}
+			s.releaseSegments(held)
+			return false, fmt.Errorf("compact: %w", err)
+		}
+		entries = append(entries, es...)
+		use = append(use, b)
+	}
+	s.releaseSegments(held)
+	if len(use) == 0 {
+		// Every block of the batch turned out corrupt; now marked, they
+		// are not picked again.
+		return len(skip) > 0, nil
+	}
+	// Blocks of a stream may overlap in time (out-of-order appends).
+	slices.SortStableFunc(entries, compareEntries)
+
+	c := &codecs{codec: codecZstdStrong, enc: enc}
+	fb := s.fbPool.Get().(*filterBuilder)
+	defer s.fbPool.Put(fb)
+	day := use[0].seg.day
+	stream := use[0].stream
+	var buf []byte
+	var ops []op
+	ops = append(ops, op{kind: opNextIDs, next: [2]uint64{nextStream, nextSeg}})
+	var blockOps []op
+	for _, chunk := range cutBlocks(entries) {
+		off := int64(len(buf))
+		var h blockHeader
+		var err error
+		buf, h, err = encodeBlock(buf, chunk, c, fb)
+		if err != nil {
+			return false, fmt.Errorf("compact: %w", err)
+		}
+		blockOps = append(blockOps, op{kind: opAddBlock, stream: stream.id, seg: segID, off: off, hdr: h})
+	}
+	seg := &segment{id: segID, day: day, size: int64(len(buf))}
+	path := segPath(s.dir, seg)
+	if err := s.writeSegment(path, buf); err != nil {
+		if !errors.Is(err, errSimulatedCrash) {
+			_ = os.Remove(path)
+		}
+		return false, fmt.Errorf("compact: %w", err)
+	}
+	ops = append(ops, op{kind: opSegment, id: segID, day: day, size: seg.size})
+	ops = append(ops, blockOps...)
+	for _, b := range use {
+		ops = append(ops, op{kind: opDelBlock, seg: b.seg.id, off: b.off})
+	}
+	if err := s.appendRecord(ops); err != nil {
+		if !errors.Is(err, errSimulatedCrash) {
+			_ = os.Remove(path)
+		}
+		return false, fmt.Errorf("compact: %w", err)
+	}
+	s.mu.Lock()
+	dead, err := s.m.apply(ops)
+	s.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("compact applied to memory: %w", err)
+	}
+	s.removeDead(dead)
+	s.maybeRewriteManifest()
+	return true, nil
+}
+
+// compactStats counts blocks by whether they are recompacted, for tests and
+// Info.
+func (s *Store) compactStats() (fast, strong int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, b := range s.m.blocks {
+		switch b.h.Codec {
+		case codecZstd:
+			fast++
+		case codecZstdStrong:
+			strong++
+		}
+	}
+	return fast, strong
+}

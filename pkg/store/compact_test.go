@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// compactFixture fills a store with many fast-level blocks: three streams,
+// two days, overlapping out-of-order commits, lines carrying their times.
+func compactFixture(t *testing.T, s *Store) []streamData {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 8))
+	var data []streamData
+	for k := 0; k < 3; k++ {
+		data = append(data, streamData{lbls: labels.FromStrings("job", "x", "n", fmt.Sprint(k))})
+	}
+	for round := 0; round < 12; round++ {
+		var batch []streamData
+		for k := range data {
+			var es []Entry
+			for i := 0; i < 400; i++ {
+				ts := day0 + rng.Int64N(2*nsPerDay)
+				line := fmt.Sprintf("%s level=info round=%d i=%d %x", time.Unix(0, ts).UTC().Format(time.RFC3339Nano), round, i, rng.Uint64())
+				es = append(es, Entry{Ts: ts, Seq: uint64(round*1000 + i), Line: line})
+			}
+			data[k].entries = append(data[k].entries, es...)
+			batch = append(batch, streamData{data[k].lbls, es})
+		}
+		appendAll(t, s, batch, map[string][]byte{"f": []byte(fmt.Sprint(round))})
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return data
+}
+
+func allParams(t *testing.T) SelectParams {
+	return SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")}, Start: day0 - nsPerDay, End: day0 + 3*nsPerDay, Lines: true}
+}
+
+func TestCompact(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfterIdle: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := compactFixture(t, s)
+	p := allParams(t)
+	want := expected(data, p)
+	diff(t, readAll(t, s, p), want)
+	before := s.Info()
+	if fast, strong := s.compactStats(); fast == 0 || strong != 0 {
+		t.Fatalf("before: %d fast, %d strong blocks", fast, strong)
+	}
+	// An iterator opened before compaction keeps reading the old blocks.
+	its, err := s.Select(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	for _, it := range its {
+		for it.Next() {
+			held += len(it.At().Ts)
+		}
+		if err := it.Err(); err != nil {
+			t.Fatalf("iterator across compaction: %v", err)
+		}
+		it.Close()
+	}
+	if held != 3*12*400 {
+		t.Fatalf("iterator across compaction read %d entries, want %d", held, 3*12*400)
+	}
+	after := s.Info()
+	if fast, strong := s.compactStats(); fast != 0 || strong == 0 {
+		t.Fatalf("after: %d fast, %d strong blocks", fast, strong)
+	}
+	if after.RawBytes != before.RawBytes || after.Blocks > before.Blocks || after.StoredBytes >= before.StoredBytes {
+		t.Fatalf("before %+v, after %+v", before, after)
+	}
+	if string(s.Cursors()["f"]) != "11" {
+		t.Fatalf("cursor %q", s.Cursors()["f"])
+	}
+	diff(t, readAll(t, s, p), want)
+	files, _ := filepath.Glob(filepath.Join(dir, dataDirName, "*", "*"))
+	if len(files) != countSegments(s) {
+		t.Fatalf("%d files for %d segments", len(files), countSegments(s))
+	}
+	// Nothing left: a second pass does nothing.
+	if did, err := s.compactStep(mustCompactEncoder(t)); did || err != nil {
+		t.Fatalf("second pass: did=%v err=%v", did, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	diff(t, readAll(t, s, p), want)
+	if fast, _ := s.compactStats(); fast != 0 {
+		t.Fatalf("reopened: %d fast blocks", fast)
+	}
+}
+
+func mustCompactEncoder(t *testing.T) *zstd.Encoder {
+	t.Helper()
+	enc, err := newCompactEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { enc.Close() })
+	return enc
+}
+
+// TestCompactCrash kills a compaction at each durable step; the reopened
+// store holds every entry exactly once and no stray file.
+func TestCompactCrash(t *testing.T) {
+	for _, stage := range []string{"segment-write", "segment-sync", "manifest-append", "manifest-sync"} {
+		t.Run(stage, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Options{CompactAfterIdle: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := compactFixture(t, s)
+			p := allParams(t)
+			want := expected(data, p)
+			s.setFaults(func(st string) error {
+				if st == stage {
+					return errSimulatedCrash
+				}
+				return nil
+			})
+			if err := s.Compact(context.Background()); !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("compact: %v", err)
+			}
+			s.abandon()
+			s, err = Open(dir, Options{CompactAfterIdle: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			diff(t, readAll(t, s, p), want)
+			files, _ := filepath.Glob(filepath.Join(dir, dataDirName, "*", "*"))
+			if len(files) != countSegments(s) {
+				t.Fatalf("%d files for %d segments", len(files), countSegments(s))
+			}
+			if err := s.Compact(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			diff(t, readAll(t, s, p), want)
+		})
+	}
+}
+
+// TestCompactFullDisk: a failing write leaves the old blocks serving.
+func TestCompactFullDisk(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{CompactAfterIdle: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := compactFixture(t, s)
+	p := allParams(t)
+	s.setFaults(func(st string) error {
+		if st == "manifest-sync" {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	if err := s.Compact(context.Background()); err == nil {
+		t.Fatal("compact on a full disk succeeded")
+	}
+	s.setFaults(nil)
+	diff(t, readAll(t, s, p), expected(data, p))
+	if err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, readAll(t, s, p), expected(data, p))
+}
+
+// TestCompactInBackground: once appends stop, the background loop
+// recompacts on its own.
+func TestCompactInBackground(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{CompactAfterIdle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := compactFixture(t, s)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fast, _ := s.compactStats()
+		if fast == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fast blocks left after 30 s idle", fast)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := allParams(t)
+	diff(t, readAll(t, s, p), expected(data, p))
+}
+
+func TestCompactReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	s.Close()
+	r, err := OpenReadOnly(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Compact(context.Background()); err == nil {
+		t.Fatal("read-only store compacted")
+	}
+}
