@@ -216,8 +216,8 @@ type dashboardProvider struct {
 // dashboard holds the parts of a dashboard JSON model the tests check; the
 // JSON is decoded leniently (panels carry many options) but must be valid.
 type dashboard struct {
-	UID           string `json:"uid"`
-	Title         string `json:"title"`
+	UID           string  `json:"uid"`
+	Title         string  `json:"title"`
 	SchemaVersion int     `json:"schemaVersion"`
 	Panels        []panel `json:"panels"`
 	Templating    struct {
