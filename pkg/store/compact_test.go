@@ -14,6 +14,10 @@ import (
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
 
+// The fixture's size: enough commits for many small overlapping blocks,
+// small enough for go test -race.
+const compactRounds, compactPerRound = 6, 150
+
 // compactFixture fills a store with many fast-level blocks: three streams,
 // two days, overlapping out-of-order commits, lines carrying their times.
 func compactFixture(t *testing.T, s *Store) []streamData {
@@ -23,11 +27,11 @@ func compactFixture(t *testing.T, s *Store) []streamData {
 	for k := 0; k < 3; k++ {
 		data = append(data, streamData{lbls: labels.FromStrings("job", "x", "n", fmt.Sprint(k))})
 	}
-	for round := 0; round < 12; round++ {
+	for round := 0; round < compactRounds; round++ {
 		var batch []streamData
 		for k := range data {
 			var es []Entry
-			for i := 0; i < 400; i++ {
+			for i := 0; i < compactPerRound; i++ {
 				ts := day0 + rng.Int64N(2*nsPerDay)
 				line := fmt.Sprintf("%s level=info round=%d i=%d %x", time.Unix(0, ts).UTC().Format(time.RFC3339Nano), round, i, rng.Uint64())
 				es = append(es, Entry{Ts: ts, Seq: uint64(round*1000 + i), Line: line})
@@ -79,8 +83,8 @@ func TestCompact(t *testing.T) {
 		}
 		it.Close()
 	}
-	if held != 3*12*400 {
-		t.Fatalf("iterator across compaction read %d entries, want %d", held, 3*12*400)
+	if held != 3*compactRounds*compactPerRound {
+		t.Fatalf("iterator across compaction read %d entries, want %d", held, 3*compactRounds*compactPerRound)
 	}
 	after := s.Info()
 	if fast, strong := s.compactStats(); fast != 0 || strong == 0 {
@@ -89,7 +93,7 @@ func TestCompact(t *testing.T) {
 	if after.RawBytes != before.RawBytes || after.Blocks > before.Blocks || after.StoredBytes >= before.StoredBytes {
 		t.Fatalf("before %+v, after %+v", before, after)
 	}
-	if string(s.Cursors()["f"]) != "11" {
+	if string(s.Cursors()["f"]) != fmt.Sprint(compactRounds-1) {
 		t.Fatalf("cursor %q", s.Cursors()["f"])
 	}
 	diff(t, readAll(t, s, p), want)
