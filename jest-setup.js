@@ -8,3 +8,15 @@ configure({ asyncUtilTimeout: 10000 });
 
 // Grafana's Combobox measures option text on a canvas, which jsdom lacks.
 HTMLCanvasElement.prototype.getContext = () => ({ measureText: (text) => ({ width: String(text).length * 7 }) });
+
+// Observers Grafana's scrolling and virtualised lists use; jsdom has neither.
+class NoopObserver {
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+  takeRecords() {
+    return [];
+  }
+}
+global.IntersectionObserver = global.IntersectionObserver ?? NoopObserver;
+global.ResizeObserver = global.ResizeObserver ?? NoopObserver;

@@ -36,9 +36,9 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
   const tokens = useMemo(() => highlightTokens(value), [value]);
   const mounted = useRef<Mounted | null>(null);
   // Monaco callbacks outlive renders: they read the latest props through this ref.
-  const latest = useRef({ onChange, onRunQuery, languageProvider, range, styles });
+  const latest = useRef({ languageProvider, range, styles });
   useEffect(() => {
-    latest.current = { onChange, onRunQuery, languageProvider, range, styles };
+    latest.current = { languageProvider, range, styles };
   });
 
   useEffect(() => {
@@ -103,11 +103,6 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
           }
           return { suggestions: items.map((it) => toMonacoItem(monaco, model, position, it)) };
         },
-      })
-    );
-    state.disposables.push(
-      editor.onDidChangeModelContent(() => {
-        latest.current.onChange(editor.getValue());
       })
     );
     paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), latest.current.styles);
