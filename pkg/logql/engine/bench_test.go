@@ -63,7 +63,8 @@ func BenchmarkSeriesAggregation(b *testing.B) {
 // loggen corpus: LOKAL_BENCH_STORE names the store directory (opened
 // read-only), LOKAL_BENCH_NEEDLE a needle token from the corpus manifest,
 // LOKAL_BENCH_FROM/LOKAL_BENCH_TO (RFC3339) the 24h range,
-// LOKAL_BENCH_PARALLELISM optionally the engine's parallelism.
+// LOKAL_BENCH_PARALLELISM optionally the engine's parallelism and
+// LOKAL_BENCH_QUERY an extra query (5m step over the range).
 func BenchmarkCorpus(b *testing.B) {
 	dir := os.Getenv("LOKAL_BENCH_STORE")
 	if dir == "" {
@@ -94,6 +95,12 @@ func BenchmarkCorpus(b *testing.B) {
 		{"oom-count-over-time", engine.Params{Query: `count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m])`, Start: from, End: to, Step: 5 * time.Minute}},
 		{"scan-no-hint", engine.Params{Query: `{job="cosyvoice3"} |~ "(?i)segfault"`, Limit: 100, Direction: store.Backward, Start: from, End: to}},
 		{"rate-by-level", engine.Params{Query: `sum by (level) (rate({job="cosyvoice3"}[5m]))`, Start: from, End: to, Step: 5 * time.Minute}},
+	}
+	if q := os.Getenv("LOKAL_BENCH_QUERY"); q != "" {
+		qs = append(qs, struct {
+			name string
+			p    engine.Params
+		}{"custom", engine.Params{Query: q, Limit: 1000, Direction: store.Backward, Start: from, End: to, Step: 5 * time.Minute}})
 	}
 	for _, q := range qs {
 		b.Run(q.name, func(b *testing.B) {

@@ -536,7 +536,12 @@ func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 
 // feedSamples reads one stream on its own goroutine, sending the samples
 // that fall in some window; sem bounds how many streams parse at once.
-func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, rng, off int64) chan sampleBatch {
+//
+// Samples carry their grouped labels (by/without of the range aggregation),
+// as Loki's extractors do: grouping runs here in parallel, and ties in the
+// time-ordered merge compare the short grouped label sets.
+func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) chan sampleBatch {
+	g := &grouper{g: grouping}
 	ch := make(chan sampleBatch, 1)
 	wg.Add(1)
 	go func() {
@@ -581,7 +586,8 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 				}
 				v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
 				if ok {
-					recs = append(recs, sampleRec{ts: ts, v: v, ls: ls, hash: h})
+					gl, gh := g.group(ls, h)
+					recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
 				}
 			}
 			<-sem
@@ -615,7 +621,6 @@ func (h *sampleHeap) Pop() any {
 // sees its samples in time order as Loki's window functions do.
 func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
 	set := newAccSet(x.Operation, len(ev.steps), ev.e.opts.MaxSeries*innerSeriesFactor)
-	g := &grouper{g: x.Grouping}
 	ctx, cancel := context.WithCancel(ev.ctx)
 	var wg sync.WaitGroup
 	// Stop the readers and wait for them before the caller closes the
@@ -625,7 +630,7 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 	sem := make(chan struct{}, ev.e.opts.Parallelism)
 	h := sampleHeap{}
 	for _, it := range its {
-		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), rng, off)}
+		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)}
 		ok, err := c.advance(ev.ctx)
 		if err != nil {
 			return nil, err
@@ -658,8 +663,7 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 		shifted := c.ts + off
 		lo, hi := ev.stepSpan(shifted, rng)
 		if lo <= hi {
-			gl, gh := g.group(c.ls, c.hash)
-			a, err := set.get(gl, gh)
+			a, err := set.get(c.ls, c.hash)
 			if err != nil {
 				return nil, err
 			}

@@ -165,7 +165,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	sem := make(chan struct{}, ev.e.opts.Parallelism)
 	h := sampleHeap{}
 	for _, it := range its {
-		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), rng, off)}
+		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)}
 		ok, err := c.advance(ev.ctx)
 		if err != nil {
 			return err
@@ -180,7 +180,6 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if x.Params != nil {
 		q = *x.Params
 	}
-	g := &grouper{g: x.Grouping}
 	limit := ev.e.opts.MaxSeries * innerSeriesFactor
 	active := map[uint64][]*winSeries{}
 	var order []*winSeries
@@ -243,7 +242,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 					return err
 				}
 			}
-			gl, gh := g.group(c.ls, c.hash)
+			gl, gh := c.ls, c.hash
 			var ws *winSeries
 			for _, s := range active[gh] {
 				if labels.Equal(s.ls, gl) {
