@@ -500,20 +500,27 @@ func templateVars(expr string) []string {
 	return out
 }
 
-// substitute replaces a dashboard's variables as Grafana's frontend would
-// (values are given already formatted), then Grafana's time variables as
-// the backend does.
-func substitute(expr string, vals map[string]string, gv syntax.GrafanaVars) string {
+// replaceTemplateVars replaces a dashboard's variables as Grafana's
+// frontend would (values are given already formatted); Grafana's $__ time
+// variables are left alone.
+func replaceTemplateVars(expr string, vals map[string]string) string {
 	names := make([]string, 0, len(vals))
 	for n := range vals {
 		names = append(names, n)
 	}
+	// Longest first, so that $inst cannot eat the start of $instance.
 	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
 	for _, n := range names {
 		expr = strings.ReplaceAll(expr, "${"+n+"}", vals[n])
 		expr = strings.ReplaceAll(expr, "$"+n, vals[n])
 	}
-	return syntax.ExpandGrafanaVariables(expr, gv)
+	return expr
+}
+
+// substitute replaces the dashboard's variables, then Grafana's time
+// variables as the backend does.
+func substitute(expr string, vals map[string]string, gv syntax.GrafanaVars) string {
+	return syntax.ExpandGrafanaVariables(replaceTemplateVars(expr, vals), gv)
 }
 
 // labelValuesRE is the variable query the frontend's metricFindQuery takes.
