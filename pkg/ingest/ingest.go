@@ -80,6 +80,7 @@ type Ingester struct {
 	targets  []*target
 
 	running sync.Mutex // one CatchUp or Run at a time
+	buffers sync.Pool  // read buffers of idle files
 
 	mu sync.Mutex // guards hs, subs and pipes
 	hs healthState

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -35,7 +36,11 @@ type rawLine struct {
 // first maxLine bytes and the rest is only counted.
 type lineReader struct {
 	r       io.Reader
-	buf     []byte
+	buf     []byte // nil while idle: see release
+	bufSize int
+	// pool recycles buffers: a file waiting at its end gives its buffer
+	// back, so a thousand quiet files do not hold a gigabyte.
+	pool    *sync.Pool
 	start   int   // first unconsumed byte in buf
 	end     int   // end of valid data in buf
 	off     int64 // file offset of buf[start]
@@ -60,7 +65,7 @@ func newLineReader(r io.Reader, off int64, maxLine int) *lineReader {
 	if 2*maxLine > size {
 		size = 2 * maxLine
 	}
-	return &lineReader{r: r, buf: make([]byte, size), off: off, maxLine: maxLine}
+	return &lineReader{r: r, bufSize: size, off: off, maxLine: maxLine}
 }
 
 // pendingStart is the offset from which a restart must read again: the start
@@ -78,6 +83,10 @@ func (lr *lineReader) buffered() int { return lr.end - lr.start }
 // fill reads once into the free part of the buffer. It returns the bytes
 // read; io.EOF is reported through lr.eof, other errors are returned.
 func (lr *lineReader) fill() (int, error) {
+	if lr.buf == nil {
+		lr.buf = lr.getBuffer()
+		lr.start, lr.end = 0, 0
+	}
 	if lr.start > 0 && lr.start == lr.end {
 		lr.start, lr.end = 0, 0
 	}
@@ -231,4 +240,26 @@ func replaceInvalidUTF8(dst, src []byte) []byte {
 		src = src[size:]
 	}
 	return dst
+}
+
+func (lr *lineReader) getBuffer() []byte {
+	if lr.pool != nil {
+		if b, ok := lr.pool.Get().(*[]byte); ok && len(*b) == lr.bufSize {
+			return *b
+		}
+	}
+	return make([]byte, lr.bufSize)
+}
+
+// release returns the read buffer when nothing is buffered in it.
+func (lr *lineReader) release() {
+	if lr.buf == nil || lr.start != lr.end {
+		return
+	}
+	b := lr.buf
+	lr.buf = nil
+	lr.start, lr.end = 0, 0
+	if lr.pool != nil {
+		lr.pool.Put(&b)
+	}
 }

@@ -769,7 +769,7 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 		return
 	}
 	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, f: f, size: fi.Size(),
-		lr: newLineReader(f, offset, in.maxLine()), pipe: t.pipeline(tg, name), lastGrowth: in.opts.Now()}
+		lr: t.newReader(f, offset), pipe: t.pipeline(tg, name), lastGrowth: in.opts.Now()}
 	t.files[key] = tf
 	t.byID[id] = tf
 	// Record what the file holds now (its fingerprint may have changed), so
@@ -853,7 +853,7 @@ func (t *tailer) openGzip(tg *target, key, name, resolved string, fi os.FileInfo
 	in := t.in
 	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, gz: true, f: f, zr: zr,
 		size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
-		lr: newLineReader(zr, offset, in.maxLine()), pipe: t.pipeline(tg, name)}
+		lr: t.newReader(zr, offset), pipe: t.pipeline(tg, name)}
 	t.files[key] = tf
 	t.byID[id] = tf
 	return tf, nil
@@ -983,7 +983,7 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	}
 	head, _ := readHead(tf.f)
 	tf.fp = fingerprintOf(head)
-	tf.lr = newLineReader(tf.f, 0, in.maxLine())
+	tf.lr = t.newReader(tf.f, 0)
 	tf.pipe.release()
 	tf.pipe = t.pipeline(tf.t, tf.name)
 	if fi, err := tf.f.Stat(); err == nil {
@@ -1088,12 +1088,12 @@ func (t *tailer) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFil
 		in := t.in
 		tf := &tailedFile{key: key, t: from.t, id: id, fp: fingerprintOf(head), name: from.name, path: p, f: f,
 			size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
-			lr: newLineReader(f, old.Offset, in.maxLine()), pipe: t.pipeline(from.t, from.name)}
+			lr: t.newReader(f, old.Offset), pipe: t.pipeline(from.t, from.name)}
 		if from.pipe != nil && from.lr != nil {
 			// The copy continues the old content: so does its multiline state.
 			tf.pipe, from.pipe = from.pipe, nil
 			if ps, ok := tf.pipe.pendingFrom(); ok && ps < old.Offset {
-				tf.lr = newLineReader(f, old.Offset, in.maxLine())
+				tf.lr = t.newReader(f, old.Offset)
 			}
 		}
 		delete(t.ignored, id)
@@ -1199,7 +1199,7 @@ func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *targ
 		}
 		tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: p.Name, path: c, f: f, size: fi.Size(),
 			rotated: true, lastGrowth: in.opts.Now(),
-			lr: newLineReader(f, p.Offset, in.maxLine()), pipe: t.pipeline(tg, p.Name)}
+			lr: t.newReader(f, p.Offset), pipe: t.pipeline(tg, p.Name)}
 		if nameFI, nameID, err := statID(p.Name); err == nil && nameID == id && nameFI != nil {
 			tf.rotated = false // still where it was discovered (discovery missed it: allowlist changed?)
 		}
@@ -1332,4 +1332,11 @@ func (t *tailer) trackRotated(tg *target, name, path string, fi os.FileInfo, id 
 // logTrack says why a file is (again) being read, and from where.
 func (t *tailer) logTrack(how string, tf *tailedFile) {
 	t.in.opts.Logf("read %s (%s, %s) from %d [%s]", tf.path, tf.name, tf.key, tf.lr.pendingStart(), how)
+}
+
+// newReader makes a line reader whose buffers come from the ingester's pool.
+func (t *tailer) newReader(r io.Reader, off int64) *lineReader {
+	lr := newLineReader(r, off, t.in.maxLine())
+	lr.pool = &t.in.buffers
+	return lr
 }

@@ -147,6 +147,9 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		r.done = true
 	}
 	r.pos = tf.position(r.done)
+	if r.eof || r.done {
+		tf.lr.release()
+	}
 	if r.done {
 		tf.close()
 	}
