@@ -29,7 +29,7 @@ type fixture struct {
 	logFile string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	tmp := t.TempDir()
 	f := &fixture{logs: filepath.Join(tmp, "logs"), data: filepath.Join(tmp, "data")}
@@ -52,7 +52,7 @@ func (f *fixture) settings(glob string, extra string) []byte {
 	return []byte(fmt.Sprintf(`{"storage":{"path":"ds","retention":"0s"}%s,"scrape_configs":[{"job_name":"app","static_configs":[{"labels":{"job":"app","__path__":%q}}]}]}`, extra, glob))
 }
 
-func (f *fixture) instance(t *testing.T, jsonData []byte) *Datasource {
+func (f *fixture) instance(t testing.TB, jsonData []byte) *Datasource {
 	t.Helper()
 	inst, err := f.host.NewDatasource(context.Background(), backend.DataSourceInstanceSettings{UID: "ds-uid", JSONData: jsonData})
 	if err != nil {
