@@ -24,7 +24,9 @@ func BenchmarkLiveTailLatency(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pk := &packets{ch: make(chan struct{}, 1)}
-	go func() { _ = ds.RunStream(ctx, &backend.RunStreamRequest{Path: "tail/b", Data: q}, backend.NewStreamSender(pk)) }()
+	go func() {
+		_ = ds.RunStream(ctx, &backend.RunStreamRequest{Path: "tail/b", Data: q}, backend.NewStreamSender(pk))
+	}()
 	fh, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		b.Fatal(err)
