@@ -26,9 +26,8 @@ import (
 // series alive in one window, never the data.
 
 // fusable reports whether the range aggregation below a streamable vector
-// aggregation should be streamed into it: the ordered (unwrapped or
-// order-sensitive) functions, unless Loki's sum push-down already groups
-// the samples.
+// aggregation should be streamed into it: functions over a pipeline, unless
+// Loki's sum push-down already groups the samples.
 func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
 	if !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
 		return false
@@ -36,7 +35,14 @@ func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
 	if ra.Operation == syntax.OpRangeTypeAbsent {
 		return false
 	}
-	return !(additive(ra.Operation) && ra.Left.Unwrap == nil)
+	if additive(ra.Operation) && ra.Left.Unwrap == nil {
+		// Counting lines of bare streams is folded in parallel without
+		// reading lines; only a pipeline (a parser making a label set per
+		// line) needs streaming.
+		p, ok := ra.Left.Left.(*syntax.PipelineExpr)
+		return ok && len(p.Stages) > 0
+	}
+	return true
 }
 
 // winSeries is one series alive in the current window.
