@@ -34,7 +34,7 @@ const settings = {
 
 const templateSrv = { replace: (s?: string) => s ?? '' } as unknown as TemplateSrv;
 
-function setup(query: Partial<LokalQuery> = {}, data?: PanelData) {
+function setup(query: Partial<LokalQuery> = {}, data?: PanelData, app = CoreApp.Explore) {
   mockRecord.current = newRecord();
   const ds = new DataSource(settings, templateSrv);
   jest.spyOn(ds, 'getResource').mockImplementation(async (path: string) => {
@@ -61,7 +61,7 @@ function setup(query: Partial<LokalQuery> = {}, data?: PanelData) {
       onRunQuery={onRunQuery}
       range={range}
       data={data}
-      app={CoreApp.Explore}
+      app={app}
     />
   );
   return { ds, onChange, onRunQuery, ...utils, q };
@@ -168,5 +168,15 @@ describe('QueryEditor', () => {
     (ds.getResource as jest.Mock).mockRejectedValue(new Error('backend down'));
     fireEvent.click(screen.getByRole('button', { name: /label browser/i }));
     expect(await screen.findByText(/Could not load label names: backend down/)).toBeInTheDocument();
+  });
+
+  it('warns in an alert rule that a log query cannot alert', () => {
+    setup({ expr: '{job="a"} |= "CUDA out of memory"' }, undefined, CoreApp.UnifiedAlerting);
+    expect(screen.getByText('Alert rules need a metric query')).toBeInTheDocument();
+  });
+
+  it('does not warn for a metric query in an alert rule', () => {
+    setup({ expr: 'count_over_time({job="a"}[5m])' }, undefined, CoreApp.UnifiedAlerting);
+    expect(screen.queryByText('Alert rules need a metric query')).not.toBeInTheDocument();
   });
 });

@@ -1,9 +1,10 @@
 import { css } from '@emotion/css';
-import { GrafanaTheme2, QueryEditorProps } from '@grafana/data';
-import { Button, Stack, useStyles2 } from '@grafana/ui';
+import { CoreApp, GrafanaTheme2, QueryEditorProps } from '@grafana/data';
+import { Alert, Button, Stack, useStyles2 } from '@grafana/ui';
 import React, { useMemo, useState } from 'react';
 
 import { DataSource } from '../datasource';
+import { isLogsQuery } from '../logql/parse';
 import { LokalJsonData, LokalQuery } from '../types';
 import { LabelBrowser } from './LabelBrowser';
 import { LogQLEditor } from './LogQLEditor';
@@ -19,6 +20,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
   const [helpOpen, setHelpOpen] = useState(false);
   const expr = query.expr ?? '';
 
+  const alerting = app === CoreApp.UnifiedAlerting || app === CoreApp.CloudAlerting;
   const hints = useMemo(() => datasource.getQueryHints(query, data?.series ?? []), [datasource, query, data]);
 
   const setExpr = (next: string, run = false) => {
@@ -71,6 +73,12 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
           }}
           onClose={() => setBrowserOpen(false)}
         />
+      )}
+      {alerting && isLogsQuery(expr) && (
+        <Alert severity="warning" title="Alert rules need a metric query">
+          A log query returns lines, not a value to compare. Count them instead, e.g.{' '}
+          <code>{'count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m])'}</code>.
+        </Alert>
       )}
       {hints.map((hint) => (
         <div key={hint.type} className={styles.hint} role="note">
