@@ -7,6 +7,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -67,6 +68,11 @@ func (ds *Datasource) setup(jsonData []byte) {
 	}()
 	if len(jsonData) == 0 {
 		jsonData = []byte("{}")
+	}
+	jsonData, err := withoutGrafanaKeys(jsonData)
+	if err != nil {
+		ds.setupErr = fmt.Errorf("settings: %w", err)
+		return
 	}
 	settings, err := config.Parse(jsonData)
 	if err != nil {
@@ -144,4 +150,34 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
 	return runQuery(ctx, ds.shared.eng, lq, fromAlert)
+}
+
+// grafanaKeys are jsonData keys Grafana itself (not Lokal's config editor)
+// may write into any datasource's settings: the alerting toggle, the
+// default interval and timeout options, HTTP options kept from older
+// editors. The settings schema is strict, so they are set aside here
+// rather than rejected as unknown.
+var grafanaKeys = []string{
+	"manageAlerts", "alertmanagerUid", "timeInterval", "queryTimeout", "timeout",
+	"disableGrafanaCache", "oauthPassThru", "keepCookies", "httpMethod",
+	"tlsAuth", "tlsAuthWithCACert", "tlsSkipVerify", "serverName",
+}
+
+// withoutGrafanaKeys removes grafanaKeys from a jsonData object.
+func withoutGrafanaKeys(jsonData []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(jsonData, &m); err != nil {
+		return nil, fmt.Errorf("jsonData is not a JSON object: %w", err)
+	}
+	found := false
+	for _, k := range grafanaKeys {
+		if _, ok := m[k]; ok {
+			delete(m, k)
+			found = true
+		}
+	}
+	if !found {
+		return jsonData, nil
+	}
+	return json.Marshal(m)
 }

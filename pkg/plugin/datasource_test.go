@@ -231,6 +231,7 @@ func TestHealthProblems(t *testing.T) {
 		{name: "disallowed path", jsonData: f.settings(filepath.Join(elsewhere, "*.log"), ""), want: []string{"allowed_paths"}},
 		{name: "unknown key", jsonData: []byte(`{"storage":{"pth":"x"}}`), want: []string{"settings", "pth"}},
 		{name: "bad stage", jsonData: []byte(fmt.Sprintf(`{"storage":{"path":"bad"},"scrape_configs":[{"job_name":"a","static_configs":[{"labels":{"__path__":%q}}],"pipeline_stages":[{"regex":{"expression":"("}}]}]}`, filepath.Join(f.logs, "*.log"))), want: []string{"regex"}},
+		{name: "not an object", jsonData: []byte(`[1,2]`), want: []string{"JSON object"}},
 		{name: "no sources", jsonData: []byte(`{"storage":{"path":"empty"}}`), want: []string{"no sources configured"}},
 		{name: "store outside data path", jsonData: []byte(`{"storage":{"path":"/etc/lokal"}}`), want: []string{"storage.path", "data path"}},
 	}
@@ -274,5 +275,15 @@ func TestHostClose(t *testing.T) {
 	defer st.Close()
 	if in := st.Info(); in.Entries != 3 {
 		t.Errorf("store holds %d entries after Close, want 3 flushed", in.Entries)
+	}
+}
+
+func TestGrafanaKeysSetAside(t *testing.T) {
+	f := newFixture(t)
+	writeLines(t, f.logFile, time.Now(), 2, "INFO", "x")
+	js := f.settings(filepath.Join(f.logs, "*.log"), `,"manageAlerts":true,"timeInterval":"15s"`)
+	ds := f.instance(t, js)
+	if ds.setupErr != nil || ds.ingestErr != nil {
+		t.Fatalf("Grafana's own jsonData keys broke the datasource: %v %v", ds.setupErr, ds.ingestErr)
 	}
 }
