@@ -154,14 +154,9 @@ func sampleExtractor(x *syntax.RangeAggregationExpr, p *log.Pipeline) (*log.Samp
 		post = append(post, s)
 	}
 	// A line without the unwrapped label (or with it empty) gives no
-	// sample rather than a conversion error, as in Loki since v2.6.
-	label := u.Identifier
-	hasLabel := log.StageFunc(func(_ int64, line []byte, lbs *log.LabelsBuilder) ([]byte, bool) {
-		v, ok := lbs.Get(label)
-		return line, ok && v != ""
-	})
-	stages := append(append([]log.Stage(nil), p.Stages()...), hasLabel)
-	return log.NewLabelSampleExtractor(label, conv, log.NewPipeline(stages...), post...), nil
+	// sample rather than a conversion error (Loki since v2.6); the log
+	// package's extractor implements that.
+	return log.NewLabelSampleExtractor(u.Identifier, conv, p, post...), nil
 }
 
 // buildStage maps one AST stage to its log stage.
