@@ -502,3 +502,38 @@ func BenchmarkCorpusQueries(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCorpusCompact recompacts, in place, a store BenchmarkCorpus left
+// in LOKAL_STORE_DIR, as the background loop does once ingestion is idle,
+// and reports the size before and after and the CPU it took (run
+// BenchmarkCorpusQueries before and after to compare query times):
+//
+//	LOKAL_STORE_DIR=/tmp/st LOKAL_STORE_CORPUS=/tmp/corpus go test -run XXX -bench CorpusCompact -benchtime 1x ./pkg/store
+func BenchmarkCorpusCompact(b *testing.B) {
+	dir := os.Getenv("LOKAL_STORE_DIR")
+	if dir == "" {
+		b.Skip("set LOKAL_STORE_DIR to a store made by BenchmarkCorpus")
+	}
+	for i := 0; i < b.N; i++ {
+		s, err := Open(dir, Options{CompactAfterIdle: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := s.Info()
+		c0 := cpuTime()
+		t0 := time.Now()
+		if err := s.Compact(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(t0)
+		cpu := cpuTime() - c0
+		after := s.Info()
+		s.Close()
+		b.ReportMetric(float64(before.StoredBytes)/float64(before.RawBytes)*100, "%stored-before")
+		b.ReportMetric(float64(after.StoredBytes)/float64(after.RawBytes)*100, "%stored-after")
+		b.ReportMetric(float64(before.RawBytes)/cpu.Seconds()/1e6, "compactMB/cpu-s")
+		b.ReportMetric(wall.Seconds(), "compact-s")
+		b.Logf("blocks %d -> %d, stored %s -> %s; peak RSS of this process: %s",
+			before.Blocks, after.Blocks, fmtMB(before.StoredBytes), fmtMB(after.StoredBytes), peakRSS())
+	}
+}

@@ -129,7 +129,7 @@ func (s *Store) commitLocked() (bool, error) {
 					merged = append(merged, tail)
 				}
 			}
-			for _, chunk := range cutBlocks(part) {
+			for _, chunk := range cutBlocks(part, blockTargetRaw) {
 				jobs = append(jobs, &encodeJob{st: w.st, day: day, entries: chunk})
 			}
 		}
@@ -272,23 +272,23 @@ func mergeEntries(a, b []Entry) []Entry {
 	return append(out, b[j:]...)
 }
 
-// cutBlocks splits sorted entries into blocks of about blockTargetRaw line
-// bytes, balancing the last two so no block is a sliver.
-func cutBlocks(es []Entry) [][]Entry {
+// cutBlocks splits sorted entries into blocks of about target line bytes,
+// balancing the last two so no block is a sliver.
+func cutBlocks(es []Entry, target int) [][]Entry {
 	total := 0
 	for _, e := range es {
 		total += len(e.Line)
 	}
-	n := max(1, (total+blockTargetRaw-1)/blockTargetRaw)
-	if n > 1 && total/n < blockTargetRaw/2 {
+	n := max(1, (total+target-1)/target)
+	if n > 1 && total/n < target/2 {
 		n--
 	}
-	target := total/n + 1
+	per := total/n + 1
 	var out [][]Entry
 	start, acc := 0, 0
 	for i, e := range es {
 		acc += len(e.Line)
-		if (acc >= target && len(out) < n-1) || i-start+1 >= maxBlockEntries {
+		if (acc >= per && len(out) < n-1) || i-start+1 >= maxBlockEntries {
 			out = append(out, es[start:i+1])
 			start, acc = i+1, 0
 		}

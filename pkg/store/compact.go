@@ -27,14 +27,20 @@ import (
 // codecZstd), which is how a restarted store knows they are done.
 
 const (
-	// compactLevel is what idle time buys: on the 64 MiB loggen corpus in
-	// 1 MiB blocks, better stores 11.1% of raw at about 115 MB per
-	// CPU-second against fastest's 12.7% at 190; best gains little more
-	// for three times the CPU.
-	compactLevel = zstd.SpeedBetterCompression
+	// compactLevel and compactBlockRaw are what idle time buys. On the
+	// 64 MiB loggen corpus (BenchmarkBlockCodecs, LOKAL_BLOCK_SIZE), stored
+	// share of raw and encode MB per CPU-second: fastest in 1 MiB blocks
+	// 12.7% at 190 (what ingestion writes); better 11.1% (1 MiB), 10.9%
+	// (2 MiB), 10.7% (4 MiB) at 105; best 10.8%, 10.6%, 10.4% at 43. The
+	// 1 GiB corpus comes out about half a point worse, so best in 4 MiB
+	// blocks it is: a one-off cost of about 25 CPU-seconds per GiB on one
+	// core while idle. A needle query still decompresses only one block
+	// (about 10 ms for 4 MiB).
+	compactLevel    = zstd.SpeedBestCompression
+	compactBlockRaw = 4 << 20
 	// compactStepRaw bounds one step's line bytes: its memory (the entries
 	// and their new blocks) and how long it holds up a commit.
-	compactStepRaw = 8 << 20
+	compactStepRaw = 2 * compactBlockRaw
 	// compactTickBudget is how long the background loop compacts per tick,
 	// so compaction takes a fraction of one core and yields to ingestion.
 	compactTickBudget = 250 * time.Millisecond
@@ -48,19 +54,36 @@ func compactCandidate(b *blockRef) bool {
 	return b.h.Codec == codecZstd && !b.corrupt.Load()
 }
 
-// compactIdle says whether ingestion has been quiet long enough.
+// liveTail is the block the next commit of a slowly growing stream will
+// merge its new lines into: the newest small block of the stream's newest
+// day. Recompacting it would only be undone by that merge.
+func liveTail(st *streamState) *blockRef {
+	var tail *blockRef
+	for _, b := range st.blocks {
+		if tail == nil || b.seg.day > tail.seg.day || (b.seg.day == tail.seg.day && b.h.MaxTs > tail.h.MaxTs) {
+			tail = b
+		}
+	}
+	if tail == nil || tail.h.RawBytes >= blockTargetRaw/2 {
+		return nil
+	}
+	return tail
+}
+
+// compactIdle says whether ingestion has stopped catching up for long
+// enough. A live tail of a few lines a second counts as idle: its commits
+// are by age, not because the head filled up.
 func (s *Store) compactIdle() bool {
 	if s.opts.CompactAfterIdle < 0 {
 		return false
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.headBytes == 0 && s.flushCur == nil && !s.failing &&
-		time.Since(s.lastAppend) >= s.opts.CompactAfterIdle
+	return !s.failing && time.Since(s.lastBusy) >= s.opts.CompactAfterIdle
 }
 
-// Compact recompacts every block still at the fast level, step by step,
-// until none is left or ctx is done. The background loop does the same on
+// Compact recompacts every block still at the fast level (but each stream's
+// live tail, see liveTail), step by step, until none is left or ctx is done. The background loop does the same on
 // its own when ingestion is idle; Compact is for callers that want it now
 // (a CLI that ingests a backlog and exits).
 func (s *Store) Compact(ctx context.Context) error {
@@ -108,7 +131,7 @@ func newCompactEncoder() (*zstd.Encoder, error) {
 		zstd.WithEncoderLevel(compactLevel),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithLowerEncoderMem(true),
-		zstd.WithWindowSize(1<<20),
+		zstd.WithWindowSize(compactBlockRaw),
 		zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false),
 	)
@@ -138,10 +161,11 @@ func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		st := s.m.streams[id]
+		tail := liveTail(st)
 		var day int64
 		var raw uint64
 		for _, b := range st.blocks { // sorted by MinTs
-			if !compactCandidate(b) || (len(batch) > 0 && b.seg.day != day) {
+			if !compactCandidate(b) || b == tail || (len(batch) > 0 && b.seg.day != day) {
 				continue
 			}
 			if len(batch) == 0 {
@@ -210,7 +234,7 @@ func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
 	var ops []op
 	ops = append(ops, op{kind: opNextIDs, next: [2]uint64{nextStream, nextSeg}})
 	var blockOps []op
-	for _, chunk := range cutBlocks(entries) {
+	for _, chunk := range cutBlocks(entries, compactBlockRaw) {
 		off := int64(len(buf))
 		var h blockHeader
 		var err error
@@ -248,20 +272,4 @@ func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
 	s.removeDead(dead)
 	s.maybeRewriteManifest()
 	return true, nil
-}
-
-// compactStats counts blocks by whether they are recompacted, for tests and
-// Info.
-func (s *Store) compactStats() (fast, strong int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, b := range s.m.blocks {
-		switch b.h.Codec {
-		case codecZstd:
-			fast++
-		case codecZstdStrong:
-			strong++
-		}
-	}
-	return fast, strong
 }

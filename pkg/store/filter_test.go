@@ -114,7 +114,7 @@ func TestCutBlocks(t *testing.T) {
 		{3000, 3},
 	}
 	for _, tc := range cases {
-		got := cutBlocks(mk(tc.n))
+		got := cutBlocks(mk(tc.n), blockTargetRaw)
 		total := 0
 		for _, b := range got {
 			total += len(b)

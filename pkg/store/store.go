@@ -39,9 +39,10 @@ type Options struct {
 	HeadMemoryBudget int64
 	HeadMaxAge       time.Duration
 
-	// CompactAfterIdle is how long appends must have stopped before blocks
-	// are recompacted in the background; zero means the default, negative
-	// never (Compact still works).
+	// CompactAfterIdle is how long ingestion must have stopped catching up
+	// (no commit because the head filled up) before blocks are recompacted
+	// in the background; zero means the default, negative never (Compact
+	// still works).
 	CompactAfterIdle time.Duration
 }
 
@@ -116,7 +117,7 @@ type Store struct {
 	lastErr    error
 	lastErrAt  time.Time
 	lastCommit time.Time
-	lastAppend time.Time // of the last entries; compaction waits for quiet
+	lastBusy   time.Time // the head last filled up: ingestion was catching up
 	paused     bool      // Append refused entries since the last failure
 	failing    bool      // the last commit failed
 	closed     bool
@@ -171,9 +172,9 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
-		// Compaction waits for quiet after open too: an ingester usually
-		// starts catching up right away.
-		lastAppend: time.Now(),
+		// Compaction waits after open too: an ingester usually starts
+		// catching up right away.
+		lastBusy: time.Now(),
 	}
 	if opts.Retention < 0 || opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("open store %s: retention and max bytes must not be negative", dir)
@@ -467,15 +468,19 @@ func (s *Store) background() {
 }
 
 func (s *Store) commitDue() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.headBytes == 0 && len(s.pending) == 0 && s.flushCur == nil {
 		return false
 	}
 	if s.failing {
 		return time.Since(s.lastErrAt) >= commitRetryInterval
 	}
-	return s.headBytes >= s.opts.HeadFlushBytes || time.Since(s.headOldest) >= s.opts.HeadMaxAge
+	if s.headBytes >= s.opts.HeadFlushBytes {
+		s.lastBusy = time.Now()
+		return true
+	}
+	return time.Since(s.headOldest) >= s.opts.HeadMaxAge
 }
 
 // Flush commits the head now.
@@ -546,6 +551,7 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 			return fmt.Errorf("%w: the head is full (%s) and commits fail: %v", ErrPaused, fmtBytes(s.opts.HeadMemoryBudget), err)
 		}
 		// Normal back-pressure: wait for the commit in progress.
+		s.lastBusy = time.Now()
 		done := s.commitDone
 		s.mu.Unlock()
 		s.poke()
@@ -563,7 +569,6 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 		if len(se.Entries) == 0 {
 			continue
 		}
-		s.lastAppend = time.Now()
 		st := s.m.byKey[prep[i].key]
 		if st == nil {
 			id := s.m.nextStream
@@ -613,6 +618,9 @@ type Info struct {
 	MinTime       int64 // Unix ns over committed and head entries; 0 when empty
 	MaxTime       int64
 	CorruptBlocks int
+	// UncompactedBlocks are still at ingestion's fast compression level;
+	// the background loop recompacts them once ingestion is idle.
+	UncompactedBlocks int
 	// Paused is true while commits fail and Append refuses new entries.
 	Paused     bool
 	LastError  string
@@ -652,6 +660,9 @@ func (s *Store) Info() Info {
 		in.RawBytes += int64(b.h.RawBytes)
 		if b.corrupt.Load() {
 			in.CorruptBlocks++
+		}
+		if b.h.Codec == codecZstd {
+			in.UncompactedBlocks++
 		}
 		span(b.h.MinTs, b.h.MaxTs)
 	}
