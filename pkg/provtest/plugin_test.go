@@ -40,14 +40,7 @@ func pluginOnSample(t *testing.T) (*sampleStore, *plugin.Datasource) {
 // the FromAlert header.
 func alertQuery(t *testing.T, ds *plugin.Datasource, q ruleQuery, at time.Time) backend.DataResponse {
 	t.Helper()
-	model := map[string]any{}
-	for k, v := range q.Model {
-		if s, ok := v.(string); ok {
-			v = asProvisioned(s)
-		}
-		model[k] = v
-	}
-	b, err := json.Marshal(model)
+	b, err := json.Marshal(q.Model)
 	if err != nil {
 		t.Fatal(err)
 	}

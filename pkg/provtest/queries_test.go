@@ -238,7 +238,7 @@ func (s *sampleStore) evalRule(t *testing.T, r rule, at time.Time) (values map[s
 	q := mustQuery(t, r, modelString(red.Model, "expression"))
 	from := at.Add(-time.Duration(q.RelativeTimeRange.From) * time.Second)
 	to := at.Add(-time.Duration(q.RelativeTimeRange.To) * time.Second)
-	res := s.instant(t, asProvisioned(modelString(q.Model, "expr")), from, to)
+	res := s.instant(t, modelString(q.Model, "expr"), from, to)
 	if res.Type != engine.ValueVector {
 		t.Fatalf("rule %q: result type %s, want a vector (numeric-multi frames)", r.Title, res.Type)
 	}
