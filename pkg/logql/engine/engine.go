@@ -3,7 +3,14 @@
 // requested direction and stop at the limit; metric queries fold samples into
 // per-series step arrays (memory grows with series × steps, never with the
 // data) and then apply vector aggregations, binary operators and functions
-// step by step.
+// step by step. Functions that need a window's samples (quantile_over_time,
+// rate_counter), and range aggregations over a pipeline directly under a
+// vector aggregation, keep only the samples of the current window per live
+// series instead, as Loki does.
+//
+// Work spreads over cores: line counts fold per stream in parallel, parsed
+// and unwrapped streams are read and parsed on their own goroutines and
+// merged in time order, and long log scans read streams ahead.
 package engine
 
 import (
