@@ -25,6 +25,9 @@ type rawLine struct {
 	// Line is the text without "\n" or "\r\n", invalid UTF-8 bytes replaced
 	// with U+FFFD; it aliases the reader's buffer until the next call.
 	Line []byte
+	// Text is Line as a string, sharing memory with the other lines read
+	// at the same time; it stays valid after the call.
+	Text string
 	// Truncated counts bytes cut off an over-long line (0 for most lines).
 	Truncated int64
 	// InvalidUTF8 is true when bytes were replaced.
@@ -114,6 +117,13 @@ func (lr *lineReader) fill() (int, error) {
 // is left for the next fill, unless it already exceeds maxLine, in which
 // case its head is kept and the rest counted until its newline arrives.
 func (lr *lineReader) scan(emit func(rawLine)) {
+	// One string for the whole window: every line of it is a substring, so
+	// a million short lines cost one allocation, not a million.
+	var chunk string
+	base := lr.start
+	if i := bytes.LastIndexByte(lr.buf[lr.start:lr.end], '\n'); i >= 0 && !lr.inLong {
+		chunk = string(lr.buf[lr.start : lr.start+i+1])
+	}
 	for lr.start < lr.end {
 		window := lr.buf[lr.start:lr.end]
 		if lr.inLong {
@@ -155,7 +165,11 @@ func (lr *lineReader) scan(emit func(rawLine)) {
 			continue
 		}
 		end := lr.off + int64(i+1)
-		lr.emitLine(emit, line, lr.off, end, 0)
+		text := ""
+		if a := lr.start - base; chunk != "" && a+len(line) <= len(chunk) {
+			text = chunk[a : a+len(line)]
+		}
+		lr.emitText(emit, line, text, lr.off, end, 0)
 		lr.off = end
 		lr.start += i + 1
 	}
@@ -208,6 +222,12 @@ func (lr *lineReader) flushPartial(emit func(rawLine)) {
 }
 
 func (lr *lineReader) emitLine(emit func(rawLine), line []byte, off, end, truncated int64) {
+	lr.emitText(emit, line, "", off, end, truncated)
+}
+
+// emitText emits line; text, when not empty, is the same bytes as a string
+// and becomes the entry's text if no byte needs replacing.
+func (lr *lineReader) emitText(emit func(rawLine), line []byte, text string, off, end, truncated int64) {
 	rl := rawLine{Off: off, End: end, Line: line, Truncated: truncated}
 	if !utf8.Valid(line) {
 		lr.fixBuf = replaceInvalidUTF8(lr.fixBuf[:0], line)
@@ -216,6 +236,11 @@ func (lr *lineReader) emitLine(emit func(rawLine), line []byte, off, end, trunca
 	}
 	if truncated > 0 {
 		rl.Line = append(rl.Line[:len(rl.Line):len(rl.Line)], truncationMarker(truncated)...)
+	}
+	if text != "" && !rl.InvalidUTF8 && truncated == 0 {
+		rl.Text = text
+	} else {
+		rl.Text = string(rl.Line)
 	}
 	emit(rl)
 }

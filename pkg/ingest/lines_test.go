@@ -25,6 +25,9 @@ func readAll(r io.Reader, maxLine int, final bool) []cut {
 	lr := newLineReader(r, 0, maxLine)
 	var out []cut
 	emit := func(rl rawLine) {
+		if rl.Text != string(rl.Line) {
+			panic(fmt.Sprintf("Text %q differs from Line %q", rl.Text, rl.Line))
+		}
 		out = append(out, cut{string(rl.Line), rl.Off, rl.End, rl.Truncated, rl.InvalidUTF8})
 	}
 	for {

@@ -57,7 +57,7 @@ func (fp *filePipeline) release() {
 
 // process runs one raw line through the stages into the result.
 func (fp *filePipeline) process(rl rawLine, now time.Time, r *chunkResult) {
-	fp.p.Process(stages.Entry{Ts: now, Line: string(rl.Line), Offset: rl.Off}, r.addEntry)
+	fp.p.Process(stages.Entry{Ts: now, Line: rl.Text, Offset: rl.Off}, r.addEntry)
 }
 
 // flushOld releases held entries whose wait is over; flushAll releases all.

@@ -635,6 +635,9 @@ func (t *tailer) discover(initial bool) {
 	in := t.in
 	matched := 0
 	seen := map[string]bool{}
+	// Rejections are judged afresh each pass: a file that went away or
+	// became allowed is no longer listed.
+	t.rejected = map[string]string{}
 	for _, tg := range in.targets {
 		if _, err := in.op.CheckPath(tg.include.raw); err != nil {
 			t.rejected[tg.include.raw] = err.Error()
