@@ -19,6 +19,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/lokal-logs/lokal/pkg/sample"
 )
 
 // e2eTimeout is generous: the machine is shared and the test must never
@@ -45,17 +47,31 @@ func TestEndToEnd(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	wantErrors, wantOOM := writeSampleLogs(t, filepath.Join(logs, "cosyvoice.log"), now.Add(-30*time.Minute))
+	// The project's own sample (pkg/sample) beside it, with its manifest as
+	// the ground truth: tracebacks, JSON lines, ANSI colours, several hosts.
+	manifest, err := sample.Write(filepath.Join(logs, "sample"), sample.Options{Seed: 7, Size: 128 << 10, Span: 30 * time.Minute, Start: now.Add(-40 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := startPlugin(t, bin, logs, dataDir)
 	diag, dataClient, resClient, streamClient := p.diag, p.data, p.res, p.stream
 
 	settings := map[string]any{
 		"storage": map[string]any{"path": "e2e", "retention": "0s"},
-		"scrape_configs": []any{map[string]any{
-			"job_name": "cosyvoice3",
-			"static_configs": []any{map[string]any{
-				"labels": map[string]string{"job": "cosyvoice3", "instance": "localhost", "__path__": filepath.Join(logs, "*.log")},
-			}},
-		}},
+		"scrape_configs": []any{
+			map[string]any{
+				"job_name": "cosyvoice3",
+				"static_configs": []any{map[string]any{
+					"labels": map[string]string{"job": "cosyvoice3", "instance": "localhost", "__path__": filepath.Join(logs, "*.log")},
+				}},
+			},
+			map[string]any{
+				"job_name": "sample",
+				"static_configs": []any{map[string]any{
+					"labels": map[string]string{"job": "sample", "__path__": filepath.Join(logs, "sample", "**", "*.log")},
+				}},
+			},
+		},
 	}
 	jsonData, err := json.Marshal(settings)
 	if err != nil {
@@ -86,17 +102,17 @@ func TestEndToEnd(t *testing.T) {
 			} `json:"store"`
 		}
 		_ = json.Unmarshal(health.JsonDetails, &d)
-		if health.Status == pluginv2.CheckHealthResponse_OK && d.Store.Entries >= int64(sampleLines) {
+		if health.Status == pluginv2.CheckHealthResponse_OK && d.Store.Entries >= int64(sampleLines)+manifest.TotalEntries {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("health never reported %d stored lines: status %s, message %q, details %s", sampleLines, health.Status, health.Message, health.JsonDetails)
+			t.Fatalf("health never reported %d stored lines: status %s, message %q, details %s", int64(sampleLines)+manifest.TotalEntries, health.Status, health.Message, health.JsonDetails)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if !strings.Contains(health.Message, "1 file matched") {
-		t.Errorf("health message %q does not report the matched file", health.Message)
+	if want := fmt.Sprintf("%d files matched", 1+len(manifest.Files)); !strings.Contains(health.Message, want) {
+		t.Errorf("health message %q does not say %q", health.Message, want)
 	}
 
 	tr := backend.TimeRange{From: now.Add(-time.Hour), To: now.Add(time.Minute)}
@@ -187,6 +203,24 @@ func TestEndToEnd(t *testing.T) {
 	if v := alert.Frames[0].Fields[0].At(0).(float64); v != float64(wantOOM) {
 		t.Errorf("OOM count = %v, want %d", v, wantOOM)
 	}
+	// The sample's manifest agrees with what was stored and counted.
+	for _, c := range []struct {
+		expr string
+		want int64
+	}{
+		{`sum(count_over_time({job=\"sample\"}[$__range]))`, manifest.TotalEntries},
+		{`sum(count_over_time({job=\"sample\"} |= \"CUDA out of memory\"[$__range]))`, manifest.OOMEntries},
+		{`sum(count_over_time({job=\"sample\", level=\"error\"}[$__range]))`, manifest.EntriesByLevel["error"]},
+	} {
+		r := query("S", `{"expr":"`+c.expr+`","queryType":"instant"}`, nil)
+		if r.Error != nil || len(r.Frames) != 1 || len(r.Frames[0].Fields) != 1 {
+			t.Fatalf("%s: %v %v", c.expr, r.Error, r.Frames)
+		}
+		if got := r.Frames[0].Fields[0].At(0).(float64); got != float64(c.want) {
+			t.Errorf("%s = %v, manifest says %d", c.expr, got, c.want)
+		}
+	}
+
 	// A log query from an alert rule is refused on its refId.
 	bad := query("D", `{"expr":"{job=\"cosyvoice3\"}"}`, map[string]string{"FromAlert": "true"})
 	if bad.Error == nil || !strings.Contains(bad.Error.Error(), "metric query") {
