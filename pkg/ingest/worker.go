@@ -116,7 +116,13 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		}
 		tf.pipe.process(rl, now, r)
 	}
-	for budget := readBudget; budget > 0; {
+	// Nothing new in a plain file (the common case when following): no
+	// buffer, no read.
+	idle := !tf.gz && tf.size == tf.lr.off+int64(tf.lr.buffered())
+	if idle {
+		tf.lr.eof = true
+	}
+	for budget := readBudget; budget > 0 && !idle; {
 		n, err := tf.lr.fill()
 		r.rawBytes += int64(n)
 		budget -= n
