@@ -257,6 +257,24 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("level values = %v, want error and info among them", lv.Data)
 	}
 
+	// A settings change: Grafana makes a new instance (newer Updated) while
+	// the old one still holds the store; it must come up healthy and keep
+	// every stored line exactly once.
+	settings["poll_interval"] = "250ms"
+	if jsonData, err = json.Marshal(settings); err != nil {
+		t.Fatal(err)
+	}
+	pc.DataSourceInstanceSettings.JSONData = jsonData
+	pc.DataSourceInstanceSettings.Updated = now.Add(time.Second)
+	health, err = diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(pc)})
+	if err != nil || health.Status != pluginv2.CheckHealthResponse_OK {
+		t.Fatalf("health after a settings change: %v %v %q", err, health.GetStatus(), health.GetMessage())
+	}
+	after := query("T", `{"expr":"sum(count_over_time({job=~\"cosyvoice3|sample\"}[$__range]))","queryType":"instant"}`, nil)
+	if after.Error != nil || after.Frames[0].Fields[0].At(0).(float64) != float64(int64(sampleLines)+manifest.TotalEntries) {
+		t.Errorf("after a settings change: %v %v, want %d entries", after.Error, after.Frames, int64(sampleLines)+manifest.TotalEntries)
+	}
+
 	// Live tail through Grafana Live's stream calls: a line appended now
 	// reaches the stream.
 	tailData := []byte(`{"expr":"{job=\"cosyvoice3\"} |= \"live-e2e\"","queryType":"stream"}`)
