@@ -7,7 +7,7 @@ import {
   selectorMatchers,
   toggleLabelFilter,
 } from './modify';
-import { findSyntaxErrors } from './parse';
+import { findSyntaxErrors, hasParser } from './parse';
 
 describe('addLabelFilter', () => {
   it.each([
@@ -116,4 +116,42 @@ describe('selectorMatchers', () => {
       { name: 'level', op: '=~', value: 'err.*' },
     ]);
   });
+});
+
+describe('every edit of a valid query stays valid', () => {
+  const queries = [
+    '{job="cosyvoice3"} |= "error"',
+    '{job="cosyvoice3"} |~ "timeout|fail"',
+    'rate({job="cosyvoice3"}[5m])',
+    'count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m])',
+    'sum by (level) (rate({job="cosyvoice3"}[5m]))',
+    '{job="a", instance=~"h.*"} | logfmt | level="error" | line_format "{{.msg}}"',
+    'sum(count_over_time({job="a"} | json | status >= 500 [1m])) / sum(count_over_time({job="a"}[1m]))',
+    'topk(3, sum by (filename) (bytes_over_time({job="a"}[1h])))',
+  ];
+  const edits: Array<[string, (q: string) => string]> = [
+    ['add level="x y"', (q) => addLabelFilter(q, 'level', 'x y', '=')],
+    ['add level!="x"', (q) => addLabelFilter(q, 'level', 'x', '!=')],
+    ['toggle for', (q) => toggleLabelFilter(q, 'mode', 'vc', '=')],
+    ['toggle out', (q) => toggleLabelFilter(q, 'mode', 'vc', '!=')],
+    ['line filter', (q) => addLineFilter(q, 'a "quoted" \\ value', '|=')],
+    ['line filter out', (q) => addLineFilter(q, 'debug', '!=')],
+    ['json', (q) => addParser(q, 'json')],
+    ['logfmt', (q) => addParser(q, 'logfmt')],
+  ];
+  for (const q of queries) {
+    it.each(edits)(`${q}: %s`, (name, edit) => {
+      expect(findSyntaxErrors(q)).toEqual([]);
+      const out = edit(q);
+      // a parser is added only where there is none
+      if (!(name === 'json' || name === 'logfmt') || !hasParser(q)) {
+        expect(out).not.toBe(q);
+      }
+      expect(findSyntaxErrors(out)).toEqual([]);
+    });
+
+    it(`${q}: toggling a filter twice restores it`, () => {
+      expect(toggleLabelFilter(toggleLabelFilter(q, 'mode', 'vc', '='), 'mode', 'vc', '=')).toBe(q);
+    });
+  }
 });
