@@ -673,6 +673,17 @@ func TestDashboardOnSample(t *testing.T) {
 				}
 			}
 		}
+		// What people paste from a JSON line, quotes and all, is searched
+		// literally.
+		needle := `"event":"model_loaded"`
+		want := countLines(t, s.logs, s.m, needle)
+		if want == 0 || want > limit {
+			t.Fatalf("the sample has %d lines with %s; want 1..%d", want, needle, limit)
+		}
+		res = s.rangeQuery(t, substituteVars(q.Expr, map[string]string{"instance": inst.AllValue, "search": needle}), from, to, step, limit)
+		if n := entries(res); n != want {
+			t.Errorf("search for %s: %d lines, the files have %d", needle, n, want)
+		}
 	})
 }
 
@@ -680,6 +691,24 @@ func TestDashboardOnSample(t *testing.T) {
 // evaluation expands Grafana's time variables for its own range and step.
 func substituteVars(expr string, vals map[string]string) string {
 	return replaceTemplateVars(expr, vals)
+}
+
+// countLines counts the sample's lines containing s.
+func countLines(t *testing.T, logs string, m sample.Manifest, s string) int {
+	t.Helper()
+	n := 0
+	for _, f := range m.Files {
+		b, err := os.ReadFile(filepath.Join(logs, filepath.FromSlash(f.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, s) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func entries(res engine.Result) int {
