@@ -74,6 +74,13 @@ func (fp *filePipeline) pendingFrom() (int64, bool) {
 
 // addEntry groups an entry into its stream.
 func (r *chunkResult) addEntry(e stages.Entry) {
+	// Stages hand out the same label set for most entries of a file: a
+	// pointer check skips hashing the labels of every line.
+	if r.last != nil && sameSlice(r.last.Labels, e.Labels) {
+		r.last.Entries = append(r.last.Entries, store.Entry{Ts: e.Ts.UnixNano(), Seq: uint64(e.Offset), Line: e.Line})
+		r.lines++
+		return
+	}
 	h := e.Labels.Hash()
 	se := r.streams[h]
 	for se != nil && !labels.Equal(se.Labels, e.Labels) {
@@ -95,6 +102,15 @@ func (r *chunkResult) addEntry(e stages.Entry) {
 		se = &store.StreamEntries{Labels: e.Labels}
 		r.streams[h] = se
 	}
+	if se.Entries == nil {
+		se.Entries = make([]store.Entry, 0, 256)
+	}
 	se.Entries = append(se.Entries, store.Entry{Ts: e.Ts.UnixNano(), Seq: uint64(e.Offset), Line: e.Line})
+	r.last = se
 	r.lines++
+}
+
+// sameSlice reports whether a and b are the very same label set in memory.
+func sameSlice(a, b labels.Labels) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }

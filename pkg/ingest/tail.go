@@ -94,6 +94,7 @@ type chunkResult struct {
 	tf       *tailedFile
 	streams  map[uint64]*store.StreamEntries
 	extra    []*store.StreamEntries // hash collisions
+	last     *store.StreamEntries   // stream of the previous entry
 	pos      position
 	rawBytes int64
 	lines    int64
