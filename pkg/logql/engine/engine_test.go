@@ -50,6 +50,9 @@ func TestSelectParams(t *testing.T) {
 		{`count_over_time({app="a"} | line_format "{{.pod}}" |= "p1" [1m])`, true, "[]"},
 		{`count_over_time({app="a"} |= "hello" | logfmt | line_format "x" |= "p1" [1m])`, true, "[[hello]]"},
 		{`count_over_time({app="a"} | logfmt [1m])`, true, "[]"},
+		{`count_over_time({app="a"} | unpack |= "p1" | __error__="" [1m])`, true, "[]"},
+		{`count_over_time({app="a"} |= "n=" | unpack |= "p1" | __error__="" [1m])`, true, "[[n=]]"},
+		{`count_over_time({app="a"} | decolorize |= "p1" [1m])`, true, "[]"},
 		{`sum_over_time({app="a"} | logfmt | unwrap n [1m])`, true, "[]"},
 	}
 	for _, tt := range tests {

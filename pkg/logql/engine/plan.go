@@ -34,14 +34,13 @@ func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) 
 		if err != nil {
 			return nil, err
 		}
-		switch st.(type) {
-		case *syntax.LineFmtExpr, *syntax.DecolorizeExpr:
+		if log.RewritesLine(s) {
+			// line_format, decolorize and unpack all replace the line.
 			lineIntact = false
-		case *syntax.LineFilterExpr:
-			if lineIntact {
-				if f, ok := log.FilterOf(s); ok {
-					groups = append(groups, log.RequiredLiterals(f)...)
-				}
+		}
+		if _, ok := st.(*syntax.LineFilterExpr); ok && lineIntact {
+			if f, ok := log.FilterOf(s); ok {
+				groups = append(groups, log.RequiredLiterals(f)...)
 			}
 		}
 		built = append(built, s)
