@@ -28,12 +28,10 @@ func arith(op string, l, r float64) (float64, bool) {
 		return l - r, true
 	case syntax.OpTypeMul:
 		return l * r, true
-	case syntax.OpTypeDiv:
-		return l / r, true
-	case syntax.OpTypeMod:
-		return math.Mod(l, r), true
-	case syntax.OpTypePow:
-		return math.Pow(l, r), true
+	case syntax.OpTypeDiv, syntax.OpTypeMod, syntax.OpTypePow:
+		// Loki guards division and modulo by zero with NaN (not PromQL's
+		// ±Inf); one function keeps vector and literal paths in step.
+		return syntax.ScalarBinOp(op, l, r), true
 	case syntax.OpTypeCmpEQ:
 		return l, l == r
 	case syntax.OpTypeNEQ:

@@ -274,7 +274,7 @@ func labelReplace(x *syntax.LabelReplaceExpr, in *value) (*value, error) {
 	if in.isScalar {
 		return nil, queryErr(ErrBadQuery, "label_replace needs a vector, got a scalar")
 	}
-	re, err := regexp.Compile("^(?s:" + x.Regex + ")$")
+	re, err := regexp.Compile("^(?:" + x.Regex + ")$") // Loki: no (?s), unlike label matchers
 	if err != nil {
 		return nil, queryErr(ErrBadQuery, "invalid regular expression in label_replace(): %s", x.Regex)
 	}
