@@ -27,6 +27,8 @@ type memStore struct {
 	// failures makes the next appends fail, as a full disk would.
 	failures int
 	onFail   func()
+	// fatal, when set, refuses every append with it (not a pause).
+	fatal error
 }
 
 var errDiskFull = fmt.Errorf("%w: disk full", store.ErrPaused)
@@ -37,6 +39,11 @@ func newMemStore() *memStore {
 
 func (m *memStore) Append(_ context.Context, b store.AppendBatch) error {
 	m.mu.Lock()
+	if m.fatal != nil {
+		err := m.fatal
+		m.mu.Unlock()
+		return err
+	}
 	if m.failures > 0 {
 		m.failures--
 		f := m.onFail

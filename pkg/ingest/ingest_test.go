@@ -436,3 +436,20 @@ func TestRunFollowsRotationAndNotifies(t *testing.T) {
 		})
 	}
 }
+
+func TestRefusedAppendEndsTheRunAndLosesNothing(t *testing.T) {
+	e := newEnv(t, "*.log")
+	e.write("app.log", numbered("a", 0, 100))
+	e.st.fatal = fmt.Errorf("append: store closed")
+	in := e.ingester()
+	err := in.CatchUp(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "store closed") {
+		t.Fatalf("CatchUp = %v, want the store's error", err)
+	}
+	if n := e.st.count(); n != 0 {
+		t.Fatalf("stored %d lines through a refusing store", n)
+	}
+	e.st.fatal = nil
+	e.catchUp()
+	diffLines(t, e.st.lines(), want(numbered("a", 0, 100)))
+}

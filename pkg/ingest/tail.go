@@ -129,7 +129,11 @@ type tailer struct {
 
 	batch      *pendingBatch
 	appendReqs chan *pendingBatch
-	appendErr  chan error
+	// failed closes when the appender gives up (appendErr says why);
+	// appenderDone closes when it has returned.
+	failed       chan struct{}
+	appenderDone chan struct{}
+	appendErr    error
 
 	watcher  *fsnotify.Watcher
 	watched  map[string]bool
@@ -241,7 +245,8 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		}
 	}()
 	t.appendReqs = make(chan *pendingBatch)
-	t.appendErr = make(chan error, 1)
+	t.failed = make(chan struct{})
+	t.appenderDone = make(chan struct{})
 	go t.appender(appendCtx)
 	defer func() {
 		for _, tf := range t.files {
@@ -335,8 +340,8 @@ func (t *tailer) run(ctx context.Context) (err error) {
 				}
 			}
 			t.publishFiles()
-		case aerr := <-t.appendErr:
-			return t.finish(ctx, aerr)
+		case <-t.failed:
+			return t.finish(ctx, t.appendErr)
 		}
 	}
 	return t.finish(ctx, nil)
@@ -373,8 +378,9 @@ func (t *tailer) finish(ctx context.Context, cause error) error {
 		cause = t.flush()
 	}
 	close(t.appendReqs)
-	if aerr := <-t.appendErr; cause == nil {
-		cause = aerr
+	<-t.appenderDone
+	if cause == nil {
+		cause = t.appendErr
 	}
 	t.publishFiles()
 	if cause != nil {
@@ -397,8 +403,8 @@ func (t *tailer) flush() error {
 	select {
 	case t.appendReqs <- b:
 		return nil
-	case err := <-t.appendErr:
-		return err
+	case <-t.failed:
+		return t.appendErr
 	}
 }
 
@@ -406,8 +412,7 @@ func (t *tailer) flush() error {
 // skipping one: a later cursor must never be stored before earlier lines.
 func (t *tailer) appender(ctx context.Context) {
 	in := t.in
-	var err error
-	defer func() { t.appendErr <- err }()
+	defer close(t.appenderDone)
 	for b := range t.appendReqs {
 		ab := b.appendBatch()
 		for {
@@ -419,8 +424,9 @@ func (t *tailer) appender(ctx context.Context) {
 				// Only a paused store is waited for; anything else (closed,
 				// refused input) ends the run. Positions did not advance,
 				// so the lines are read again on restart.
-				err = fmt.Errorf("ingest: store %d lines: %w (they will be read again on restart)", b.lines, aerr)
-				// drain so the coordinator never blocks on a dead appender
+				t.appendErr = fmt.Errorf("ingest: store %d lines: %w (they will be read again on restart)", b.lines, aerr)
+				close(t.failed)
+				// Drain so the coordinator never blocks on a dead appender.
 				for range t.appendReqs {
 				}
 				return
