@@ -455,7 +455,7 @@ func hasLabel(ms []*labels.Matcher, name string) bool {
 
 // ---- the dashboard ----
 
-// dashboardQueries returns the CosyVoice3 dashboard's panels by id and its
+// cosyvoiceDashboard returns the CosyVoice3 dashboard's panels by id and its
 // variables.
 func cosyvoiceDashboard(t *testing.T, p *provisioned) (map[int]panel, map[string]variable) {
 	t.Helper()
