@@ -108,6 +108,14 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
     paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), latest.current.styles);
   }, []);
 
+  // The text last run, so leaving the editor runs a changed query once, as in
+  // Grafana's Loki editor, and an unchanged one not at all.
+  const lastRun = useRef(value);
+  const run = (v: string) => {
+    lastRun.current = v;
+    onRunQuery();
+  };
+
   const onKeyDownCapture = (e: KeyboardEvent<HTMLDivElement>) => {
     if (e.key === 'Enter' && e.shiftKey) {
       e.preventDefault();
@@ -116,7 +124,7 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
       if (v !== value) {
         onChange(v);
       }
-      onRunQuery();
+      run(v);
     }
   };
 
@@ -144,6 +152,9 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
         onBlur={(v) => {
           if (v !== value) {
             onChange(v);
+          }
+          if (v !== lastRun.current) {
+            run(v);
           }
         }}
         onBeforeEditorMount={onBeforeEditorMount}

@@ -9,7 +9,7 @@ import {
 } from '@grafana/data';
 import { TemplateSrv } from '@grafana/runtime';
 import { act, fireEvent, render, screen } from '@testing-library/react';
-import React from 'react';
+import React, { useState } from 'react';
 
 import { DataSource } from '../datasource';
 import { FakeMonacoRecord, newRecord } from '../test/mockCodeEditor';
@@ -86,6 +86,24 @@ describe('QueryEditor', () => {
     fireEvent.keyDown(screen.getByLabelText('LogQL query'), { key: 'Enter', shiftKey: true });
     expect(onRunQuery).toHaveBeenCalledTimes(1);
     fireEvent.keyDown(screen.getByLabelText('LogQL query'), { key: 'Enter' });
+    expect(onRunQuery).toHaveBeenCalledTimes(1);
+  });
+
+  it('runs a changed query when the editor loses focus, once', () => {
+    const { ds, onRunQuery, unmount } = setup({ expr: '{job="a"}' });
+    unmount();
+    // the query held in state, as Grafana does, so edits stick
+    function Stateful() {
+      const [query, setQuery] = useState<LokalQuery>({ refId: 'A', expr: '{job="a"}' });
+      return <QueryEditor datasource={ds} query={query} onChange={setQuery} onRunQuery={onRunQuery} />;
+    }
+    render(<Stateful />);
+    const editor = screen.getByLabelText('LogQL query');
+    fireEvent.blur(editor);
+    expect(onRunQuery).not.toHaveBeenCalled();
+    fireEvent.change(editor, { target: { value: '{job="b"}' } });
+    fireEvent.blur(editor);
+    fireEvent.blur(editor);
     expect(onRunQuery).toHaveBeenCalledTimes(1);
   });
 
