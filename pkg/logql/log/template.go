@@ -205,13 +205,8 @@ func templateFuncs(st *templateState) template.FuncMap {
 	}
 }
 
-func durationSeconds(s string) (float64, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, err
-	}
-	return d.Seconds(), nil
-}
+// durationSeconds is the template twin of unwrap's duration_seconds().
+func durationSeconds(s string) (float64, error) { return convert(ConvDurationSeconds, s) }
 
 // titleCase upper-cases the first letter of every word.
 func titleCase(s string) string {

@@ -2,6 +2,7 @@ package syntax
 
 import (
 	"fmt"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
 	"math"
 	"strconv"
 	"strings"
@@ -405,37 +406,22 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.Duration(math.Round(total)), nil
 }
 
-var byteUnitValues = map[string]uint64{
-	"b": 1,
-	"k": 1e3, "kb": 1e3, "ki": 1 << 10, "kib": 1 << 10,
-	"m": 1e6, "mb": 1e6, "mi": 1 << 20, "mib": 1 << 20,
-	"g": 1e9, "gb": 1e9, "gi": 1 << 30, "gib": 1 << 30,
-	"t": 1e12, "tb": 1e12, "ti": 1 << 40, "tib": 1 << 40,
-	"p": 1e15, "pb": 1e15, "pi": 1 << 50, "pib": 1 << 50,
-	"e": 1e18, "eb": 1e18, "ei": 1 << 60, "eib": 1 << 60,
-}
-
-// ParseBytes reads a byte size as Loki does (go-humanize semantics, case
-// insensitive): 20MB is 20·10⁶, 1.5KiB is 1536, 42B is 42.
+// ParseBytes reads a byte-size literal as Loki's lexer does (go-humanize
+// semantics, case insensitive): 20MB is 20·10⁶, 1.5KiB is 1536, 42B is 42.
+// A literal needs a unit and a plain number (no commas or spaces, which
+// the log package's ParseBytes tolerates in label values); the units and
+// arithmetic are the log package's, so queries and values agree.
 func ParseBytes(s string) (uint64, error) {
 	i := 0
 	for i < len(s) && (isDigit(s[i]) || s[i] == '.') {
 		i++
 	}
-	if !isPlainNumber(s[:i]) {
+	if !isPlainNumber(s[:i]) || i == len(s) || strings.ContainsAny(s[i:], " \t,") {
 		return 0, fmt.Errorf("invalid byte size %q", s)
 	}
-	unit, ok := byteUnitValues[strings.ToLower(s[i:])]
-	if !ok {
-		return 0, fmt.Errorf("invalid byte size %q: unknown unit %q", s, s[i:])
-	}
-	n, err := strconv.ParseFloat(s[:i], 64)
+	n, err := log.ParseBytes(s)
 	if err != nil {
-		return 0, fmt.Errorf("invalid byte size %q", s)
+		return 0, fmt.Errorf("invalid byte size %q: %w", s, err)
 	}
-	v := n * float64(unit)
-	if v >= math.MaxUint64 {
-		return 0, fmt.Errorf("invalid byte size %q: out of range", s)
-	}
-	return uint64(v), nil
+	return n, nil
 }

@@ -58,6 +58,10 @@ func TestParseBytes(t *testing.T) {
 		{"20", 0, true},
 		{"20XB", 0, true},
 		{"100EB", 0, true},
+		{"1,024KB", 0, true}, // label values may carry commas, literals may not
+		{"1 KB", 0, true},
+		{"KB", 0, true},
+		{"1.2.3KB", 0, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseBytes(tt.in)
