@@ -34,7 +34,7 @@ import (
 const (
 	// DefaultBatchBytes: big appends keep the store's per-call cost small
 	// during catch-up, small enough to bound memory.
-	DefaultBatchBytes = 4 << 20
+	DefaultBatchBytes = 2 << 20
 	// DefaultBatchAge bounds how long a live line waits before it is stored.
 	DefaultBatchAge = 100 * time.Millisecond
 	// DefaultRotatedIdle is how long a rotated file must stay unchanged at
@@ -45,7 +45,7 @@ const (
 	DefaultRetryInterval = time.Second
 	// readBudget is how much one worker reads from one file before the
 	// file goes back in the queue, so many files progress fairly.
-	readBudget = 4 << 20
+	readBudget = 1 << 20
 	// subscriberBuffer is how many notifications a slow live tail may lag.
 	subscriberBuffer = 64
 	// finalAppendTimeout bounds the last append after Run's context ends.
