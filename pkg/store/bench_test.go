@@ -520,6 +520,7 @@ func BenchmarkCorpusCompact(b *testing.B) {
 			b.Fatal(err)
 		}
 		before := s.Info()
+		b.Logf("before: %s", sectionShares(s))
 		c0 := cpuTime()
 		t0 := time.Now()
 		if err := s.Compact(context.Background()); err != nil {
@@ -528,6 +529,7 @@ func BenchmarkCorpusCompact(b *testing.B) {
 		wall := time.Since(t0)
 		cpu := cpuTime() - c0
 		after := s.Info()
+		b.Logf("after: %s", sectionShares(s))
 		s.Close()
 		b.ReportMetric(float64(before.StoredBytes)/float64(before.RawBytes)*100, "%stored-before")
 		b.ReportMetric(float64(after.StoredBytes)/float64(after.RawBytes)*100, "%stored-after")
@@ -536,4 +538,20 @@ func BenchmarkCorpusCompact(b *testing.B) {
 		b.Logf("blocks %d -> %d, stored %s -> %s; peak RSS of this process: %s",
 			before.Blocks, after.Blocks, fmtMB(before.StoredBytes), fmtMB(after.StoredBytes), peakRSS())
 	}
+}
+
+// sectionShares says what share of the raw bytes each block section takes.
+func sectionShares(s *Store) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var raw, meta, lines, filter, hdr float64
+	for _, b := range s.m.blocks {
+		raw += float64(b.h.RawBytes)
+		meta += float64(b.h.MetaLen)
+		lines += float64(b.h.LinesLen)
+		filter += float64(b.h.FilterLen)
+		hdr += blockHeaderSize + 12
+	}
+	return fmt.Sprintf("meta %.2f%%, lines %.2f%%, filter %.2f%%, headers %.3f%%, manifest %.3f%% of raw",
+		meta/raw*100, lines/raw*100, filter/raw*100, hdr/raw*100, float64(s.manSize.Load())/raw*100)
 }

@@ -123,9 +123,9 @@ func (h *blockHeader) validate() error {
 	if h.RawBytes > maxBlockRawBytes {
 		return corruptf("raw size %d over limit", h.RawBytes)
 	}
-	// The time unit byte, then at least 4 bytes per entry and at most
-	// 10+10+5+10.
-	if uint64(h.MetaRawLen) < 1+4*uint64(h.Count) || uint64(h.MetaRawLen) > 1+35*uint64(h.Count) {
+	// The time unit byte, then at least 5 bytes per entry and at most
+	// 10+10+10+5+10.
+	if uint64(h.MetaRawLen) < 1+5*uint64(h.Count) || uint64(h.MetaRawLen) > 1+45*uint64(h.Count) {
 		return corruptf("meta size %d impossible for %d entries", h.MetaRawLen, h.Count)
 	}
 	if h.MetaLen > maxBlockRawBytes || h.LinesLen > maxBlockRawBytes || h.FilterLen > maxBlockRawBytes {
@@ -257,21 +257,38 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 		}
 	}
 	n := len(entries)
-	// The time unit: the largest power of ten dividing every delta, so
-	// times read at millisecond precision cost one or two bytes, not four.
-	exp, prevTs := metaMaxTimeExp, h.MinTs
+	// The time unit: the largest power of ten dividing nearly every delta,
+	// so times read at millisecond precision cost one or two bytes, not
+	// four; the few deltas it does not divide (lines stamped with a read
+	// time in ns among lines with their own ms times) keep the remainder in
+	// a second column that is otherwise all zeros.
+	var divisible [metaMaxTimeExp + 1]int
+	prevTs := h.MinTs
 	for _, e := range entries {
-		for exp > 0 && uint64(e.Ts-prevTs)%pow10[exp] != 0 {
-			exp--
+		d := uint64(e.Ts - prevTs)
+		for x := 1; x <= metaMaxTimeExp && d%pow10[x] == 0; x++ {
+			divisible[x]++
 		}
 		prevTs = e.Ts
 	}
+	exp := 0
+	for x := metaMaxTimeExp; x > 0; x-- {
+		if divisible[x]*16 >= n*15 {
+			exp = x
+			break
+		}
+	}
 	unit := pow10[exp]
-	meta := make([]byte, 0, 1+n*6)
+	meta := make([]byte, 0, 1+n*7)
 	meta = append(meta, byte(exp))
 	prevTs = h.MinTs
 	for _, e := range entries {
 		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs)/unit)
+		prevTs = e.Ts
+	}
+	prevTs = h.MinTs
+	for _, e := range entries {
+		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs)%unit)
 		prevTs = e.Ts
 	}
 	// Seq is most often the line's byte offset in its file: predicting
@@ -367,16 +384,25 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	}
 	unit := pow10[p[0]]
 	p = p[1:]
-	prevTs := h.MinTs
 	for i := 0; i < n; i++ {
-		dt, k := binary.Uvarint(p)
-		if k <= 0 || dt > math.MaxInt64/unit {
+		hi, k := binary.Uvarint(p)
+		if k <= 0 || hi > math.MaxInt64/unit {
 			return raw, corruptf("meta entry %d: bad time", i)
 		}
 		p = p[k:]
-		ts := prevTs + int64(dt*unit)
-		if ts < prevTs || ts > h.MaxTs {
-			return raw, corruptf("meta entry %d: time %d outside the block's range", i, ts)
+		d.ts[i] = int64(hi * unit)
+	}
+	prevTs := h.MinTs
+	for i := 0; i < n; i++ {
+		lo, k := binary.Uvarint(p)
+		if k <= 0 || lo >= unit {
+			return raw, corruptf("meta entry %d: bad time remainder", i)
+		}
+		p = p[k:]
+		dt := d.ts[i] + int64(lo)
+		ts := prevTs + dt
+		if dt < 0 || ts < prevTs || ts > h.MaxTs {
+			return raw, corruptf("meta entry %d: time outside the block's range", i)
 		}
 		d.ts[i] = ts
 		prevTs = ts

@@ -107,17 +107,30 @@ func (s *Store) Compact(ctx context.Context) error {
 }
 
 // compactSome runs steps for about budget while the store stays idle; it is
-// the background loop's share. It returns whether work remains.
-func (s *Store) compactSome(budget time.Duration) (bool, error) {
-	enc, err := newCompactEncoder()
-	if err != nil {
-		return false, err
+// the background loop's share. enc is created on first use and kept from
+// tick to tick while compaction goes on; it is closed and nil once no work
+// is left or ingestion is busy. It returns whether work may remain.
+func (s *Store) compactSome(enc **zstd.Encoder, budget time.Duration) (bool, error) {
+	if *enc == nil {
+		e, err := newCompactEncoder()
+		if err != nil {
+			return false, err
+		}
+		*enc = e
 	}
-	defer enc.Close()
+	release := func() {
+		(*enc).Close()
+		*enc = nil
+	}
 	start := time.Now()
-	for time.Since(start) < budget && s.compactIdle() {
-		did, err := s.compactStep(enc)
+	for time.Since(start) < budget {
+		if !s.compactIdle() {
+			release() // ingestion is busy again: do not hold the memory
+			return true, nil
+		}
+		did, err := s.compactStep(*enc)
 		if err != nil || !did {
+			release()
 			return false, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -438,8 +439,14 @@ func (s *Store) background() {
 	defer close(s.done)
 	tick := time.NewTicker(backgroundTick)
 	defer tick.Stop()
-	lastRetention := time.Now() // Open has just applied it
-	compactPending := true      // a restarted store may have work left
+	lastRetention := time.Now()  // Open has just applied it
+	compactPending := true       // a restarted store may have work left
+	var compactEnc *zstd.Encoder // kept between ticks while work remains
+	defer func() {
+		if compactEnc != nil {
+			compactEnc.Close()
+		}
+	}()
 	for {
 		select {
 		case <-s.stop:
@@ -460,7 +467,7 @@ func (s *Store) background() {
 		// A failed recompaction (a full disk) leaves the old blocks and is
 		// tried again after the next successful commit.
 		if compactPending && s.compactIdle() {
-			compactPending, _ = s.compactSome(compactTickBudget)
+			compactPending, _ = s.compactSome(&compactEnc, compactTickBudget)
 		} else if committed {
 			compactPending = true
 		}

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,4 +190,55 @@ func FuzzTsElide(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMetaTimeUnit round-trips blocks whose time differences suit
+// different units, including a few that the chosen unit does not divide
+// and differences near the int64 limits.
+func TestMetaTimeUnit(t *testing.T) {
+	c, err := newCodecs(codecZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	cases := map[string]func(i int) int64{
+		"seconds":        func(i int) int64 { return int64(i/3) * 1e9 },
+		"milliseconds":   func(i int) int64 { return int64(i) * 7e6 },
+		"ms with ns odd": func(i int) int64 { return int64(i)*1e6 + int64(i%40/39)*int64(rng.IntN(1e6)) },
+		"nanoseconds":    func(i int) int64 { return int64(i)*1000 + int64(rng.IntN(1000)) },
+		"extremes": func(i int) int64 {
+			switch i {
+			case 0:
+				return math.MinInt64
+			case 1:
+				return -1
+			case 2:
+				return 0
+			}
+			return math.MaxInt64 - int64(200-i)*1e9
+		},
+	}
+	for name, tsOf := range cases {
+		t.Run(name, func(t *testing.T) {
+			var es []Entry
+			for i := 0; i < 200; i++ {
+				es = append(es, Entry{Ts: tsOf(i), Seq: uint64(i * 10), Line: fmt.Sprintf("line %d", i)})
+			}
+			slices.SortStableFunc(es, compareEntries)
+			b, _, err := encodeBlock(nil, es, c, newFilterBuilder())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, d, err := decodeBlock(b, c, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range es {
+				if d.ts[i] != e.Ts || d.seq[i] != e.Seq || d.lines[i] != e.Line {
+					t.Fatalf("entry %d: got (%d, %d, %q), want %+v", i, d.ts[i], d.seq[i], d.lines[i], e)
+				}
+			}
+		})
+	}
 }
