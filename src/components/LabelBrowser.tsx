@@ -12,6 +12,8 @@ interface Props {
   /** Called with the built selector when the user picks "Use query". */
   onUse: (selector: string) => void;
   onClose: () => void;
+  /** The current query's selector matchers: equality ones start out chosen. */
+  initial?: Array<{ name: string; op: string; value: string }>;
 }
 
 /** Builds a stream selector from the chosen values: one value is =, several are =~ "a|b". */
@@ -31,12 +33,20 @@ export function buildSelector(selected: Record<string, string[]>): string {
  * Label browser: pick label names, then their values (each list narrowed by
  * what is already chosen), and get a stream selector.
  */
-export function LabelBrowser({ languageProvider, range, onUse, onClose }: Props) {
+export function LabelBrowser({ languageProvider, range, onUse, onClose, initial = [] }: Props) {
   const styles = useStyles2(getStyles);
   const [names, setNames] = useState<string[]>([]);
-  const [active, setActive] = useState<string[]>([]);
+  const [selected, setSelected] = useState<Record<string, string[]>>(() => {
+    const out: Record<string, string[]> = {};
+    for (const m of initial) {
+      if (m.op === '=') {
+        out[m.name] = [...(out[m.name] ?? []), m.value];
+      }
+    }
+    return out;
+  });
+  const [active, setActive] = useState<string[]>(() => Object.keys(selected));
   const [values, setValues] = useState<Record<string, string[]>>({});
-  const [selected, setSelected] = useState<Record<string, string[]>>({});
   const [search, setSearch] = useState('');
   const [error, setError] = useState<string>();
 

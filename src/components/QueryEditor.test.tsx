@@ -147,6 +147,13 @@ describe('QueryEditor', () => {
     expect(onRunQuery).toHaveBeenCalled();
   });
 
+  it('starts the label browser from the current selector', async () => {
+    setup({ expr: '{job="api"} |= "x"' });
+    fireEvent.click(screen.getByRole('button', { name: /label browser/i }));
+    expect(screen.getByLabelText('Resulting selector')).toHaveTextContent('{job="api"}');
+    expect(await screen.findByText('cosyvoice3')).toBeInTheDocument();
+  });
+
   it('offers the seed examples in the help panel', () => {
     const { onChange } = setup();
     fireEvent.click(screen.getByRole('button', { name: /help/i }));

@@ -4,6 +4,7 @@ import { Alert, Button, Stack, useStyles2 } from '@grafana/ui';
 import React, { useMemo, useState } from 'react';
 
 import { DataSource } from '../datasource';
+import { selectorMatchers } from '../logql/modify';
 import { isLogsQuery } from '../logql/parse';
 import { LokalJsonData, LokalQuery } from '../types';
 import { LabelBrowser } from './LabelBrowser';
@@ -67,6 +68,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
         <LabelBrowser
           languageProvider={datasource.languageProvider}
           range={range}
+          initial={selectorMatchers(expr)}
           onUse={(selector) => {
             setBrowserOpen(false);
             setExpr(selector, true);
