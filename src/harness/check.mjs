@@ -57,13 +57,20 @@ if (status !== 'rendered') {
   console.error(`editors page: status ${status}${details ? `\n${details}` : ''}`);
   process.exit(1);
 }
-for (const want of ['Label browser', 'Syntax error at line 1', 'Which files Lokal may read', 'monaco-editor']) {
+for (const want of [
+  'Label browser',
+  'Resulting selector',
+  'LogQL examples',
+  'Syntax error at line 1',
+  'Which files Lokal may read',
+  'monaco-editor',
+]) {
   if (!dom.includes(want)) {
     console.error(`editors page: expected ${JSON.stringify(want)} in the rendered page`);
     process.exit(1);
   }
 }
-execFileSync(browser, [...common, '--window-size=1280,1700', `--screenshot=${shot}`, url], {
+execFileSync(browser, [...common, '--window-size=1280,2600', `--screenshot=${shot}`, url], {
   stdio: 'ignore',
   timeout: 120000,
 });

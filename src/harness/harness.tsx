@@ -17,6 +17,8 @@ import React, { useState } from 'react';
 import { createRoot } from 'react-dom/client';
 
 import { ConfigEditor } from '../components/ConfigEditor';
+import { LabelBrowser } from '../components/LabelBrowser';
+import { QueryHelp } from '../components/QueryHelp';
 import { QueryEditor } from '../components/QueryEditor';
 import { DataSource } from '../datasource';
 import { LokalJsonData, LokalQuery, LokalQueryType } from '../types';
@@ -119,6 +121,19 @@ function Harness() {
         </section>
       ))}
       <div data-testid="runs">Runs: {runs}</div>
+      <section aria-label="Label browser section">
+        <h4>Label browser</h4>
+        <LabelBrowser
+          languageProvider={ds.languageProvider}
+          range={range}
+          initial={[{ name: 'job', op: '=', value: 'cosyvoice3' }]}
+          onUse={() => undefined}
+          onClose={() => undefined}
+        />
+      </section>
+      <section aria-label="Help section">
+        <QueryHelp onClickExample={() => undefined} />
+      </section>
       <section aria-label="Config editor">
         <h4>Config editor</h4>
         <ConfigEditor options={options} onOptionsChange={setOptions} />
