@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
@@ -60,7 +61,7 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 
 	h := &entryHeap{backward: p.Direction == store.Backward}
 	for _, it := range its {
-		c := &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels()), feeds: feeds}
+		c := &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels()), feeds: feeds, streamHash: lokiStreamHash(it.Labels())}
 		ok, err := c.advance(ctx)
 		if err != nil {
 			return Result{}, err
@@ -241,18 +242,24 @@ type entryCursor struct {
 	pending []processed
 	pi      int
 
-	// text caches the label text of the last set seen: Loki breaks ties
-	// between streams by it, and it is built only when a tie happens.
-	lastLs   labels.Labels
-	lastText string
+	// streamHash is Loki's hash of the stream's stored labels, by which its
+	// merge iterators order entries of equal time.
+	streamHash uint64
 }
 
-func (c *entryCursor) text() string {
-	ls := c.cur.ls
-	if c.lastText == "" || !labels.Equal(c.lastLs, ls) {
-		c.lastLs, c.lastText = ls, ls.String()
+// lokiStreamHash is Prometheus's labels hash (xxhash64 over name, 0xff,
+// value, 0xff for each label in order), which Loki's iterators report as
+// StreamHash for the stream an entry was read from.
+func lokiStreamHash(ls labels.Labels) uint64 {
+	d := xxhash.New()
+	sep := []byte{0xff}
+	for _, l := range ls {
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Value)
+		_, _ = d.Write(sep)
 	}
-	return c.lastText
+	return d.Sum64()
 }
 
 func (c *entryCursor) advance(ctx context.Context) (bool, error) {
@@ -313,8 +320,10 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 }
 
 // entryHeap orders cursors by their current entry: oldest first forward,
-// newest first backward; equal times are ordered by label text (descending
-// when backward), as Loki's heap iterators do.
+// newest first backward. Equal times across streams go in ascending order of
+// the stored stream's hash in both directions, as Loki's merge iterators
+// (lessAscending/lessDescending over the stream hash) do; that order decides
+// which tied entries a limit keeps.
 type entryHeap struct {
 	cs       []*entryCursor
 	backward bool
@@ -329,11 +338,10 @@ func (h *entryHeap) Less(i, j int) bool {
 		}
 		return a.ts < b.ts
 	}
-	at, bt := h.cs[i].text(), h.cs[j].text()
-	if h.backward {
-		return at > bt
+	if ha, hb := h.cs[i].streamHash, h.cs[j].streamHash; ha != hb {
+		return ha < hb
 	}
-	return at < bt
+	return labels.Compare(h.cs[i].it.Labels(), h.cs[j].it.Labels()) < 0
 }
 func (h *entryHeap) Swap(i, j int) { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
 func (h *entryHeap) Push(x any)    { h.cs = append(h.cs, x.(*entryCursor)) }
