@@ -14,6 +14,17 @@
 // Lines are kept as Loki keeps them: "\n" and "\r\n" endings removed, each
 // invalid UTF-8 byte replaced by U+FFFD (what Loki does on push), lines
 // longer than max_line_bytes cut and marked " …[truncated N bytes]".
+//
+// Known limits, all shared with Promtail or narrower than its:
+//   - A generation rotated away before Lokal ever stored a position for
+//     its file's directory cannot be told from old history and is not read.
+//     After that, generations written while Lokal was stopped are found
+//     (named after a known file, changed after its last stored position).
+//   - Copies are recognised by their first 1 KiB (or their first bytes
+//     while a copy is being written, at least 64 of them): two files whose
+//     heads are identical are taken for copies of each other.
+//   - A file truncated with no copy left loses what was written after the
+//     last read and before the truncation (reported as a problem).
 package ingest
 
 import (

@@ -453,3 +453,27 @@ func TestRefusedAppendEndsTheRunAndLosesNothing(t *testing.T) {
 	e.catchUp()
 	diffLines(t, e.st.lines(), want(numbered("a", 0, 100)))
 }
+
+func TestHealthCounts(t *testing.T) {
+	e := newEnv(t, "*.log")
+	a, b := numbered("a", 0, 30), "2026-01-02 03:04:05,000 INFO caf\xe9\n"
+	e.write("app.log", a)
+	e.write("other.log", b)
+	e.write("app.log.1", "not matched\n")
+	in := e.catchUp()
+	h := in.Health()
+	if h.FilesMatched != 2 || h.FilesTracked != 2 || len(h.Files) != 2 {
+		t.Errorf("matched %d, tracked %d, files %+v; want 2 each", h.FilesMatched, h.FilesTracked, h.Files)
+	}
+	if h.Lines != 31 || h.Bytes != int64(len(a)+len(b)) || h.InvalidUTF8Lines != 1 {
+		t.Errorf("lines %d bytes %d invalid %d; want 31, %d, 1", h.Lines, h.Bytes, h.InvalidUTF8Lines, len(a)+len(b))
+	}
+	for _, f := range h.Files {
+		if f.Offset != f.Size || f.Job != "test" || f.Rotated {
+			t.Errorf("file status %+v: want read to its size, job test, not rotated", f)
+		}
+	}
+	if h.Paused || len(h.Problems) != 0 || len(h.FilesRejected) != 0 {
+		t.Errorf("unexpected trouble: %+v", h)
+	}
+}

@@ -216,7 +216,6 @@ func (t *tailer) run(ctx context.Context) (err error) {
 			continue
 		}
 		t.known[k] = p
-		in.opts.Logf("start: %s at %d of %s (%s) done=%v", k, p.Offset, p.Path, p.FP[:12], p.Done)
 	}
 
 	// Workers read; the appender stores. Both stop when their channels close.
