@@ -288,6 +288,7 @@ describe('live tail', () => {
     expect(opts.addr.stream).toBe('lokal-uid');
     expect(opts.addr.path).toMatch(/^tail\/A-/);
     expect(opts.addr.data).toMatchObject({ expr: '{job="cosyvoice3"}', queryType: 'stream' });
+    expect(opts.buffer).toMatchObject({ maxLength: 1000 });
   });
 });
 

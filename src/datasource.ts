@@ -23,6 +23,7 @@ import {
   QueryFixAction,
   QueryHint,
   ScopedVars,
+  StreamingFrameAction,
   SupplementaryQueryOptions,
   SupplementaryQueryType,
   ToggleFilterAction,
@@ -49,6 +50,8 @@ export const LOGS_VOLUME_SUPPORTING_TYPE = 'logsVolume';
 /** How far around a row logs context looks when Grafana does not say. */
 export const DEFAULT_CONTEXT_WINDOW_MS = 2 * 60 * 60 * 1000;
 export const DEFAULT_CONTEXT_LIMIT = 10;
+/** Lines a live tail keeps on screen when the query sets no line limit (Loki's default limit). */
+export const DEFAULT_TAIL_LINES = 1000;
 
 /**
  * Labels that name a line's source file. Context keeps to them so that the
@@ -142,6 +145,8 @@ export class DataSource
     return getGrafanaLiveSrv()
       .getDataStream({
         key: `${request.requestId}-${target.refId}`,
+        // keep the newest lines, as many as the query's line limit
+        buffer: { maxLength: target.maxLines ?? DEFAULT_TAIL_LINES, action: StreamingFrameAction.Append },
         addr: {
           scope: LiveChannelScope.DataSource,
           stream: this.uid,
