@@ -554,7 +554,7 @@ func (p *parser) parseLabelFormat() (*LabelFmtExpr, error) {
 			return nil, p.unexpected(v, "IDENTIFIER or STRING")
 		}
 		if seen[name.text] {
-			return nil, p.errAt(name, "multiple label name '%s' appears in the label_format", name.text)
+			return nil, p.errAt(name, "multiple label name '%s' not allowed in a single format operation", name.text) // Loki's wording
 		}
 		seen[name.text] = true
 		e.Formats = append(e.Formats, f)

@@ -532,7 +532,7 @@ func TestParseErrors(t *testing.T) {
 		{`{app="x"} |= ip("not-an-ip")`, `parse error at line 1, col 17: invalid ip pattern "not-an-ip": expecting an address, a CIDR or a range a-b`},
 		{`{app="x"} |~ ip("1.2.3.4")`, `parse error at line 1, col 14: ip() line filter only supports |= and !=, not |~`},
 		{`{app="x"} | logfmt --bogus`, `parse error at line 1, col 20: syntax error: unknown logfmt flag --bogus, expecting --strict or --keep-empty`},
-		{`{app="x"} | label_format a=b, a="c"`, `parse error at line 1, col 31: multiple label name 'a' appears in the label_format`},
+		{`{app="x"} | label_format a=b, a="c"`, `parse error at line 1, col 31: multiple label name 'a' not allowed in a single format operation`},
 		{`count_over_time({app="x"})`, `parse error at line 1, col 26: syntax error: unexpected CLOSE_PARENTHESIS, expecting RANGE`},
 		{`count_over_time({app="x"}[5])`, `parse error at line 1, col 27: syntax error: unexpected NUMBER, expecting DURATION`},
 		{`count_over_time({app="x"}[0s])`, `parse error at line 1, col 27: range must be greater than zero`},
