@@ -117,7 +117,15 @@ func readGzipHead(path string) ([]byte, error) {
 	defer zr.Close()
 	buf := make([]byte, fingerprintBytes)
 	n, err := io.ReadFull(zr, buf)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) && n < len(buf):
+		// Either a short file or one still being compressed: only a
+		// complete stream tells, and the identity must not change later.
+		if _, cerr := io.Copy(io.Discard, zr); cerr != nil {
+			return nil, fmt.Errorf("%s: incomplete (still being written?): %w", path, cerr)
+		}
+	default:
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return buf[:n], nil

@@ -477,3 +477,31 @@ func TestHealthCounts(t *testing.T) {
 		t.Errorf("unexpected trouble: %+v", h)
 	}
 }
+
+func TestGzipStillBeingWritten(t *testing.T) {
+	for _, lines := range []int{5, 400} { // head shorter and longer than the fingerprint
+		t.Run(fmt.Sprint(lines), func(t *testing.T) {
+			e := newEnv(t, "*.gz")
+			a := numbered("a", 0, lines)
+			e.write("whole.log", a)
+			gzipFile(t, e.path("whole.log"), e.path("old.log.gz"))
+			full, err := os.ReadFile(e.path("old.log.gz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(e.path("old.log.gz"), full[:len(full)/2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.catchUp()
+			if n := e.st.count(); n >= lines {
+				t.Fatalf("read %d lines of the half-written .gz, want fewer than %d", n, lines)
+			}
+			if err := os.WriteFile(e.path("old.log.gz"), full, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.catchUp()
+			e.catchUp()
+			diffLines(t, e.st.lines(), want(a))
+		})
+	}
+}

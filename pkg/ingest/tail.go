@@ -102,6 +102,7 @@ type chunkResult struct {
 	invalid  int64
 	eof      bool
 	done     bool // read to its end and closed
+	retry    bool // closed unfinished (a .gz still being written): rediscover
 	err      error
 }
 
@@ -312,7 +313,7 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		case r := <-t.results:
 			t.busy--
 			t.merge(r)
-			if !stopping && !r.done && !r.eof && r.err == nil {
+			if !stopping && !r.done && !r.retry && !r.eof && r.err == nil {
 				t.dispatch(r.tf)
 			}
 			if t.batch.bytes >= in.opts.BatchBytes {
@@ -552,7 +553,7 @@ func (t *tailer) merge(r *chunkResult) {
 		p := r.pos
 		t.setCursor(tf.key, &p)
 	}
-	if r.done || (r.err != nil && tf.f == nil) {
+	if r.done || r.retry || (r.err != nil && tf.f == nil) {
 		t.retire(tf)
 	}
 	t.pump()
@@ -1221,7 +1222,26 @@ func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *targ
 		return true
 	}
 	if p.Gzip {
-		return false
+		// A .gz is known by its content: look at its last path.
+		fi, id, err := statID(p.Path)
+		if err != nil {
+			return false
+		}
+		if _, err := in.op.CheckPath(p.Path); err != nil {
+			return false
+		}
+		head, err := readGzipHead(p.Path)
+		if err != nil || fingerprintOf(head) != fp || t.byID[id] != nil {
+			return false
+		}
+		tf, err := t.openGzip(tg, key, p.Name, p.Path, fi, id, fp, p.Offset)
+		if err != nil {
+			in.problem("%s: %v", p.Path, err)
+			return false
+		}
+		t.logTrack("identity", tf)
+		t.dispatch(tf)
+		return true
 	}
 	// Compressed, or copied (copytruncate while stopped).
 	return t.resumeCopyWith(p, fp, &tailedFile{id: want, path: p.Path, name: p.Name, t: tg}) != nil

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -143,6 +145,16 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		tf.pipe.flushOld(now, r)
 	}
 	if r.err != nil && tf.gz {
+		if errors.Is(r.err, io.ErrUnexpectedEOF) {
+			// Still being compressed: close it without finishing; the
+			// next discovery resumes it from the position.
+			in.opts.Logf("%s ends early (still being compressed?): read again later from %d", tf.path, tf.lr.pendingStart())
+			r.pos = tf.position(false)
+			tf.close()
+			r.err = nil
+			r.retry = true
+			return r
+		}
 		// A corrupt .gz cannot be resumed: keep what was read, finish it.
 		r.done = true
 	}
