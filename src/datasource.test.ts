@@ -113,8 +113,26 @@ describe('applyTemplateVariables', () => {
 describe('log volume (supplementary queries)', () => {
   const ds = makeDS();
 
-  it('supports log volume', () => {
-    expect(ds.getSupportedSupplementaryQueryTypes()).toEqual([SupplementaryQueryType.LogsVolume]);
+  it('supports log volume and logs sample', () => {
+    expect(ds.getSupportedSupplementaryQueryTypes()).toEqual([
+      SupplementaryQueryType.LogsVolume,
+      SupplementaryQueryType.LogsSample,
+    ]);
+  });
+
+  it('samples the lines behind a metric query', () => {
+    const sample = ds.getSupplementaryQuery(
+      { type: SupplementaryQueryType.LogsSample, limit: 50 },
+      q('sum by (level) (avg_over_time({job="a"} |= "x" | logfmt | unwrap dur [5m]))')
+    );
+    expect(sample).toMatchObject({
+      refId: 'log-sample-A',
+      expr: '{job="a"} |= "x" | logfmt',
+      maxLines: 50,
+      direction: 'backward',
+      supportingQueryType: 'logsSample',
+    });
+    expect(ds.getSupplementaryQuery({ type: SupplementaryQueryType.LogsSample }, q('{job="a"}'))).toBeUndefined();
   });
 
   it('counts the selector and filters by level at an automatic step', () => {
@@ -143,7 +161,8 @@ describe('log volume (supplementary queries)', () => {
     } as unknown as DataQueryRequest<LokalQuery>;
     const out = ds.getSupplementaryRequest(SupplementaryQueryType.LogsVolume, request);
     expect(out?.targets.map((t) => t.refId)).toEqual(['log-volume-A']);
-    expect(ds.getSupplementaryRequest(SupplementaryQueryType.LogsSample, request)).toBeUndefined();
+    const sample = ds.getSupplementaryRequest(SupplementaryQueryType.LogsSample, request);
+    expect(sample?.targets.map((t) => t.refId)).toEqual(['log-sample-B']);
   });
 });
 

@@ -41,11 +41,21 @@ import {
   removeLabelFilter,
   toggleLabelFilter,
 } from './logql/modify';
-import { escapeRegexInString, hasParser, isLogsQuery, logVolumeSource, quoteString } from './logql/parse';
+import {
+  escapeRegexInString,
+  hasParser,
+  isLogsQuery,
+  logsSampleSource,
+  logVolumeSource,
+  quoteString,
+} from './logql/parse';
 import { LokalJsonData, LokalQuery, LokalQueryDirection, LokalQueryType } from './types';
 
 /** Marks supplementary (log volume) queries, as Grafana's Loki datasource does. */
 export const LOGS_VOLUME_SUPPORTING_TYPE = 'logsVolume';
+export const LOGS_SAMPLE_SUPPORTING_TYPE = 'logsSample';
+/** Lines in a logs sample when Explore does not say. */
+export const DEFAULT_SAMPLE_LINES = 100;
 
 /** How far around a row logs context looks when Grafana does not say. */
 export const DEFAULT_CONTEXT_WINDOW_MS = 2 * 60 * 60 * 1000;
@@ -193,11 +203,31 @@ export class DataSource
   // ---- Explore: log volume ----
 
   getSupportedSupplementaryQueryTypes(): SupplementaryQueryType[] {
-    return [SupplementaryQueryType.LogsVolume];
+    return [SupplementaryQueryType.LogsVolume, SupplementaryQueryType.LogsSample];
   }
 
   getSupplementaryQuery(options: SupplementaryQueryOptions, query: LokalQuery): LokalQuery | undefined {
-    if (options.type !== SupplementaryQueryType.LogsVolume || query.hide) {
+    if (query.hide) {
+      return undefined;
+    }
+    if (options.type === SupplementaryQueryType.LogsSample) {
+      // the lines behind a metric query's graph
+      const sample = logsSampleSource(query.expr ?? '');
+      if (!sample) {
+        return undefined;
+      }
+      return {
+        ...query,
+        refId: `log-sample-${query.refId}`,
+        expr: sample,
+        queryType: LokalQueryType.Range,
+        maxLines: 'limit' in options && options.limit ? options.limit : DEFAULT_SAMPLE_LINES,
+        direction: LokalQueryDirection.Backward,
+        legendFormat: undefined,
+        supportingQueryType: LOGS_SAMPLE_SUPPORTING_TYPE,
+      };
+    }
+    if (options.type !== SupplementaryQueryType.LogsVolume) {
       return undefined;
     }
     const source = logVolumeSource(query.expr ?? '');
@@ -223,7 +253,7 @@ export class DataSource
     request: DataQueryRequest<LokalQuery>,
     options?: SupplementaryQueryOptions
   ): DataQueryRequest<LokalQuery> | undefined {
-    if (type !== SupplementaryQueryType.LogsVolume) {
+    if (type !== SupplementaryQueryType.LogsVolume && type !== SupplementaryQueryType.LogsSample) {
       return undefined;
     }
     const targets = request.targets

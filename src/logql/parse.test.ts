@@ -5,6 +5,7 @@ import {
   formatSyntaxError,
   hasParser,
   isLogsQuery,
+  logsSampleSource,
   logVolumeSource,
   maskVariables,
   quoteString,
@@ -98,6 +99,18 @@ describe('logVolumeSource', () => {
 
   it.each(['rate({job="a"}[5m])', '{job="a', ''])('has none for %j', (q) => {
     expect(logVolumeSource(q)).toBeUndefined();
+  });
+});
+
+describe('logsSampleSource', () => {
+  it.each([
+    ['rate({job="a"}[5m])', '{job="a"}'],
+    ['count_over_time({job="a"} |= "CUDA out of memory"[5m])', '{job="a"} |= "CUDA out of memory"'],
+    ['sum(avg_over_time({job="a"} | logfmt | unwrap dur [5m]))', '{job="a"} | logfmt'],
+    ['{job="a"}', undefined],
+    ['rate({job="a"[5m])', undefined],
+  ])('%s -> %s', (q, want) => {
+    expect(logsSampleSource(q)).toBe(want);
   });
 });
 

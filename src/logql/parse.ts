@@ -257,6 +257,30 @@ export function logVolumeSource(expr: string): string | undefined {
   return expr.slice(top.from, end).trim();
 }
 
+/**
+ * The log query inside a metric query (its first selector and pipeline,
+ * without unwrap and range), for Explore's sample of the lines behind a
+ * graph. Undefined for log queries and unparsable input.
+ */
+export function logsSampleSource(expr: string): string | undefined {
+  if (findSyntaxErrors(expr).length > 0) {
+    return undefined;
+  }
+  const tree = parseLogQL(expr);
+  const top = topExpr(tree);
+  if (!top || top.name !== 'MetricExpr') {
+    return undefined;
+  }
+  const range = findNodes(tree, 'LogRangeExpr')[0];
+  const selector = range?.getChild('Selector');
+  if (!range || !selector) {
+    return undefined;
+  }
+  const stages = pipelineStages(range);
+  const end = stages.length > 0 ? stages[stages.length - 1].to : selector.to;
+  return expr.slice(selector.from, end).trim();
+}
+
 /** Whether a log query already parses its lines (so a parser hint is moot). */
 export function hasParser(expr: string): boolean {
   const tree = parseLogQL(expr);
