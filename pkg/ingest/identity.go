@@ -91,6 +91,10 @@ func readHead(f *os.File) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// errIncomplete marks a .gz that ends early, most likely still being
+// written: not a problem to report, just something to look at later.
+var errIncomplete = errors.New("incomplete gzip stream (still being written?)")
+
 // gzipMagic starts every gzip member.
 var gzipMagic = []byte{0x1f, 0x8b}
 
@@ -123,7 +127,7 @@ func readGzipHead(path string) ([]byte, error) {
 		// Either a short file or one still being compressed: only a
 		// complete stream tells, and the identity must not change later.
 		if _, cerr := io.Copy(io.Discard, zr); cerr != nil {
-			return nil, fmt.Errorf("%s: incomplete (still being written?): %w", path, cerr)
+			return nil, fmt.Errorf("%s: %w: %w", path, errIncomplete, cerr)
 		}
 	default:
 		return nil, fmt.Errorf("%s: %w", path, err)

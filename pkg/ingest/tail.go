@@ -796,6 +796,10 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 // read as plain text is recognised and not read again.
 func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id fileID) {
 	head, err := readGzipHead(resolved)
+	if errors.Is(err, errIncomplete) {
+		t.in.opts.Logf("%v: will look again", err)
+		return
+	}
 	if err != nil {
 		t.rejected[name] = err.Error()
 		return
