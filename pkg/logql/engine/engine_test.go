@@ -113,7 +113,7 @@ func TestErrors(t *testing.T) {
 		is    error
 		inMsg string
 	}{
-		{Options{MaxSeries: 3}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Minute), Instant: true}, ErrTooManySeries, "maximum of series (3) reached for a single query"},
+		{Options{MaxSeries: 3}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(time.Minute), Instant: true}, ErrTooManySeries, "maximum number of series (3) reached for a single query; consider reducing query cardinality"},
 		{Options{MaxEntriesLimit: 10}, Params{Query: `{app="a"}`, Start: at(0), End: at(time.Minute), Limit: 11}, ErrLimit, "(11 > 10)"},
 		{Options{}, Params{Query: `{app="a"}`, Start: at(0), Instant: true}, ErrBadQuery, "instant query"},
 		{Options{}, Params{Query: `count_over_time({app="a"}[1m])`, Start: at(0), End: at(time.Hour * 24 * 365), Step: time.Second}, ErrBadQuery, "exceeded maximum resolution of 11,000 points"},

@@ -150,7 +150,7 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 }
 
 func tooManySeries(n int) error {
-	return queryErr(ErrTooManySeries, "maximum of series (%d) reached for a single query; consider reducing query cardinality by adding more filters, aggregating with sum by (...), or increasing max_query_series", n)
+	return queryErr(ErrTooManySeries, "maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()", n) // Loki 3.x wording
 }
 
 // defaultStep is Loki's default resolution: about 250 points, at least 1s.
