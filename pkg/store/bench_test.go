@@ -501,6 +501,13 @@ func BenchmarkCorpusQueries(b *testing.B) {
 			drainMatching(b, s, context.Background(), withHint(all, "CUDA out of memory"), "CUDA out of memory", 0)
 		}
 	})
+	b.Run("cuda newest 1000", func(b *testing.B) {
+		p := withHint(all, "CUDA out of memory")
+		p.Direction = Backward
+		for i := 0; i < b.N; i++ {
+			drainMatching(b, s, context.Background(), p, "CUDA out of memory", 1000)
+		}
+	})
 }
 
 // BenchmarkCorpusCompact recompacts, in place, a store BenchmarkCorpus left
