@@ -22,7 +22,7 @@ type patternMatcher struct {
 
 var (
 	errPatternNoCapture   = errors.New("at least one named capture is required")
-	errPatternConsecutive = errors.New("consecutive captures are not allowed")
+	errPatternConsecutive = errors.New("found consecutive capture: invalid expression")
 )
 
 // isCaptureName reports whether s is a valid capture name.
@@ -62,7 +62,7 @@ func parsePattern(p string, requireNamed bool) (*patternMatcher, error) {
 				}
 				if name != "_" {
 					if seen[name] {
-						return nil, fmt.Errorf("duplicate capture name %q", name)
+						return nil, fmt.Errorf("duplicate capture name (%s): invalid expression", name)
 					}
 					seen[name] = true
 					m.names = append(m.names, name)

@@ -225,11 +225,11 @@ func ParsePattern(s string, extractor bool) ([]PatternPart, error) {
 					parts = append(parts, PatternPart{Literal: lit.String()})
 					lit.Reset()
 				} else if len(parts) > 0 && parts[len(parts)-1].Capture != "" {
-					return nil, fmt.Errorf("invalid pattern %q: consecutive captures <%s><%s> are not allowed", s, parts[len(parts)-1].Capture, name)
+					return nil, fmt.Errorf("invalid pattern %q: found consecutive capture '<%s><%s>': invalid expression", s, parts[len(parts)-1].Capture, name)
 				}
 				if name != "_" {
 					if seen[name] {
-						return nil, fmt.Errorf("invalid pattern %q: duplicate capture name (%s)", s, name)
+						return nil, fmt.Errorf("invalid pattern %q: duplicate capture name (%s): invalid expression", s, name)
 					}
 					seen[name] = true
 					named++
