@@ -268,7 +268,7 @@ func (t *tailer) run(ctx context.Context) (err error) {
 	}
 
 	t.starting = true
-	t.discover(true)
+	t.discover()
 	t.recoverUnmatched()
 	t.trackSuccessors()
 	t.starting = false
@@ -507,7 +507,7 @@ func (t *tailer) sortedFiles() []*tailedFile {
 // pass looks at every file after an event or a poll tick.
 func (t *tailer) pass(rediscover bool) {
 	if rediscover {
-		t.discover(false)
+		t.discover()
 	}
 	for _, tf := range t.files {
 		if !tf.busy {
@@ -638,7 +638,7 @@ func statID(p string) (os.FileInfo, fileID, error) {
 }
 
 // discover globs every target and starts tracking new files.
-func (t *tailer) discover(initial bool) {
+func (t *tailer) discover() {
 	in := t.in
 	matched := 0
 	seen := map[string]bool{}
@@ -700,7 +700,6 @@ func (t *tailer) discover(initial bool) {
 		}
 	}
 	t.matched = matched
-	_ = initial
 }
 
 // literalPrefix is the deepest directory of a pattern without wildcards.
