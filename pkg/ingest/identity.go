@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -25,14 +24,6 @@ const fingerprintBytes = 1024
 // does not. Inodes are reused after deletion, which the fingerprint catches.
 type fileID struct {
 	Dev, Ino uint64
-}
-
-func idOf(fi os.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, true //nolint:unconvert // Dev is int32 on some platforms
 }
 
 // fingerprint is a hash of a file's first N bytes (N < fingerprintBytes only

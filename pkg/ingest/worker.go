@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/lokal-logs/lokal/pkg/store"
 )
@@ -177,10 +176,7 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 // checkRotated notices that the path a file was discovered at no longer
 // leads to it (renamed or deleted) and finds where it went.
 func (t *tailer) checkRotated(tf *tailedFile, fi os.FileInfo) {
-	deleted := false
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
-		deleted = true
-	}
+	deleted := linkCount(fi) == 0
 	if !deleted {
 		if _, id, err := statID(tf.name); err == nil && id == tf.id {
 			return
