@@ -200,3 +200,35 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLineReader cuts 8 MiB of log lines: typical ASCII lines, lines
+// with invalid UTF-8 (replacement path), and over-long lines.
+func BenchmarkLineReader(b *testing.B) {
+	inputs := map[string]string{
+		"ascii":    strings.Repeat("2026-01-02 03:04:05,123 - cosyvoice - INFO - synthesis done rtf=0.31 seq=1\n", 1<<17),
+		"invalid":  strings.Repeat("2026-01-02 03:04:05,123 - cosyvoice - INFO - caf\xe9 \xff done\n", 1<<17),
+		"longline": strings.Repeat(strings.Repeat("x", 300<<10)+"\n", 28),
+	}
+	for _, name := range []string{"ascii", "invalid", "longline"} {
+		in := inputs[name]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				lr := newLineReader(strings.NewReader(in), 0, DefaultMaxLineBytes)
+				n := 0
+				emit := func(rl rawLine) { n += len(rl.Text) }
+				for {
+					got, err := lr.fill()
+					lr.scan(emit)
+					if err != nil || (got == 0 && lr.eof) {
+						break
+					}
+				}
+				if n == 0 {
+					b.Fatal("no lines")
+				}
+			}
+		})
+	}
+}
