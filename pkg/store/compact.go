@@ -238,7 +238,7 @@ func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
 	// Blocks of a stream may overlap in time (out-of-order appends).
 	slices.SortStableFunc(entries, compareEntries)
 
-	c := &codecs{codec: codecZstdStrong, enc: enc}
+	c := &codecs{codec: codecZstdStrong, enc: enc, splitDigits: true}
 	fb := s.fbPool.Get().(*filterBuilder)
 	defer s.fbPool.Put(fb)
 	day := use[0].seg.day

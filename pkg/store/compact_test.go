@@ -34,7 +34,7 @@ func compactFixture(t *testing.T, s *Store) []streamData {
 			var es []Entry
 			for i := 0; i < compactPerRound; i++ {
 				ts := day0 + rng.Int64N(2*nsPerDay)
-				line := fmt.Sprintf("%s level=info round=%d i=%d %x", time.Unix(0, ts).UTC().Format(time.RFC3339Nano), round, i, rng.Uint64())
+				line := fmt.Sprintf("%s level=info msg=\"tts done\" round=%d i=%d duration=%dms rtf=%.3f", time.Unix(0, ts).UTC().Format(time.RFC3339Nano), round, i, rng.IntN(5000), rng.Float64())
 				es = append(es, Entry{Ts: ts, Seq: uint64(round*1000 + i), Line: line})
 			}
 			data[k].entries = append(data[k].entries, es...)

@@ -30,11 +30,17 @@ func seedBlocks(tb testing.TB) [][]byte {
 			tb.Fatal(err)
 		}
 		b, _, err := encodeBlock(nil, entries, c, newFilterBuilder())
-		c.close()
 		if err != nil {
 			tb.Fatal(err)
 		}
 		out = append(out, b, b[:len(b)/2])
+		c.splitDigits = true
+		b, _, err = encodeBlock(nil, entries, c, newFilterBuilder())
+		c.close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
 	}
 	return out
 }
