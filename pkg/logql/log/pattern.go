@@ -21,7 +21,7 @@ type patternMatcher struct {
 }
 
 var (
-	errPatternNoCapture   = errors.New("at least one named capture is required")
+	errPatternNoCapture   = errors.New("at least one capture is required")
 	errPatternConsecutive = errors.New("found consecutive capture: invalid expression")
 )
 
