@@ -1,7 +1,7 @@
 import { css, CSSObject } from '@emotion/css';
 import { GrafanaTheme2, TimeRange } from '@grafana/data';
 import { CodeEditor, Monaco, MonacoEditor, monacoTypes, useStyles2 } from '@grafana/ui';
-import React, { KeyboardEvent, useCallback, useEffect, useMemo, useRef } from 'react';
+import React, { KeyboardEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 
 import type { LanguageProvider } from '../languageProvider';
 import { CompletionItem, getCompletions } from '../logql/completion';
@@ -9,6 +9,12 @@ import { HighlightToken, highlightTokens, TokenKind } from '../logql/highlight';
 import { findSyntaxErrors, formatSyntaxError, LogQLSyntaxError } from '../logql/parse';
 
 export const LOGQL_LANGUAGE_ID = 'lokal-logql';
+
+// Editor size in pixels: one line at least, a dozen at most (then it scrolls).
+const LINE_HEIGHT = 19;
+const PADDING = 10;
+const MIN_HEIGHT = LINE_HEIGHT + PADDING;
+const MAX_HEIGHT = 12 * LINE_HEIGHT + PADDING;
 
 interface Props {
   value: string;
@@ -35,6 +41,8 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
   const errors = useMemo(() => findSyntaxErrors(value), [value]);
   const tokens = useMemo(() => highlightTokens(value), [value]);
   const mounted = useRef<Mounted | null>(null);
+  // Monaco's content height, wrapped lines included, so the editor grows with the query.
+  const [contentHeight, setContentHeight] = useState<number>();
   // Monaco callbacks outlive renders: they read the latest props through this ref.
   const latest = useRef({ languageProvider, range, styles });
   useEffect(() => {
@@ -59,11 +67,7 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
     if (!monaco.languages.getLanguages().some((l) => l.id === LOGQL_LANGUAGE_ID)) {
       monaco.languages.register({ id: LOGQL_LANGUAGE_ID });
       monaco.languages.setLanguageConfiguration(LOGQL_LANGUAGE_ID, {
-        brackets: [
-          ['{', '}'],
-          ['(', ')'],
-          ['[', ']'],
-        ],
+        // no bracket pairs: Monaco cannot tell brackets inside strings (regexps) from real ones
         autoClosingPairs: [
           { open: '{', close: '}' },
           { open: '(', close: ')' },
@@ -105,6 +109,7 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
         },
       })
     );
+    state.disposables.push(editor.onDidContentSizeChange((e) => setContentHeight(e.contentHeight)));
     paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), latest.current.styles);
   }, []);
 
@@ -129,12 +134,13 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
   };
 
   const lines = Math.max(1, value.split('\n').length);
+  const height = Math.min(Math.max(contentHeight ?? lines * LINE_HEIGHT + PADDING, MIN_HEIGHT), MAX_HEIGHT);
   return (
     <div className={styles.wrapper} onKeyDownCapture={onKeyDownCapture} data-testid="lokal-logql-editor">
       <CodeEditor
         value={value}
         language={LOGQL_LANGUAGE_ID}
-        height={Math.min(lines, 12) * 19 + 14}
+        height={height}
         showMiniMap={false}
         showLineNumbers={false}
         monacoOptions={{
@@ -147,6 +153,8 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
           fixedOverflowWidgets: true,
           suggestFontSize: 12,
           padding: { top: 6, bottom: 4 },
+          // Monaco knows no LogQL strings, so it would colour brackets inside regexps.
+          bracketPairColorization: { enabled: false },
         }}
         onChange={onChange}
         onBlur={(v) => {

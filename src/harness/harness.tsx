@@ -100,6 +100,11 @@ function Harness() {
   const [queries, setQueries] = useState<LokalQuery[]>([
     { refId: 'A', expr: 'sum by (level) (rate({job="cosyvoice3"} |= "error"[5m]))', queryType: LokalQueryType.Range },
     { refId: 'B', expr: '{job="cosyvoice3", level=error} |= "CUDA', queryType: LokalQueryType.Range },
+    {
+      refId: 'C',
+      expr: 'sum by (mode) (count_over_time({job="cosyvoice3", filename="/root/CosyVoice/logs/cosyvoice.log"} |= "Inference finished" | regexp "mode=(?P<mode>\\w+) text_len=(?P<text_len>\\d+)" | text_len > 200 [$__auto]))',
+      queryType: LokalQueryType.Range,
+    },
   ]);
   const [options, setOptions] = useState(configSettings);
   const [runs, setRuns] = useState(0);
@@ -162,7 +167,7 @@ createRoot(rootEl).render(
 // (or given up), with any page errors listed.
 const started = Date.now();
 const timer = window.setInterval(() => {
-  const monacoReady = document.querySelectorAll('.monaco-editor').length >= 2;
+  const monacoReady = document.querySelectorAll('.monaco-editor').length >= 3;
   if (monacoReady || Date.now() - started > 20000) {
     window.clearInterval(timer);
     const status = document.getElementById('harness-status')!;

@@ -80,7 +80,7 @@ export function createFakeMonaco(record: FakeMonacoRecord, getValue: () => strin
         record.decorations = d;
       },
     }),
-    onDidChangeModelContent: () => ({ dispose: () => record.disposed++ }),
+    onDidContentSizeChange: () => ({ dispose: () => record.disposed++ }),
   };
   return { monaco, editor, model };
 }
