@@ -215,7 +215,8 @@ func buildOtherStage(st syntax.StageExpr) (log.Stage, error) {
 	case *syntax.LineFmtExpr:
 		s, err := log.NewLineFormatter(x.Value)
 		if err != nil {
-			return nil, bad("invalid line template", err)
+			// The log package words it as Loki does ("invalid line template: …").
+			return nil, queryErr(ErrBadQuery, "%v", err)
 		}
 		return s, nil
 	case *syntax.LabelFmtExpr:
@@ -225,7 +226,7 @@ func buildOtherStage(st syntax.StageExpr) (log.Stage, error) {
 		}
 		s, err := log.NewLabelsFormatter(fs)
 		if err != nil {
-			return nil, bad("invalid label_format", err)
+			return nil, queryErr(ErrBadQuery, "%v", err)
 		}
 		return s, nil
 	case *syntax.DropLabelsExpr:
