@@ -21,8 +21,7 @@ type patternMatcher struct {
 }
 
 var (
-	errPatternNoCapture   = errors.New("at least one capture is required")
-	errPatternConsecutive = errors.New("found consecutive capture: invalid expression")
+	errPatternNoCapture = errors.New("at least one capture is required")
 )
 
 // isCaptureName reports whether s is a valid capture name.
@@ -58,7 +57,7 @@ func parsePattern(p string, requireNamed bool) (*patternMatcher, error) {
 					lit = nil
 				}
 				if n := len(m.nodes); n > 0 && m.nodes[n-1].capture != "" {
-					return nil, errPatternConsecutive
+					return nil, fmt.Errorf("found consecutive capture '<%s><%s>': invalid expression", m.nodes[n-1].capture, name)
 				}
 				if name != "_" {
 					if seen[name] {
@@ -177,4 +176,27 @@ func (m *patternMatcher) requiredLiterals() [][]string {
 		}
 	}
 	return out
+}
+
+// PatternPart is one piece of a parsed pattern: literal text, or a capture
+// (Capture is its name; "_" captures nothing).
+type PatternPart struct {
+	Literal string
+	Capture string
+}
+
+// ParsePattern checks a pattern expression with the rules the pattern
+// parser (requireNamed) or the |> and !> filters apply, and returns its
+// pieces; the query parser validates and prints patterns with it, so both
+// read a pattern the same way.
+func ParsePattern(p string, requireNamed bool) ([]PatternPart, error) {
+	m, err := parsePattern(p, requireNamed)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]PatternPart, len(m.nodes))
+	for i, n := range m.nodes {
+		parts[i] = PatternPart{Literal: string(n.literal), Capture: n.capture}
+	}
+	return parts, nil
 }

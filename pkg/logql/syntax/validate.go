@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // errEmptyCompatible is Loki's message, verbatim: users search for it.
@@ -199,73 +200,22 @@ func checkParserParam(e *LabelParserExpr) error {
 
 // PatternPart is one piece of a parsed pattern: literal text, or a capture
 // (Capture is its name; "_" captures nothing).
-type PatternPart struct {
-	Literal string
-	Capture string
-}
+type PatternPart = log.PatternPart
 
 // ParsePattern splits a pattern expression such as `<ip> - <_> "<method>"`
-// into literals and captures. A capture is `<name>` with an identifier or
-// `_`; any other `<` is literal text. Two captures may not be adjacent.
-// Names must be unique. The pattern parser (extractor) needs at least one
-// named capture; a line filter (|> and !>) ignores what captures capture.
+// into literals and captures, with the log package's rules: a capture is
+// `<name>` with an identifier or `_`, any other `<` is literal text, two
+// captures may not be adjacent, names are unique, and the pattern parser
+// (extractor) needs at least one named capture.
 func ParsePattern(s string, extractor bool) ([]PatternPart, error) {
 	if s == "" {
 		return nil, errors.New("invalid pattern: empty pattern")
 	}
-	var parts []PatternPart
-	var lit strings.Builder
-	seen := map[string]bool{}
-	named := 0
-	for i := 0; i < len(s); {
-		if s[i] == '<' {
-			if end := captureEnd(s[i:]); end > 0 {
-				name := s[i+1 : i+end]
-				if lit.Len() > 0 {
-					parts = append(parts, PatternPart{Literal: lit.String()})
-					lit.Reset()
-				} else if len(parts) > 0 && parts[len(parts)-1].Capture != "" {
-					return nil, fmt.Errorf("invalid pattern %q: found consecutive capture '<%s><%s>': invalid expression", s, parts[len(parts)-1].Capture, name)
-				}
-				if name != "_" {
-					if seen[name] {
-						return nil, fmt.Errorf("invalid pattern %q: duplicate capture name (%s): invalid expression", s, name)
-					}
-					seen[name] = true
-					named++
-				}
-				parts = append(parts, PatternPart{Capture: name})
-				i += end + 1
-				continue
-			}
-		}
-		lit.WriteByte(s[i])
-		i++
-	}
-	if lit.Len() > 0 {
-		parts = append(parts, PatternPart{Literal: lit.String()})
-	}
-	if extractor && named == 0 {
-		return nil, fmt.Errorf("invalid pattern %q: at least one capture is required", s)
+	parts, err := log.ParsePattern(s, extractor)
+	if err != nil {
+		return nil, fmt.Errorf("invalid pattern %q: %w", s, err)
 	}
 	return parts, nil
-}
-
-// captureEnd returns the index of the `>` closing a capture that starts s,
-// or 0 when s does not start with one.
-func captureEnd(s string) int {
-	if len(s) < 3 || !isIdentStart(s[1]) {
-		return 0
-	}
-	for i := 2; i < len(s); i++ {
-		if s[i] == '>' {
-			return i
-		}
-		if !isIdentChar(s[i]) {
-			return 0
-		}
-	}
-	return 0
 }
 
 // checkIPPattern accepts what ip() takes: an address, a CIDR or a range
