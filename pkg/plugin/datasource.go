@@ -101,7 +101,9 @@ func (ds *Datasource) setup(jsonData []byte) {
 		lg := ds.log
 		opts.Logf = func(format string, args ...any) { lg.Debug(fmt.Sprintf(format, args...)) }
 	}
-	in, err := ingest.New(settings, op, ss.st, opts)
+	st, _, done := ss.use()
+	in, err := ingest.New(settings, op, st, opts)
+	done()
 	if err != nil {
 		ds.ingestErr = err
 		return
@@ -149,7 +151,9 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 	if err != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
-	return runQuery(ctx, ds.shared.eng, lq, fromAlert)
+	_, eng, done := ds.shared.use()
+	defer done()
+	return runQuery(ctx, eng, lq, fromAlert)
 }
 
 // grafanaKeys are jsonData keys Grafana itself (not Lokal's config editor)

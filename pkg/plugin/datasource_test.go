@@ -198,7 +198,7 @@ func TestSettingsChangeSharesStore(t *testing.T) {
 	old.Dispose()
 	writeLines(t, f.logFile, start.Add(time.Minute), 10, "INFO", "second")
 	waitStored(t, next, 20)
-	tr := backend.TimeRange{From: start.Add(-time.Minute), To: time.Now().Add(time.Minute)}
+	tr := backend.TimeRange{From: start.Add(-time.Minute), To: time.Now().Add(5 * time.Minute)}
 	dr := queryOne(t, next, `{"expr":"sum(count_over_time({job=\"app\"}[1h]))","queryType":"instant"}`, tr, nil)
 	if dr.Error != nil {
 		t.Fatal(dr.Error)
@@ -207,9 +207,26 @@ func TestSettingsChangeSharesStore(t *testing.T) {
 		t.Errorf("count = %v after the settings change, want 20 (nothing lost or read twice)", v)
 	}
 
+	// A storage settings change reopens the shared store with the new
+	// options; both instances keep using it.
+	third := f.instance(t, []byte(fmt.Sprintf(`{"storage":{"path":"ds","retention":"720h"},"scrape_configs":[{"job_name":"app","static_configs":[{"labels":{"job":"app","__path__":%q}}]}]}`, filepath.Join(f.logs, "*.log"))))
+	if third.setupErr != nil || third.ingestErr != nil || third.shared != next.shared {
+		t.Fatalf("retention change: setup %v, ingest %v, shared %v", third.setupErr, third.ingestErr, third.shared == next.shared)
+	}
+	if got := third.shared.opts.Retention; got != 720*time.Hour {
+		t.Errorf("store retention after the change = %v, want 720h", got)
+	}
+	next.Dispose()
+	writeLines(t, f.logFile, start.Add(2*time.Minute), 5, "INFO", "third")
+	waitStored(t, third, 25)
+	dr = queryOne(t, third, `{"expr":"sum(count_over_time({job=\"app\"}[1h]))","queryType":"instant"}`, tr, nil)
+	if dr.Error != nil || dr.Frames[0].Fields[0].At(0).(float64) != 25 {
+		t.Errorf("after reopening: %v %v, want 25", dr.Error, dr.Frames)
+	}
+
 	// Disposing the last instance releases the lock: the store can be
 	// opened again as its writer.
-	next.Dispose()
+	third.Dispose()
 	st, err := store.Open(filepath.Join(f.data, "ds"), store.Options{})
 	if err != nil {
 		t.Fatalf("store still locked after the last instance was disposed: %v", err)

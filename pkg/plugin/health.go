@@ -79,7 +79,9 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 		d.Problems = append(d.Problems, "no file matches the __path__ globs yet: check the paths (new files are picked up as they appear)")
 		fatal = true
 	}
-	sum, err := summarizeStore(ds.shared.st)
+	st, _, done := ds.shared.use()
+	sum, err := summarizeStore(st)
+	done()
 	if err != nil {
 		d.Problems = append(d.Problems, "store: "+err.Error())
 		fatal = true

@@ -75,12 +75,47 @@ func NewHost(opts HostOptions) *Host {
 // ingester replaces the older one's.
 type sharedStore struct {
 	dir  string
-	refs int // guarded by Host.mu
-	st   *store.Store
-	eng  *engine.Engine
+	refs int           // guarded by Host.mu
+	opts store.Options // guarded by Host.mu
+
+	// storeMu guards st and eng: users hold it shared while they read, so a
+	// reopen with new options waits for them instead of failing them.
+	storeMu sync.RWMutex
+	st      *store.Store
+	eng     *engine.Engine
 
 	mu  sync.Mutex
 	run *ingestRun
+}
+
+// use returns the store and its engine, and the function that ends the use.
+func (ss *sharedStore) use() (*store.Store, *engine.Engine, func()) {
+	ss.storeMu.RLock()
+	return ss.st, ss.eng, ss.storeMu.RUnlock
+}
+
+// reopen closes the store and opens it again with new options (retention
+// and size limits are fixed when a store opens). Ingestion is stopped
+// first; the caller starts the new ingester. On failure the store is
+// reopened with its old options so queries keep working.
+func (ss *sharedStore) reopen(opts store.Options) error {
+	ss.stopIngest(nil)
+	ss.storeMu.Lock()
+	defer ss.storeMu.Unlock()
+	if err := ss.st.Close(); err != nil {
+		return fmt.Errorf("close store %s to apply new storage settings: %w", ss.dir, err)
+	}
+	st, err := store.Open(ss.dir, opts)
+	if err != nil {
+		old, oerr := store.Open(ss.dir, ss.opts)
+		if oerr != nil {
+			return fmt.Errorf("reopen store %s: %w (and with the previous settings: %v)", ss.dir, err, oerr)
+		}
+		ss.st, ss.eng = old, engine.New(old, engine.Options{})
+		return fmt.Errorf("reopen store %s with the new storage settings: %w", ss.dir, err)
+	}
+	ss.st, ss.eng, ss.opts = st, engine.New(st, engine.Options{}), opts
+	return nil
 }
 
 // ingestRun is a running ingester.
@@ -91,19 +126,26 @@ type ingestRun struct {
 	err    error // set before done closes
 }
 
-// acquire opens dir, or shares it when it is already open.
+// acquire opens dir, or shares it when it is already open (reopening it
+// when the storage settings changed).
 func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	opts := storeOptions(s)
 	if ss, ok := h.stores[dir]; ok {
+		if ss.opts != opts {
+			if err := ss.reopen(opts); err != nil {
+				return nil, err
+			}
+		}
 		ss.refs++
 		return ss, nil
 	}
-	st, err := openStore(dir, s)
+	st, err := store.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	ss := &sharedStore{dir: dir, refs: 1, st: st, eng: engine.New(st, engine.Options{})}
+	ss := &sharedStore{dir: dir, refs: 1, opts: opts, st: st, eng: engine.New(st, engine.Options{})}
 	h.stores[dir] = ss
 	return ss, nil
 }
@@ -126,6 +168,8 @@ func (h *Host) release(ss *sharedStore) {
 		return
 	}
 	ss.stopIngest(nil)
+	ss.storeMu.Lock()
+	defer ss.storeMu.Unlock()
 	if err := ss.st.Close(); err != nil {
 		h.log.Error("close store", "dir", ss.dir, "error", err.Error())
 	}
@@ -143,7 +187,9 @@ func (ss *sharedStore) startIngest(in *ingest.Ingester, lg log.Logger) *ingestRu
 		// everything the old one appended durable first, or it would read
 		// those lines again.
 		ctx, cancel := context.WithTimeout(context.Background(), disposeTimeout)
-		err := ss.st.Flush(ctx)
+		st, _, done := ss.use()
+		err := st.Flush(ctx)
+		done()
 		cancel()
 		if err != nil {
 			lg.Error("flush before handing over ingestion", "dir", ss.dir, "error", err.Error())
@@ -221,6 +267,8 @@ func (h *Host) Close() {
 		go func() {
 			defer wg.Done()
 			ss.stopIngest(nil)
+			ss.storeMu.Lock()
+			defer ss.storeMu.Unlock()
 			if err := ss.st.Close(); err != nil {
 				h.log.Error("close store", "dir", ss.dir, "error", err.Error())
 			}

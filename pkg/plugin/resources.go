@@ -75,7 +75,8 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 	if err != nil {
 		return fail(http.StatusBadRequest, err)
 	}
-	r := ds.shared.st
+	r, eng, done := ds.shared.use()
+	defer done()
 	path := strings.Trim(strings.TrimPrefix(req.Path, "api/v1/"), "/")
 	switch {
 	case path == "labels" || path == "label":
@@ -144,7 +145,7 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
-		df, err := detectFields(ctx, ds.shared.eng, params.Get("query"), start, end, lineLimit, fieldLimit)
+		df, err := detectFields(ctx, eng, params.Get("query"), start, end, lineLimit, fieldLimit)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}

@@ -8,11 +8,6 @@ import (
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
-// openStore opens a datasource's store with its retention settings.
-func openStore(dir string, s *config.Settings) (*store.Store, error) {
-	return store.Open(dir, storeOptions(s))
-}
-
 // storeOptions maps the settings schema onto the store's options.
 func storeOptions(s *config.Settings) store.Options {
 	return store.Options{
