@@ -43,12 +43,15 @@ func BenchmarkBlockCodecs(b *testing.B) {
 		name  string
 		codec uint8
 		level zstd.EncoderLevel
+		split bool
 	}{
-		{"s2", codecS2, zstd.SpeedDefault},
-		{"zstd-fastest", codecZstd, zstd.SpeedFastest},
-		{"zstd-default", codecZstd, zstd.SpeedDefault},
-		{"zstd-better", codecZstd, zstd.SpeedBetterCompression},
-		{"zstd-best", codecZstd, zstd.SpeedBestCompression},
+		{"s2", codecS2, zstd.SpeedDefault, false},
+		{"zstd-fastest", codecZstd, zstd.SpeedFastest, false},
+		{"zstd-fastest-split", codecZstd, zstd.SpeedFastest, true},
+		{"zstd-default", codecZstd, zstd.SpeedDefault, false},
+		{"zstd-better", codecZstd, zstd.SpeedBetterCompression, false},
+		{"zstd-best", codecZstd, zstd.SpeedBestCompression, false},
+		{"zstd-best-split", codecZstd, zstd.SpeedBestCompression, true},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -57,6 +60,7 @@ func BenchmarkBlockCodecs(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.close()
+			c.splitDigits = tc.split
 			fb := newFilterBuilder()
 			b.SetBytes(raw)
 			var out int64

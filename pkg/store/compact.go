@@ -28,15 +28,14 @@ import (
 
 const (
 	// compactLevel and compactBlockRaw are what idle time buys. On the
-	// 64 MiB loggen corpus (BenchmarkBlockCodecs, LOKAL_BLOCK_SIZE), stored
-	// share of raw and encode MB per CPU-second: fastest in 1 MiB blocks
-	// 12.7% at 190 (what ingestion writes); better 11.1% (1 MiB), 10.9%
-	// (2 MiB), 10.7% (4 MiB) at 105; best 10.8%, 10.6%, 10.4% at 43. The
-	// 1 GiB corpus comes out about half a point worse, so best in 4 MiB
-	// blocks it is: a one-off cost of about 25 CPU-seconds per GiB on one
-	// core while idle. A needle query still decompresses only one block
-	// (about 10 ms for 4 MiB).
-	compactLevel    = zstd.SpeedBestCompression
+	// 64 MiB loggen corpus (BenchmarkBlockCodecs, LOKAL_BLOCK_SIZE, before
+	// digit splitting), stored share of raw and encode MB per CPU-second:
+	// fastest in 1 MiB blocks 12.7% at 190; better 11.1% (1 MiB), 10.9%
+	// (2 MiB), 10.7% (4 MiB) at 105; best 10.8%, 10.6%, 10.4% at 43. Best's
+	// encoder needs about 45 MB of tables at a 4 MiB window against
+	// better's 15, and the plugin must stay under 150 MB, so better in
+	// 4 MiB blocks it is. A needle query still decompresses only one block.
+	compactLevel    = zstd.SpeedBetterCompression
 	compactBlockRaw = 4 << 20
 	// compactStepRaw bounds one step's line bytes: its memory (the entries
 	// and their new blocks) and how long it holds up a commit.
