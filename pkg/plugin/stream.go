@@ -47,19 +47,45 @@ func (ds *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReque
 	if ds.setupErr != nil {
 		return ds.setupErr
 	}
-	run := ds.shared.current()
-	if run == nil {
-		return fmt.Errorf("live tail: ingestion is not running")
+	for {
+		// Follow whichever ingester currently writes the store: a settings
+		// change replaces it, and the tail must carry on with the new one.
+		run := ds.shared.current()
+		if run == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+				continue
+			}
+		}
+		if err := ds.tailRun(ctx, expr, run, sender); err != nil || ctx.Err() != nil {
+			return err
+		}
+		// The ingester stopped: give its successor a moment to start (and
+		// never spin on one that stopped for good).
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
+}
+
+// tailRun streams the notifications of one ingester until it stops or ctx
+// ends.
+func (ds *Datasource) tailRun(ctx context.Context, expr string, run *ingestRun, sender *backend.StreamSender) error {
 	ch, cancel := run.in.Subscribe()
 	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-run.done:
+			return nil
 		case n, ok := <-ch:
 			if !ok {
-				return nil // the ingester stopped (settings changed): Grafana resubscribes
+				return nil
 			}
 			frame, err := tailFrame(ctx, expr, n.Streams)
 			if err != nil {
