@@ -89,16 +89,17 @@ func (s *Store) Compact(ctx context.Context) error {
 	if s.readOnly {
 		return fmt.Errorf("compact: store %s is open read-only", s.dir)
 	}
-	enc, err := newCompactEncoder()
-	if err != nil {
-		return err
-	}
-	defer enc.Close()
+	var enc *zstd.Encoder
+	defer func() {
+		if enc != nil {
+			enc.Close()
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		did, err := s.compactStep(enc)
+		did, err := s.compactStep(&enc)
 		if err != nil || !did {
 			return err
 		}
@@ -106,20 +107,15 @@ func (s *Store) Compact(ctx context.Context) error {
 }
 
 // compactSome runs steps for about budget while the store stays idle; it is
-// the background loop's share. enc is created on first use and kept from
-// tick to tick while compaction goes on; it is closed and nil once no work
-// is left or ingestion is busy. It returns whether work may remain.
+// the background loop's share. *enc is made when a step first needs it and
+// kept from tick to tick while compaction goes on; it is closed and nil once
+// no work is left or ingestion is busy. It returns whether work may remain.
 func (s *Store) compactSome(enc **zstd.Encoder, budget time.Duration) (bool, error) {
-	if *enc == nil {
-		e, err := newCompactEncoder()
-		if err != nil {
-			return false, err
-		}
-		*enc = e
-	}
 	release := func() {
-		(*enc).Close()
-		*enc = nil
+		if *enc != nil {
+			(*enc).Close()
+			*enc = nil
+		}
 	}
 	start := time.Now()
 	for time.Since(start) < budget {
@@ -127,7 +123,7 @@ func (s *Store) compactSome(enc **zstd.Encoder, budget time.Duration) (bool, err
 			release() // ingestion is busy again: do not hold the memory
 			return true, nil
 		}
-		did, err := s.compactStep(*enc)
+		did, err := s.compactStep(enc)
 		if err != nil || !did {
 			release()
 			return false, err
@@ -154,8 +150,9 @@ func newCompactEncoder() (*zstd.Encoder, error) {
 }
 
 // compactStep rewrites one batch of one stream's fast-level blocks of one
-// day. It returns false when there is nothing left to do.
-func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
+// day, making *enc if it is nil and there is work. It returns false when
+// there is nothing left to do.
+func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.released {
@@ -237,7 +234,14 @@ func (s *Store) compactStep(enc *zstd.Encoder) (bool, error) {
 	// Blocks of a stream may overlap in time (out-of-order appends).
 	slices.SortStableFunc(entries, compareEntries)
 
-	c := &codecs{codec: codecZstdStrong, enc: enc, splitDigits: true}
+	if *enc == nil {
+		e, err := newCompactEncoder()
+		if err != nil {
+			return false, err
+		}
+		*enc = e
+	}
+	c := &codecs{codec: codecZstdStrong, enc: *enc, splitDigits: true}
 	fb := s.fbPool.Get().(*filterBuilder)
 	defer s.fbPool.Put(fb)
 	day := use[0].seg.day
