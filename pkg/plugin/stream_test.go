@@ -211,3 +211,42 @@ func TestIndexStatsAndDetectedFields(t *testing.T) {
 		t.Errorf("detected_fields of a metric query: status %d, want 400", code)
 	}
 }
+
+// A live tail keeps going when a settings change replaces the ingester.
+func TestLiveTailAcrossSettingsChange(t *testing.T) {
+	f := newFixture(t)
+	writeLines(t, f.logFile, time.Now(), 1, "INFO", "start")
+	old := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+	waitStored(t, old, 1)
+	q := json.RawMessage(`{"expr":"{job=\"app\"} |= \"after-change\""}`)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	pk := &packets{ch: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- old.RunStream(ctx, &backend.RunStreamRequest{Path: "tail/x", Data: q}, backend.NewStreamSender(pk))
+	}()
+
+	next := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), `,"poll_interval":"100ms"`))
+	if next.shared != old.shared {
+		t.Fatal("instances do not share the store")
+	}
+	for {
+		writeLines(t, f.logFile, time.Now(), 1, "ERROR", "after-change")
+		select {
+		case <-pk.ch:
+		case <-time.After(300 * time.Millisecond):
+			continue
+		case <-ctx.Done():
+			t.Fatal("the tail went silent after the settings change")
+		}
+		break
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunStream: %v", err)
+	}
+	if !strings.Contains(pk.text(), "after-change") {
+		t.Errorf("tail frames: %s", pk.text())
+	}
+}
