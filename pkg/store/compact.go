@@ -31,12 +31,15 @@ const (
 	// 64 MiB loggen corpus (BenchmarkBlockCodecs, LOKAL_BLOCK_SIZE, before
 	// digit splitting), stored share of raw and encode MB per CPU-second:
 	// fastest in 1 MiB blocks 12.7% at 190; better 11.1% (1 MiB), 10.9%
-	// (2 MiB), 10.7% (4 MiB) at 105; best 10.8%, 10.6%, 10.4% at 43. Best's
-	// encoder needs about 45 MB of tables at a 4 MiB window against
-	// better's 15, and the plugin must stay under 150 MB, so better in
-	// 4 MiB blocks it is. A needle query still decompresses only one block.
+	// (2 MiB), 10.7% (4 MiB) at 105; best 10.8%, 10.6%, 10.4% at 43. On
+	// the 1 GiB corpus through the real ingester (BenchmarkCorpusCompact,
+	// BenchmarkCorpusQueries), from 11.2% after catch-up: better in 4 MiB
+	// blocks 10.3%, needle query 16 ms, compaction peak RSS 83 MB; in
+	// 2 MiB blocks 10.5%, 11 ms, 53 MB; best in 4 MiB blocks (without
+	// digit splitting) peaked at 143 MB. The plugin must stay under 150 MB
+	// and answer needles fast, so better in 2 MiB blocks it is.
 	compactLevel    = zstd.SpeedBetterCompression
-	compactBlockRaw = 4 << 20
+	compactBlockRaw = 2 << 20
 	// compactStepRaw bounds one step's line bytes: its memory (the entries
 	// and their new blocks) and how long it holds up a commit.
 	compactStepRaw = 2 * compactBlockRaw
