@@ -112,6 +112,28 @@ func Demo() error {
 	return sh.RunV(filepath.Join("dist", exeName("lokal")), "demo")
 }
 
+// Bench runs the benchmark suite on a 1 GiB corpus written by the project's
+// sample generator (or on the directory LOKAL_BENCH_CORPUS names, e.g. one
+// written by ../shared/bin/loggen), prints the table and writes
+// bench-results.json.
+func Bench() error {
+	return runBench("1GiB", "5")
+}
+
+// BenchShort is Bench on 32 MiB: it proves the suite works, in CI too.
+func BenchShort() error {
+	return runBench("32MiB", "3")
+}
+
+func runBench(size, runs string) error {
+	mg.Deps(CLI)
+	args := []string{"bench", "--size", size, "--runs", runs}
+	if dir := os.Getenv("LOKAL_BENCH_CORPUS"); dir != "" {
+		args = append(args, "--corpus", dir)
+	}
+	return sh.RunV(filepath.Join("dist", exeName("lokal")), args...)
+}
+
 // copyPluginJSON copies plugin.json into dist/, filling in the version
 // and date placeholders the way the frontend's webpack build does.
 func copyPluginJSON() error {

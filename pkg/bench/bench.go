@@ -43,7 +43,7 @@ func QuerySet(needle string) []Query {
 		{Name: "oom-count-over-time", Kind: "range", Step: 5 * time.Minute, Expr: `count_over_time(` + sel + ` |= "CUDA out of memory"[5m])`, Grep: []string{"-F", "-c", "CUDA out of memory"}},
 		{Name: "rate-by-level", Kind: "range", Step: 5 * time.Minute, Expr: `sum by (level) (rate(` + sel + `[5m]))`, Grep: []string{"-c", ""}},
 		{Name: "logfmt-duration", Kind: "logs", Limit: 1000, Expr: sel + ` |= "duration=" | logfmt | duration > 10s`, Grep: []string{"-F", "-c", "duration="}},
-		{Name: "json-gpu-mem", Kind: "logs", Limit: 1000, Expr: sel + ` |= "gpu_mem_gib" | json | gpu_mem_gib > 20`, Grep: []string{"-F", "-c", "gpu_mem_gib"}},
+		{Name: "json-gpu-mem", Kind: "logs", Limit: 1000, Expr: sel + ` |= "mem_gib" | json | gpu_mem_gib > 20`, Grep: []string{"-F", "-c", "mem_gib"}},
 		{Name: "line-format", Kind: "logs", Limit: 1000, Expr: sel + ` |= "Generating audio" | regexp "text_len=(?P<text_len>\\d+)" | line_format "{{.text_len}} chars"`, Grep: []string{"-F", "-c", "Generating audio"}},
 		{Name: "topk-instance", Kind: "range", Step: 5 * time.Minute, Expr: `topk(3, sum by (instance) (rate(` + sel + `[5m])))`, Grep: []string{"-c", ""}},
 	}

@@ -58,6 +58,7 @@ commands:
   push    --config F FILE|-          store entries in Loki's push API JSON exactly as given
   sample  --dir D [--live]           write sample CosyVoice3 logs into D
   demo    [--dir D]                  write a sample, ingest it and run the seed's queries
+  bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep
 
 The config file uses the datasource's settings schema (YAML or JSON).
 GF_PLUGIN_ALLOWED_PATHS and GF_PLUGIN_DATA_PATH work as in the plugin; when
@@ -80,6 +81,9 @@ func run(ctx context.Context, args []string, e env) int {
 		"push":   cmdPush,
 		"sample": cmdSample,
 		"demo":   cmdDemo,
+		"bench":  cmdBench,
+		// bench-worker is cmdBench's child; not listed in the usage.
+		"bench-worker": cmdBenchWorker,
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
