@@ -297,6 +297,13 @@ type fileRecord struct {
 func openFileStore(path string) (*fileStore, error) {
 	fs := &fileStore{cursors: map[string][]byte{}}
 	if data, err := os.ReadFile(path); err == nil {
+		// A record cut by a kill must go: the next record would be glued
+		// to it and lost with it.
+		good := bytes.LastIndexByte(data, '\n') + 1
+		if err := os.Truncate(path, int64(good)); err != nil {
+			return nil, err
+		}
+		data = data[:good]
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			var r fileRecord
 			if len(line) == 0 || json.Unmarshal(line, &r) != nil {

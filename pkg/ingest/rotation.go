@@ -324,7 +324,13 @@ func (t *tailer) copyOf(dir string, head []byte, id fileID) string {
 
 // minSharedHead is how many leading bytes two files must share to call one
 // a copy of the other when fingerprints cannot tell (a copy in progress).
-const minSharedHead = 64
+// Log lines are templated and stamped to the second, so two generations
+// can share their first hundred bytes; half a fingerprint they cannot.
+const minSharedHead = fingerprintBytes / 2
+
+// minSuccessorBytes: a smaller unknown generation may be a copy just begun
+// and is left alone.
+const minSuccessorBytes = 64
 
 // sharesHead reports whether the file of position p (if it is still at its
 // path: positions may name a path another file has taken since) and head
@@ -722,9 +728,7 @@ func (t *tailer) trackSuccessors() {
 				continue // discovery's business
 			}
 			fi, id, err := statID(c)
-			// A file shorter than minSharedHead may be a copy just begun:
-			// too short to tell, it is left alone.
-			if err != nil || fi.Size() < minSharedHead || fi.ModTime().Before(seen.Add(-mtimeSlack)) || t.byID[id] != nil {
+			if err != nil || fi.Size() < minSuccessorBytes || fi.ModTime().Before(seen.Add(-mtimeSlack)) || t.byID[id] != nil {
 				continue
 			}
 			if _, ok := t.ignored[id]; ok {
