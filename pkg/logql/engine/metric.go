@@ -78,7 +78,8 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 		if n > MaxPoints {
 			return Result{}, queryErr(ErrBadQuery, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 		}
-		start := p.Start.UnixNano()
+		start, end := alignToStep(p.Start.UnixNano(), p.End.UnixNano(), int64(step))
+		n = int((end-start)/int64(step)) + 1
 		ev.steps = make([]int64, n)
 		for i := range ev.steps {
 			ev.steps[i] = start + int64(i)*int64(step)
@@ -147,6 +148,26 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 	}
 	sort.Slice(out.Matrix, func(a, b int) bool { return labels.Compare(out.Matrix[a].Metric, out.Matrix[b].Metric) < 0 })
 	return out, nil
+}
+
+// alignToStep rounds a range query's start down and its end up to
+// multiples of the step (from the Unix epoch), as Loki's query frontend does
+// before it splits a metric query: the steps Loki evaluates, and so the
+// timestamps it returns, are always multiples of the step.
+func alignToStep(start, end, step int64) (int64, int64) {
+	if m := start % step; m != 0 {
+		if m < 0 {
+			m += step
+		}
+		start -= m
+	}
+	if m := end % step; m != 0 {
+		if m < 0 {
+			m += step
+		}
+		end += step - m
+	}
+	return start, end
 }
 
 func tooManySeries(n int) error {
