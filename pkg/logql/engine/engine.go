@@ -78,9 +78,11 @@ type Params struct {
 	// Query is LogQL text; Expr, when set, is used instead.
 	Query string
 	Expr  syntax.Expr
-	// Start and End bound a range query: log queries read [Start, End),
-	// metric queries evaluate at Start, Start+Step, … ≤ End. An instant
-	// query evaluates at Start (or at End when Start is zero).
+	// Start and End bound a range query: log queries read [Start, End);
+	// metric queries first snap Start down and End up to multiples of Step
+	// (as Loki's query frontend does) and evaluate at every multiple
+	// between. An instant query evaluates at Start (or at End when Start is
+	// zero).
 	Start, End time.Time
 	// Step of a range metric query; 0 takes Loki's default
 	// (range/250, at least 1s).
