@@ -152,6 +152,14 @@ func (s *Store) LabelValues(ctx context.Context, name string, ms []*labels.Match
 
 // Select returns lazy iterators, one per matching stream with data in range.
 func (s *Store) Select(ctx context.Context, p SelectParams) ([]StreamIterator, error) {
+	return s.selectAttempt(ctx, p, 1)
+}
+
+// readOnlySelectTries bounds how often a read-only select re-reads the
+// manifest because files it names were replaced meanwhile.
+const readOnlySelectTries = 3
+
+func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) ([]StreamIterator, error) {
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
@@ -197,6 +205,26 @@ func (s *Store) Select(ctx context.Context, p SelectParams) ([]StreamIterator, e
 		its = append(its, it)
 	}
 	s.mu.Unlock()
+	if s.readOnly {
+		// The writer deletes segment files that merges and recompaction
+		// replaced as soon as its own readers are done, and knows nothing of
+		// ours: open every file this query needs now, so that a deletion
+		// from here on leaves our handles readable.
+		for _, it := range its {
+			for _, seg := range it.(*streamIter).held {
+				if _, err := s.segFile(seg); err != nil {
+					for _, it := range its {
+						it.Close()
+					}
+					if errors.Is(err, fs.ErrNotExist) && attempt < readOnlySelectTries {
+						// Replaced since we read the manifest: read it again.
+						return s.selectAttempt(ctx, p, attempt+1)
+					}
+					return nil, fmt.Errorf("select: %w", err)
+				}
+			}
+		}
+	}
 	stats.Add(Stats{Streams: len(its), BlocksTotal: total})
 	return its, nil
 }

@@ -307,10 +307,23 @@ func (s *Store) reload() error {
 		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
 	}
 	s.mu.Lock()
+	// Iterators of earlier selects may still read segments the writer has
+	// replaced since: their open handles are what keeps those readable.
+	keep := make(map[uint64]*segment, len(m.segments))
+	for id, seg := range m.segments {
+		keep[id] = seg
+	}
+	if s.m != nil {
+		for id, seg := range s.m.segments {
+			if seg.readers > 0 {
+				keep[id] = seg
+			}
+		}
+	}
 	s.m = m
 	s.manStamp = stamp
 	s.mu.Unlock()
-	s.dropFiles(nil, m.segments)
+	s.dropFiles(nil, keep)
 	s.checkSegments()
 	return nil
 }
