@@ -40,9 +40,13 @@ const (
 	// and answer needles fast, so better in 2 MiB blocks it is.
 	compactLevel    = zstd.SpeedBetterCompression
 	compactBlockRaw = 2 << 20
-	// compactStepRaw bounds one step's line bytes: its memory (the entries
-	// and their new blocks) and how long it holds up a commit.
+	// compactStepRaw bounds one batch's line bytes, and so compaction's
+	// memory: the batch's entries and its new blocks.
 	compactStepRaw = 2 * compactBlockRaw
+	// compactSegmentRaw is about how many line bytes one step rewrites into
+	// one new segment file, batch after batch: fewer, larger files, while
+	// a commit waits for a step no longer than about 0.2 s.
+	compactSegmentRaw = 16 << 20
 	// compactTickBudget is how long the background loop compacts per tick,
 	// so compaction takes a fraction of one core and yields to ingestion.
 	compactTickBudget = 250 * time.Millisecond
@@ -152,116 +156,79 @@ func newCompactEncoder() (*zstd.Encoder, error) {
 	return enc, nil
 }
 
-// compactStep rewrites one batch of one stream's fast-level blocks of one
-// day, making *enc if it is nil and there is work. It returns false when
-// there is nothing left to do.
+// compactStep rewrites batches of fast-level blocks, each of one stream,
+// all of one day, into one new segment of up to about compactSegmentRaw
+// line bytes, making *enc if it is nil and there is work. It returns false
+// when there is nothing left to do.
 func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.released {
 		return false, ErrClosed
 	}
-
-	// Pick the first stream and day with candidates, oldest blocks first;
-	// commits and retention wait on commitMu, so the choice stays valid.
-	s.mu.Lock()
-	var batch []*blockRef
-	ids := make([]uint64, 0, len(s.m.streams))
-	for id := range s.m.streams {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		st := s.m.streams[id]
-		tail := liveTail(st)
-		var day int64
-		var raw uint64
-		for _, b := range st.blocks { // sorted by MinTs
-			if !compactCandidate(b) || b == tail || (len(batch) > 0 && b.seg.day != day) {
-				continue
-			}
-			if len(batch) == 0 {
-				day = b.seg.day
-			}
-			batch = append(batch, b)
-			raw += b.h.RawBytes
-			if raw >= compactStepRaw {
-				break
-			}
+	var (
+		day      int64
+		segID    uint64
+		next     [2]uint64
+		picked   = map[*blockRef]bool{}
+		buf      []byte
+		blockOps []op
+		used     []*blockRef
+		did      bool
+		raw      uint64
+		c        *codecs
+		fb       *filterBuilder
+	)
+	defer func() {
+		if fb != nil {
+			s.fbPool.Put(fb)
 		}
-		if len(batch) > 0 {
+	}()
+	for raw < compactSegmentRaw {
+		// Commits and retention wait on commitMu, so the choice stays valid.
+		s.mu.Lock()
+		batch := s.pickBatch(did, day, picked)
+		if len(batch) > 0 && !did {
+			day = batch[0].seg.day
+			segID = s.m.nextSeg
+			s.m.nextSeg++
+			next = [2]uint64{s.m.nextStream, s.m.nextSeg}
+		}
+		for _, b := range batch {
+			b.seg.readers++
+			picked[b] = true
+		}
+		s.mu.Unlock()
+		if len(batch) == 0 {
 			break
 		}
-	}
-	if len(batch) == 0 {
-		s.mu.Unlock()
-		return false, nil
-	}
-	for _, b := range batch {
-		b.seg.readers++
-	}
-	segID := s.m.nextSeg
-	s.m.nextSeg++
-	nextStream, nextSeg := s.m.nextStream, s.m.nextSeg
-	s.mu.Unlock()
-
-	held := make([]*segment, len(batch))
-	for i, b := range batch {
-		held[i] = b.seg
-	}
-	var entries []Entry
-	var skip []*blockRef // unreadable now: marked corrupt, left alone
-	var use []*blockRef
-	for _, b := range batch {
-		es, err := s.readBlockEntries(b)
-		if err != nil {
-			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
-				if !b.corrupt.Swap(true) {
-					s.noteCorrupt(b, err)
+		did = true
+		if c == nil {
+			if *enc == nil {
+				e, err := newCompactEncoder()
+				if err != nil {
+					return false, err
 				}
-				skip = append(skip, b)
-				continue
+				*enc = e
 			}
-			s.releaseSegments(held)
-			return false, fmt.Errorf("compact: %w", err)
+			c = &codecs{codec: codecZstdStrong, enc: *enc, splitDigits: true}
+			fb = s.fbPool.Get().(*filterBuilder)
 		}
-		entries = append(entries, es...)
-		use = append(use, b)
-	}
-	s.releaseSegments(held)
-	if len(use) == 0 {
-		// Every block of the batch turned out corrupt; now marked, they
-		// are not picked again.
-		return len(skip) > 0, nil
-	}
-	// Blocks of a stream may overlap in time (out-of-order appends).
-	slices.SortStableFunc(entries, compareEntries)
-
-	if *enc == nil {
-		e, err := newCompactEncoder()
+		var use []*blockRef
+		var err error
+		buf, blockOps, use, err = s.compactBatch(batch, c, fb, segID, buf, blockOps)
 		if err != nil {
 			return false, err
 		}
-		*enc = e
-	}
-	c := &codecs{codec: codecZstdStrong, enc: *enc, splitDigits: true}
-	fb := s.fbPool.Get().(*filterBuilder)
-	defer s.fbPool.Put(fb)
-	day := use[0].seg.day
-	stream := use[0].stream
-	var buf []byte
-	var ops []op
-	ops = append(ops, op{kind: opNextIDs, next: [2]uint64{nextStream, nextSeg}})
-	var blockOps []op
-	for _, chunk := range cutBlocks(entries, compactBlockRaw) {
-		off := int64(len(buf))
-		var h blockHeader
-		var err error
-		buf, h, err = encodeBlock(buf, chunk, c, fb)
-		if err != nil {
-			return false, fmt.Errorf("compact: %w", err)
+		used = append(used, use...)
+		for _, b := range use {
+			raw += b.h.RawBytes
 		}
-		blockOps = append(blockOps, op{kind: opAddBlock, stream: stream.id, seg: segID, off: off, hdr: h})
+	}
+	if len(blockOps) == 0 {
+		// Nothing to do, or every block picked turned out corrupt (now
+		// marked, so not picked again).
+		return did, nil
 	}
 	seg := &segment{id: segID, day: day, size: int64(len(buf))}
 	path := segPath(s.dir, seg)
@@ -271,9 +238,9 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 		}
 		return false, fmt.Errorf("compact: %w", err)
 	}
-	ops = append(ops, op{kind: opSegment, id: segID, day: day, size: seg.size})
+	ops := []op{{kind: opNextIDs, next: next}, {kind: opSegment, id: segID, day: day, size: seg.size}}
 	ops = append(ops, blockOps...)
-	for _, b := range use {
+	for _, b := range used {
 		ops = append(ops, op{kind: opDelBlock, seg: b.seg.id, off: b.off})
 	}
 	if err := s.appendRecord(ops); err != nil {
@@ -291,4 +258,85 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 	s.removeDead(dead)
 	s.maybeRewriteManifest()
 	return true, nil
+}
+
+// pickBatch chooses the next blocks to recompact: the first stream's
+// oldest candidates of one day (of day, when sameDay), up to
+// compactStepRaw line bytes, none of them picked already. s.mu is held.
+func (s *Store) pickBatch(sameDay bool, day int64, picked map[*blockRef]bool) []*blockRef {
+	ids := make([]uint64, 0, len(s.m.streams))
+	for id := range s.m.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var batch []*blockRef
+	for _, id := range ids {
+		st := s.m.streams[id]
+		tail := liveTail(st)
+		var raw uint64
+		for _, b := range st.blocks { // sorted by MinTs
+			if !compactCandidate(b) || b == tail || picked[b] {
+				continue
+			}
+			if len(batch) == 0 && !sameDay {
+				day, sameDay = b.seg.day, true
+			}
+			if b.seg.day != day {
+				continue
+			}
+			batch = append(batch, b)
+			raw += b.h.RawBytes
+			if raw >= compactStepRaw {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			return batch
+		}
+	}
+	return nil
+}
+
+// compactBatch reads one stream's blocks, merges their entries and appends
+// them to buf as new blocks of segment segID, returning the blocks it
+// replaced. Blocks it cannot read are marked corrupt and left alone.
+func (s *Store) compactBatch(batch []*blockRef, c *codecs, fb *filterBuilder, segID uint64, buf []byte, blockOps []op) ([]byte, []op, []*blockRef, error) {
+	held := make([]*segment, len(batch))
+	for i, b := range batch {
+		held[i] = b.seg
+	}
+	defer s.releaseSegments(held)
+	var entries []Entry
+	var use []*blockRef
+	for _, b := range batch {
+		es, err := s.readBlockEntries(b)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+				if !b.corrupt.Swap(true) {
+					s.noteCorrupt(b, err)
+				}
+				continue
+			}
+			return buf, blockOps, nil, fmt.Errorf("compact: %w", err)
+		}
+		entries = append(entries, es...)
+		use = append(use, b)
+	}
+	if len(use) == 0 {
+		return buf, blockOps, nil, nil
+	}
+	// Blocks of a stream may overlap in time (out-of-order appends).
+	slices.SortStableFunc(entries, compareEntries)
+	stream := use[0].stream
+	for _, chunk := range cutBlocks(entries, compactBlockRaw) {
+		off := int64(len(buf))
+		var h blockHeader
+		var err error
+		buf, h, err = encodeBlock(buf, chunk, c, fb)
+		if err != nil {
+			return buf, blockOps, nil, fmt.Errorf("compact: %w", err)
+		}
+		blockOps = append(blockOps, op{kind: opAddBlock, stream: stream.id, seg: segID, off: off, hdr: h})
+	}
+	return buf, blockOps, use, nil
 }
