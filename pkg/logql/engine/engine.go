@@ -87,8 +87,9 @@ type Params struct {
 	// Step of a range metric query; 0 takes Loki's default
 	// (range/250, at least 1s).
 	Step time.Duration
-	// Interval, for log queries, keeps only entries at least Interval apart
-	// within each stream (Loki's interval parameter).
+	// Interval, for log queries, keeps only entries at least Interval after
+	// (backward: before) the last entry kept, across all streams (Loki's
+	// interval parameter).
 	Interval time.Duration
 	Limit    int // entries of a log query; 0 means DefaultLimit
 	// Direction of a log query. The zero value is Forward; Loki's HTTP

@@ -73,12 +73,12 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	heap.Init(h)
 
 	type outStream struct {
-		s      Stream
-		lastTs int64
+		s Stream
 	}
 	out := map[uint64][]*outStream{}
 	var order []*outStream
 	n := 0
+	var lastTs int64 // of the last entry kept, for Interval
 	limitReached := false
 	for h.Len() > 0 {
 		if n >= limit {
@@ -99,9 +99,12 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 			out[cur.hash] = append(out[cur.hash], os)
 			order = append(order, os)
 		}
+		// Loki's interval thins the merged output, not each stream: an
+		// entry is kept when it is at least Interval past the last entry
+		// kept from any stream.
 		keep := true
-		if p.Interval > 0 && len(os.s.Entries) > 0 {
-			d := cur.ts - os.lastTs
+		if p.Interval > 0 && n > 0 {
+			d := cur.ts - lastTs
 			if d < 0 {
 				d = -d
 			}
@@ -109,7 +112,7 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 		}
 		if keep {
 			os.s.Entries = append(os.s.Entries, Entry{Ts: cur.ts, Seq: cur.seq, Line: strings.Clone(cur.line)})
-			os.lastTs = cur.ts
+			lastTs = cur.ts
 			n++
 		}
 		ok, err := c.advance(ctx)
