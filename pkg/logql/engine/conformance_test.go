@@ -257,6 +257,11 @@ func runConformance(t *testing.T, dir string, rows []conformanceRow, eng *engine
 				}
 				t.Logf("%s: equal to Loki up to float rounding of unordered sums", r.query)
 			}
+			// A vector's order is part of Loki's answer (labels order, or
+			// the order sort/sort_desc gave it).
+			if og, ow := vectorOrder(got), vectorOrder(want); og != ow {
+				t.Errorf("%s: vector order differs\n got: %s\nwant: %s", r.query, og, ow)
+			}
 		})
 	}
 }
@@ -307,4 +312,26 @@ func roundValues(m map[string]any) {
 	if v, ok := m["value"]; ok {
 		round(v)
 	}
+}
+
+// vectorOrder lists a vector body's metrics in the order given ("" for
+// other result types).
+func vectorOrder(body []byte) string {
+	var v struct {
+		Data struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.Data.ResultType != "vector" {
+		return ""
+	}
+	var out []string
+	for _, r := range v.Data.Result {
+		b, _ := json.Marshal(r.Metric)
+		out = append(out, string(b))
+	}
+	return strings.Join(out, " ")
 }

@@ -43,7 +43,7 @@ type value struct {
 	isScalar bool
 	scalar   float64
 	series   []*stepSeries
-	// sortOrder is set by sort, sort_desc, topk and bottomk: an instant result keeps the order
+	// sortOrder is set by sort and sort_desc: an instant result keeps the order
 	// of series at the (single) step instead of sorting by labels.
 	sortOrder []int
 }

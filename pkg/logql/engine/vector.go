@@ -229,21 +229,10 @@ func (ev *evaluator) topk(x *syntax.VectorAggregationExpr, in *value) (*value, e
 			out.series = append(out.series, s)
 		}
 	}
-	if n == 1 {
-		// An instant topk lists the series largest first, like Loki.
-		idx := make([]int, len(out.series))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(a, b int) bool {
-			va, vb := out.series[idx[a]].v[0], out.series[idx[b]].v[0]
-			if bottom {
-				return va < vb
-			}
-			return va > vb
-		})
-		out.sortOrder = idx
-	}
+	// An instant topk/bottomk comes out in label order like any vector:
+	// Loki keeps evaluation order only under sort and sort_desc (its
+	// answer to topk by (instance) lists host-1, host-2, host-3 whatever
+	// their values).
 	return out, nil
 }
 
