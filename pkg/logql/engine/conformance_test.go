@@ -257,10 +257,10 @@ func runConformance(t *testing.T, dir string, rows []conformanceRow, eng *engine
 				}
 				t.Logf("%s: equal to Loki up to float rounding of unordered sums", r.query)
 			}
-			// A vector's order is part of Loki's answer (labels order, or
-			// the order sort/sort_desc gave it).
-			if og, ow := vectorOrder(got), vectorOrder(want); og != ow {
-				t.Errorf("%s: vector order differs\n got: %s\nwant: %s", r.query, og, ow)
+			// The order of streams, series and samples is part of Loki's
+			// answer too (label order, or what sort/sort_desc gave).
+			if og, ow := resultOrder(got), resultOrder(want); og != ow {
+				t.Errorf("%s: result order differs\n got: %s\nwant: %s", r.query, og, ow)
 			}
 		})
 	}
@@ -314,23 +314,28 @@ func roundValues(m map[string]any) {
 	}
 }
 
-// vectorOrder lists a vector body's metrics in the order given ("" for
-// other result types).
-func vectorOrder(body []byte) string {
+// resultOrder lists the labels of a body's streams, series or samples in
+// the order given ("" for a scalar).
+func resultOrder(body []byte) string {
 	var v struct {
 		Data struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Metric map[string]string `json:"metric"`
-			} `json:"result"`
+			Result json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	if json.Unmarshal(body, &v) != nil || v.Data.ResultType != "vector" {
+	var items []struct {
+		Metric map[string]string `json:"metric"`
+		Stream map[string]string `json:"stream"`
+	}
+	if json.Unmarshal(body, &v) != nil || json.Unmarshal(v.Data.Result, &items) != nil {
 		return ""
 	}
 	var out []string
-	for _, r := range v.Data.Result {
-		b, _ := json.Marshal(r.Metric)
+	for _, r := range items {
+		m := r.Metric
+		if m == nil {
+			m = r.Stream
+		}
+		b, _ := json.Marshal(m)
 		out = append(out, string(b))
 	}
 	return strings.Join(out, " ")

@@ -355,3 +355,26 @@ func closeResults(a, b Result) bool {
 	}
 	return true
 }
+
+// TestStreamOrder: streams come sorted by label text as Loki sorts them, so
+// a set that extends another sorts first.
+func TestStreamOrder(t *testing.T) {
+	st := memstore.New()
+	for _, ls := range []labels.Labels{labels.FromStrings("app", "x"), labels.FromStrings("app", "x", "b", "y"), labels.FromStrings("app", "w")} {
+		if err := st.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{Labels: ls, Entries: []store.Entry{{Ts: int64(time.Second), Line: "l"}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := New(st, Options{}).Query(context.Background(), Params{Query: `{app=~"x|w"}`, Start: at(0), End: at(time.Minute), Direction: store.Backward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range res.Streams {
+		got = append(got, s.Labels.String())
+	}
+	want := `[{app="w"} {app="x", b="y"} {app="x"}]`
+	if fmt.Sprint(got) != want {
+		t.Errorf("order %v, want %s", got, want)
+	}
+}

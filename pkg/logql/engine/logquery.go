@@ -129,7 +129,14 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	for _, s := range order {
 		streams = append(streams, s.s)
 	}
-	sort.Slice(streams, func(i, j int) bool { return labels.Compare(streams[i].Labels, streams[j].Labels) < 0 })
+	// Loki sorts streams by their label text, which differs from
+	// labels.Compare where one set extends another ({a="x", b="y"} sorts
+	// before {a="x"}).
+	keys := make([]string, len(streams))
+	for i := range streams {
+		keys[i] = streams[i].Labels.String()
+	}
+	sort.Sort(byKey{keys, streams})
 	return Result{Type: ValueStreams, Streams: streams, LimitReached: limitReached, Stats: Stats{EntriesReturned: n}}, nil
 }
 
@@ -352,4 +359,16 @@ func (h *entryHeap) Pop() any {
 	x := h.cs[len(h.cs)-1]
 	h.cs = h.cs[:len(h.cs)-1]
 	return x
+}
+
+type byKey struct {
+	keys    []string
+	streams []Stream
+}
+
+func (b byKey) Len() int           { return len(b.keys) }
+func (b byKey) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b byKey) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.streams[i], b.streams[j] = b.streams[j], b.streams[i]
 }
