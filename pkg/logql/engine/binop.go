@@ -88,7 +88,9 @@ func (ev *evaluator) binOp(x *syntax.BinOpExpr) (*value, error) {
 			vec, sc, swap = rhs, lhs.scalar, true
 		}
 		out := &value{}
-		for _, s := range vec.series {
+		pos := make([]int, len(vec.series)) // input series → output index, or -1
+		for j, s := range vec.series {
+			pos[j] = -1
 			o := newStepSeries(s.ls, len(s.v))
 			for i, ok := range s.ok {
 				if !ok {
@@ -110,7 +112,19 @@ func (ev *evaluator) binOp(x *syntax.BinOpExpr) (*value, error) {
 				}
 			}
 			if o.any() {
+				pos[j] = len(out.series)
 				out.series = append(out.series, o)
+			}
+		}
+		// Loki leaves a result unsorted when sort or sort_desc appears
+		// anywhere in the query, and a vector-scalar operation walks its
+		// vector in order: sort_desc(x) * 2 stays sorted.
+		if vec.sortOrder != nil {
+			out.sortOrder = []int{}
+			for _, j := range vec.sortOrder {
+				if pos[j] >= 0 {
+					out.sortOrder = append(out.sortOrder, pos[j])
+				}
 			}
 		}
 		return out, nil
