@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/lokal-logs/lokal/pkg/config"
 )
 
 func gzipFile(t *testing.T, from, to string) {
@@ -504,4 +507,46 @@ func TestGzipStillBeingWritten(t *testing.T) {
 			diffLines(t, e.st.lines(), want(a))
 		})
 	}
+}
+
+// TestQuietFileReleasesHeldLine: the stages hold a file's last entry in case
+// a traceback follows. With no poll tick and no file event to come (polling
+// every hour, no fsnotify), only the ingester's held-entries timer can
+// release it; the position then covers the whole file.
+func TestQuietFileReleasesHeldLine(t *testing.T) {
+	e := newEnv(t, "*.log")
+	e.opts.NoFsnotify = true
+	e.set.PollInterval = config.Duration(time.Hour)
+	last := "2026-01-02 03:04:06,000 ERROR inference failed\n" +
+		"Traceback (most recent call last):\n" +
+		"  File \"x.py\", line 1, in <module>\n" +
+		"torch.OutOfMemoryError: CUDA out of memory.\n"
+	text := numbered("a", 0, 5) + last
+	e.write("app.log", text)
+	in := e.ingester()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	waitFor(t, "the held traceback entry", func() bool { return e.st.count() == 6 })
+	var pos position
+	waitFor(t, "the position past the held entry", func() bool {
+		for k, v := range e.st.Cursors() {
+			if strings.HasPrefix(k, cursorPrefix) {
+				p, _, err := decodePosition(v)
+				if err != nil {
+					t.Fatalf("decode %s: %v", k, err)
+				}
+				pos = p
+			}
+		}
+		return pos.Offset == int64(len(text))
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// The traceback is one entry with the line it belongs to.
+	expected := append(want(numbered("a", 0, 5)), strings.TrimSuffix(last, "\n"))
+	sort.Strings(expected)
+	diffLines(t, e.st.lines(), expected)
 }

@@ -132,6 +132,13 @@ type tailer struct {
 	appenderDone chan struct{}
 	appendErr    error
 
+	// heldDue is when the earliest entry held by a file's stages becomes
+	// due (zero: none armed); heldTimer fires then. One timer serves every
+	// file, so a quiet file's last line is released on time without a
+	// timer per line or a poll tick.
+	heldDue   time.Time
+	heldTimer *time.Timer
+
 	watcher  *fsnotify.Watcher
 	watched  map[string]bool
 	lastGC   time.Time
@@ -278,10 +285,15 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		werrs     <-chan error
 		passSoon  = time.NewTimer(time.Hour)
 		flushTick = time.NewTicker(in.opts.BatchAge)
+		heldC     <-chan time.Time
 	)
 	passSoon.Stop()
 	defer flushTick.Stop()
+	t.heldTimer = time.NewTimer(time.Hour)
+	t.heldTimer.Stop()
+	defer t.heldTimer.Stop()
 	if t.follow {
+		heldC = t.heldTimer.C
 		pollTick = time.NewTicker(in.pollInterval())
 		defer pollTick.Stop()
 		poll = pollTick.C
@@ -327,6 +339,16 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		case <-passSoon.C:
 			t.pass(passPending)
 			passPending = false
+		case <-heldC:
+			t.heldDue = time.Time{}
+			t.flushHeld()
+			// A released line is what a live tail waits for: store it now
+			// unless reads are under way (their results will join it).
+			if t.busy == 0 || t.batch.bytes >= in.opts.BatchBytes {
+				if err := t.flush(); err != nil {
+					return t.finish(ctx, err)
+				}
+			}
 		case werr := <-werrs:
 			in.problem("file events: %v", werr)
 		case <-flushTick.C:
@@ -551,8 +573,51 @@ func (t *tailer) merge(r *chunkResult) {
 	}
 	if r.done || r.retry || (r.err != nil && tf.f == nil) {
 		t.retire(tf)
+	} else {
+		t.armHeld(tf)
 	}
 	t.pump()
+}
+
+// armHeld makes sure the held-entries timer fires when tf's held entry
+// becomes due. Only the coordinator calls it, on a file no worker has.
+func (t *tailer) armHeld(tf *tailedFile) {
+	if !t.follow || t.stopping || tf.busy || tf.pipe == nil || t.files[tf.key] != tf {
+		return
+	}
+	at, ok := tf.pipe.p.NextFlush()
+	if !ok {
+		return
+	}
+	if at.IsZero() {
+		at = t.in.opts.Now()
+	}
+	if !t.heldDue.IsZero() && !at.Before(t.heldDue) {
+		return
+	}
+	t.heldDue = at
+	// A Timer's Reset is safe on a fired or stopped timer since Go 1.23:
+	// no stale value can be received afterwards.
+	t.heldTimer.Reset(max(at.Sub(t.in.opts.Now()), 0))
+}
+
+// flushHeld releases the held entries that are due, of every file no
+// worker is reading (a busy file flushes itself at the end of its read),
+// and re-arms the timer for those still held.
+func (t *tailer) flushHeld() {
+	now := t.in.opts.Now()
+	for _, tf := range t.sortedFiles() {
+		if tf.busy || tf.pipe == nil || tf.f == nil {
+			continue
+		}
+		if _, ok := tf.pipe.pendingFrom(); !ok {
+			continue
+		}
+		r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+		tf.pipe.flushOld(now, r)
+		r.pos = tf.position(false)
+		t.merge(r) // re-arms the timer if tf still holds something
+	}
 }
 
 // retire forgets a finished file; its Done position stays in known.

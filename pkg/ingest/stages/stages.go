@@ -32,8 +32,12 @@ const (
 	// stream per request and wreck the store's index.
 	DefaultMaxLabelValues = 1000
 	// DefaultTracebackWait is how long a line is held for a traceback that may
-	// follow it; Python writes a traceback in one burst, so 1 s is plenty.
-	DefaultTracebackWait = time.Second
+	// follow it. Python's logging formats a record and its traceback into one
+	// string and writes it with one write call, so they arrive together; the
+	// hold only covers writers that buffer and split a record across
+	// flushes (print to a piped stdout, tee). Every held line is late by this
+	// much on a live tail, so it is kept well under the 1 s target.
+	DefaultTracebackWait = 250 * time.Millisecond
 	// maxTracebackLines and maxJoinedBytes bound a joined entry so a runaway
 	// recursion traceback cannot hold unbounded memory.
 	maxTracebackLines = 1000
