@@ -23,12 +23,14 @@ func seedBlocks(tb testing.TB) [][]byte {
 		{Ts: 5, Seq: 2, Line: ""},
 		{Ts: 9, Seq: 0, Line: "CUDA out of memory\n  traceback line"},
 		{Ts: 1 << 40, Seq: 1 << 60, Line: "needle-0123456789abcdef"},
+		{Ts: 1795466340028000000, Seq: 1<<60 + 24, Line: "ts=2026-11-23T20:39:00.028Z level=info duration=4043ms"},
 	}
 	for _, codec := range []uint8{codecZstd, codecS2} {
 		c, err := newCodecs(codec)
 		if err != nil {
 			tb.Fatal(err)
 		}
+		c.splitDigits = false // both ways of storing lines
 		b, _, err := encodeBlock(nil, entries, c, newFilterBuilder())
 		if err != nil {
 			tb.Fatal(err)
