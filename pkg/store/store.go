@@ -639,7 +639,8 @@ type Info struct {
 	MaxTime       int64
 	CorruptBlocks int
 	// UncompactedBlocks are still at ingestion's fast compression level;
-	// the background loop recompacts them once ingestion is idle.
+	// the background loop recompacts them once ingestion is idle, except
+	// each stream's live tail (at most one small block per stream).
 	UncompactedBlocks int
 	// Paused is true while commits fail and Append refuses new entries.
 	Paused     bool
