@@ -33,13 +33,17 @@ type HostOptions struct {
 	Logger log.Logger
 	// Ingest tunes the ingesters (tests shorten their waits).
 	Ingest ingest.Options
+	// TuneGC makes NewHost set the process's garbage collector target for
+	// ingesting (ingest.SetProcessGC). Only the plugin's main asks for it,
+	// through HostOptionsFromEnv: tests leave their process alone.
+	TuneGC bool
 }
 
 // HostOptionsFromEnv reads the operator's controls from the environment
 // Grafana gives the plugin process.
 func HostOptionsFromEnv() HostOptions {
 	op, err := config.OperatorFromEnv(os.Getenv)
-	return HostOptions{Operator: op, OperatorErr: err}
+	return HostOptions{Operator: op, OperatorErr: err, TuneGC: true}
 }
 
 // Host owns what the datasource instances of one process share: their
@@ -57,6 +61,9 @@ type Host struct {
 
 // NewHost returns a host with no open stores.
 func NewHost(opts HostOptions) *Host {
+	if opts.TuneGC {
+		ingest.SetProcessGC(os.Getenv)
+	}
 	if opts.Operator == nil {
 		opts.Operator = &config.Operator{}
 		if opts.OperatorErr == nil {

@@ -28,10 +28,20 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/ingest"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "ingest", "tail", "demo":
+			// Ingesting commands trade some CPU for a heap near their live
+			// set; queries keep Go's default (see ingest.ProcessGCPercent).
+			ingest.SetProcessGC(os.Getenv)
+		}
+	}
 	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
 	os.Exit(code)
