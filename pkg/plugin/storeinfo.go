@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -13,6 +14,8 @@ func storeOptions(s *config.Settings) store.Options {
 	return store.Options{
 		Retention: s.Storage.RetentionOrDefault(),
 		MaxBytes:  s.Storage.MaxBytesOrDefault(),
+		// The plugin ingests: keep catch-up's peak RSS in budget.
+		HeadMemoryBudget: ingest.StoreHeadBudget,
 	}
 }
 

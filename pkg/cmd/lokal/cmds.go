@@ -47,7 +47,10 @@ func openReader(l *loaded) (*store.Store, error) {
 }
 
 func storeOptions(l *loaded) store.Options {
-	return store.Options{Retention: l.settings.Storage.RetentionOrDefault(), MaxBytes: l.settings.Storage.MaxBytesOrDefault()}
+	// HeadMemoryBudget: as the plugin, so `lokal ingest` measures what
+	// the plugin does (it matters only to the commands that append).
+	return store.Options{Retention: l.settings.Storage.RetentionOrDefault(), MaxBytes: l.settings.Storage.MaxBytesOrDefault(),
+		HeadMemoryBudget: ingest.StoreHeadBudget}
 }
 
 // closeStore closes st and reports a failure unless another error came first.

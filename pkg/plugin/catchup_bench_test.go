@@ -1,0 +1,80 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+
+	"github.com/lokal-logs/lokal/pkg/config"
+)
+
+// BenchmarkPluginCatchUpCorpus is issue 2's catch-up as the plugin does it:
+// a datasource instance made by a host configured as the plugin's main
+// configures it (TuneGC) follows the loggen corpus named by
+// LOKAL_BENCH_CORPUS into a fresh store, and the benchmark waits until every
+// byte is stored. peak-rss-MB is the process's peak RSS so far, so run it
+// alone (-run XXX -bench PluginCatchUp -benchtime 1x).
+func BenchmarkPluginCatchUpCorpus(b *testing.B) {
+	corpus := os.Getenv("LOKAL_BENCH_CORPUS")
+	if corpus == "" {
+		b.Skip("set LOKAL_BENCH_CORPUS to a loggen corpus directory")
+	}
+	var size int64
+	err := filepath.Walk(corpus, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && strings.HasSuffix(p, ".log") {
+			size += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// TuneGC changes this process's collector: put it back afterwards.
+	prevGC := debug.SetGCPercent(-1)
+	debug.SetGCPercent(prevGC)
+	defer debug.SetGCPercent(prevGC)
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		data := b.TempDir()
+		env := map[string]string{config.EnvAllowedPaths: corpus, config.EnvDataPath: data}
+		op, err := config.OperatorFromEnv(func(k string) string { return env[k] })
+		if err != nil {
+			b.Fatal(err)
+		}
+		host := NewHost(HostOptions{Operator: op, Logger: log.NewWithLevel(log.Warn), TuneGC: true})
+		js := fmt.Sprintf(`{"storage":{"path":"ds","retention":"0s"},"scrape_configs":[{"job_name":"bench","static_configs":[{"labels":{"job":"cosyvoice3","__path__":%q}}]}]}`,
+			filepath.Join(corpus, "**", "*.log"))
+		inst, err := host.NewDatasource(context.Background(), backend.DataSourceInstanceSettings{UID: "bench", JSONData: []byte(js)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ds := inst.(*Datasource)
+		if ds.run == nil {
+			b.Fatalf("no ingester: %v %v", ds.setupErr, ds.ingestErr)
+		}
+		for ds.run.in.Health().Bytes < size {
+			select {
+			case <-ds.run.done:
+				b.Fatalf("ingester stopped: %v", ds.run.err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		b.StopTimer()
+		ds.Dispose()
+		host.Close()
+		b.StartTimer()
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-rss-MB")
+	}
+}
