@@ -42,6 +42,7 @@ type Results struct {
 	Machine Machine       `json:"machine"`
 	Corpus  CorpusInfo    `json:"corpus"`
 	Ingest  IngestResult  `json:"ingest"`
+	Compact CompactResult `json:"compact"`
 	Restart RestartResult `json:"restart"`
 	Idle    IdleResult    `json:"idle"`
 	Queries []QueryResult `json:"queries"`
@@ -68,6 +69,14 @@ type IngestResult struct {
 	StoreBytes   int64   `json:"store_bytes"`
 	StoreRatio   float64 `json:"store_ratio"`
 	PageCacheNot string  `json:"page_cache"`
+}
+
+// CompactResult is the recompaction after catch-up (stronger zstd level,
+// small blocks merged).
+type CompactResult struct {
+	Proc
+	StoreBytes int64   `json:"store_bytes"`
+	StoreRatio float64 `json:"store_ratio"`
 }
 
 // RestartResult is the time from starting a process on the full store to
@@ -156,6 +165,20 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		MBPerSec: float64(total) / 1e6 / p.WallSeconds, LinesPerSec: float64(lines) / p.WallSeconds,
 		StoreRatio: float64(sb) / float64(total)}
 	logf("ingest: %.1f s, %.0f MB/s, peak RSS %.0f MB, store %.1f%% of raw", p.WallSeconds, res.Ingest.MBPerSec, p.PeakRSSMB, 100*res.Ingest.StoreRatio)
+
+	// 1b. recompaction, which a running plugin does by itself once ingestion
+	// is idle; the queries below run on the compacted store, as they would
+	// on a plugin's.
+	logf("compact: lokal compact…")
+	cp, err := runChildEnv(ctx, env, []string{o.Lokal, "compact", "--config", cfg}, io.Discard)
+	if err != nil {
+		return nil, fmt.Errorf("compact: %w", err)
+	}
+	if sb, err = dirBytes(storeDir); err != nil {
+		return nil, err
+	}
+	res.Compact = CompactResult{Proc: cp, StoreBytes: sb, StoreRatio: float64(sb) / float64(total)}
+	logf("compact: %.1f s, store %.1f%% of raw", cp.WallSeconds, 100*res.Compact.StoreRatio)
 
 	qs := QuerySet(res.Corpus.Needle)
 	spec := filepath.Join(o.Work, "queries.json")

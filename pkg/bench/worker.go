@@ -107,6 +107,8 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "corpus: %s, %d files, %s, %d lines\n\n", r.Corpus.Dir, r.Corpus.Files, mib(r.Corpus.Bytes), r.Corpus.Lines)
 	fmt.Fprintf(w, "ingest   %.1f s wall, %.1f CPU-s, %.0f MB/s, %.0f lines/s, peak RSS %.0f MB, store %s = %.1f%% of raw\n",
 		r.Ingest.WallSeconds, r.Ingest.CPUSeconds, r.Ingest.MBPerSec, r.Ingest.LinesPerSec, r.Ingest.PeakRSSMB, mib(r.Ingest.StoreBytes), 100*r.Ingest.StoreRatio)
+	fmt.Fprintf(w, "compact  %.1f s wall, %.1f CPU-s, peak RSS %.0f MB, store %s = %.1f%% of raw\n",
+		r.Compact.WallSeconds, r.Compact.CPUSeconds, r.Compact.PeakRSSMB, mib(r.Compact.StoreBytes), 100*r.Compact.StoreRatio)
 	fmt.Fprintf(w, "restart  first query answered %.0f ms after process start\n", r.Restart.FirstQueryMs)
 	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
 	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)

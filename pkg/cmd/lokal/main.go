@@ -68,6 +68,7 @@ commands:
   push    --config F FILE|-          store entries in Loki's push API JSON exactly as given
   sample  --dir D [--live]           write sample CosyVoice3 logs into D
   demo    [--dir D]                  write a sample, ingest it and run the seed's queries
+  compact --config F                 recompact the store now (the plugin does it when idle)
   bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep
 
 The config file uses the datasource's settings schema (YAML or JSON).
@@ -82,16 +83,17 @@ func run(ctx context.Context, args []string, e env) int {
 		return 2
 	}
 	cmds := map[string]func(context.Context, []string, env) error{
-		"ingest": cmdIngest,
-		"tail":   cmdTail,
-		"stats":  cmdStats,
-		"query":  cmdQuery,
-		"labels": cmdLabels,
-		"series": cmdSeries,
-		"push":   cmdPush,
-		"sample": cmdSample,
-		"demo":   cmdDemo,
-		"bench":  cmdBench,
+		"ingest":  cmdIngest,
+		"tail":    cmdTail,
+		"stats":   cmdStats,
+		"query":   cmdQuery,
+		"labels":  cmdLabels,
+		"series":  cmdSeries,
+		"push":    cmdPush,
+		"sample":  cmdSample,
+		"demo":    cmdDemo,
+		"compact": cmdCompact,
+		"bench":   cmdBench,
 		// bench-worker is cmdBench's child; not listed in the usage.
 		"bench-worker": cmdBenchWorker,
 	}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// cmdCompact rewrites the store's fast-level blocks at zstd's stronger level
+// and merges small blocks, as a running plugin does once ingestion is idle;
+// `lokal ingest` exits before that would happen.
+func cmdCompact(ctx context.Context, args []string, e env) (err error) {
+	fs := newFlags("compact", e)
+	cfg := fs.String("config", "", "config file (datasource settings schema)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	l, err := loadConfig(*cfg, e)
+	if err != nil {
+		return err
+	}
+	st, err := openWriter(l)
+	if err != nil {
+		return err
+	}
+	defer closeStore(st, &err)
+	before := st.Info()
+	began := time.Now()
+	if err := st.Compact(ctx); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	after := st.Info()
+	fmt.Fprintf(e.stdout, "compacted in %s: %d blocks (%s) → %d blocks (%s)\n", time.Since(began).Round(time.Millisecond),
+		before.Blocks, humanBytes(before.StoredBytes), after.Blocks, humanBytes(after.StoredBytes))
+	return nil
+}
