@@ -147,6 +147,21 @@ func ParseByteSize(s string) (int64, error) {
 	return int64(v), nil
 }
 
+// HumanBytes prints a size for people, rounded, in binary units ("1.5 GiB");
+// ByteSize.String prints sizes exactly, for configs.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // String prints the size with the largest binary unit that divides it.
 func (b ByteSize) String() string {
 	v := int64(b)

@@ -37,7 +37,7 @@ func (s storeSummary) String() string {
 		return "empty"
 	}
 	return fmt.Sprintf("%d lines in %d streams, %s raw in %s on disk, from %s to %s",
-		s.Entries, s.Streams, humanBytes(s.RawBytes), humanBytes(s.StoredBytes),
+		s.Entries, s.Streams, config.HumanBytes(s.RawBytes), config.HumanBytes(s.StoredBytes),
 		s.From.Format(time.RFC3339), s.To.Format(time.RFC3339))
 }
 
@@ -57,18 +57,4 @@ func summarizeStore(st *store.Store) (storeSummary, error) {
 		err = fmt.Errorf("%d corrupt blocks are skipped by queries (the rest keeps serving)", in.CorruptBlocks)
 	}
 	return s, err
-}
-
-// humanBytes prints a size in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

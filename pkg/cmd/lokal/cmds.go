@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/lokal-logs/lokal/pkg/config"
 	"io"
 	"os"
 	"sort"
@@ -89,7 +90,7 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 	h := in.Health()
 	el := time.Since(began)
 	fmt.Fprintf(e.stdout, "ingested %d lines (%s) from %d files in %s (%.1f MB/s) into %s\n",
-		h.Lines, humanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
+		h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
 	return reportProblems(e.stderr, h)
 }
 
@@ -142,7 +143,7 @@ func cmdTail(ctx context.Context, args []string, e env) (err error) {
 		return fmt.Errorf("flush: %w", err)
 	}
 	h := in.Health()
-	fmt.Fprintf(e.stdout, "stopped: %d lines (%s) from %d files stored\n", h.Lines, humanBytes(h.Bytes), h.FilesMatched)
+	fmt.Fprintf(e.stdout, "stopped: %d lines (%s) from %d files stored\n", h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched)
 	return reportProblems(e.stderr, h)
 }
 
@@ -169,8 +170,8 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 	row("partitions (days)", in.Partitions)
 	row("blocks", in.Blocks)
 	row("entries", in.Entries+in.HeadEntries)
-	row("raw bytes", humanBytes(in.RawBytes+in.HeadBytes))
-	row("stored bytes", humanBytes(in.StoredBytes))
+	row("raw bytes", config.HumanBytes(in.RawBytes+in.HeadBytes))
+	row("stored bytes", config.HumanBytes(in.StoredBytes))
 	if raw := in.RawBytes + in.HeadBytes; raw > 0 {
 		row("stored/raw", fmt.Sprintf("%.1f%%", 100*float64(in.StoredBytes)/float64(raw)))
 	}
@@ -331,20 +332,6 @@ func cmdPush(ctx context.Context, args []string, e env) (err error) {
 	}
 	fmt.Fprintf(e.stdout, "pushed %d entries into %s\n", n, l.storeDir)
 	return nil
-}
-
-// humanBytes prints a size in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // sortEntries orders entries by (ts, seq, labels), reversed when backward.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/config"
 )
 
 // cmdCompact rewrites the store's fast-level blocks at zstd's stronger level
@@ -31,6 +33,6 @@ func cmdCompact(ctx context.Context, args []string, e env) (err error) {
 	}
 	after := st.Info()
 	fmt.Fprintf(e.stdout, "compacted in %s: %d blocks (%s) → %d blocks (%s)\n", time.Since(began).Round(time.Millisecond),
-		before.Blocks, humanBytes(before.StoredBytes), after.Blocks, humanBytes(after.StoredBytes))
+		before.Blocks, config.HumanBytes(before.StoredBytes), after.Blocks, config.HumanBytes(after.StoredBytes))
 	return nil
 }

@@ -132,8 +132,8 @@ func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 	}
 	h := in.Health()
 	info := st.Info()
-	fmt.Fprintf(out, "   %d lines (%s) from %d files in %s; store: %d streams, %s on disk\n", h.Lines, humanBytes(h.Bytes), h.FilesMatched,
-		time.Since(began).Round(time.Millisecond), info.Streams, humanBytes(info.StoredBytes))
+	fmt.Fprintf(out, "   %d lines (%s) from %d files in %s; store: %d streams, %s on disk\n", h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched,
+		time.Since(began).Round(time.Millisecond), info.Streams, config.HumanBytes(info.StoredBytes))
 	if err := reportProblems(e.stderr, h); err != nil {
 		return err
 	}

@@ -2,8 +2,8 @@ package stages
 
 import (
 	"encoding/json"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +14,7 @@ import (
 // was set from its first line, and the entry's time is the one its line
 // starts with (where it has one).
 func TestConformanceLabels(t *testing.T) {
-	path := filepath.Join(sharedDir(t), "loki-conformance", "entries.push.json")
+	path := testshared.Path(t, "loki-conformance/entries.push.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Skipf("conformance corpus absent: %v", err)

@@ -3,6 +3,7 @@ package stages
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,30 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-// sharedDir finds ../shared beside the repository root.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
-	if _, err := os.Stat(filepath.Join(shared, "bin", "loggen")); err != nil {
-		t.Skipf("%s/bin/loggen not found: the shared tools are absent on this machine", shared)
-	}
-	return shared
-}
 
 type loggenManifest struct {
 	Files []struct {
@@ -47,9 +24,9 @@ type loggenManifest struct {
 
 // runLoggen writes a loggen history and returns its directory and manifest.
 func runLoggen(t testing.TB, size string, seed string) (string, loggenManifest) {
-	shared := sharedDir(t)
+	loggen := testshared.Path(t, "bin/loggen")
 	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(shared, "bin", "loggen"), "-out", out, "-size", size, "-seed", seed, "-needles", "3")
+	cmd := exec.Command(loggen, "-out", out, "-size", size, "-seed", seed, "-needles", "3")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("loggen: %v\n%s", err, b)
 	}

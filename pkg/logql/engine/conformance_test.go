@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,30 +21,6 @@ import (
 	"github.com/lokal-logs/lokal/pkg/push"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
-
-// sharedDir finds ../shared beside the repository root.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
-	if _, err := os.Stat(filepath.Join(shared, "loki-conformance", "queries.tsv")); err != nil {
-		t.Skipf("Loki conformance sample not available (%s): %v", shared, err)
-	}
-	return filepath.Join(shared, "loki-conformance")
-}
 
 type conformanceRow struct {
 	id, endpoint, query, start, end, step, limit, direction, status, resultType, note, stable string
@@ -202,7 +179,7 @@ func canonicalRounded(body []byte, round bool) (string, error) {
 }
 
 func TestLokiConformance(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testshared.Path(t, "loki-conformance")
 	rows := readRows(t, filepath.Join(dir, "queries.tsv"))
 	for name, st := range conformanceReaders(t, dir) {
 		if name == "memstore" && raceEnabled {

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func BenchmarkSanitize(b *testing.B) {
 // BenchmarkCorpus runs typical pipelines over the Loki conformance corpus
 // (21,659 CosyVoice3 entries); one op is one pass over the whole corpus.
 func BenchmarkCorpus(b *testing.B) {
-	dir := sharedDir(b)
+	dir := testshared.Path(b, "loki-conformance")
 	streams := loadCorpus(b, dir)
 	type entry struct {
 		ls   labels.Labels

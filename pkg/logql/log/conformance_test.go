@@ -2,6 +2,7 @@ package log
 
 import (
 	"encoding/json"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,30 +12,6 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
-
-// sharedDir finds ../shared beside the repository root.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared", "loki-conformance")
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("Loki conformance data absent (%s): skipping", shared)
-	}
-	return shared
-}
 
 type pushStream struct {
 	Stream map[string]string `json:"stream"`
@@ -73,7 +50,7 @@ type outEntry struct {
 // (including __error__, _extracted and empty values), same line. When Loki
 // returned fewer entries than the limit, the full result must match too.
 func TestLokiConformance(t *testing.T) {
-	dir := sharedDir(t)
+	dir := testshared.Path(t, "loki-conformance")
 	corpus := loadCorpus(t, dir)
 	m := func(t labels.MatchType, n, v string) *labels.Matcher { return labels.MustNewMatcher(t, n, v) }
 	must := func(s Stage, err error) Stage {

@@ -3,6 +3,7 @@ package syntax
 import (
 	"errors"
 	"flag"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"math"
 	"os"
 	"path/filepath"
@@ -312,31 +313,11 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// sharedDir finds /work/shared as ../shared from the repository root.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 // conformanceQueries returns the queries of the Loki conformance sample
 // that Loki accepted (or, with rejected, those it rejected at parse time).
 func conformanceQueries(t *testing.T, rejected bool) []string {
 	t.Helper()
-	dir := sharedDir(t)
-	b, err := os.ReadFile(filepath.Join(dir, "loki-conformance", "queries.tsv"))
+	b, err := os.ReadFile(testshared.Path(t, "loki-conformance/queries.tsv"))
 	if err != nil {
 		return nil
 	}
@@ -358,18 +339,17 @@ func conformanceQueries(t *testing.T, rejected bool) []string {
 // TestConformanceRejections checks that queries Loki rejected at parse time
 // are rejected with Loki's message.
 func TestConformanceRejections(t *testing.T) {
-	dir := sharedDir(t)
 	qs := conformanceQueries(t, true)
 	if len(qs) == 0 {
 		t.Skip("no Loki conformance sample at ../shared/loki-conformance (relative to the repository root)")
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "loki-conformance", "queries.tsv"))
+	b, _ := os.ReadFile(testshared.Path(t, "loki-conformance/queries.tsv"))
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Split(line, "\t")
 		if len(f) < 10 || f[8] != "400" || strings.Contains(f[12], "limit") {
 			continue
 		}
-		ans, err := os.ReadFile(filepath.Join(dir, "loki-conformance", "answers", f[0]+".json"))
+		ans, err := os.ReadFile(filepath.Join(testshared.Path(t, "loki-conformance/answers"), f[0]+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}
