@@ -94,11 +94,7 @@ func cmdBenchWorker(ctx context.Context, args []string, e env) (err error) {
 	if err := json.Unmarshal(b, &qs); err != nil {
 		return fmt.Errorf("query set %s: %w", *queries, err)
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openReader(l)
+	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
 	}

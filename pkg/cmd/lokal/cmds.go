@@ -54,6 +54,24 @@ func storeOptions(l *loaded) store.Options {
 		HeadMemoryBudget: ingest.StoreHeadBudget}
 }
 
+// openConfigStore loads the config file and opens its store, as its writer
+// or read-only; the caller closes the store with closeStore.
+func openConfigStore(path string, e env, write bool) (*loaded, *store.Store, error) {
+	l, err := loadConfig(path, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	open := openReader
+	if write {
+		open = openWriter
+	}
+	st, err := open(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, st, nil
+}
+
 // closeStore closes st and reports a failure unless another error came first.
 func closeStore(st *store.Store, err *error) {
 	if cerr := st.Close(); cerr != nil && *err == nil {
@@ -67,11 +85,7 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openWriter(l)
+	l, st, err := openConfigStore(*cfg, e, true)
 	if err != nil {
 		return err
 	}
@@ -121,11 +135,7 @@ func cmdTail(ctx context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openWriter(l)
+	l, st, err := openConfigStore(*cfg, e, true)
 	if err != nil {
 		return err
 	}
@@ -153,11 +163,7 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openReader(l)
+	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
 	}
@@ -198,11 +204,7 @@ func cmdLabels(ctx context.Context, args []string, e env) (err error) {
 		fmt.Fprintln(e.stderr, "usage: lokal labels --config F [NAME]")
 		return errUsage
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openReader(l)
+	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
 	}
@@ -244,11 +246,7 @@ func cmdSeries(ctx context.Context, args []string, e env) (err error) {
 	if !ok {
 		return fmt.Errorf("%s is not a stream selector", pos[0])
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openReader(l)
+	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
 	}
@@ -305,11 +303,7 @@ func cmdPush(ctx context.Context, args []string, e env) (err error) {
 		defer f.Close()
 		r = f
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openWriter(l)
+	l, st, err := openConfigStore(*cfg, e, true)
 	if err != nil {
 		return err
 	}

@@ -17,11 +17,7 @@ func cmdCompact(ctx context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openWriter(l)
+	_, st, err := openConfigStore(*cfg, e, true)
 	if err != nil {
 		return err
 	}

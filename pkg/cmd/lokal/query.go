@@ -59,11 +59,7 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
-	l, err := loadConfig(*cfg, e)
-	if err != nil {
-		return err
-	}
-	st, err := openReader(l)
+	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
 	}
