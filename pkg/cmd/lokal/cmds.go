@@ -90,22 +90,29 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
-	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
+	h, el, err := catchUp(ctx, l, st)
 	if err != nil {
 		return err
 	}
-	began := time.Now()
-	if err := in.CatchUp(ctx); err != nil {
-		return fmt.Errorf("catch up: %w", err)
-	}
-	if err := st.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	h := in.Health()
-	el := time.Since(began)
 	fmt.Fprintf(e.stdout, "ingested %d lines (%s) from %d files in %s (%.1f MB/s) into %s\n",
 		h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
 	return reportProblems(e.stderr, h)
+}
+
+// catchUp reads every source of l to its end into st and makes it durable.
+func catchUp(ctx context.Context, l *loaded, st *store.Store) (ingest.Health, time.Duration, error) {
+	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
+	if err != nil {
+		return ingest.Health{}, 0, err
+	}
+	began := time.Now()
+	if err := in.CatchUp(ctx); err != nil {
+		return ingest.Health{}, 0, fmt.Errorf("catch up: %w", err)
+	}
+	if err := st.Flush(ctx); err != nil {
+		return ingest.Health{}, 0, fmt.Errorf("flush: %w", err)
+	}
+	return in.Health(), time.Since(began), nil
 }
 
 // reportProblems prints what the health check would show; rejected files

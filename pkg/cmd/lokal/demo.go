@@ -12,7 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lokal-logs/lokal/pkg/config"
-	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/sample"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -119,21 +118,13 @@ func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
-	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
+	h, el, err := catchUp(ctx, l, st)
 	if err != nil {
 		return err
 	}
-	began := time.Now()
-	if err := in.CatchUp(ctx); err != nil {
-		return fmt.Errorf("catch up: %w", err)
-	}
-	if err := st.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	h := in.Health()
 	info := st.Info()
 	fmt.Fprintf(out, "   %d lines (%s) from %d files in %s; store: %d streams, %s on disk\n", h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched,
-		time.Since(began).Round(time.Millisecond), info.Streams, config.HumanBytes(info.StoredBytes))
+		el.Round(time.Millisecond), info.Streams, config.HumanBytes(info.StoredBytes))
 	if err := reportProblems(e.stderr, h); err != nil {
 		return err
 	}
