@@ -165,22 +165,12 @@ func matrixFrames(refID, executed, legend string, ss []series, st queryStats) da
 		}
 		val := data.NewField("value", fieldLabels(s.Labels), vs)
 		val.Config = &data.FieldConfig{DisplayNameFromDS: displayName(legend, s.Labels)}
-		f := data.NewFrame(refID, data.NewField("time", nil, ts), val)
-		f.RefID = refID
-		f.Meta = &data.FrameMeta{
-			Type:                data.FrameTypeTimeSeriesMulti,
-			TypeVersion:         data.FrameTypeVersion{0, 1},
-			ExecutedQueryString: executed,
-		}
-		frames = append(frames, f)
+		frames = append(frames, typedFrame(refID, executed, data.FrameTypeTimeSeriesMulti, data.NewField("time", nil, ts), val))
 	}
 	if len(frames) == 0 {
 		// No series is a valid answer (Loki: a count over no lines is no
 		// series); an empty typed frame keeps the type for Grafana.
-		f := data.NewFrame(refID)
-		f.RefID = refID
-		f.Meta = &data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1}, ExecutedQueryString: executed}
-		frames = append(frames, f)
+		frames = append(frames, typedFrame(refID, executed, data.FrameTypeTimeSeriesMulti))
 	}
 	frames[0].Meta.Stats = st.frameStats()
 	return frames
@@ -198,23 +188,21 @@ func vectorFrames(refID, executed, legend string, ss []series, st queryStats) da
 		}
 		val := data.NewField("value", fieldLabels(s.Labels), []float64{v})
 		val.Config = &data.FieldConfig{DisplayNameFromDS: displayName(legend, s.Labels)}
-		f := data.NewFrame(refID, val)
-		f.RefID = refID
-		f.Meta = &data.FrameMeta{
-			Type:                data.FrameTypeNumericMulti,
-			TypeVersion:         data.FrameTypeVersion{0, 1},
-			ExecutedQueryString: executed,
-		}
-		frames = append(frames, f)
+		frames = append(frames, typedFrame(refID, executed, data.FrameTypeNumericMulti, val))
 	}
 	if len(frames) == 0 {
-		f := data.NewFrame(refID)
-		f.RefID = refID
-		f.Meta = &data.FrameMeta{Type: data.FrameTypeNumericMulti, TypeVersion: data.FrameTypeVersion{0, 1}, ExecutedQueryString: executed}
-		frames = append(frames, f)
+		frames = append(frames, typedFrame(refID, executed, data.FrameTypeNumericMulti))
 	}
 	frames[0].Meta.Stats = st.frameStats()
 	return frames
+}
+
+// typedFrame is a frame of the data plane type typ (version 0.1).
+func typedFrame(refID, executed string, typ data.FrameType, fields ...*data.Field) *data.Frame {
+	f := data.NewFrame(refID, fields...)
+	f.RefID = refID
+	f.Meta = &data.FrameMeta{Type: typ, TypeVersion: data.FrameTypeVersion{0, 1}, ExecutedQueryString: executed}
+	return f
 }
 
 func sortSeries(ss []series) {
