@@ -68,6 +68,31 @@ func errStatus(err error) backend.Status {
 
 // resultFrames shapes an engine result by Grafana's data plane contracts.
 func resultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.Frames {
+	frames := typedResultFrames(q, expr, res)
+	return withWarnings(frames, res.Warnings)
+}
+
+// withWarnings puts the engine's warnings on the first frame as notices,
+// which Grafana shows above the panel. A result with no frame gets an empty
+// one to carry them.
+func withWarnings(frames data.Frames, warnings []string) data.Frames {
+	if len(warnings) == 0 {
+		return frames
+	}
+	if len(frames) == 0 {
+		frames = data.Frames{data.NewFrame("")}
+	}
+	f := frames[0]
+	if f.Meta == nil {
+		f.Meta = &data.FrameMeta{}
+	}
+	for _, w := range warnings {
+		f.Meta.Notices = append(f.Meta.Notices, data.Notice{Severity: data.NoticeSeverityWarning, Text: w})
+	}
+	return frames
+}
+
+func typedResultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.Frames {
 	st := queryStats{
 		Lines:          res.Stats.EntriesReturned,
 		EntriesScanned: res.Stats.Store.EntriesScanned,

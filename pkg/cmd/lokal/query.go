@@ -68,6 +68,9 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
 	return writeResult(e.stdout, o.output, res, p.Direction == store.Backward)
 }
 

@@ -166,6 +166,11 @@ type Result struct {
 	// LimitReached is true when a log query stopped at its limit, so more
 	// entries may exist in the range.
 	LimitReached bool
+	// Warnings are what a user should know about this answer without it
+	// being wrong: data the query could not read, hints where Loki stays
+	// silent. Grafana shows them as the frame's notices, the CLI on stderr.
+	// They never change the result itself.
+	Warnings []string
 }
 
 // Errors a caller can test with errors.Is. Their messages follow Loki's.
@@ -237,5 +242,8 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 	}
 	res.Stats.Store = collector.Snapshot()
 	res.Stats.ExecTime = time.Since(began)
+	if n := res.Stats.Store.BlocksCorrupt; n > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d corrupt block(s) in the range were skipped: their entries are missing from this answer (see the store's health)", n))
+	}
 	return res, nil
 }
