@@ -22,8 +22,9 @@ FROM debian:bookworm-slim AS lokal
 COPY --from=backend /src/dist/lokal /usr/local/bin/lokal
 ENTRYPOINT ["/usr/local/bin/lokal"]
 
-# --- Grafana with the plugin installed
-FROM grafana/grafana:12.0.0 AS grafana
+# --- Grafana with the plugin installed: the version the real-Grafana check
+# (go tool mage grafanaE2E) runs against
+FROM grafana/grafana:12.4.0 AS grafana
 COPY --from=frontend /src/dist /var/lib/grafana/plugins/lokal-logql-datasource
 COPY --from=backend /src/dist/gpx_lokal_linux_* /src/dist/plugin.json /var/lib/grafana/plugins/lokal-logql-datasource/
 USER root
