@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	logqllog "github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
@@ -33,38 +34,89 @@ type indexStats struct {
 	Entries int64 `json:"entries"`
 }
 
-// statsFor counts the streams, blocks, entries and line bytes a selector
-// touches in [start, end). It reads timestamps and sizes only, never lines.
+// statsFor counts the streams, blocks, entries and line bytes a query's
+// stream selectors touch in [start, end). A metric or binary query
+// contributes every selector in it, as Grafana's Loki datasource does; a
+// stream two selectors match counts once. It reads timestamps and sizes
+// only, never lines.
 func statsFor(ctx context.Context, r store.Reader, query string, start, end int64) (indexStats, error) {
-	ms, err := selectorParam(query, false)
+	sels, err := querySelectors(query)
 	if err != nil {
 		return indexStats{}, err
 	}
 	var col store.StatsCollector
-	its, err := r.Select(store.WithStats(ctx, &col), store.SelectParams{Matchers: ms, Start: start, End: end, Direction: store.Forward})
-	if err != nil {
-		return indexStats{}, err
-	}
+	ctx = store.WithStats(ctx, &col)
 	var out indexStats
-	out.Streams = len(its)
-	for _, it := range its {
-		for it.Next() {
-			b := it.At()
-			out.Entries += int64(len(b.Ts))
-			for _, s := range b.Sizes {
-				out.Bytes += int64(s)
-			}
-		}
-		err := it.Err()
-		if cerr := it.Close(); err == nil {
-			err = cerr
-		}
+	seen := map[string]bool{}
+	for _, ms := range sels {
+		its, err := r.Select(ctx, store.SelectParams{Matchers: ms, Start: start, End: end, Direction: store.Forward})
 		if err != nil {
 			return indexStats{}, err
 		}
+		for i, it := range its {
+			key := it.Labels().String()
+			if seen[key] {
+				// Counted under an earlier selector. Closed unread, it
+				// adds no block to what was read below.
+				if err := it.Close(); err != nil {
+					closeIters(its[i+1:])
+					return indexStats{}, err
+				}
+				continue
+			}
+			seen[key] = true
+			out.Streams++
+			for it.Next() {
+				b := it.At()
+				out.Entries += int64(len(b.Ts))
+				for _, s := range b.Sizes {
+					out.Bytes += int64(s)
+				}
+			}
+			err := it.Err()
+			if cerr := it.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				closeIters(its[i+1:])
+				return indexStats{}, err
+			}
+		}
 	}
-	out.Chunks = col.Snapshot().BlocksTotal
+	// With no line filter every block of a stream read to its end is
+	// read, or found corrupt, exactly once: that counts the blocks of the
+	// streams above, and none of the duplicates closed unread.
+	s := col.Snapshot()
+	out.Chunks = s.BlocksRead + s.BlocksSkipped + s.BlocksCorrupt
 	return out, nil
+}
+
+// querySelectors returns the matchers of every stream selector in a log,
+// metric or binary query, in source order. A query without any (such as
+// vector(1)) has none, and touches nothing.
+func querySelectors(query string) ([][]*labels.Matcher, error) {
+	query = strings.TrimSpace(query)
+	if query == "" {
+		return nil, fmt.Errorf("empty query: want a LogQL query such as {job=\"cosyvoice3\"}")
+	}
+	expr, err := syntax.ParseExpr(query)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", query, err)
+	}
+	var sels [][]*labels.Matcher
+	syntax.Walk(expr, func(e syntax.Expr) bool {
+		if m, ok := e.(*syntax.MatcherExpr); ok {
+			sels = append(sels, m.Mts)
+		}
+		return true
+	})
+	return sels, nil
+}
+
+func closeIters(its []store.StreamIterator) {
+	for _, it := range its {
+		_ = it.Close()
+	}
 }
 
 // detectedField is one entry of Loki's /detected_fields body.
