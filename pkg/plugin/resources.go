@@ -145,7 +145,7 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
-		df, err := detectFields(ctx, eng, params.Get("query"), start, end, lineLimit, fieldLimit)
+		df, err := detectFields(ctx, eng, r, params.Get("query"), start, end, lineLimit, fieldLimit)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
