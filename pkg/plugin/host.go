@@ -401,6 +401,23 @@ func (r *ingestRun) running() (bool, error) {
 	}
 }
 
+// CloseWithin is Close bounded by d: it reports whether every store was
+// closed in time. A store left open loses nothing (its cursors are only
+// durable with their lines) but its newest lines are read again.
+func (h *Host) CloseWithin(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Close()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Close stops every ingester and closes every store, as when Grafana shuts
 // the plugin down. Instances disposed later find their store released.
 func (h *Host) Close() {
