@@ -121,19 +121,34 @@ func TestLockedStoreSettingsChange(t *testing.T) {
 	}
 }
 
-// Disposing the last instance of a waiting store ends its retries: nothing
-// opens the store afterwards.
-func TestLockedStoreDisposed(t *testing.T) {
-	f, _, _ := lockedFixture(t, 1)
-	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
-	ss := ds.shared
-	ds.Dispose()
-	select {
-	case <-ss.retryDone:
-	default:
-		t.Fatal("Dispose returned with the open retries still running")
+// Disposing the last instance of a waiting store, or closing the host as
+// the plugin exits, ends its retries: nothing opens the store afterwards.
+func TestLockedStoreReleased(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(t *testing.T, f *fixture, ds *Datasource)
+	}{
+		{"last instance disposed", func(_ *testing.T, _ *fixture, ds *Datasource) { ds.Dispose() }},
+		{"host closed", func(t *testing.T, f *fixture, _ *Datasource) {
+			if !f.host.CloseWithin(waitTimeout) {
+				t.Fatal("CloseWithin timed out")
+			}
+		}},
 	}
-	if ss.st != nil {
-		t.Error("the released store was opened")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _, _ := lockedFixture(t, 1)
+			ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+			ss := ds.shared
+			tt.end(t, f, ds)
+			select {
+			case <-ss.retryDone:
+			default:
+				t.Fatal("the open retries still run")
+			}
+			if ss.st != nil {
+				t.Error("the released store was opened")
+			}
+		})
 	}
 }
