@@ -14,7 +14,7 @@ import (
 
 // memStore opens a store in a temporary directory holding streams, flushed
 // to blocks so that block counts are real.
-func memStore(t *testing.T, streams []store.StreamEntries) (*store.Store, *engine.Engine) {
+func memStore(t testing.TB, streams []store.StreamEntries) (*store.Store, *engine.Engine) {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -241,5 +241,27 @@ func TestSampleStreamsShares(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDetectFields samples a job of 40 streams (one query each).
+func BenchmarkDetectFields(b *testing.B) {
+	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	var streams []store.StreamEntries
+	for s := 0; s < 40; s++ {
+		streams = append(streams, store.StreamEntries{
+			Labels: labels.FromStrings("job", "cosy", "filename", fmt.Sprintf("f%02d.log", s)),
+			Entries: linesAt(base, 2000, func(i int) string {
+				return fmt.Sprintf(`level=info msg="request %d" rtf=0.%d status=%d stream=%d`, i, i%9+1, 200+i%2, s)
+			}),
+		})
+	}
+	st, eng := memStore(b, streams)
+	start, end := base.UnixNano(), base.Add(time.Hour).UnixNano()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := detectFields(context.Background(), eng, st, `{job="cosy"}`, start, end, defaultFieldLines, 1000); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -113,13 +113,15 @@ func TestPluginLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = standIn.Wait()
-		deadline := time.Now().Add(orphanExitTimeout)
+		killed := time.Now()
+		deadline := killed.Add(orphanExitTimeout)
 		for !parentwatch.Exited(rep.Pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("plugin process %d still runs %v after Grafana was killed: it keeps the store locked", rep.Pid, orphanExitTimeout)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		t.Logf("plugin process exited %v after Grafana was killed", time.Since(killed).Round(time.Millisecond))
 
 		// The lock is free, and the lines the plugin still held in memory
 		// were flushed on its way out (a plugin killed outright would have
