@@ -35,7 +35,11 @@ const DefaultInterval = time.Second
 //
 // The returned stop ends the watch; err reports that the parent-death
 // signal could not be set up, in which case the interval check still runs.
+// An interval of 0 or less means DefaultInterval.
 func Watch(interval time.Duration, gone func()) (stop func(), err error) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
 	parent := os.Getppid()
 	done := make(chan struct{})
 	errc := make(chan error, 1)
