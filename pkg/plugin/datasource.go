@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"runtime/debug"
 	"sync"
 
@@ -41,11 +42,15 @@ type Datasource struct {
 
 	// setupErr stops everything: no store to query.
 	setupErr error
-	// ingestErr stops ingestion only: stored data still answers queries.
-	ingestErr error
 
 	shared *sharedStore
-	run    *ingestRun
+
+	// mu guards what may be set after setup, when the store opens late.
+	mu sync.Mutex
+	// ingestErr stops ingestion only: stored data still answers queries.
+	ingestErr error
+	run       *ingestRun
+	disposed  bool
 
 	disposeOnce sync.Once
 }
@@ -96,19 +101,54 @@ func (ds *Datasource) setup(jsonData []byte) {
 		ds.ingestErr = fmt.Errorf("no sources configured: add a scrape_configs entry with a __path__ glob, e.g. /root/CosyVoice/logs/*.log")
 		return
 	}
+	ss.whenOpen(ds.startIngest)
+}
+
+// startIngest starts this instance's ingester on its open store, unless the
+// instance was disposed while the store could not be opened.
+func (ds *Datasource) startIngest() {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.disposed {
+		return
+	}
+	defer func() {
+		// Third-party code below must never take the plugin process down.
+		if p := recover(); p != nil {
+			ds.ingestErr = fmt.Errorf("internal error starting ingestion: %v", p)
+			ds.log.Error("ingest start panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
 	opts := ds.host.opts.Ingest
 	if opts.Logf == nil {
 		lg := ds.log
 		opts.Logf = func(format string, args ...any) { lg.Debug(fmt.Sprintf(format, args...)) }
 	}
-	st, _, done := ss.use()
-	in, err := ingest.New(settings, op, st, opts)
+	st, _, done := ds.shared.use()
+	in, err := ingest.New(ds.settings, ds.host.opts.Operator, st, opts)
 	done()
 	if err != nil {
 		ds.ingestErr = err
 		return
 	}
-	ds.run = ss.startIngest(in, ds.log)
+	ds.run = ds.shared.startIngest(in, ds.log)
+}
+
+// ingestion returns the instance's ingester (nil before the store opens or
+// when none could start) and why ingestion stopped.
+func (ds *Datasource) ingestion() (*ingestRun, error) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return ds.run, ds.ingestErr
+}
+
+// unavailable says why nothing can be queried: bad settings, or a store
+// that is not open yet (a *storeWaitError).
+func (ds *Datasource) unavailable() error {
+	if ds.setupErr != nil {
+		return ds.setupErr
+	}
+	return ds.shared.waitErr()
 }
 
 // Dispose stops this instance's ingester (when a newer instance has not
@@ -119,8 +159,12 @@ func (ds *Datasource) Dispose() {
 		if ds.shared == nil {
 			return
 		}
-		if ds.run != nil {
-			ds.shared.stopIngest(ds.run)
+		ds.mu.Lock()
+		ds.disposed = true
+		run := ds.run
+		ds.mu.Unlock()
+		if run != nil {
+			ds.shared.stopIngest(run)
 		}
 		ds.host.release(ds.shared)
 	})
@@ -146,6 +190,9 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 	}()
 	if ds.setupErr != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, ds.setupErr.Error())
+	}
+	if err := ds.shared.waitErr(); err != nil {
+		return backend.ErrDataResponse(backend.Status(http.StatusServiceUnavailable), err.Error())
 	}
 	lq, err := parseQuery(q)
 	if err != nil {

@@ -89,28 +89,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Health: poll until every sample line is stored (ingestion runs in the
 	// background); only the deadline above can end the wait.
-	var health *pluginv2.CheckHealthResponse
-	for {
-		health, err = diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(pc)})
-		if err != nil {
-			t.Fatalf("CheckHealth: %v", err)
-		}
-		var d struct {
-			LinesIngested int64 `json:"linesIngested"`
-			Store         struct {
-				Entries int64 `json:"entries"`
-			} `json:"store"`
-		}
-		_ = json.Unmarshal(health.JsonDetails, &d)
-		if health.Status == pluginv2.CheckHealthResponse_OK && d.Store.Entries >= int64(sampleLines)+manifest.TotalEntries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("health never reported %d stored lines: status %s, message %q, details %s", int64(sampleLines)+manifest.TotalEntries, health.Status, health.Message, health.JsonDetails)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	health := waitStoredE2E(ctx, t, diag, pc, int64(sampleLines)+manifest.TotalEntries)
 	if want := fmt.Sprintf("%d files matched", 1+len(manifest.Files)); !strings.Contains(health.Message, want) {
 		t.Errorf("health message %q does not say %q", health.Message, want)
 	}
@@ -372,23 +351,43 @@ func startPlugin(t *testing.T, bin, allowed, dataDir string) *pluginProc {
 		"GF_PLUGIN_ALLOWED_PATHS="+allowed,
 		"GF_PLUGIN_DATA_PATH="+dataDir,
 	)
-	client := goplugin.NewClient(&goplugin.ClientConfig{
+	return connectPlugin(t, pluginClientConfig(cmd))
+}
+
+// pluginClientConfig is the go-plugin client Grafana makes for a backend
+// plugin: started from cmd, or reattached to a running one when cmd is nil
+// (then the caller sets Reattach).
+func pluginClientConfig(cmd *exec.Cmd) *goplugin.ClientConfig {
+	plugins := goplugin.PluginSet{
+		"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
+		"data":        &grpcplugin.DataGRPCPlugin{},
+		"resource":    &grpcplugin.ResourceGRPCPlugin{},
+		"stream":      &grpcplugin.StreamGRPCPlugin{},
+	}
+	cfg := &goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{
 			ProtocolVersion:  grpcplugin.ProtocolVersion,
 			MagicCookieKey:   grpcplugin.MagicCookieKey,
 			MagicCookieValue: grpcplugin.MagicCookieValue,
 		},
-		VersionedPlugins: map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: {
-			"diagnostics": &grpcplugin.DiagnosticsGRPCPlugin{},
-			"data":        &grpcplugin.DataGRPCPlugin{},
-			"resource":    &grpcplugin.ResourceGRPCPlugin{},
-			"stream":      &grpcplugin.StreamGRPCPlugin{},
-		}},
-		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Error}),
 		StartTimeout:     time.Minute,
-	})
+	}
+	if cmd != nil {
+		cfg.Cmd = cmd
+		cfg.VersionedPlugins = map[int]goplugin.PluginSet{grpcplugin.ProtocolVersion: plugins}
+	} else {
+		cfg.Plugins = plugins
+	}
+	return cfg
+}
+
+// connectPlugin starts (or reattaches to) the plugin cfg describes and
+// dispenses Grafana's four clients.
+func connectPlugin(t *testing.T, cfg *goplugin.ClientConfig) *pluginProc {
+	t.Helper()
+	client := goplugin.NewClient(cfg)
 	t.Cleanup(client.Kill)
 	rpc, err := client.Client()
 	if err != nil {
@@ -440,6 +439,37 @@ func writeSampleLogs(t *testing.T, path string, start time.Time) (errs, oom int)
 		t.Fatal(err)
 	}
 	return errs, oom
+}
+
+// waitStoredE2E polls the health check until it is OK and the store holds
+// at least n entries, and returns that answer; only ctx ends the wait.
+func waitStoredE2E(ctx context.Context, t *testing.T, diag grpcplugin.DiagnosticsClient, pc backend.PluginContext, n int64) *pluginv2.CheckHealthResponse {
+	t.Helper()
+	for {
+		health, err := diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(pc)})
+		if err != nil {
+			t.Fatalf("CheckHealth: %v", err)
+		}
+		if health.Status == pluginv2.CheckHealthResponse_OK && storedEntries(health) >= n {
+			return health
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("health never reported %d stored lines: status %s, message %q, details %s", n, health.Status, health.Message, health.JsonDetails)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// storedEntries is what a health answer says the store holds.
+func storedEntries(h *pluginv2.CheckHealthResponse) int64 {
+	var d struct {
+		Store struct {
+			Entries int64 `json:"entries"`
+		} `json:"store"`
+	}
+	_ = json.Unmarshal(h.JsonDetails, &d)
+	return d.Store.Entries
 }
 
 func repoRoot(t *testing.T) string {

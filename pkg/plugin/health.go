@@ -37,16 +37,17 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 	if err := ds.host.opts.OperatorErr; err != nil {
 		d.Problems = append(d.Problems, "operator settings: "+err.Error())
 	}
-	if ds.setupErr != nil {
-		d.Problems = append(d.Problems, ds.setupErr.Error())
+	if err := ds.unavailable(); err != nil {
+		d.Problems = append(d.Problems, err.Error())
 		return healthResult(d, true), nil
 	}
-	if ds.ingestErr != nil {
-		d.Problems = append(d.Problems, "ingestion stopped: "+ds.ingestErr.Error())
+	run, ingestErr := ds.ingestion()
+	if ingestErr != nil {
+		d.Problems = append(d.Problems, "ingestion stopped: "+ingestErr.Error())
 		fatal = true
 	}
 	var h ingest.Health
-	if r := ds.run; r != nil {
+	if r := run; r != nil {
 		h = waitFirstScan(ctx, r.in)
 		if running, err := r.running(); !running && ds.shared.current() == r {
 			msg := "ingestion stopped"
@@ -75,7 +76,7 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 	}
 	d.Problems = append(d.Problems, h.LabelCapWarnings...)
 	d.Problems = append(d.Problems, h.Problems...)
-	if ds.run != nil && h.FilesMatched == 0 && len(h.FilesRejected) == 0 {
+	if run != nil && h.FilesMatched == 0 && len(h.FilesRejected) == 0 {
 		d.Problems = append(d.Problems, "no file matches the __path__ globs yet: check the paths (new files are picked up as they appear)")
 		fatal = true
 	}

@@ -23,6 +23,14 @@ const ID = "lokal-logql-datasource"
 // append included) before the store is closed anyway.
 const disposeTimeout = 60 * time.Second
 
+// A store that cannot be opened (another process holds its lock, say) is
+// tried again after openRetryMin, then at doubling intervals up to
+// openRetryMax, for as long as a datasource uses it.
+const (
+	openRetryMin = time.Second
+	openRetryMax = 30 * time.Second
+)
+
 // HostOptions are the process-wide settings of the plugin.
 type HostOptions struct {
 	// Operator holds the operator's controls (allowed paths, data path).
@@ -77,22 +85,90 @@ func NewHost(opts HostOptions) *Host {
 	return &Host{opts: opts, log: lg, stores: map[string]*sharedStore{}}
 }
 
-// sharedStore is one open store directory and the ingester currently
-// writing into it. Only one ingester runs per store: a newer instance's
-// ingester replaces the older one's.
+// sharedStore is one store directory and the ingester currently writing
+// into it. Only one ingester runs per store: a newer instance's ingester
+// replaces the older one's. A store that could not be opened yet has no st:
+// openErr says why, and a goroutine keeps trying until it opens or the last
+// instance releases it.
 type sharedStore struct {
 	dir  string
 	refs int           // guarded by Host.mu
 	opts store.Options // guarded by Host.mu
 
-	// storeMu guards st and eng: users hold it shared while they read, so a
-	// reopen with new options waits for them instead of failing them.
+	// storeMu guards st, eng and openErr: users hold it shared while they
+	// read, so a reopen with new options waits for them instead of
+	// failing them.
 	storeMu sync.RWMutex
 	st      *store.Store
 	eng     *engine.Engine
+	openErr error // the last failed open while st is nil
+
+	// stopRetry ends the open retries and retryDone closes when they have;
+	// both are nil when the store opened at once.
+	stopRetry chan struct{}
+	retryDone chan struct{}
+
+	// openMu orders starting ingestion against the store opening late;
+	// pending is the start of the newest instance waiting for it.
+	openMu  sync.Mutex
+	pending func()
 
 	mu  sync.Mutex
 	run *ingestRun
+}
+
+// storeWaitError says a store is not open yet: the open is being retried.
+type storeWaitError struct {
+	dir string
+	err error // the last attempt's
+}
+
+func (e *storeWaitError) Error() string {
+	var le *store.LockedError
+	if errors.As(e.err, &le) {
+		holder := "another process"
+		if le.PID > 0 {
+			holder = fmt.Sprintf("pid %d", le.PID)
+		}
+		return fmt.Sprintf("waiting for the lock on store %s, held by %s (another Lokal writing it, such as the plugin process of a Grafana that crashed): the store opens by itself once that process exits", e.dir, holder)
+	}
+	return fmt.Sprintf("store %s could not be opened, retrying on its own: %v", e.dir, e.err)
+}
+
+func (e *storeWaitError) Unwrap() error { return e.err }
+
+// waitErr is a *storeWaitError while the store is not open, else nil.
+func (ss *sharedStore) waitErr() error {
+	ss.storeMu.RLock()
+	defer ss.storeMu.RUnlock()
+	if ss.st != nil {
+		return nil
+	}
+	return &storeWaitError{dir: ss.dir, err: ss.openErr}
+}
+
+// whenOpen calls start now when the store is open, or once it opens. Of
+// the instances waiting for it only the newest starts: its ingester would
+// replace theirs anyway.
+func (ss *sharedStore) whenOpen(start func()) {
+	ss.openMu.Lock()
+	defer ss.openMu.Unlock()
+	if ss.waitErr() != nil {
+		ss.pending = start
+		return
+	}
+	ss.pending = nil
+	start()
+}
+
+// startPending runs the start whenOpen kept, now that the store is open.
+func (ss *sharedStore) startPending() {
+	ss.openMu.Lock()
+	defer ss.openMu.Unlock()
+	if start := ss.pending; start != nil {
+		ss.pending = nil
+		start()
+	}
 }
 
 // use returns the store and its engine, and the function that ends the use.
@@ -134,27 +210,81 @@ type ingestRun struct {
 }
 
 // acquire opens dir, or shares it when it is already open (reopening it
-// when the storage settings changed).
+// when the storage settings changed). A store that cannot be opened is
+// shared all the same, not open yet: a goroutine retries until it opens.
 func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	opts := storeOptions(s)
 	if ss, ok := h.stores[dir]; ok {
 		if ss.opts != opts {
-			if err := ss.reopen(opts); err != nil {
+			if ss.waitErr() != nil {
+				ss.opts = opts // the next attempt uses them
+			} else if err := ss.reopen(opts); err != nil {
 				return nil, err
 			}
 		}
 		ss.refs++
 		return ss, nil
 	}
+	ss := &sharedStore{dir: dir, refs: 1, opts: opts}
 	st, err := store.Open(dir, opts)
 	if err != nil {
-		return nil, err
+		h.log.Warn("store cannot be opened yet, retrying", "dir", dir, "error", err.Error())
+		ss.openErr = err
+		ss.stopRetry, ss.retryDone = make(chan struct{}), make(chan struct{})
+		go h.retryOpen(ss)
+	} else {
+		ss.st, ss.eng = st, engine.New(st, engine.Options{})
 	}
-	ss := &sharedStore{dir: dir, refs: 1, opts: opts, st: st, eng: engine.New(st, engine.Options{})}
 	h.stores[dir] = ss
 	return ss, nil
+}
+
+// retryOpen tries to open ss with backoff until it opens (then starts the
+// ingester waiting for it) or ss.stopRetry closes.
+func (h *Host) retryOpen(ss *sharedStore) {
+	defer close(ss.retryDone)
+	wait := openRetryMin
+	for {
+		select {
+		case <-ss.stopRetry:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, openRetryMax)
+		h.mu.Lock()
+		opts := ss.opts
+		h.mu.Unlock()
+		st, err := store.Open(ss.dir, opts)
+		if err != nil {
+			ss.storeMu.Lock()
+			ss.openErr = err
+			ss.storeMu.Unlock()
+			continue
+		}
+		h.mu.Lock()
+		if released := h.stores[ss.dir] != ss; released || ss.opts != opts {
+			// Released meanwhile (stopRetry is closed too), or the storage
+			// settings changed: then open again with the new options.
+			h.mu.Unlock()
+			if err := st.Close(); err != nil {
+				h.log.Error("close store", "dir", ss.dir, "error", err.Error())
+			}
+			if released {
+				return
+			}
+			wait = openRetryMin
+			continue
+		}
+		ss.storeMu.Lock()
+		ss.st, ss.eng, ss.openErr = st, engine.New(st, engine.Options{}), nil
+		ss.storeMu.Unlock()
+		h.mu.Unlock()
+		h.log.Info("store opened", "dir", ss.dir)
+		ss.startPending()
+		return
+	}
 }
 
 // release drops one reference; the last one stops the ingester, flushes
@@ -171,14 +301,28 @@ func (h *Host) release(ss *sharedStore) {
 		delete(h.stores, ss.dir)
 	}
 	h.mu.Unlock()
-	if !last {
-		return
+	if last {
+		ss.close(h.log)
+	}
+}
+
+// close ends the open retries, stops the ingester, then flushes and closes
+// the store, releasing its lock. ss must be out of Host.stores already.
+func (ss *sharedStore) close(lg log.Logger) {
+	if ss.stopRetry != nil {
+		// After this no ingester starts: one the retries started is
+		// running now, and stopped below.
+		close(ss.stopRetry)
+		<-ss.retryDone
 	}
 	ss.stopIngest(nil)
 	ss.storeMu.Lock()
 	defer ss.storeMu.Unlock()
+	if ss.st == nil {
+		return
+	}
 	if err := ss.st.Close(); err != nil {
-		h.log.Error("close store", "dir", ss.dir, "error", err.Error())
+		lg.Error("close store", "dir", ss.dir, "error", err.Error())
 	}
 }
 
@@ -257,6 +401,23 @@ func (r *ingestRun) running() (bool, error) {
 	}
 }
 
+// CloseWithin is Close bounded by d: it reports whether every store was
+// closed in time. A store left open loses nothing (its cursors are only
+// durable with their lines) but its newest lines are read again.
+func (h *Host) CloseWithin(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Close()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Close stops every ingester and closes every store, as when Grafana shuts
 // the plugin down. Instances disposed later find their store released.
 func (h *Host) Close() {
@@ -273,12 +434,7 @@ func (h *Host) Close() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ss.stopIngest(nil)
-			ss.storeMu.Lock()
-			defer ss.storeMu.Unlock()
-			if err := ss.st.Close(); err != nil {
-				h.log.Error("close store", "dir", ss.dir, "error", err.Error())
-			}
+			ss.close(h.log)
 		}()
 	}
 	wg.Wait()

@@ -56,8 +56,8 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 	fail := func(code int, err error) (int, any) {
 		return code, apiResponse{Status: "error", Error: err.Error()}
 	}
-	if ds.setupErr != nil {
-		return fail(http.StatusServiceUnavailable, ds.setupErr)
+	if err := ds.unavailable(); err != nil {
+		return fail(http.StatusServiceUnavailable, err)
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil {
@@ -145,7 +145,7 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
-		df, err := detectFields(ctx, eng, params.Get("query"), start, end, lineLimit, fieldLimit)
+		df, err := detectFields(ctx, eng, r, params.Get("query"), start, end, lineLimit, fieldLimit)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}

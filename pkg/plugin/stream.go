@@ -22,7 +22,9 @@ const tailLimit = 5000
 
 // SubscribeStream admits a live tail whose query is a valid log query.
 func (ds *Datasource) SubscribeStream(_ context.Context, req *backend.SubscribeStreamRequest) (*backend.SubscribeStreamResponse, error) {
-	if ds.setupErr != nil || ds.run == nil {
+	// A store not open yet gets its ingester when it opens: RunStream
+	// waits for it.
+	if run, _ := ds.ingestion(); ds.setupErr != nil || (run == nil && ds.shared.waitErr() == nil) {
 		return &backend.SubscribeStreamResponse{Status: backend.SubscribeStreamStatusNotFound}, nil
 	}
 	if _, err := tailQuery(req.Data); err != nil {
