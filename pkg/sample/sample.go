@@ -3,6 +3,11 @@
 // and rotate them live and compare what was stored with the Manifest, and
 // benchmarks use them as a corpus. Every entry carries a global seq=N so a
 // test can prove none is missing and none is stored twice.
+//
+// The files follow the CosyVoice3 logging guide that brings users to Loki:
+// run.sh's "2024-12-17 14:30:52 INFO Generating audio: text_len=12, seed=42"
+// lines, and startup.log's "[SYSTEM] Starting CosyVoice3 v0.3 @ commit <hash>"
+// at each simulated restart (Manifest.Restarts is their ground truth).
 package sample
 
 import (
@@ -62,7 +67,28 @@ type Manifest struct {
 	Needles    []Needle `json:"needles"`
 	FirstSeq   int64    `json:"first_seq"`
 	LastSeq    int64    `json:"last_seq"`
+	// Restarts are the startup.log entries, in time order per file.
+	Restarts []Restart `json:"restarts"`
 }
+
+// Restart is one simulated start of CosyVoice3: a startup.log entry
+// "[SYSTEM] Starting CosyVoice3 v0.3 @ commit <Commit>".
+type Restart struct {
+	File   string    `json:"file"`
+	Ts     time.Time `json:"ts"`
+	Commit string    `json:"commit"`
+	Seq    int64     `json:"seq"`
+}
+
+// Commits are the versions the sample deploys, in order, each as the short
+// hash startup.log names: the history starts on the first, and each later
+// one is deployed at an equal share of the span. CommitABC1234 is the one the
+// guide searches for.
+var Commits = []string{"9e1f0c3", CommitABC1234, "5b7d2e8", "7f3a9d2"}
+
+// CommitABC1234 is the commit of the guide's "which version was this?"
+// search, {job="cosyvoice3"} |= "commit abc1234".
+const CommitABC1234 = "abc1234"
 
 // File is one written file.
 type File struct {
@@ -124,8 +150,52 @@ func Write(dir string, opts Options) (Manifest, error) {
 	for i := 0; i < opts.LongLines; i++ {
 		longAt[1+int64(g.r.Int64N(approxEntries))] = true
 	}
+	// emit writes one entry; only entries counted in Size advance time
+	emit := func(e entry) error {
+		w := writers[e.file]
+		if w == nil {
+			p := filepath.Join(dir, filepath.FromSlash(e.file))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("sample: %w", err)
+			}
+			f, err := os.Create(p)
+			if err != nil {
+				return fmt.Errorf("sample: %w", err)
+			}
+			files[e.file] = f
+			w = bufio.NewWriterSize(f, 64<<10)
+			writers[e.file] = w
+			info[e.file] = &File{Path: e.file, Labels: g.labels(e.file)}
+		}
+		if _, err := w.WriteString(e.text); err != nil {
+			return fmt.Errorf("sample: write %s: %w", e.file, err)
+		}
+		fi := info[e.file]
+		fi.Lines += int64(strings.Count(e.text, "\n"))
+		fi.Entries++
+		fi.Bytes += int64(len(e.text))
+		m.TotalEntries++
+		m.EntriesByLevel[e.level]++
+		if strings.Contains(e.text, "CUDA out of memory") {
+			m.OOMEntries++
+		}
+		m.LastSeq = e.seq
+		return nil
+	}
+	// restarts come from their own random source, so the other files are
+	// the same with or without them
+	restarts := restartSchedule(opts)
 	for n := int64(1); written < opts.Size; n++ {
 		ts := opts.Start.Add(time.Duration(float64(opts.Span) * float64(written) / float64(opts.Size)))
+		for len(restarts) > 0 && !restarts[0].ts.After(ts) {
+			r := restarts[0]
+			restarts = restarts[1:]
+			e := g.startup(r)
+			if err := emit(e); err != nil {
+				return m, err
+			}
+			m.Restarts = append(m.Restarts, Restart{File: e.file, Ts: r.ts, Commit: r.commit, Seq: e.seq})
+		}
 		e := g.next(ts)
 		switch {
 		case longAt[n]:
@@ -135,37 +205,12 @@ func Write(dir string, opts Options) (Manifest, error) {
 			e.text = g.plant(e, tok)
 			m.Needles = append(m.Needles, Needle{Token: tok, File: e.file, Ts: ts, Seq: e.seq})
 		}
-		w := writers[e.file]
-		if w == nil {
-			p := filepath.Join(dir, filepath.FromSlash(e.file))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return m, fmt.Errorf("sample: %w", err)
-			}
-			f, err := os.Create(p)
-			if err != nil {
-				return m, fmt.Errorf("sample: %w", err)
-			}
-			files[e.file] = f
-			w = bufio.NewWriterSize(f, 64<<10)
-			writers[e.file] = w
-			info[e.file] = &File{Path: e.file, Labels: g.labels(e.file)}
+		if err := emit(e); err != nil {
+			return m, err
 		}
-		if _, err := w.WriteString(e.text); err != nil {
-			return m, fmt.Errorf("sample: write %s: %w", e.file, err)
-		}
-		fi := info[e.file]
-		fi.Lines += int64(strings.Count(e.text, "\n"))
-		fi.Entries++
-		fi.Bytes += int64(len(e.text))
 		if !longAt[n] {
 			written += int64(len(e.text))
 		}
-		m.TotalEntries++
-		m.EntriesByLevel[e.level]++
-		if strings.Contains(e.text, "CUDA out of memory") {
-			m.OOMEntries++
-		}
-		m.LastSeq = e.seq
 		m.End = ts
 	}
 	for name, w := range writers {
@@ -399,16 +444,19 @@ func (g *generator) metrics(host string, ts time.Time) entry {
 	return entry{file: host + "/metrics.log", text: text, level: norm(level), seq: g.seq}
 }
 
-// run is run.sh's output: logfmt-like pairs with trailing commas.
+// run is run.sh's output in the guide's shape, "2024-12-17 14:30:52 INFO
+// Generating audio: text_len=12, seed=42", then the entry's seq. Its
+// pairs are separated by ", ", so | logfmt keeps a trailing comma on
+// text_len ("12,"); | regexp extracts clean values.
 func (g *generator) run(host string, ts time.Time) entry {
 	level := g.pickLevel()
 	var msg string
 	if level == "ERROR" || level == "CRITICAL" {
-		msg = fmt.Sprintf("run.sh: python app.py exited with status %d,", 1+g.r.IntN(2))
+		msg = fmt.Sprintf("run.sh: python app.py exited with status %d", 1+g.r.IntN(2))
 	} else {
-		msg = fmt.Sprintf("Generating audio: text_len=%d, seed=%d,", 1+g.r.IntN(450), g.r.IntN(100000))
+		msg = fmt.Sprintf("Generating audio: text_len=%d, seed=%d", 1+g.r.IntN(450), g.r.IntN(100000))
 	}
-	text := fmt.Sprintf("%s %s %s seq=%d,\n", ts.Format(time.DateTime), level, msg, g.seq)
+	text := fmt.Sprintf("%s %s %s seq=%d\n", ts.Format(time.DateTime), level, msg, g.seq)
 	return entry{file: host + "/run.log", text: text, level: norm(level), seq: g.seq}
 }
 
@@ -422,6 +470,50 @@ func (g *generator) event(host string, ts time.Time) entry {
 	text := fmt.Sprintf(`{"ts":%q,"level":%q,"event":%q,"msg":"%s event","latency_ms":%d,"queue":{"depth":%d,"name":"tts"},"gpu":{"util":%d,"mem_gib":%.1f},"error":%s,"seq":%d}`+"\n",
 		ts.Format(time.RFC3339Nano), level, ev, ev, g.r.IntN(5000), g.r.IntN(40), g.r.IntN(101), 2+g.r.Float64()*21, errv, g.seq)
 	return entry{file: host + "/events.json.log", text: text, level: norm(level), seq: g.seq}
+}
+
+// scheduledRestart is a restart restartSchedule plans.
+type scheduledRestart struct {
+	host   string
+	ts     time.Time
+	commit string
+}
+
+// restartSchedule plans the history's restarts: every host starts on the
+// first commit at Start, moves to each later commit at an equal share of the
+// span (a rolling deploy: hosts a few minutes apart), and now and then
+// restarts on the same commit after a crash. It draws from its own source,
+// so it changes nothing else the seed writes.
+func restartSchedule(opts Options) []scheduledRestart {
+	r := rand.New(rand.NewPCG(opts.Seed^0x5bd1e9955bd1e995, opts.Seed+1))
+	share := opts.Span / time.Duration(len(Commits))
+	var out []scheduledRestart
+	for h := 1; h <= opts.Instances; h++ {
+		host := fmt.Sprintf("host-%d", h)
+		for d, c := range Commits {
+			at := opts.Start.Add(time.Duration(d) * share)
+			if d > 0 {
+				at = at.Add(time.Duration(r.Int64N(int64(share/8) + 1)))
+			}
+			out = append(out, scheduledRestart{host: host, ts: at.Truncate(time.Second), commit: c})
+			if r.IntN(2) == 0 { // a crash later in this commit's share
+				crash := opts.Start.Add(time.Duration(d)*share + share/4 + time.Duration(r.Int64N(int64(share/2)+1)))
+				out = append(out, scheduledRestart{host: host, ts: crash.Truncate(time.Second), commit: c})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ts.Before(out[j].ts) })
+	return out
+}
+
+// startup is a startup.log entry: the guide's "[SYSTEM] Starting
+// CosyVoice3 v0.3 @ commit <hash>" after the time it was written (so a
+// history read back later keeps its times), and the entry's seq. [SYSTEM]
+// names no level: Loki's detection, and Lokal's, label it level="unknown".
+func (g *generator) startup(r scheduledRestart) entry {
+	g.seq++
+	text := fmt.Sprintf("%s [SYSTEM] Starting CosyVoice3 v0.3 @ commit %s seq=%d\n", r.ts.Format(time.RFC3339), r.commit, g.seq)
+	return entry{file: r.host + "/startup.log", text: text, level: "unknown", seq: g.seq}
 }
 
 // longEvent is an events.json.log line of LongLineBytes (a dumped payload).

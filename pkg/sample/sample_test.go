@@ -72,8 +72,9 @@ func TestWriteManifestMatchesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != 2*len(fileKinds) {
-		t.Errorf("%d files, want %d", len(m.Files), 2*len(fileKinds))
+	// each host writes every kind and startup.log
+	if len(m.Files) != 2*(len(fileKinds)+1) {
+		t.Errorf("%d files, want %d", len(m.Files), 2*(len(fileKinds)+1))
 	}
 	var total, bytesTotal int64
 	for _, f := range m.Files {
@@ -118,7 +119,7 @@ func TestWriteManifestMatchesFiles(t *testing.T) {
 	if !m.Start.Equal(start) || m.End.After(start.Add(6*time.Hour)) || m.End.Before(start.Add(5*time.Hour)) {
 		t.Errorf("history %s..%s, want about %s..%s", m.Start, m.End, start, start.Add(6*time.Hour))
 	}
-	for _, lv := range []string{"info", "debug", "warn", "error", "critical"} {
+	for _, lv := range []string{"info", "debug", "warn", "error", "critical", "unknown"} {
 		if m.EntriesByLevel[lv] == 0 {
 			t.Errorf("no %s entries", lv)
 		}
@@ -252,5 +253,88 @@ func TestLiveStopsWithContext(t *testing.T) {
 	}
 	if res.Entries > 1 {
 		t.Errorf("wrote %d entries after the context ended", res.Entries)
+	}
+}
+
+// The guide's lines: run.sh's "2024-12-17 14:30:52 INFO Generating audio:
+// text_len=12, seed=42" and startup.log's "[SYSTEM] Starting CosyVoice3
+// v0.3 @ commit <hash>", one per restart in the manifest.
+func TestGuideLines(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Write(dir, Options{Seed: 1, Size: 512 << 10, Start: start, Span: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRe := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?:(?:INFO|DEBUG|WARNING) Generating audio: text_len=\d+, seed=\d+|(?:ERROR|CRITICAL) run\.sh: python app\.py exited with status \d) seq=\d+$`)
+	startRe := regexp.MustCompile(`^(\S+) \[SYSTEM\] Starting CosyVoice3 v0\.3 @ commit ([0-9a-f]{7}) seq=(\d+)$`)
+	type restart struct {
+		ts     string
+		commit string
+		seq    string
+	}
+	var runs int
+	got := map[string][]restart{}
+	for _, f := range m.Files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		switch filepath.Base(f.Path) {
+		case "run.log":
+			for _, l := range lines {
+				if !runRe.MatchString(l) {
+					t.Errorf("%s: %q is not in the guide's run.sh shape", f.Path, l)
+				}
+				runs++
+			}
+		case "startup.log":
+			if f.Labels["job"] != "cosyvoice3" {
+				t.Errorf("%s: labels %v", f.Path, f.Labels)
+			}
+			for _, l := range lines {
+				s := startRe.FindStringSubmatch(l)
+				if s == nil {
+					t.Fatalf("%s: %q is not the guide's startup line", f.Path, l)
+				}
+				got[f.Path] = append(got[f.Path], restart{s[1], s[2], s[3]})
+			}
+		}
+	}
+	if runs == 0 {
+		t.Error("no run.sh lines")
+	}
+	want := map[string][]restart{}
+	commits := map[string]int{}
+	for _, r := range m.Restarts {
+		want[r.File] = append(want[r.File], restart{r.Ts.Format(time.RFC3339), r.Commit, strconv.FormatInt(r.Seq, 10)})
+		commits[r.Commit]++
+		if r.Ts.Before(m.Start) || r.Ts.After(m.End) {
+			t.Errorf("restart %+v outside the history %s..%s", r, m.Start, m.End)
+		}
+	}
+	if len(want) != 2 || len(got) != len(want) {
+		t.Fatalf("startup.log in %d files, manifest restarts in %d, want 2 (one per host)", len(got), len(want))
+	}
+	for file, w := range want {
+		g := got[file]
+		if len(g) != len(w) {
+			t.Errorf("%s: %d startup lines, manifest says %d", file, len(g), len(w))
+			continue
+		}
+		for i := range w {
+			if g[i] != w[i] {
+				t.Errorf("%s line %d: %+v, manifest says %+v", file, i+1, g[i], w[i])
+			}
+			if i > 0 && g[i].ts < g[i-1].ts {
+				t.Errorf("%s: restarts out of time order at line %d", file, i+1)
+			}
+		}
+	}
+	if len(commits) != len(Commits) || commits[CommitABC1234] < 2 {
+		t.Errorf("restarts by commit %v: want every one of %v, %s on each host", commits, Commits, CommitABC1234)
+	}
+	if m.EntriesByLevel["unknown"] != int64(len(m.Restarts)) {
+		t.Errorf("%d entries of level unknown, want one per restart (%d)", m.EntriesByLevel["unknown"], len(m.Restarts))
 	}
 }

@@ -6,6 +6,7 @@ import React, { KeyboardEvent, useCallback, useEffect, useMemo, useRef, useState
 import type { LanguageProvider } from '../languageProvider';
 import { CompletionItem, getCompletions } from '../logql/completion';
 import { HighlightToken, highlightTokens, TokenKind } from '../logql/highlight';
+import { findFieldHints, LogQLHint, readsUnextractedFields } from '../logql/hints';
 import { findSyntaxErrors, formatSyntaxError, LogQLSyntaxError } from '../logql/parse';
 
 export const LOGQL_LANGUAGE_ID = 'lokal-logql';
@@ -32,14 +33,16 @@ interface Mounted {
 }
 
 /**
- * The LogQL code editor: Grafana's Monaco editor, with highlighting and error
- * markers computed from the lezer-logql tree and completion of label names
- * and values from the backend. Shift+Enter runs the query.
+ * The LogQL code editor: Grafana's Monaco editor, with highlighting, error
+ * markers and hints computed from the lezer-logql tree and completion of
+ * label names and values from the backend. Shift+Enter runs the query.
  */
 export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, range }: Props) {
   const styles = useStyles2(getStyles);
   const errors = useMemo(() => findSyntaxErrors(value), [value]);
   const tokens = useMemo(() => highlightTokens(value), [value]);
+  const streamLabels = useStreamLabels(languageProvider, range, readsUnextractedFields(value));
+  const hints = useMemo(() => findFieldHints(value, streamLabels), [value, streamLabels]);
   const mounted = useRef<Mounted | null>(null);
   // Monaco's content height, wrapped lines included, so the editor grows with the query.
   const [contentHeight, setContentHeight] = useState<number>();
@@ -51,9 +54,9 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
 
   useEffect(() => {
     if (mounted.current) {
-      paint(mounted.current, tokens, errors, styles);
+      paint(mounted.current, tokens, errors, hints, styles);
     }
-  }, [tokens, errors, styles]);
+  }, [tokens, errors, hints, styles]);
 
   useEffect(
     () => () => {
@@ -110,7 +113,7 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
       })
     );
     state.disposables.push(editor.onDidContentSizeChange((e) => setContentHeight(e.contentHeight)));
-    paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), latest.current.styles);
+    paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), [], latest.current.styles);
   }, []);
 
   // The text last run, so leaving the editor runs a changed query once, as in
@@ -175,6 +178,13 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
           ))}
         </div>
       )}
+      {errors.length === 0 && hints.length > 0 && (
+        <div className={styles.hints} role="status" aria-label="LogQL hints">
+          {hints.slice(0, 3).map((h) => (
+            <div key={`${h.from}-${h.to}`}>Hint: {h.message}</div>
+          ))}
+        </div>
+      )}
     </div>
   );
 }
@@ -210,10 +220,36 @@ function toMonacoItem(
   };
 }
 
+/**
+ * The label names in the range, which tell a stream label from a field only
+ * a parser would extract; fetched (and cached by the language provider)
+ * only while the query reads such fields. Undefined until known, or when
+ * the fetch fails: then there are no hints, never wrong ones.
+ */
+function useStreamLabels(languageProvider: LanguageProvider, range: TimeRange | undefined, wanted: boolean) {
+  const [labels, setLabels] = useState<string[]>();
+  useEffect(() => {
+    if (!wanted) {
+      return;
+    }
+    let live = true;
+    // the provider caches by range, so a new range object costs no request
+    languageProvider.fetchLabels(range).then(
+      (ls) => live && setLabels(ls),
+      () => live && setLabels(undefined)
+    );
+    return () => {
+      live = false;
+    };
+  }, [languageProvider, range, wanted]);
+  return wanted ? labels : undefined;
+}
+
 function paint(
   state: Mounted,
   tokens: HighlightToken[],
   errors: LogQLSyntaxError[],
+  hints: LogQLHint[],
   styles: ReturnType<typeof getStyles>
 ) {
   const model = state.editor.getModel();
@@ -233,19 +269,33 @@ function paint(
   monaco.editor.setModelMarkers(
     model,
     LOGQL_LANGUAGE_ID,
-    errors.map((err) => {
-      // a zero-width error (end of input) still needs a visible squiggle
-      const to = err.to > err.from ? err.to : err.from + 1;
-      const r = toRange(err.from > 0 && err.from >= length ? err.from - 1 : err.from, to);
-      return {
-        severity: monaco.MarkerSeverity.Error,
-        message: err.message,
-        startLineNumber: r.startLineNumber,
-        startColumn: r.startColumn,
-        endLineNumber: r.endLineNumber,
-        endColumn: r.endColumn,
-      };
-    })
+    errors
+      .map((err) => {
+        // a zero-width error (end of input) still needs a visible squiggle
+        const to = err.to > err.from ? err.to : err.from + 1;
+        const r = toRange(err.from > 0 && err.from >= length ? err.from - 1 : err.from, to);
+        return {
+          severity: monaco.MarkerSeverity.Error,
+          message: err.message,
+          startLineNumber: r.startLineNumber,
+          startColumn: r.startColumn,
+          endLineNumber: r.endLineNumber,
+          endColumn: r.endColumn,
+        };
+      })
+      .concat(
+        hints.map((h) => {
+          const r = toRange(h.from, h.to);
+          return {
+            severity: monaco.MarkerSeverity.Warning,
+            message: h.message,
+            startLineNumber: r.startLineNumber,
+            startColumn: r.startColumn,
+            endLineNumber: r.endLineNumber,
+            endColumn: r.endColumn,
+          };
+        })
+      )
   );
 }
 
@@ -269,6 +319,13 @@ const getStyles = (theme: GrafanaTheme2) => {
       fontSize: theme.typography.bodySmall.fontSize,
       marginTop: theme.spacing(0.5),
       fontFamily: theme.typography.fontFamilyMonospace,
+    }),
+    hints: css({
+      color: theme.colors.warning.text,
+      fontSize: theme.typography.bodySmall.fontSize,
+      marginTop: theme.spacing(0.5),
+      fontFamily: theme.typography.fontFamilyMonospace,
+      overflowWrap: 'anywhere',
     }),
     tokens,
   };

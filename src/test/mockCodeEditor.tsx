@@ -9,7 +9,13 @@ type CodeEditorProps = ComponentProps<typeof CodeEditor>;
 export interface FakeMonacoRecord {
   languages: string[];
   decorations: Array<{ range: FakeRange; options: { inlineClassName?: string } }>;
-  markers: Array<{ message: string; startLineNumber: number; startColumn: number; endColumn: number }>;
+  markers: Array<{
+    message: string;
+    severity?: number;
+    startLineNumber: number;
+    startColumn: number;
+    endColumn: number;
+  }>;
   completion?: {
     provideCompletionItems: (
       model: unknown,
@@ -55,7 +61,7 @@ export function createFakeMonaco(record: FakeMonacoRecord, getValue: () => strin
   record.model = model;
   const monaco = {
     Range: FakeRange,
-    MarkerSeverity: { Error: 8 },
+    MarkerSeverity: { Hint: 1, Info: 2, Warning: 4, Error: 8 },
     languages: {
       CompletionItemKind: new Proxy({}, { get: (_t, name) => String(name) }),
       getLanguages: () => record.languages.map((id) => ({ id })),

@@ -178,9 +178,9 @@ func TestIngestAndDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, q := range seedQueries {
-		if !strings.Contains(stdout, q) {
-			t.Errorf("demo output lacks the seed query %s", q)
+	for _, q := range guideQueries {
+		if !strings.Contains(stdout, q.query) {
+			t.Errorf("demo output lacks the guide's query %s", q.query)
 		}
 	}
 	// The demo leaves a config a user can query with.

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,12 +19,56 @@ import (
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
-// seedQueries are the queries the project's seed asks Lokal to answer.
-var seedQueries = []string{
-	`{job="cosyvoice3"} |= "error"`,
-	`{job="cosyvoice3"} |~ "timeout|fail"`,
-	`rate({job="cosyvoice3"}[5m])`,
-	`count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m])`,
+// guideQuery is one query of the CosyVoice3 logging guide that brings users
+// to Loki, as they will type it.
+type guideQuery struct {
+	title string
+	query string
+	// alert evaluates the query as Grafana's rule does, every minute.
+	alert bool
+	// note says what to look for in the answer.
+	note string
+}
+
+// guideRunRegexp is the parser that extracts run.sh's values without the
+// comma | logfmt keeps ("text_len=448," gives "448,").
+const guideRunRegexp = `| regexp "text_len=(?P<text_len>\\d+), seed=(?P<seed>\\d+)"`
+
+// guideQueries are the guide's queries in the guide's order, then the
+// parsers that make its line_format example work.
+var guideQueries = []guideQuery{
+	{title: "all of CosyVoice3's logs", query: `{job="cosyvoice3"}`,
+		note: "the newest lines are uvicorn's access.log lines: they carry no time, so on catch-up each gets the time it was read, as Promtail does"},
+	{title: "errors", query: `{job="cosyvoice3"} |= "error"`},
+	{title: "log lines per second, per stream", query: `rate({job="cosyvoice3"}[5m])`,
+		note: "access.log's rate is one spike at the time its lines were read (see 1.)"},
+	{title: "CUDA out of memory", query: `{job="cosyvoice3"} |= "CUDA out of memory"`},
+	{title: "the alert: more than 5 OOMs in 5 minutes", query: `count_over_time({job="cosyvoice3"} |= "CUDA out of memory"[5m]) > 5`, alert: true},
+	{title: "which version was this? (startup.log's restarts on commit abc1234)", query: `{job="cosyvoice3"} |= "commit abc1234"`},
+	{title: "run.sh's requests, as the guide formats them", query: `{job="cosyvoice3"} |= "Generating audio" | line_format "{{.text_len}} chars, seed={{.seed}}"`,
+		note: "text_len and seed are not labels until a parser extracts them: Loki prints \" chars, seed=\" silently; Lokal adds the hint above"},
+	{title: "... with | logfmt", query: `{job="cosyvoice3"} |= "Generating audio" | logfmt | line_format "{{.text_len}} chars, seed={{.seed}}"`,
+		note: "run.sh writes \"text_len=448, seed=42\": | logfmt keeps the comma (\"448,\")"},
+	{title: "... with a | regexp that extracts clean values", query: `{job="cosyvoice3"} |= "Generating audio" ` + guideRunRegexp + ` | line_format "{{.text_len}} chars, seed={{.seed}}"`},
+}
+
+// guideRange is the range the demo queries: the store's own, in whole
+// minutes. It is wider than the sample's manifest says: zone-less run.sh
+// stamps are read as local time, and access.log's lines get the time they
+// were read.
+func guideRange(info store.Info) (from, to time.Time) {
+	from = time.Unix(0, info.MinTime).UTC().Truncate(time.Minute)
+	to = time.Unix(0, info.MaxTime).UTC().Truncate(time.Minute).Add(time.Minute)
+	return from, to
+}
+
+// guideParams are the parameters the demo runs a guide query with.
+func guideParams(q guideQuery, from, to time.Time, lines int) engine.Params {
+	p := engine.Params{Query: q.query, Start: from, End: to, Step: 5 * time.Minute, Limit: lines, Direction: store.Backward}
+	if q.alert {
+		p.Step = time.Minute
+	}
+	return p
 }
 
 func cmdSample(ctx context.Context, args []string, e env) error {
@@ -74,11 +120,14 @@ func cmdSample(ctx context.Context, args []string, e env) error {
 }
 
 // cmdDemo shows Lokal end to end on its own sample logs: write a day of
-// CosyVoice3-style logs, ingest them, and run the seed's queries.
+// CosyVoice3-style logs, ingest them, and run the logging guide's queries
+// in its order, with what a user should see and the hints Loki does not
+// give.
 func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 	fs := newFlags("demo", e)
 	dir := fs.String("dir", "", "working directory (default: a new temporary directory)")
 	size := fs.String("size", "8MiB", "size of the sample history")
+	span := fs.Duration("span", 24*time.Hour, "time the sample history covers, ending now")
 	lines := fs.Int("lines", 5, "log lines to print per log query")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -86,6 +135,9 @@ func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 	sz, err := config.ParseByteSize(*size)
 	if err != nil || sz <= 0 {
 		return fmt.Errorf("--size %q: want a positive size such as 8MiB", *size)
+	}
+	if *span <= 0 {
+		return fmt.Errorf("--span %s: want a positive duration such as 24h", *span)
 	}
 	if *dir == "" {
 		if *dir, err = os.MkdirTemp("", "lokal-demo-"); err != nil {
@@ -98,7 +150,7 @@ func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 	out := e.stdout
 	logs := filepath.Join(*dir, "logs")
 	fmt.Fprintf(out, "== 1. writing %s of sample CosyVoice3 logs into %s\n", *size, logs)
-	m, err := sample.Write(logs, sample.Options{Seed: 1, Size: sz, Span: 24 * time.Hour})
+	m, err := sample.Write(logs, sample.Options{Seed: 1, Size: sz, Span: *span})
 	if err != nil {
 		return err
 	}
@@ -130,25 +182,67 @@ func cmdDemo(ctx context.Context, args []string, e env) (err error) {
 	}
 
 	eng := engine.New(st, engine.Options{})
-	from, to := m.Start, m.End.Add(time.Minute)
-	fmt.Fprintf(out, "== 3. the seed's queries over %s .. %s\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
-	for _, q := range seedQueries {
-		fmt.Fprintf(out, "\n$ lokal query --config %s --from %s --to %s '%s'\n", cfgPath, from.Format(time.RFC3339), to.Format(time.RFC3339), q)
+	from, to := guideRange(info)
+	fmt.Fprintf(out, "== 3. the CosyVoice3 logging guide's queries, in its order, over %s .. %s\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	for i, q := range guideQueries {
+		fmt.Fprintf(out, "\n-- %d. %s\n", i+1, q.title)
+		flags := ""
+		if q.alert {
+			flags = " --step 1m"
+		}
+		fmt.Fprintf(out, "$ lokal query --config %s --from %s --to %s%s '%s'\n", cfgPath, from.Format(time.RFC3339), to.Format(time.RFC3339), flags, q.query)
 		t0 := time.Now()
-		res, err := eng.Query(ctx, engine.Params{Query: q, Start: from, End: to, Step: 5 * time.Minute, Limit: *lines, Direction: store.Backward})
+		res, err := eng.Query(ctx, guideParams(q, from, to, *lines))
 		if err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+			return fmt.Errorf("%s: %w", q.query, err)
 		}
 		el := time.Since(t0)
 		if err := printDemoResult(e, res, *lines); err != nil {
 			return err
 		}
+		if q.alert {
+			printAlertSteps(out, res, from, to)
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(out, "   hint: %s\n", w)
+		}
+		if q.note != "" {
+			fmt.Fprintf(out, "   note: %s\n", q.note)
+		}
 		fmt.Fprintf(out, "   (%s, %d entries scanned, %d of %d blocks skipped by token filters)\n", el.Round(time.Microsecond),
 			res.Stats.Store.EntriesScanned, res.Stats.Store.BlocksSkipped, res.Stats.Store.BlocksTotal)
 	}
-	fmt.Fprintf(out, "\nThe sample's manifest counts %d entries with \"CUDA out of memory\".\n", m.OOMEntries)
+	abc := 0
+	for _, r := range m.Restarts {
+		if r.Commit == sample.CommitABC1234 {
+			abc++
+		}
+	}
+	fmt.Fprintf(out, "\nThe sample's manifest counts %d entries with \"CUDA out of memory\" and %d restarts on commit %s (of %d).\n",
+		m.OOMEntries, abc, sample.CommitABC1234, len(m.Restarts))
 	fmt.Fprintf(out, "Try your own: lokal query --config %s --since 48h '<LogQL>'\n", cfgPath)
 	return nil
+}
+
+// printAlertSteps says at how many of the rule's one-minute evaluations
+// the alert's condition held, and when first.
+func printAlertSteps(out io.Writer, res engine.Result, from, to time.Time) {
+	held := map[int64]bool{}
+	for _, s := range res.Matrix {
+		for _, p := range s.Points {
+			held[p.T] = true
+		}
+	}
+	if len(held) == 0 {
+		fmt.Fprintf(out, "   the condition never held: the rule would not fire\n")
+		return
+	}
+	first := int64(math.MaxInt64)
+	for t := range held {
+		first = min(first, t)
+	}
+	fmt.Fprintf(out, "   the condition held at %d of %d one-minute evaluations, first at %s: the rule fires once it holds for 1m\n",
+		len(held), int(to.Sub(from)/time.Minute)+1, time.UnixMilli(first).UTC().Format(time.RFC3339))
 }
 
 // printDemoResult prints a log result's first lines, or a metric result's

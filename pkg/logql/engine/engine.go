@@ -57,6 +57,9 @@ type Engine struct {
 	// noFuse turns off streaming range aggregations into the vector
 	// aggregation above them (tests check both ways agree).
 	noFuse bool
+	// noHints leaves hints out of Result.Warnings (tests check the answer
+	// is the same without them).
+	noHints bool
 }
 
 // New returns an engine reading from r.
@@ -244,6 +247,9 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 	res.Stats.ExecTime = time.Since(began)
 	if n := res.Stats.Store.BlocksCorrupt; n > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d corrupt block(s) in the range were skipped: their entries are missing from this answer (see the store's health)", n))
+	}
+	if !e.noHints {
+		res.Warnings = append(res.Warnings, e.hints(ctx, expr, p, &res)...)
 	}
 	return res, nil
 }
