@@ -45,13 +45,16 @@ source_tree() {
 }
 
 backend() {
-  if [[ -x "$home/bin/grafana" ]]; then
+  if [[ -x "$home/bin/grafana" ]] && "$home/bin/grafana" --version 2>/dev/null | grep -q "version 12.4.0"; then
     log "backend: $home/bin/grafana exists"
     return
   fi
+  # Without -X main.version the binary calls itself 9.2.0, and Grafana then
+  # refuses plugins that require Grafana 12.
   log "backend: go build ./pkg/cmd/grafana (log: $cache/logs/backend.log)"
   mkdir -p "$home/bin"
-  (cd "$home" && CGO_ENABLED=0 go build -o bin/grafana.part ./pkg/cmd/grafana) >"$cache/logs/backend.log" 2>&1 || {
+  local ldflags="-X main.version=12.4.0 -X main.commit=${commit:0:10} -X main.buildBranch=HEAD -X main.buildstamp=$(date +%s)"
+  (cd "$home" && CGO_ENABLED=0 go build -ldflags "$ldflags" -o bin/grafana.part ./pkg/cmd/grafana) >"$cache/logs/backend.log" 2>&1 || {
     tail -20 "$cache/logs/backend.log" >&2
     exit 1
   }
@@ -114,13 +117,19 @@ const f = process.argv[2];
 let s = fs.readFileSync(f, 'utf8');
 // <SomeContext value=...> is React 19; React 18 needs SomeContext.Provider.
 s = s.replace(/jsx(s?)\((\w+Context), \{/g, 'jsx$1($2.Provider, {');
-// React 19 passes ref as a prop; React 18 needs forwardRef.
-s = s.replace(/^function DataGrid\(props\) \{/m, 'const DataGrid = /*#__PURE__*/forwardRef(function DataGrid(props, ref) {\n  props = { ...props, ref };');
-if (!/forwardRef\(function DataGrid/.test(s)) {
+// React 19 passes ref as a prop; React 18 needs forwardRef. The function's
+// body starts a line after its head and ends at the next "}" in column 0.
+const head = /^function DataGrid\(props\) \{$/m;
+const m = head.exec(s);
+if (!m) {
   console.error('react-data-grid: DataGrid function not found, patch not applied');
   process.exit(1);
 }
-s = '// lokal-react18-patch\n' + s;
+const close = s.indexOf('\n}\n', m.index);
+s = s.slice(0, m.index) +
+  'const DataGrid = /*#__PURE__*/__lokalForwardRef(function DataGrid(__lokalProps, __lokalRef) {\n\tconst props = { ...__lokalProps, ref: __lokalRef };' +
+  s.slice(m.index + m[0].length, close) + '\n});\n' + s.slice(close + 3);
+s = '// lokal-react18-patch\nimport { forwardRef as __lokalForwardRef } from "react";\n' + s;
 fs.writeFileSync(f, s);
 EOF
   done
@@ -141,8 +150,10 @@ frontend() {
     git --git-dir="$flot_git" archive HEAD public/vendor/flot 2>/dev/null | tar -x -C "$home"
   fi
   substitute
+  # Test tools that download browsers at install time (Cypress, Puppeteer)
+  # cannot reach their hosts here, and the build does not need them.
   log "frontend: yarn install (log: $cache/logs/yarn-install.log)"
-  (cd "$home" && YARN_ENABLE_IMMUTABLE_INSTALLS=false node .yarn/releases/yarn-4.11.0.cjs install) \
+  (cd "$home" && CYPRESS_INSTALL_BINARY=0 PUPPETEER_SKIP_DOWNLOAD=1 YARN_ENABLE_IMMUTABLE_INSTALLS=false node .yarn/releases/yarn-4.11.0.cjs install) \
     >"$cache/logs/yarn-install.log" 2>&1 || {
     tail -30 "$cache/logs/yarn-install.log" >&2
     exit 1

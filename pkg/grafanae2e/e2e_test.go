@@ -134,6 +134,16 @@ func (w *ruleWatcher) waitState(rule, state string, timeout time.Duration) (time
 
 func (w *ruleWatcher) close() { close(w.stop); <-w.done }
 
+func (w *ruleWatcher) transitions() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, tr := range w.trans {
+		out = append(out, fmt.Sprintf("%s %s at %s", tr.Rule, tr.State, tr.At.UTC().Format("15:04:05")))
+	}
+	return out
+}
+
 // timings collects what the check measured, for its summary.
 type timings struct {
 	mu sync.Mutex
@@ -363,6 +373,17 @@ func TestGrafana(t *testing.T) {
 		}
 		var dash struct {
 			Dashboard struct {
+				Templating struct {
+					List []struct {
+						Name     string `json:"name"`
+						Type     string `json:"type"`
+						AllValue string `json:"allValue"`
+						Current  struct {
+							Value any `json:"value"`
+						} `json:"current"`
+						Query any `json:"query"`
+					} `json:"list"`
+				} `json:"templating"`
 				Panels []struct {
 					Title   string           `json:"title"`
 					Type    string           `json:"type"`
@@ -373,6 +394,22 @@ func TestGrafana(t *testing.T) {
 		if code, raw, err := g.api("GET", "/api/dashboards/uid/"+dashboardUID, nil, &dash); err != nil || code != 200 {
 			t.Fatalf("dashboard: HTTP %d %v %s", code, err, raw)
 		}
+		// Dashboard variables are resolved by Grafana's frontend before a
+		// query is sent: "All" becomes its allValue, a text box its value.
+		vars := map[string]string{}
+		for _, v := range dash.Dashboard.Templating.List {
+			switch cur := v.Current.Value.(type) {
+			case string:
+				vars[v.Name] = cur
+			case []any:
+				if len(cur) == 1 && fmt.Sprint(cur[0]) == "$__all" {
+					vars[v.Name] = v.AllValue
+				}
+			}
+			if vars[v.Name] == "$__all" {
+				vars[v.Name] = v.AllValue
+			}
+		}
 		n := 0
 		for _, p := range dash.Dashboard.Panels {
 			for _, q := range p.Targets {
@@ -380,9 +417,11 @@ func TestGrafana(t *testing.T) {
 				if expr == "" {
 					continue
 				}
-				// $instance is a dashboard variable, resolved by Grafana's
-				// frontend: "All" is its allValue.
-				q["expr"] = strings.ReplaceAll(expr, "$instance", ".+")
+				for name, val := range vars {
+					expr = strings.ReplaceAll(expr, "${"+name+"}", val)
+					expr = strings.ReplaceAll(expr, "$"+name, val)
+				}
+				q["expr"] = expr
 				q["intervalMs"], q["maxDataPoints"] = 30000, 500
 				r, took, err := g.query("now-3h", "now", q)
 				if err != nil {
@@ -438,7 +477,7 @@ func TestGrafana(t *testing.T) {
 	t.Run("no-logs rule fires on a quiet service", func(t *testing.T) {
 		at, ok := watcher.waitState(silentRule, "firing", 150*time.Second)
 		if !ok {
-			t.Fatalf("%q never fired; transitions %v", silentRule, watcher.trans)
+			t.Fatalf("%q never fired; transitions %v", silentRule, watcher.transitions())
 		}
 		tm.set("no-logs rule firing", "%.0f s after Grafana started", at.Sub(began).Seconds())
 	})
@@ -509,8 +548,10 @@ func TestGrafana(t *testing.T) {
 		if r.State != "inactive" {
 			t.Fatalf("rule %q is %s before the burst, want inactive (Normal)", oomRule, r.State)
 		}
+		// lastEvaluation gives the phase of the ticks to within the
+		// scheduler's jitter (seconds), hence the 30 s margins either way.
 		e1 := r.LastEvaluation
-		for !e1.After(time.Now().Add(3 * time.Second)) {
+		for !e1.After(time.Now().Add(15 * time.Second)) {
 			e1 = e1.Add(time.Minute)
 		}
 		stamp := e1.Add(-210 * time.Second)
@@ -523,15 +564,17 @@ func TestGrafana(t *testing.T) {
 		appendLines(burst...)
 		pending, ok := watcher.waitState(oomRule, "pending", 100*time.Second)
 		if !ok {
-			t.Fatalf("%q never went Pending after the burst", oomRule)
+			t.Fatalf("%q never went Pending after the burst; transitions %v", oomRule, watcher.transitions())
 		}
 		firing, ok := watcher.waitState(oomRule, "firing", 100*time.Second)
 		if !ok {
 			t.Fatalf("%q never went Firing after Pending", oomRule)
 		}
-		normal, ok := watcher.waitState(oomRule, "inactive", 100*time.Second)
+		// Normal again at the first evaluation whose [5m] window no longer
+		// holds the burst.
+		normal, ok := watcher.waitState(oomRule, "inactive", time.Until(stamp.Add(5*time.Minute+75*time.Second)))
 		if !ok {
-			t.Fatalf("%q never went back to Normal", oomRule)
+			t.Fatalf("%q never went back to Normal; transitions %v", oomRule, watcher.transitions())
 		}
 		tm.set("OOM rule", "burst written; Pending after %.0f s, Firing after %.0f s, Normal after %.0f s (evaluation every 60 s)",
 			pending.Sub(wrote).Seconds(), firing.Sub(wrote).Seconds(), normal.Sub(wrote).Seconds())
