@@ -109,6 +109,7 @@ type tailer struct {
 	follow bool
 
 	known   map[string]position // cursor values, as last handed to the appender
+	sc      *sidecar            // identities the store may not have committed yet
 	files   map[string]*tailedFile
 	byID    map[fileID]*tailedFile
 	ignored map[fileID]string // copies of tracked files, not read
@@ -199,6 +200,7 @@ func (t *tailer) setCursor(key string, p *position) {
 	if p == nil {
 		delete(t.known, key)
 		t.batch.cursors[key] = nil
+		t.forget(key)
 		return
 	}
 	p.Seen = t.in.opts.Now().UnixNano()
@@ -221,6 +223,8 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		}
 		t.known[k] = p
 	}
+	t.sc = newSidecar(in.app)
+	t.loadPositions()
 
 	// Workers read; the appender stores. Both stop when their channels close.
 	t.work = make(chan *tailedFile)
@@ -272,6 +276,7 @@ func (t *tailer) run(ctx context.Context) (err error) {
 
 	t.starting = true
 	t.discover()
+	t.resumeOrphans()
 	t.recoverUnmatched()
 	t.trackSuccessors()
 	t.starting = false
@@ -395,6 +400,7 @@ func (t *tailer) finish(ctx context.Context, cause error) error {
 		}
 		cause = t.flush()
 	}
+	t.savePositions()
 	close(t.appendReqs)
 	<-t.appenderDone
 	if cause == nil {
@@ -495,6 +501,11 @@ func (t *tailer) dispatch(tf *tailedFile) {
 }
 
 func (t *tailer) pump() {
+	if !t.starting {
+		// Identities first: a file is never read before the positions
+		// file names it.
+		t.savePositions()
+	}
 	for !t.stopping && !t.starting && t.busy < t.in.opts.Workers {
 		var next *tailedFile
 		for _, tf := range t.sortedFiles() {
