@@ -107,6 +107,8 @@ type Ingester struct {
 	subs         map[int]chan Notification
 	subMissed    map[int]int
 	nextSub      int
+	// readTime: see ReadTimeStamped.
+	readTime []ReadTimeStat
 }
 
 // target is one static config of a scrape config: a glob and its labels.
@@ -182,6 +184,9 @@ func New(settings *config.Settings, op *config.Operator, app store.Appender, opt
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("ingest: %w", errors.Join(errs...))
 	}
+	// Counts from earlier runs are known before Run reads anything; an
+	// unreadable cursor is reported by Run.
+	in.readTime, _ = ReadTimeStatsFrom(app.Cursors())
 	return in, nil
 }
 

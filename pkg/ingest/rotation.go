@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-
-	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // This file finds files and settles their identities: discovery by glob,
@@ -394,7 +392,7 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	if c == nil && tf.pipe != nil {
 		// Nobody continues the old content: what the stages still hold of
 		// it is complete now.
-		r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+		r := t.newResult(tf)
 		tf.pipe.flushAll(r)
 		for _, se := range r.allStreams() {
 			for _, e := range se.Entries {
