@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -208,18 +208,80 @@ func ReadTimeByFile(stats []ReadTimeStat) []ReadTimeStat {
 
 // DescribeReadTime says, per file, how many entries carry their read time.
 func DescribeReadTime(stats []ReadTimeStat) []string {
+	files := ReadTimeByFile(stats)
+	names := shortNames(files)
 	var out []string
-	for _, s := range ReadTimeByFile(stats) {
+	for _, s := range files {
 		out = append(out, fmt.Sprintf("%d entries from %s carry their read time (no timestamp in the line), read between %s and %s: counts and rates put them there, not when they were written",
-			s.Entries, filepath.Base(s.Path), fmtTime(s.From), fmtTime(s.To)))
+			s.Entries, names[s.Path], fmtTime(s.From), fmtTime(s.To)))
 	}
 	return out
 }
 
-// ReadTimeWarnings says, for a query over [start, end] whose stream
-// selectors are selectors (a stream matches one when it satisfies all its
-// matchers), which files' read-time spans it overlaps.
-func ReadTimeWarnings(stats []ReadTimeStat, selectors [][]*labels.Matcher, start, end time.Time) []string {
+// shortNames names each file by the fewest trailing path elements that
+// tell it from the others (host-1/access.log, host-2/access.log).
+func shortNames(files []ReadTimeStat) map[string]string {
+	out := make(map[string]string, len(files))
+	for depth := 1; len(out) < len(files) && depth <= maxNameDepth; depth++ {
+		count := map[string]int{}
+		for _, f := range files {
+			count[lastElems(f.Path, depth)]++
+		}
+		for _, f := range files {
+			if n := lastElems(f.Path, depth); out[f.Path] == "" && (count[n] == 1 || n == f.Path) {
+				out[f.Path] = n
+			}
+		}
+	}
+	for _, f := range files {
+		if out[f.Path] == "" {
+			out[f.Path] = f.Path // the same path twice: cannot happen, by construction
+		}
+	}
+	return out
+}
+
+// maxNameDepth bounds shortNames' search.
+const maxNameDepth = 64
+
+// lastElems is the last n elements of a slash-separated path (all of it
+// when it has fewer).
+func lastElems(p string, n int) string {
+	i := len(p)
+	for ; n > 0; n-- {
+		if i = strings.LastIndexByte(p[:max(i, 0)], '/'); i < 0 {
+			return p
+		}
+	}
+	return p[i+1:]
+}
+
+// ReadTimeWarnings says which files' read-time spans a query over [start,
+// end] overlaps, for the streams its selectors match.
+func ReadTimeWarnings(stats []ReadTimeStat, expr syntax.Expr, start, end time.Time) []string {
+	if len(stats) == 0 {
+		return nil
+	}
+	return readTimeWarnings(stats, querySelectors(expr), start, end)
+}
+
+// querySelectors are the stream selectors of a query, each a list of
+// matchers: one for a log query, one per selector of a metric or binary
+// query.
+func querySelectors(expr syntax.Expr) [][]*labels.Matcher {
+	var out [][]*labels.Matcher
+	syntax.Walk(expr, func(e syntax.Expr) bool {
+		if m, ok := e.(*syntax.MatcherExpr); ok {
+			out = append(out, m.Mts)
+		}
+		return true
+	})
+	return out
+}
+
+// readTimeWarnings: a stream matches a selector when it satisfies all its
+// matchers.
+func readTimeWarnings(stats []ReadTimeStat, selectors [][]*labels.Matcher, start, end time.Time) []string {
 	var hit []ReadTimeStat
 	for _, s := range stats {
 		if s.To.Before(start) || s.From.After(end) || !matchesAny(s.Labels, selectors) {
@@ -231,14 +293,15 @@ func ReadTimeWarnings(stats []ReadTimeStat, selectors [][]*labels.Matcher, start
 		return nil
 	}
 	files := ReadTimeByFile(hit)
+	names := shortNames(files)
 	parts := make([]string, 0, len(files))
 	var n int64
 	for _, f := range files {
 		n += f.Entries
-		parts = append(parts, fmt.Sprintf("%d from %s, read %s to %s", f.Entries, filepath.Base(f.Path), fmtTime(f.From), fmtTime(f.To)))
+		parts = append(parts, fmt.Sprintf("%d from %s, read %s to %s", f.Entries, names[f.Path], fmtTime(f.From), fmtTime(f.To)))
 	}
 	sort.Strings(parts)
-	return []string{fmt.Sprintf("%d entries in this range carry the time they were read, not a time from the line (it has none), because they were caught up on from a backlog: %s. Counts and rates show when they were read, not when they happened.",
+	return []string{fmt.Sprintf("%d entries in this range carry the time they were read, not a time from the line (none was found in it), because they were caught up on from a backlog: %s. Counts and rates show when they were read, not when they happened.",
 		n, strings.Join(parts, "; "))}
 }
 

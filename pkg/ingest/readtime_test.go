@@ -93,7 +93,7 @@ func TestReadTimeWarnings(t *testing.T) {
 		want       string
 	}{
 		{"overlaps", sel(job), t0.Add(-time.Hour), t0.Add(time.Hour),
-			"500 entries in this range carry the time they were read, not a time from the line (it has none), because they were caught up on from a backlog: 500 from access.log, read 2026-03-01 10:00:00Z to 2026-03-01 10:02:00Z."},
+			"500 entries in this range carry the time they were read, not a time from the line (none was found in it), because they were caught up on from a backlog: 500 from access.log, read 2026-03-01 10:00:00Z to 2026-03-01 10:02:00Z."},
 		{"range before", sel(job), t0.Add(-2 * time.Hour), t0.Add(-time.Hour), ""},
 		{"range after", sel(job), t0.Add(3 * time.Minute), t0.Add(time.Hour), ""},
 		{"other stream", sel(job, labels.MustNewMatcher(labels.MatchNotRegexp, "filename", ".*/access.log")), t0, t0.Add(time.Hour), ""},
@@ -102,10 +102,35 @@ func TestReadTimeWarnings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := strings.Join(ReadTimeWarnings(stats, tc.selectors, tc.start, tc.end), "\n")
+			got := strings.Join(readTimeWarnings(stats, tc.selectors, tc.start, tc.end), "\n")
 			if tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestShortNames(t *testing.T) {
+	tests := []struct {
+		paths []string
+		want  []string
+	}{
+		{[]string{"/logs/access.log"}, []string{"access.log"}},
+		{[]string{"/logs/host-1/access.log", "/logs/host-2/access.log", "/logs/host-1/startup.log"},
+			[]string{"host-1/access.log", "host-2/access.log", "startup.log"}},
+		{[]string{"/a/x/app.log", "/b/x/app.log"}, []string{"a/x/app.log", "b/x/app.log"}},
+		{[]string{"app.log", "/x/app.log"}, []string{"app.log", "x/app.log"}},
+	}
+	for _, tc := range tests {
+		var stats []ReadTimeStat
+		for _, p := range tc.paths {
+			stats = append(stats, ReadTimeStat{Path: p})
+		}
+		got := shortNames(stats)
+		for i, p := range tc.paths {
+			if got[p] != tc.want[i] {
+				t.Errorf("%v: %s is named %q, want %q", tc.paths, p, got[p], tc.want[i])
+			}
+		}
 	}
 }
