@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -212,8 +211,8 @@ func DescribeReadTime(stats []ReadTimeStat) []string {
 	names := shortNames(files)
 	var out []string
 	for _, s := range files {
-		out = append(out, fmt.Sprintf("%d entries from %s carry their read time (no timestamp in the line), read between %s and %s: counts and rates put them there, not when they were written",
-			s.Entries, names[s.Path], fmtTime(s.From), fmtTime(s.To)))
+		out = append(out, fmt.Sprintf("%d entries from %s carry their read time (no timestamp in the line), read %s: counts and rates put them there, not when they were written",
+			s.Entries, names[s.Path], fmtSpan(s.From, s.To, "and")))
 	}
 	return out
 }
@@ -298,9 +297,8 @@ func readTimeWarnings(stats []ReadTimeStat, selectors [][]*labels.Matcher, start
 	var n int64
 	for _, f := range files {
 		n += f.Entries
-		parts = append(parts, fmt.Sprintf("%d from %s, read %s to %s", f.Entries, names[f.Path], fmtTime(f.From), fmtTime(f.To)))
+		parts = append(parts, fmt.Sprintf("%d from %s, read %s", f.Entries, names[f.Path], fmtSpan(f.From, f.To, "to")))
 	}
-	sort.Strings(parts)
 	return []string{fmt.Sprintf("%d entries in this range carry the time they were read, not a time from the line (none was found in it), because they were caught up on from a backlog: %s. Counts and rates show when they were read, not when they happened.",
 		n, strings.Join(parts, "; "))}
 }
@@ -322,3 +320,17 @@ func matchesAny(ls labels.Labels, selectors [][]*labels.Matcher) bool {
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
+
+// fmtSpan is "at T" for a span within one second, else "between A and B"
+// (and: "and") or "A to B" (and: "to").
+func fmtSpan(from, to time.Time, and string) string {
+	a, b := fmtTime(from), fmtTime(to)
+	switch {
+	case a == b:
+		return "at " + a
+	case and == "and":
+		return "between " + a + " and " + b
+	default:
+		return a + " " + and + " " + b
+	}
+}

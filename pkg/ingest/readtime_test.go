@@ -134,3 +134,21 @@ func TestShortNames(t *testing.T) {
 		}
 	}
 }
+
+func TestFmtSpan(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		from, to time.Time
+		and      string
+		want     string
+	}{
+		{t0, t0.Add(300 * time.Millisecond), "and", "at 2026-03-01 10:00:00Z"},
+		{t0, t0.Add(time.Minute), "and", "between 2026-03-01 10:00:00Z and 2026-03-01 10:01:00Z"},
+		{t0, t0.Add(time.Minute), "to", "2026-03-01 10:00:00Z to 2026-03-01 10:01:00Z"},
+	}
+	for _, tc := range tests {
+		if got := fmtSpan(tc.from, tc.to, tc.and); got != tc.want {
+			t.Errorf("fmtSpan(%s, %s, %q) = %q, want %q", tc.from, tc.to, tc.and, got, tc.want)
+		}
+	}
+}

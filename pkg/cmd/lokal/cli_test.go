@@ -191,7 +191,7 @@ func TestIngestAndDemo(t *testing.T) {
 	}
 	// The sample's access and startup lines have no timestamp: the demo's
 	// catch-up stored them at their read time, and the query says so.
-	if !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, "carry the time they were read") || !strings.Contains(stderr, "from access.log, read ") {
+	if !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, "carry the time they were read") || !strings.Contains(stderr, "access.log, read ") {
 		t.Errorf("query on the demo store: no read-time warning on stderr: %q", stderr)
 	}
 	// Ingesting again reads nothing twice: positions are in the store.
