@@ -33,6 +33,12 @@ const positionsVersion = 1
 // maxLineage bounds how far a restart follows copies of copies.
 const maxLineage = 8
 
+// pruneAt is how many entries the positions file may hold before those the
+// store has committed since are dropped from it (each write rewrites it
+// whole, and logs rotated every few seconds for a week are many files).
+// A variable so that a test can prune small files.
+var pruneAt = 256
+
 // sideEntry is one identity the store may not know yet.
 type sideEntry struct {
 	// Pos is the file's position with Offset the committed offset of its
@@ -265,6 +271,9 @@ func (t *tailer) savePositions() {
 	if sc == nil || sc.path == "" || !sc.dirty {
 		return
 	}
+	if len(sc.entries) > pruneAt {
+		t.prunePositions()
+	}
 	if err := writeFileAtomic(sc.path, encodePositions(sc.entries)); err != nil {
 		if !sc.failing {
 			t.in.problem("write %s: %v: a file rotated away before its first commit is lost if Lokal is killed", sc.path, err)
@@ -274,6 +283,22 @@ func (t *tailer) savePositions() {
 	}
 	sc.failing = false
 	sc.dirty = false
+}
+
+// prunePositions drops the entries the store has committed a position for
+// since they were recorded: its cursor is the truth from then on (see
+// loadPositions, which keeps only content recorded after the cursor).
+func (t *tailer) prunePositions() {
+	committed := t.in.app.Cursors()
+	for k, e := range t.sc.entries {
+		v, ok := committed[k]
+		if !ok {
+			continue
+		}
+		if c, _, err := decodePosition(v); err == nil && c.Seen >= e.Pos.Seen {
+			delete(t.sc.entries, k)
+		}
+	}
 }
 
 func encodePositions(entries map[string]sideEntry) []byte {

@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,17 +21,22 @@ import (
 type crashStore struct {
 	*memStore
 	dir     string
+	mu      sync.Mutex // guards pending
 	pending []store.AppendBatch
 }
 
 func (c *crashStore) Dir() string { return c.dir }
 
 func (c *crashStore) Append(_ context.Context, b store.AppendBatch) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.pending = append(c.pending, b)
 	return nil
 }
 
 func (c *crashStore) commit() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, b := range c.pending {
 		if err := c.memStore.Append(context.Background(), b); err != nil {
 			panic(err)
@@ -37,7 +45,11 @@ func (c *crashStore) commit() {
 	c.pending = nil
 }
 
-func (c *crashStore) crash() { c.pending = nil }
+func (c *crashStore) crash() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = nil
+}
 
 // TestPositionsFileAcrossCrashes runs catch-ups over rotations with crashes
 // before commits, and checks every line is stored exactly once.
@@ -156,4 +168,54 @@ func TestPositionsFileUnreadable(t *testing.T) {
 		t.Errorf("problems = %q, want one saying the positions file is unreadable", h.Problems)
 	}
 	diffLines(t, e.st.lines(), want(numbered("a", 0, 60)))
+}
+
+// TestPositionsFilePruned: entries the store has committed since are
+// dropped from the positions file once it grows past pruneAt.
+func TestPositionsFilePruned(t *testing.T) {
+	defer func(n int) { pruneAt = n }(pruneAt)
+	pruneAt = 8
+	e := newEnv(t, "*.log")
+	e.set.PollInterval = 20 * 1e6 // 20ms
+	cs := &crashStore{memStore: e.st, dir: t.TempDir()}
+	in, err := New(e.set, e.op, cs, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	entries := func() int {
+		var pf positionsFile
+		data, err := os.ReadFile(filepath.Join(cs.dir, PositionsFileName))
+		if err != nil || json.Unmarshal(data, &pf) != nil {
+			return -1
+		}
+		return len(pf.Positions)
+	}
+	n := pruneAt + 10
+	for i := 0; i < n; i++ {
+		e.write(fmt.Sprintf("f%03d.log", i), numbered("f", i, i+1))
+	}
+	waitFor(t, "every file recorded", func() bool { return entries() == n })
+	waitFor(t, "every line appended", func() bool {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		lines := 0
+		for _, b := range cs.pending {
+			for _, se := range b.Streams {
+				lines += len(se.Entries)
+			}
+		}
+		return lines == n
+	})
+	cs.commit()
+	e.write("new.log", numbered("new", 0, 1))
+	waitFor(t, "the committed files dropped from the positions file", func() bool { return entries() == 1 })
 }
