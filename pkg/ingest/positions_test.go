@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,6 +110,28 @@ func TestPositionsFileAcrossCrashes(t *testing.T) {
 		}
 	}
 	rename, copyTrunc := rotate(false), rotate(true)
+	// gzip2 compresses a.log.2 into a.log.2.gz, as logrotate's compress
+	// with delaycompress does.
+	gzip2 := func(e *env, _ *crashStore, _ *int) {
+		data, err := os.ReadFile(e.path("a.log.2"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		if _, err := zw.Write(data); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(e.path("a.log.2.gz"), b.Bytes(), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.Remove(e.path("a.log.2")); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name  string
 		steps []step
@@ -117,6 +141,8 @@ func TestPositionsFileAcrossCrashes(t *testing.T) {
 		{"copytruncate after a commit, twice before the next", []step{write(40), run, commit, write(20), copyTrunc, write(20), run, crash, copyTrunc, write(20)}},
 		{"copytruncate while part is committed", []step{write(40), run, commit, write(20), run, crash, copyTrunc, write(20), run, crash, copyTrunc, write(20)}},
 		{"rename after a commit, twice before the next", []step{write(40), run, commit, write(20), rename, write(20), run, crash, rename, write(20)}},
+		{"rename, then compressed, before the first commit", []step{write(40), run, crash, rename, write(40), run, crash, rename, gzip2, write(40)}},
+		{"copytruncate, then compressed, before the first commit", []step{write(40), run, crash, copyTrunc, write(40), run, crash, copyTrunc, gzip2, write(40)}},
 		{"crash after crash, nothing rotated", []step{write(40), run, crash, write(20), run, crash, write(20)}},
 	}
 	for _, tc := range tests {
