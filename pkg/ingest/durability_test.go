@@ -147,9 +147,11 @@ func kill9Durability(t *testing.T, mode, logs, dir string) {
 			t.Fatal(err)
 		}
 		if kills == 0 && os.Getenv("LOKAL_FILESTORE") == "" {
-			// Lines of a generation rotated away before Lokal ever stored a
-			// position for its directory cannot be told from old history
-			// (Promtail loses them too): let the first run commit once.
+			// Lines of a generation rotated away before Lokal ever saw it
+			// cannot be told from old history (Promtail loses them too):
+			// let the first run commit once, so the writer's fast rotations
+			// cannot outrun its first look. Kills before the first commit
+			// are TestKill9EarlyRotation's.
 			waitFor(t, "the first commit", func() bool {
 				ro, err := store.OpenReadOnly(dir, durabilityStoreOptions())
 				if err != nil {
