@@ -9,17 +9,22 @@
 // moment resumes exactly where the durable lines end: nothing is lost and
 // nothing is read twice. Files are known by device, inode and a fingerprint
 // of their first bytes, never by path, so a rotated file is read to its end
-// wherever it was moved, even while Lokal was stopped.
+// wherever it was moved, even while Lokal was stopped. A file's identity is
+// durable before its first line is read, in the positions file beside the
+// store (positions.go), so a generation rotated away before the store's
+// first commit is still found after a kill -9.
 //
 // Lines are kept as Loki keeps them: "\n" and "\r\n" endings removed, each
 // invalid UTF-8 byte replaced by U+FFFD (what Loki does on push), lines
 // longer than max_line_bytes cut and marked " …[truncated N bytes]".
 //
 // Known limits, all shared with Promtail or narrower than its:
-//   - A generation rotated away before Lokal ever stored a position for
-//     its file's directory cannot be told from old history and is not read.
-//     After that, generations written while Lokal was stopped are found
-//     (named after a known file, changed after its last stored position).
+//   - A generation rotated away before Lokal ever saw it (it was created
+//     and rotated while Lokal was stopped, before any position of its
+//     directory was recorded) cannot be told from old history and is not
+//     read. After that, generations written while Lokal was stopped are
+//     found (named after a known file, changed after its last stored
+//     position).
 //   - Copies are recognised by their first 1 KiB (or their first bytes
 //     while a copy is being written, at least 64 of them): two files whose
 //     heads are identical are taken for copies of each other.
@@ -102,6 +107,8 @@ type Ingester struct {
 	subs         map[int]chan Notification
 	subMissed    map[int]int
 	nextSub      int
+	// readTime: see ReadTimeStamped.
+	readTime []ReadTimeStat
 }
 
 // target is one static config of a scrape config: a glob and its labels.
@@ -177,6 +184,9 @@ func New(settings *config.Settings, op *config.Operator, app store.Appender, opt
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("ingest: %w", errors.Join(errs...))
 	}
+	// Counts from earlier runs are known before Run reads anything; an
+	// unreadable cursor is reported by Run.
+	in.readTime, _ = ReadTimeStatsFrom(app.Cursors())
 	return in, nil
 }
 

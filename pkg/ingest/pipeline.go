@@ -76,6 +76,9 @@ func (fp *filePipeline) pendingFrom() (int64, bool) {
 func (r *chunkResult) addEntry(e stages.Entry) {
 	// Stages hand out the same label set for most entries of a file: a
 	// pointer check skips hashing the labels of every line.
+	if r.countReadTime && e.ReadTime() {
+		r.noteReadTime(e.Labels, e.Ts.UnixNano())
+	}
 	if r.last != nil && sameSlice(r.last.Labels, e.Labels) {
 		r.last.Entries = append(r.last.Entries, store.Entry{Ts: e.Ts.UnixNano(), Seq: uint64(e.Offset), Line: e.Line})
 		r.lines++

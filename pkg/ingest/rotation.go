@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-
-	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // This file finds files and settles their identities: discovery by glob,
@@ -136,9 +134,11 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 	fp := fingerprintOf(head)
 	key := cursorKey(id, false, fp)
 	offset := int64(0)
+	fresh := true // content nobody has read
 	if p, ok := t.known[key]; ok {
 		pfp, _ := parseFingerprint(p.FP)
 		if pfp.matches(head) {
+			fresh = false
 			if p.Done {
 				f.Close()
 				if p.Missing != 0 {
@@ -158,7 +158,7 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 			// Same inode, other content: the file was truncated or replaced
 			// while we were not looking. Finish its old content from a copy
 			// if there is one, then read the new content from the start.
-			t.resumeCopy(p, pfp, id)
+			t.resumeCopy(key, p, pfp, id)
 		}
 	} else if owner := t.copyOf(filepath.Dir(resolved), head, id); owner != "" {
 		f.Close()
@@ -183,6 +183,9 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 	if p := tf.position(false); !samePosition(p, t.known[key]) {
 		t.setCursor(key, &p)
 	}
+	if fresh {
+		t.recordNew(key)
+	}
 	t.logTrack("track", tf)
 	t.dispatch(tf)
 }
@@ -203,6 +206,8 @@ func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id
 	fp := fingerprintOf(head)
 	key := cursorKey(id, true, fp)
 	offset := int64(0)
+	var from, fromFP string // the plain file whose content this continues
+	var base int64
 	if p, ok := t.known[key]; ok {
 		if p.Done {
 			return
@@ -230,6 +235,7 @@ func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id
 		// same offset in the decompressed stream.
 		offset = p.Offset
 		name = p.Name
+		from, fromFP, base = plainKey, p.FP, t.committedSoFar(plainKey, p)
 		t.setCursor(plainKey, nil)
 	}
 	tf, err := t.openGzip(tg, key, name, resolved, fi, id, fp, offset)
@@ -239,6 +245,12 @@ func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id
 	}
 	p := tf.position(false)
 	t.setCursor(key, &p)
+	switch {
+	case from != "":
+		t.recordCopy(key, from, fromFP, base)
+	case offset == 0:
+		t.recordNew(key)
+	}
 	t.logTrack("gzip", tf)
 	t.dispatch(tf)
 }
@@ -380,7 +392,7 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	if c == nil && tf.pipe != nil {
 		// Nobody continues the old content: what the stages still hold of
 		// it is complete now.
-		r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+		r := t.newResult(tf)
 		tf.pipe.flushAll(r)
 		for _, se := range r.allStreams() {
 			for _, e := range se.Entries {
@@ -407,13 +419,14 @@ func (t *tailer) handleReplaced(tf *tailedFile) {
 	}
 	p := tf.position(false)
 	t.setCursor(tf.key, &p)
+	t.recordNew(tf.key)
 	t.logTrack("replaced-reset", tf)
 	t.dispatch(tf)
 }
 
-// resumeCopy looks for the old content of a position in its directory.
-func (t *tailer) resumeCopy(old position, oldFP fingerprint, exclude fileID) {
-	t.resumeCopyWith(old, oldFP, &tailedFile{id: exclude, path: old.Path, name: old.Name, t: t.targetByKey(old.Target)})
+// resumeCopy looks for the old content of key's position in its directory.
+func (t *tailer) resumeCopy(key string, old position, oldFP fingerprint, exclude fileID) {
+	t.resumeCopyWith(old, oldFP, &tailedFile{key: key, id: exclude, path: old.Path, name: old.Name, t: t.targetByKey(old.Target)})
 }
 
 // resumeCopyWith finds a file (plain or .gz) in the directory of from whose
@@ -480,6 +493,7 @@ func (t *tailer) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFil
 			delete(t.ignored, id)
 			pos := tf.position(false)
 			t.setCursor(key, &pos)
+			t.recordCopy(key, from.key, old.FP, t.committedSoFar(from.key, old))
 			t.dispatch(tf)
 			return tf
 		}
@@ -517,6 +531,7 @@ func (t *tailer) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFil
 		t.byID[id] = tf
 		pos := tf.position(false)
 		t.setCursor(key, &pos)
+		t.recordCopy(key, from.key, old.FP, t.committedSoFar(from.key, old))
 		t.logTrack("copy", tf)
 		t.dispatch(tf)
 		return tf
@@ -650,7 +665,7 @@ func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *targ
 		return true
 	}
 	// Compressed, or copied (copytruncate while stopped).
-	return t.resumeCopyWith(p, fp, &tailedFile{id: want, path: p.Path, name: p.Name, t: tg}) != nil
+	return t.resumeCopyWith(p, fp, &tailedFile{key: key, id: want, path: p.Path, name: p.Name, t: tg}) != nil
 }
 
 // gcDone forgets finished files that have been gone for doneGrace.

@@ -60,6 +60,9 @@ type tailedFile struct {
 	wasRotated bool
 	// replaced: the worker found the file shrunk or its head rewritten.
 	replaced bool
+	// backlog: the file was there when the run started and has not been
+	// read to its end since; its read-time entries are counted.
+	backlog bool
 }
 
 // position returns the cursor value for what has been handed over so far:
@@ -100,6 +103,10 @@ type chunkResult struct {
 	done     bool // read to its end and closed
 	retry    bool // closed unfinished (a .gz still being written): rediscover
 	err      error
+	// countReadTime: count the entries that keep their read time (see
+	// readtime.go) in readTime.
+	countReadTime bool
+	readTime      []*readTimeAcc
 }
 
 // tailer is one CatchUp or Run: a coordinator goroutine (run) that owns the
@@ -109,6 +116,7 @@ type tailer struct {
 	follow bool
 
 	known   map[string]position // cursor values, as last handed to the appender
+	sc      *sidecar            // identities the store may not have committed yet
 	files   map[string]*tailedFile
 	byID    map[fileID]*tailedFile
 	ignored map[fileID]string // copies of tracked files, not read
@@ -139,6 +147,11 @@ type tailer struct {
 	heldDue   time.Time
 	heldTimer *time.Timer
 
+	// readTime counts entries stored at their read time, by file and
+	// stream; readTimeDirty says the counts changed since the last batch.
+	readTime      map[string]*readTimeAcc
+	readTimeDirty bool
+
 	watcher  *fsnotify.Watcher
 	watched  map[string]bool
 	lastGC   time.Time
@@ -150,7 +163,7 @@ func newTailer(in *Ingester, follow bool) *tailer {
 	return &tailer{in: in, follow: follow,
 		known: map[string]position{}, files: map[string]*tailedFile{}, byID: map[fileID]*tailedFile{},
 		ignored: map[fileID]string{}, claimed: map[string]string{}, watched: map[string]bool{},
-		rejected: map[string]string{}}
+		rejected: map[string]string{}, readTime: map[string]*readTimeAcc{}}
 }
 
 // pendingBatch accumulates entries and cursors for one append.
@@ -163,6 +176,9 @@ type pendingBatch struct {
 	since   time.Time
 	// health deltas, applied when the append succeeds
 	rawBytes, trunc, invalid int64
+	// readTime replaces the ingester's counts when the append succeeds.
+	readTime    []ReadTimeStat
+	readTimeSet bool
 }
 
 func newBatch() *pendingBatch {
@@ -199,6 +215,7 @@ func (t *tailer) setCursor(key string, p *position) {
 	if p == nil {
 		delete(t.known, key)
 		t.batch.cursors[key] = nil
+		t.forget(key)
 		return
 	}
 	p.Seen = t.in.opts.Now().UnixNano()
@@ -210,7 +227,9 @@ func (t *tailer) setCursor(key string, p *position) {
 func (t *tailer) run(ctx context.Context) (err error) {
 	in := t.in
 	t.batch = newBatch()
-	for k, v := range in.app.Cursors() {
+	cursors := in.app.Cursors()
+	t.loadReadTime(cursors)
+	for k, v := range cursors {
 		if len(k) < len(cursorPrefix) || k[:len(cursorPrefix)] != cursorPrefix {
 			continue // not ours
 		}
@@ -221,6 +240,8 @@ func (t *tailer) run(ctx context.Context) (err error) {
 		}
 		t.known[k] = p
 	}
+	t.sc = newSidecar(in.app)
+	t.loadPositions()
 
 	// Workers read; the appender stores. Both stop when their channels close.
 	t.work = make(chan *tailedFile)
@@ -272,8 +293,12 @@ func (t *tailer) run(ctx context.Context) (err error) {
 
 	t.starting = true
 	t.discover()
+	t.resumeOrphans()
 	t.recoverUnmatched()
 	t.trackSuccessors()
+	for _, tf := range t.files {
+		tf.backlog = true
+	}
 	t.starting = false
 	t.publishFiles()
 	t.dispatchAll()
@@ -395,6 +420,7 @@ func (t *tailer) finish(ctx context.Context, cause error) error {
 		}
 		cause = t.flush()
 	}
+	t.savePositions()
 	close(t.appendReqs)
 	<-t.appenderDone
 	if cause == nil {
@@ -413,6 +439,7 @@ func (t *tailer) finish(ctx context.Context, cause error) error {
 // flush hands the batch to the appender, waiting while it is busy: that wait
 // is the backpressure that bounds memory.
 func (t *tailer) flush() error {
+	t.stageReadTime()
 	if t.batch.empty() {
 		return nil
 	}
@@ -470,6 +497,9 @@ func (t *tailer) appender(ctx context.Context) {
 		in.hs.bytes += b.rawBytes
 		in.hs.truncated += b.trunc
 		in.hs.invalid += b.invalid
+		if b.readTimeSet {
+			in.readTime = b.readTime
+		}
 		in.mu.Unlock()
 		if len(ab.Streams) > 0 {
 			in.notify(ab.Streams)
@@ -495,6 +525,11 @@ func (t *tailer) dispatch(tf *tailedFile) {
 }
 
 func (t *tailer) pump() {
+	if !t.starting {
+		// Identities first: a file is never read before the positions
+		// file names it.
+		t.savePositions()
+	}
 	for !t.stopping && !t.starting && t.busy < t.in.opts.Workers {
 		var next *tailedFile
 		for _, tf := range t.sortedFiles() {
@@ -558,6 +593,12 @@ func (t *tailer) merge(r *chunkResult) {
 	b.rawBytes += r.rawBytes
 	b.trunc += r.trunc
 	b.invalid += r.invalid
+	t.mergeReadTime(r)
+	if t.follow && tf.backlog && (r.eof || tf.lr != nil && tf.lr.eof) {
+		if _, held := tf.pipe.pendingFrom(); !held {
+			tf.backlog = false // caught up: from here lines are read as written
+		}
+	}
 	if r.err != nil {
 		t.in.problem("read %s: %v", tf.path, r.err)
 	}
@@ -613,7 +654,7 @@ func (t *tailer) flushHeld() {
 		if _, ok := tf.pipe.pendingFrom(); !ok {
 			continue
 		}
-		r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+		r := t.newResult(tf)
 		tf.pipe.flushOld(now, r)
 		r.pos = tf.position(false)
 		t.merge(r) // re-arms the timer if tf still holds something
@@ -639,7 +680,7 @@ func (t *tailer) flushPipeline(tf *tailedFile) *chunkResult {
 	if _, ok := tf.pipe.pendingFrom(); !ok {
 		return nil
 	}
-	r := &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+	r := t.newResult(tf)
 	tf.pipe.flushAll(r)
 	r.pos = tf.position(false)
 	return r

@@ -54,7 +54,7 @@ func (t *tailer) worker(ctx context.Context) {
 func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 	in := t.in
 	now := in.opts.Now()
-	r = &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}}
+	r = t.newResult(tf)
 	defer func() {
 		// Stages run user-supplied templates and regexes: a panic there must
 		// cost one file, not the process.

@@ -198,9 +198,9 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 	if err != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
-	_, eng, done := ds.shared.use()
+	st, eng, done := ds.shared.use()
 	defer done()
-	return runQuery(ctx, eng, lq, fromAlert)
+	return runQuery(ctx, eng, lq, fromAlert, ds.readTimeStats(st))
 }
 
 // grafanaKeys are jsonData keys Grafana itself (not Lokal's config editor)

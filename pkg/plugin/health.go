@@ -82,6 +82,7 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 	}
 	st, _, done := ds.shared.use()
 	sum, err := summarizeStore(st)
+	d.Problems = append(d.Problems, ingest.DescribeReadTime(ds.readTimeStats(st))...)
 	done()
 	if err != nil {
 		d.Problems = append(d.Problems, "store: "+err.Error())

@@ -10,6 +10,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
+	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -19,8 +20,9 @@ import (
 const errAlertLogQuery = "alert rules need a metric query, e.g. count_over_time({job=\"cosyvoice3\"} |= \"CUDA out of memory\"[5m]); a log query returns lines, not numbers"
 
 // runQuery evaluates one query and shapes its frames. Every failure becomes
-// an error response on the query's refId, never a failed request.
-func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert bool) backend.DataResponse {
+// an error response on the query's refId, never a failed request. readTime
+// are the counts of entries stored at their read time (see readtime.go).
+func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert bool, readTime []ingest.ReadTimeStat) backend.DataResponse {
 	expr, err := syntax.ParseExpr(q.Expr)
 	if err != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, fmt.Sprintf("parse error: %v", err))
@@ -51,6 +53,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	if err != nil {
 		return backend.ErrDataResponse(errStatus(err), err.Error())
 	}
+	res.Warnings = append(res.Warnings, ingest.ReadTimeWarnings(readTime, expr, q.Start, q.End)...)
 	return backend.DataResponse{Frames: resultFrames(q, expr, res)}
 }
 

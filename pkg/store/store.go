@@ -514,6 +514,10 @@ func (s *Store) Flush(ctx context.Context) error {
 	return s.commit()
 }
 
+// Dir is the store's directory. The ingester keeps its positions file
+// (ingest-positions) there, beside the store it belongs to.
+func (s *Store) Dir() string { return s.dir }
+
 // Cursors returns the cursors of the last durable commit.
 func (s *Store) Cursors() map[string][]byte {
 	s.mu.RLock()

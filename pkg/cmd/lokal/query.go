@@ -7,9 +7,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -68,10 +70,35 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	res.Warnings = append(res.Warnings, readTimeWarnings(st, p)...)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
 	return writeResult(e.stdout, o.output, res, p.Direction == store.Backward)
+}
+
+// readTimeWarnings name the entries in the query's range that carry their
+// read time (see ingest.ReadTimeStat). An instant query reaches back by its
+// longest range.
+func readTimeWarnings(st *store.Store, p engine.Params) []string {
+	expr, err := syntax.ParseExpr(p.Query)
+	if err != nil {
+		return nil // the engine accepted it; nothing to add
+	}
+	stats, err := ingest.ReadTimeStatsFrom(st.Cursors())
+	if err != nil {
+		return []string{err.Error()}
+	}
+	start := p.Start
+	if p.Instant {
+		syntax.Walk(expr, func(e syntax.Expr) bool {
+			if r, ok := e.(*syntax.LogRangeExpr); ok && p.Start.Add(-r.Interval-r.Offset).Before(start) {
+				start = p.Start.Add(-r.Interval - r.Offset)
+			}
+			return true
+		})
+	}
+	return ingest.ReadTimeWarnings(stats, expr, start, p.End)
 }
 
 // queryParams turns the flags into engine parameters.

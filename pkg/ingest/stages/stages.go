@@ -70,6 +70,10 @@ type Entry struct {
 	tsSet bool
 }
 
+// ReadTime reports whether the entry's Ts is still the time its line was
+// read: neither the line nor a timestamp stage gave it a time.
+func (e *Entry) ReadTime() bool { return !e.tsSet }
+
 // Options configure a pipeline.
 type Options struct {
 	// Labels are the file's labels (job, instance, filename, ...).
