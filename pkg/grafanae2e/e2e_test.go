@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -538,23 +539,16 @@ func TestGrafana(t *testing.T) {
 	})
 
 	t.Run("OOM rule: Normal, Pending, Firing, Normal", func(t *testing.T) {
-		// Evaluations come every minute. The burst is stamped so that it is
-		// inside the rule's [5m] window at the next two evaluations and out
-		// of it at the third: Pending, then Firing, then Normal again.
+		// Evaluations come every minute, at a phase the API does not tell
+		// exactly. Stamped 150 s before it is written, the burst is inside
+		// the rule's [5m] window for the next two evaluations whatever
+		// their phase (Pending, then Firing) and out of it 150 s after the
+		// write, so the rule is Normal again within 210 s.
 		r := g.rules(t)[oomRule]
-		if r.LastEvaluation.IsZero() {
-			t.Fatalf("rule %q has no evaluation yet: %+v", oomRule, r)
-		}
 		if r.State != "inactive" {
 			t.Fatalf("rule %q is %s before the burst, want inactive (Normal)", oomRule, r.State)
 		}
-		// lastEvaluation gives the phase of the ticks to within the
-		// scheduler's jitter (seconds), hence the 30 s margins either way.
-		e1 := r.LastEvaluation
-		for !e1.After(time.Now().Add(15 * time.Second)) {
-			e1 = e1.Add(time.Minute)
-		}
-		stamp := e1.Add(-210 * time.Second)
+		stamp := time.Now().Add(-150 * time.Second)
 		var burst []string
 		for i := 0; i < 8; i++ {
 			burst = append(burst, fmt.Sprintf("[ERROR] %s Inference failed: CUDA out of memory. Tried to allocate 2.00 GiB (e2e burst %d)",
@@ -572,7 +566,7 @@ func TestGrafana(t *testing.T) {
 		}
 		// Normal again at the first evaluation whose [5m] window no longer
 		// holds the burst.
-		normal, ok := watcher.waitState(oomRule, "inactive", time.Until(stamp.Add(5*time.Minute+75*time.Second)))
+		normal, ok := watcher.waitState(oomRule, "inactive", time.Until(wrote.Add(230*time.Second)))
 		if !ok {
 			t.Fatalf("%q never went back to Normal; transitions %v", oomRule, watcher.transitions())
 		}
@@ -636,7 +630,15 @@ func TestGrafana(t *testing.T) {
 		if !strings.Contains(l, pluginID) && !strings.Contains(l, "gpx_lokal") {
 			continue
 		}
-		if (strings.Contains(l, "level=error") || strings.Contains(l, "level=warn")) && !strings.Contains(l, "unsigned") {
+		switch {
+		case !strings.Contains(l, "level=error") && !strings.Contains(l, "level=warn"):
+		case strings.Contains(l, "unsigned"):
+			// the expected notice for an unsigned plugin
+		case strings.Contains(l, "/api/gnet/"):
+			// Grafana asks grafana.com about the plugin; no internet here
+		case strings.Contains(l, "endpoint=queryData") && (strings.Contains(l, "status=400") || strings.Contains(l, "status=error")) && strings.Contains(l, "uname=admin") && syntaxErrorPage(l):
+			// the browser check's deliberately malformed query
+		default:
 			bad = append(bad, l)
 		}
 	}
@@ -658,6 +660,25 @@ func TestGrafana(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(art, "summary.txt"), []byte(sb.String()), 0o644)
 }
 
+// syntaxErrorPage reports a Grafana log line about a query that the browser
+// check sent malformed on purpose: a parse error, or the completion line
+// logged with it.
+var syntaxErrorLines = map[string]bool{}
+
+func syntaxErrorPage(l string) bool {
+	t := logTime.FindString(l)
+	if len(t) <= 7 {
+		return false
+	}
+	if strings.Contains(l, "parse error") {
+		syntaxErrorLines[t[:len(t)-7]] = true // to the millisecond
+		return true
+	}
+	return syntaxErrorLines[t[:len(t)-7]]
+}
+
+var logTime = regexp.MustCompile(`t=\S+Z`)
+
 func summary(r queryResult) []string {
 	var s []string
 	for _, f := range r.Frames {
@@ -677,6 +698,8 @@ func dedupe(ss []string) []string {
 	}
 	return out
 }
+
+var seqRE = regexp.MustCompile(`seq=\d+\b`)
 
 // exploreURL is Explore's URL state for one Lokal query.
 func exploreURL(base, expr, queryType, from string) string {
@@ -709,10 +732,10 @@ func browserChecks(t *testing.T, g *grafana, chromium, art, newestError string, 
 		t.Fatalf("login: HTTP %d", status)
 	}
 	b.takeErrors()
-	// A snippet of the newest error line, as Explore shows it.
-	snippet := ""
-	if i := strings.Index(newestError, "Z "); i > 0 && len(newestError) > i+22 {
-		snippet = newestError[i+2 : i+22]
+	// The newest error line's seq=N, as Explore shows it.
+	snippet := seqRE.FindString(newestError)
+	if snippet == "" {
+		t.Fatalf("the newest error line has no seq=N: %q", newestError)
 	}
 	pages := []struct {
 		name, url, ready string
@@ -727,7 +750,7 @@ func browserChecks(t *testing.T, g *grafana, chromium, art, newestError string, 
 			`document.querySelector(".squiggly-error") !== null`},
 		{"datasource-settings", g.base + "/connections/datasources/edit/" + dsUID,
 			`document.body.innerText.includes("scrape") || document.body.innerText.includes("Scrape")`},
-		{"alert-list", g.base + "/alerting/list",
+		{"alert-list", g.base + "/alerting/list?view=list",
 			`document.body.innerText.includes("CUDA out of memory") && document.body.innerText.includes("No logs for 10 minutes")`},
 	}
 	for _, p := range pages {
@@ -748,7 +771,13 @@ func browserChecks(t *testing.T, g *grafana, chromium, art, newestError string, 
 			var ours []string
 			for _, e := range b.takeErrors() {
 				t.Logf("browser console: %s", e)
-				if strings.Contains(strings.ToLower(e), "lokal") {
+				switch {
+				case !strings.Contains(strings.ToLower(e), "lokal"):
+				case strings.Contains(e, "/api/gnet/"):
+					// Grafana asks grafana.com about every plugin; no internet here.
+				case p.name == "editor-syntax-error" && strings.Contains(e, "/api/ds/query") && strings.Contains(e, "400"):
+					// the deliberately malformed query is rejected: as it should be
+				default:
 					ours = append(ours, e)
 				}
 			}

@@ -315,8 +315,9 @@ func (g *grafana) liveTail(ctx context.Context, expr string, lines chan<- string
 	ws.MaxPayloadBytes = 64 << 20
 	go func() { <-ctx.Done(); ws.Close() }()
 	data := map[string]any{"refId": "A", "expr": expr, "queryType": "stream", "datasource": map[string]string{"type": pluginID, "uid": dsUID}}
-	// Grafana 12 channels start with the organisation: <orgId>/ds/<uid>/<path>.
-	channel := "1/ds/" + dsUID + "/tail/A-e2e"
+	// Grafana 12 channels start with the organisation's namespace
+	// ("default" for org 1): <namespace>/ds/<uid>/<path>.
+	channel := "default/ds/" + dsUID + "/tail/A-e2e"
 	for _, cmd := range []map[string]any{
 		{"id": 1, "connect": map[string]any{"name": "lokal-e2e"}},
 		{"id": 2, "subscribe": map[string]any{"channel": channel, "data": data}},
