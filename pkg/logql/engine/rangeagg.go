@@ -203,7 +203,7 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	if lr == nil || lr.Interval <= 0 {
 		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	sel, err := ev.e.compileSelector(lr.Left)
+	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
 	if err != nil {
 		return nil, err
 	}

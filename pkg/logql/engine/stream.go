@@ -141,7 +141,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if lr.Interval <= 0 {
 		return queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	sel, err := ev.e.compileSelector(lr.Left)
+	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -546,5 +547,25 @@ func TestTemplateOutputLimit(t *testing.T) {
 	}
 	if _, ls, _ := run(t, base, "line", lf); !strings.Contains(ls, "TemplateFormatErr") || strings.Contains(ls, "x=") {
 		t.Errorf("label_format over the limit: %.200s", ls)
+	}
+}
+
+// QueriedBytes is a byte literal as Loki's frontend prints it: decimal
+// units, tenths below 10, whole numbers (half to even) above.
+func TestQueriedBytes(t *testing.T) {
+	cases := []struct{ in, want uint64 }{
+		{0, 0}, {9, 9}, {10, 10}, {999, 999},
+		{1000, 1000}, {1024, 1000}, {1536, 1500}, {2000, 2000},
+		{1_976_000, 2_000_000},
+		{22 << 30, 24_000_000_000}, // 22GiB
+		{31_450_000, 32_000_000},   // 31.45MB: 31.5 at tenths, printed 32
+		{30_500_000, 30_000_000},   // 30.5 prints as 30 (half to even)
+		{999_999, 1_000_000},       // "1000 kB"
+		{math.MaxUint64, 18_000_000_000_000_000_000},
+	}
+	for _, c := range cases {
+		if got := QueriedBytes(c.in); got != c.want {
+			t.Errorf("QueriedBytes(%d) = %d, want %d", c.in, got, c.want)
+		}
 	}
 }
