@@ -39,6 +39,9 @@ const (
 	// MaxPoints is Loki's (and Prometheus's) cap on points per series of a
 	// range query: it bounds the step arrays the evaluator allocates.
 	MaxPoints = 11000
+	// DefaultTimeout is Loki's query_timeout: the longest one query may
+	// run, whatever deadline its context carries.
+	DefaultTimeout = time.Minute
 )
 
 // Options configure an Engine. Zero values take the defaults above.
@@ -48,6 +51,11 @@ type Options struct {
 	// Parallelism is how many streams are evaluated at once (GOMAXPROCS
 	// when 0).
 	Parallelism int
+	// Timeout is the longest a query may run (DefaultTimeout when 0, no
+	// limit when negative); the caller's context can only shorten it. A
+	// query past it fails with an error that matches
+	// context.DeadlineExceeded.
+	Timeout time.Duration
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -69,6 +77,9 @@ func New(r store.Reader, opts Options) *Engine {
 	}
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
 	}
 	return &Engine{r: r, opts: opts}
 }
@@ -212,6 +223,17 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = queryErr(ErrInternal, "internal error evaluating query: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if e.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("query timed out after %s: narrow its time range or selector: %w",
+				time.Since(began).Round(time.Millisecond), context.DeadlineExceeded)
 		}
 	}()
 	expr := p.Expr
