@@ -42,6 +42,14 @@ const (
 	// DefaultTimeout is Loki's query_timeout: the longest one query may
 	// run, whatever deadline its context carries.
 	DefaultTimeout = time.Minute
+	// DefaultMemoryBudget is what one query may hold at once where it
+	// accumulates: the lines of a log query's result, a metric query's
+	// step arrays and window samples. With the garbage collector's headroom
+	// it keeps a query well under 256 MB of process memory; a query past
+	// it fails with ErrMemoryBudget instead of taking the process down.
+	// A metric query may always hold MaxSeries series, whatever their
+	// steps cost.
+	DefaultMemoryBudget = 64 << 20
 )
 
 // Options configure an Engine. Zero values take the defaults above.
@@ -56,6 +64,8 @@ type Options struct {
 	// query past it fails with an error that matches
 	// context.DeadlineExceeded.
 	Timeout time.Duration
+	// MemoryBudget is DefaultMemoryBudget when 0.
+	MemoryBudget int64
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -80,6 +90,9 @@ func New(r store.Reader, opts Options) *Engine {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
 	}
 	return &Engine{r: r, opts: opts}
 }
@@ -192,6 +205,9 @@ var (
 	ErrTooManySeries = errors.New("maximum number of series reached for a single query")
 	// ErrPipeline marks a metric query whose samples carry __error__.
 	ErrPipeline = errors.New("pipeline error")
+	// ErrMemoryBudget marks a query that would hold more than
+	// Options.MemoryBudget.
+	ErrMemoryBudget = errors.New("query memory budget exceeded")
 	// ErrBadQuery marks a query the engine cannot evaluate as asked
 	// (wrong query type, bad parameters, invalid regular expressions,
 	// templates...).
