@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -27,6 +28,12 @@ type queryOpts struct {
 	timeout      time.Duration
 	file         string
 }
+
+// queryMemoryLimit is the soft memory limit of a query run (unless
+// GOMEMLIMIT says otherwise): near it the collector works harder instead of
+// letting garbage (template output, decoded blocks) take the process past
+// what the engine's per-query budget means to allow.
+const queryMemoryLimit = 192 << 20
 
 // maxQueryFile bounds a query read from a file or standard input: far more
 // than any hand-written query, and still a bounded read.
@@ -81,6 +88,9 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	if e.getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(queryMemoryLimit))
+	}
 	timeout := o.timeout
 	if timeout == 0 {
 		timeout = -1 // the engine's "no limit"

@@ -167,6 +167,18 @@ type processed struct {
 // core.
 const sequentialBatches = 16
 
+// stopped reports whether ctx is done. Pipelines check it before every
+// line, since one line's templates and regexps can take a while, so a
+// query ends close to its deadline.
+func stopped(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // maxFedBatchBytes bounds the lines of one batch a stream's goroutine
 // hands to the merge.
 const maxFedBatchBytes = 256 << 10
@@ -233,6 +245,10 @@ func (f *feeder) start(c *entryCursor) chan fedBatch {
 			var out []processed
 			size := 0
 			for i, ts := range b.Ts {
+				if stopped(f.ctx) {
+					<-f.sem
+					return
+				}
 				line, ls, h, ok := c.sp.ProcessString(ts, b.Lines[i])
 				if !ok {
 					continue
@@ -321,6 +337,9 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			continue
 		}
 		for c.batch != nil && c.i < len(c.batch.Ts) {
+			if stopped(ctx) {
+				return false, ctx.Err()
+			}
 			i := c.i
 			c.i++
 			ts := c.batch.Ts[i]

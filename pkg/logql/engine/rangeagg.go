@@ -439,6 +439,9 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 			return fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())
 		}
 		for i, ts := range b.Ts {
+			if !lineOnly && stopped(ctx) {
+				return ctx.Err()
+			}
 			lo, hi := ev.stepSpan(ts+off, rng)
 			if lo > hi {
 				continue
@@ -583,6 +586,10 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 			}
 			var recs []sampleRec
 			for i, ts := range b.Ts {
+				if stopped(ctx) {
+					<-sem
+					return
+				}
 				if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
 					continue
 				}

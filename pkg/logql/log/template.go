@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -612,7 +613,7 @@ func (c *compiledTemplate) clone() *compiledTemplate {
 }
 
 // execute runs the template for one line into buf.
-func (c *compiledTemplate) execute(buf *strings.Builder, ts int64, line []byte, data map[string]string) (err error) {
+func (c *compiledTemplate) execute(buf *bytes.Buffer, ts int64, line []byte, data map[string]string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("template panic: %v", r)

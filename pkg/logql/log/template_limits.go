@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -377,7 +378,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // limitWriter writes a template's output into b until it would pass max.
 type limitWriter struct {
-	b   *strings.Builder
+	b   *bytes.Buffer
 	max int
 }
 
