@@ -126,6 +126,11 @@ func TestQueryErrors(t *testing.T) {
 		{"no config", []string{"query", `{job="a"}`}, 1, "--config is required", false},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command", false},
 		{"bad push", []string{"push", "--config", c.config, "-"}, 1, "push JSON", false},
+		{"timeout", []string{"query", "--config", c.config, "-o", "json", "--timeout", "1ns", `{job="cosyvoice3"}`}, 1, "query timed out after", true},
+		{"negative timeout", []string{"query", "--config", c.config, "--timeout", "-1s", `{job="a"}`}, 1, "--timeout", false},
+		{"query file missing", []string{"query", "--config", c.config, "-f", filepath.Join(c.dir, "nope.logql")}, 1, "nope.logql", false},
+		{"query file and argument", []string{"query", "--config", c.config, "-f", "x", `{job="a"}`}, 2, "usage", false},
+		{"query from stdin not a query", []string{"query", "--config", c.config, "-"}, 1, "parse error", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,5 +303,42 @@ func TestTailStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "stopped: 10 lines") {
 		t.Errorf("tail output %q", out.String())
+	}
+}
+
+// The query can come from a file or standard input (a query too long for
+// an argument, or one with quotes a shell mangles), with the same answer.
+func TestQueryFromFile(t *testing.T) {
+	c := newCLI(t)
+	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
+		t.Fatalf("push: exit %d: %s", code, stderr)
+	}
+	q := `{job="cosyvoice3"} |~ "timeout|fail"`
+	file := filepath.Join(c.dir, "q.logql")
+	if err := os.WriteFile(file, []byte("\n"+q+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rng := []string{"--from", "2024-12-17T14:29:00Z", "--to", "2024-12-17T14:33:00Z"}
+	_, want, _ := c.run("", append([]string{"query", "--config", c.config, q}, rng...)...)
+	if want == "" {
+		t.Fatal("the query found nothing; the comparison would prove nothing")
+	}
+	for name, tc := range map[string]struct {
+		stdin string
+		args  []string
+	}{
+		"file":       {"", []string{"-f", file}},
+		"dash":       {q, []string{"-"}},
+		"file dash":  {q, []string{"-f", "-"}},
+		"no timeout": {"", []string{"-f", file, "--timeout", "0"}},
+	} {
+		args := append(append([]string{"query", "--config", c.config}, rng...), tc.args...)
+		code, got, stderr := c.run(tc.stdin, args...)
+		if code != 0 || got != want {
+			t.Errorf("%s: exit %d (%s), output %q, want %q", name, code, stderr, got, want)
+		}
+	}
+	if code, _, stderr := c.run("  \n", "query", "--config", c.config, "-"); code != 1 || !strings.Contains(stderr, "empty") {
+		t.Errorf("empty stdin: exit %d, %q", code, stderr)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/ingest"
@@ -24,7 +27,19 @@ type queryOpts struct {
 	direction    string
 	instant      bool
 	output       string
+	timeout      time.Duration
+	file         string
 }
+
+// queryMemoryLimit is the soft memory limit of a query run (unless
+// GOMEMLIMIT says otherwise): near it the collector works harder instead of
+// letting garbage (template output, decoded blocks) take the process past
+// what the engine's per-query budget means to allow.
+const queryMemoryLimit = 192 << 20
+
+// maxQueryFile bounds a query read from a file or standard input: far more
+// than any hand-written query, and still a bounded read.
+const maxQueryFile = 16 << 20
 
 func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	fs := newFlags("query", e)
@@ -39,14 +54,19 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	fs.BoolVar(&o.instant, "instant", false, "instant query, evaluated at --time")
 	fs.StringVar(&o.at, "time", "now", "evaluation time of an --instant query")
 	fs.StringVar(&o.output, "o", "raw", "output: raw, jsonl, or json (Loki's HTTP API body)")
+	fs.DurationVar(&o.timeout, "timeout", engine.DefaultTimeout, "longest the query may run (0: no limit)")
+	fs.StringVar(&o.file, "f", "", "read the query from `FILE` (- for standard input) instead of the argument")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(e.stderr, `usage: lokal query --config F [flags] 'QUERY'`)
+	if (o.file == "") != (len(pos) == 1) || len(pos) > 1 {
+		fmt.Fprintln(e.stderr, `usage: lokal query --config F [flags] 'QUERY' | -f FILE | -`)
 		fs.PrintDefaults()
 		return errUsage
+	}
+	if o.timeout < 0 {
+		return fmt.Errorf("--timeout %s: must not be negative", o.timeout)
 	}
 	if o.output != "raw" && o.output != "jsonl" && o.output != "json" {
 		return fmt.Errorf("-o %q: want raw, jsonl or json", o.output)
@@ -57,7 +77,11 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 			fmt.Fprintf(e.stdout, "%s\n", lokiapi.MarshalError(err))
 		}
 	}()
-	p, err := queryParams(pos[0], o, e.clock())
+	q, err := queryText(pos, o.file, e.stdin)
+	if err != nil {
+		return err
+	}
+	p, err := queryParams(q, o, e.clock())
 	if err != nil {
 		return err
 	}
@@ -66,7 +90,14 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
-	res, err := engine.New(st, engine.Options{}).Query(ctx, p)
+	if e.getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(queryMemoryLimit))
+	}
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = -1 // the engine's "no limit"
+	}
+	res, err := engine.New(st, engine.Options{Timeout: timeout}).Query(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -99,6 +130,36 @@ func readTimeWarnings(st *store.Store, p engine.Params) []string {
 		})
 	}
 	return ingest.ReadTimeWarnings(stats, expr, start, p.End)
+}
+
+// queryText is the query: the argument, or what -f FILE (or an argument of
+// -, or -f -) holds.
+func queryText(pos []string, file string, stdin io.Reader) (string, error) {
+	if file == "" && pos[0] != "-" {
+		return pos[0], nil
+	}
+	var r io.Reader = stdin
+	name := "standard input"
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("read query: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxQueryFile+1))
+	if err != nil {
+		return "", fmt.Errorf("read query from %s: %w", name, err)
+	}
+	if len(b) > maxQueryFile {
+		return "", fmt.Errorf("read query from %s: longer than %d MiB", name, maxQueryFile>>20)
+	}
+	q := strings.TrimSpace(string(b))
+	if q == "" {
+		return "", fmt.Errorf("read query from %s: it is empty", name)
+	}
+	return q, nil
 }
 
 // queryParams turns the flags into engine parameters.

@@ -39,6 +39,17 @@ const (
 	// MaxPoints is Loki's (and Prometheus's) cap on points per series of a
 	// range query: it bounds the step arrays the evaluator allocates.
 	MaxPoints = 11000
+	// DefaultTimeout is Loki's query_timeout: the longest one query may
+	// run, whatever deadline its context carries.
+	DefaultTimeout = time.Minute
+	// DefaultMemoryBudget is what one query may hold at once where it
+	// accumulates: the lines of a log query's result, a metric query's
+	// step arrays and window samples. With the garbage collector's headroom
+	// it keeps a query well under 256 MB of process memory; a query past
+	// it fails with ErrMemoryBudget instead of taking the process down.
+	// A metric query may always hold MaxSeries series, whatever their
+	// steps cost.
+	DefaultMemoryBudget = 64 << 20
 )
 
 // Options configure an Engine. Zero values take the defaults above.
@@ -48,6 +59,13 @@ type Options struct {
 	// Parallelism is how many streams are evaluated at once (GOMAXPROCS
 	// when 0).
 	Parallelism int
+	// Timeout is the longest a query may run (DefaultTimeout when 0, no
+	// limit when negative); the caller's context can only shorten it. A
+	// query past it fails with an error that matches
+	// context.DeadlineExceeded.
+	Timeout time.Duration
+	// MemoryBudget is DefaultMemoryBudget when 0.
+	MemoryBudget int64
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -72,6 +90,12 @@ func New(r store.Reader, opts Options) *Engine {
 	}
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
 	}
 	return &Engine{r: r, opts: opts}
 }
@@ -184,6 +208,9 @@ var (
 	ErrTooManySeries = errors.New("maximum number of series reached for a single query")
 	// ErrPipeline marks a metric query whose samples carry __error__.
 	ErrPipeline = errors.New("pipeline error")
+	// ErrMemoryBudget marks a query that would hold more than
+	// Options.MemoryBudget.
+	ErrMemoryBudget = errors.New("query memory budget exceeded")
 	// ErrBadQuery marks a query the engine cannot evaluate as asked
 	// (wrong query type, bad parameters, invalid regular expressions,
 	// templates...).
@@ -215,6 +242,17 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = queryErr(ErrInternal, "internal error evaluating query: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if e.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("query timed out after %s: narrow its time range or selector: %w",
+				time.Since(began).Round(time.Millisecond), context.DeadlineExceeded)
 		}
 	}()
 	expr := p.Expr

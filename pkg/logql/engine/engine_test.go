@@ -378,3 +378,56 @@ func TestStreamOrder(t *testing.T) {
 		t.Errorf("order %v, want %s", got, want)
 	}
 }
+
+// A query stops at the engine's timeout with an error a caller recognises as
+// a deadline, whatever its own context says.
+func TestTimeout(t *testing.T) {
+	st := testStore(t, 2, 100)
+	e := New(st, Options{Timeout: time.Nanosecond})
+	for _, q := range []string{`{app="a"}`, `sum(count_over_time({app="a"} | logfmt [1m]))`} {
+		_, err := e.Query(context.Background(), Params{Query: q, Start: at(0), End: at(100 * time.Second), Step: time.Second})
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "query timed out after") {
+			t.Errorf("%s: %v, want a timeout", q, err)
+		}
+	}
+	if New(st, Options{}).opts.Timeout != DefaultTimeout {
+		t.Error("no default timeout")
+	}
+	if _, err := New(st, Options{Timeout: -1}).Query(context.Background(), Params{Query: `{app="a"}`, Start: at(0), End: at(time.Minute)}); err != nil {
+		t.Errorf("no timeout: %v", err)
+	}
+}
+
+// What a query accumulates is bounded by the memory budget: lines of a log
+// result, series of an aggregation, samples of sliding windows.
+func TestMemoryBudget(t *testing.T) {
+	st := testStore(t, 20, 100)
+	tests := []struct {
+		query  string
+		budget int64
+		limit  int
+	}{
+		{`{app="a"}`, 1 << 10, 1000},
+		{`{app="a"} | line_format "{{ repeat 10000 \"x\" }}"`, 4 << 20, 1000},
+		{`sum by (n) (count_over_time({app="a"} | logfmt [1m]))`, 1 << 10, 0},
+		{`count by (n) (count_over_time({app="a"} | logfmt [1m]))`, 1 << 10, 0},
+		{`sum by (n) (rate({app="a"} | logfmt [1m]))`, 1 << 10, 0},
+		{`max(quantile_over_time(0.5, {app="a"} | logfmt | unwrap n [1h]))`, 1 << 10, 0},
+	}
+	for _, tt := range tests {
+		for _, noFuse := range []bool{false, true} {
+			e := New(st, Options{MemoryBudget: tt.budget, MaxSeries: 5, MaxEntriesLimit: 5000})
+			e.noFuse = noFuse
+			_, err := e.Query(context.Background(), Params{Query: tt.query, Start: at(0), End: at(100 * time.Second), Step: 10 * time.Second, Limit: tt.limit})
+			if !errors.Is(err, ErrMemoryBudget) || !strings.Contains(err.Error(), "MiB") {
+				t.Errorf("%s (noFuse %v): %v, want ErrMemoryBudget", tt.query, noFuse, err)
+			}
+			// and with the default budget the same query is answered or
+			// fails only on Loki's own series limit
+			_, err = New(st, Options{MaxSeries: 5, MaxEntriesLimit: 5000}).Query(context.Background(), Params{Query: tt.query, Start: at(0), End: at(100 * time.Second), Step: 10 * time.Second, Limit: tt.limit})
+			if err != nil && !errors.Is(err, ErrTooManySeries) {
+				t.Errorf("%s with the default budget: %v", tt.query, err)
+			}
+		}
+	}
+}

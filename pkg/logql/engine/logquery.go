@@ -78,6 +78,7 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	out := map[uint64][]*outStream{}
 	var order []*outStream
 	n := 0
+	var held int64   // bytes of the lines kept, against the memory budget
 	var lastTs int64 // of the last entry kept, for Interval
 	limitReached := false
 	for h.Len() > 0 {
@@ -111,6 +112,9 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 			keep = d >= int64(p.Interval)
 		}
 		if keep {
+			if held += int64(len(cur.line)) + 32; held > e.opts.MemoryBudget {
+				return Result{}, queryErr(ErrMemoryBudget, "the %d lines kept so far hold more than %d MiB (the memory budget of one query); lower the limit or narrow the query", n, e.opts.MemoryBudget>>20)
+			}
 			os.s.Entries = append(os.s.Entries, Entry{Ts: cur.ts, Seq: cur.seq, Line: strings.Clone(cur.line)})
 			lastTs = cur.ts
 			n++
@@ -162,6 +166,22 @@ type processed struct {
 // need, and a long scan (a rare match without usable hint) still uses every
 // core.
 const sequentialBatches = 16
+
+// stopped reports whether ctx is done. Pipelines check it before every
+// line, since one line's templates and regexps can take a while, so a
+// query ends close to its deadline.
+func stopped(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// maxFedBatchBytes bounds the lines of one batch a stream's goroutine
+// hands to the merge.
+const maxFedBatchBytes = 256 << 10
 
 // feeder hands a stream's reading and filtering to a goroutine once a query
 // has read enough batches to be a long scan.
@@ -223,10 +243,32 @@ func (f *feeder) start(c *entryCursor) chan fedBatch {
 				return
 			}
 			var out []processed
+			size := 0
 			for i, ts := range b.Ts {
+				if stopped(f.ctx) {
+					<-f.sem
+					return
+				}
 				line, ls, h, ok := c.sp.ProcessString(ts, b.Lines[i])
-				if ok {
-					out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
+				if !ok {
+					continue
+				}
+				out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
+				// Lines a template made long leave in smaller batches,
+				// so what waits for the merge stays bounded. The slot is
+				// given back while waiting: the merge may first need a
+				// stream that has none.
+				if size += len(line); size >= maxFedBatchBytes {
+					<-f.sem
+					if !send(fedBatch{entries: out}) {
+						return
+					}
+					out, size = nil, 0
+					select {
+					case f.sem <- struct{}{}:
+					case <-f.ctx.Done():
+						return
+					}
 				}
 			}
 			<-f.sem
@@ -295,6 +337,9 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			continue
 		}
 		for c.batch != nil && c.i < len(c.batch.Ts) {
+			if stopped(ctx) {
+				return false, ctx.Err()
+			}
 			i := c.i
 			c.i++
 			ts := c.batch.Ts[i]

@@ -16,6 +16,30 @@ import (
 // a label per request must fail instead of exhausting memory.
 const innerSeriesFactor = 100
 
+// stepBytes is what one step of one series costs at most in the step
+// arrays (value, presence, and an aggregation's count and mean).
+const stepBytes = 32
+
+// seriesCap is how many series a node may hold at once over n steps: the
+// inner series bound, lowered to what the memory budget pays for, but
+// never below what a valid result needs.
+func (e *Engine) seriesCap(n int) int {
+	c := int64(e.opts.MaxSeries) * innerSeriesFactor
+	if b := e.opts.MemoryBudget / (int64(n)*stepBytes + 256); b < c {
+		c = max(b, int64(e.opts.MaxSeries)+1)
+	}
+	return int(c)
+}
+
+// tooManyHeld is the error of a node past seriesCap.
+func (ev *evaluator) tooManyHeld() error {
+	if ev.seriesCap < ev.e.opts.MaxSeries*innerSeriesFactor {
+		return queryErr(ErrMemoryBudget, "query would hold more than %d series of %d steps at once (the memory budget of one query is %d MiB); group by fewer labels, shorten the range or raise the step",
+			ev.seriesCap, len(ev.steps), ev.e.opts.MemoryBudget>>20)
+	}
+	return tooManySeries(ev.e.opts.MaxSeries)
+}
+
 // stepSeries is one series over all steps of the query: v[i] is its value
 // at step i when ok[i].
 type stepSeries struct {
@@ -56,6 +80,8 @@ type evaluator struct {
 	// noFuse evaluates aggregations over range aggregations by
 	// materialising the inner series (tests compare both ways).
 	noFuse bool
+	// seriesCap bounds the series any node holds (see Engine.seriesCap).
+	seriesCap int
 }
 
 func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Params) (Result, error) {
@@ -85,6 +111,7 @@ func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Para
 			ev.steps[i] = start + int64(i)*int64(step)
 		}
 	}
+	ev.seriesCap = e.seriesCap(len(ev.steps))
 	v, err := ev.eval(expr)
 	if err != nil {
 		return Result{}, err
@@ -210,11 +237,15 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			left = &pushed
 		}
 		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) {
-			agg := newAggSet(x.Operation, x.Grouping, len(ev.steps))
+			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err
 			}
-			return &value{series: agg.finish()}, nil
+			series, err := agg.finish()
+			if err != nil {
+				return nil, err
+			}
+			return &value{series: series}, nil
 		}
 		inner, err := ev.eval(left)
 		if err != nil {
@@ -235,8 +266,8 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 
 // checkInner enforces the memory bound on an intermediate result.
 func (ev *evaluator) checkInner(n int) error {
-	if n > ev.e.opts.MaxSeries*innerSeriesFactor {
-		return tooManySeries(ev.e.opts.MaxSeries)
+	if n > ev.seriesCap {
+		return ev.tooManyHeld()
 	}
 	return nil
 }

@@ -115,6 +115,44 @@ func lineFilter(x *syntax.LineFilterExpr) (log.Filter, error) {
 	return log.NewOrFilter(fs...), nil
 }
 
+// unusedParsersDropped is the selector a range aggregation reads, less the
+// parsers whose labels nothing can see. Under a sum without grouping
+// (pushed down into x.Grouping as an empty grouping) with no unwrap and no
+// stage that reads labels, Loki's queriers skip the parsers altogether
+// (their parse hints ask for no label), so a line a parser would fail on
+// counts like any other instead of failing the query with a pipeline
+// error: sum(count_over_time({job="a"} | json [5m])) over lines some not
+// JSON is an answer in Loki. Only parsers that leave the line as it is go;
+// unpack rewrites it and stays.
+func unusedParsersDropped(x *syntax.RangeAggregationExpr) syntax.LogSelectorExpr {
+	lr := x.Left
+	p, ok := lr.Left.(*syntax.PipelineExpr)
+	if !ok || lr.Unwrap != nil || x.Grouping == nil || x.Grouping.Without || len(x.Grouping.Groups) > 0 {
+		return lr.Left
+	}
+	kept := make([]syntax.StageExpr, 0, len(p.Stages))
+	for _, st := range p.Stages {
+		switch y := st.(type) {
+		case *syntax.LineFilterExpr:
+			kept = append(kept, st)
+		case *syntax.LabelParserExpr:
+			if y.Kind == syntax.ParserUnpack {
+				return lr.Left
+			}
+		case *syntax.JSONExpressionParserExpr, *syntax.LogfmtExpressionParserExpr:
+		default:
+			return lr.Left
+		}
+	}
+	switch len(kept) {
+	case len(p.Stages):
+		return lr.Left
+	case 0:
+		return p.Left
+	}
+	return &syntax.PipelineExpr{Left: p.Left, Stages: kept}
+}
+
 // sampleExtractor builds what a range aggregation counts or unwraps.
 func sampleExtractor(x *syntax.RangeAggregationExpr, p *log.Pipeline) (*log.SampleExtractor, error) {
 	u := x.Left.Unwrap
@@ -314,7 +352,8 @@ func labelFilter(f syntax.LabelFilter) (log.Stage, error) {
 		if err != nil {
 			return nil, err
 		}
-		return log.NewBytesLabelFilter(x.Name, op, x.Value), nil
+		// Loki compares with the literal as its frontend prints it.
+		return log.NewBytesLabelFilter(x.Name, op, log.QueriedBytes(x.Value)), nil
 	case *syntax.IPLabelFilter:
 		return log.NewIPLabelFilter(x.Name, x.Pattern, x.Negate), nil
 	}

@@ -203,7 +203,7 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	if lr == nil || lr.Interval <= 0 {
 		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	sel, err := ev.e.compileSelector(lr.Left)
+	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
 	if err != nil {
 		return nil, err
 	}
@@ -280,16 +280,19 @@ func pipelineErr(kind string, ls labels.Labels) error {
 
 // accSet maps output label sets to accumulators.
 type accSet struct {
-	op    string
-	diff  bool // accumulators are difference arrays
-	n     int
-	byKey map[uint64][]*rangeAcc
-	all   []*rangeAcc
-	limit int
+	op      string
+	diff    bool // accumulators are difference arrays
+	n       int
+	byKey   map[uint64][]*rangeAcc
+	all     []*rangeAcc
+	limit   int
+	overErr error
 }
 
-func newAccSet(op string, n, limit int) *accSet {
-	return &accSet{op: op, n: n, byKey: map[uint64][]*rangeAcc{}, limit: limit}
+// newAccSet holds a range aggregation's series, bounded by the query's
+// series cap.
+func (ev *evaluator) newAccSet(op string) *accSet {
+	return &accSet{op: op, n: len(ev.steps), byKey: map[uint64][]*rangeAcc{}, limit: ev.seriesCap, overErr: ev.tooManyHeld()}
 }
 
 func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
@@ -299,7 +302,7 @@ func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
 		}
 	}
 	if len(s.all) >= s.limit {
-		return nil, tooManySeries(s.limit / innerSeriesFactor)
+		return nil, s.overErr
 	}
 	var a *rangeAcc
 	if s.diff {
@@ -345,7 +348,6 @@ func (g *grouper) group(ls labels.Labels, h uint64) (labels.Labels, uint64) {
 // foldParallel folds additive functions stream by stream on all cores and
 // sums the partial step arrays.
 func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, lineOnly bool, rng, off int64) ([]*rangeAcc, error) {
-	limit := ev.e.opts.MaxSeries * innerSeriesFactor
 	workers := min(ev.e.opts.Parallelism, len(its))
 	ctx, cancel := context.WithCancel(ev.ctx)
 	defer cancel()
@@ -354,7 +356,7 @@ func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtr
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		parts[w] = newAccSet(x.Operation, len(ev.steps), limit)
+		parts[w] = ev.newAccSet(x.Operation)
 		parts[w].diff = true
 		wg.Add(1)
 		go func(w int) {
@@ -437,6 +439,9 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 			return fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())
 		}
 		for i, ts := range b.Ts {
+			if !lineOnly && stopped(ctx) {
+				return ctx.Err()
+			}
 			lo, hi := ev.stepSpan(ts+off, rng)
 			if lo > hi {
 				continue
@@ -581,6 +586,10 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 			}
 			var recs []sampleRec
 			for i, ts := range b.Ts {
+				if stopped(ctx) {
+					<-sem
+					return
+				}
 				if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
 					continue
 				}
@@ -620,7 +629,7 @@ func (h *sampleHeap) Pop() any {
 // foldOrdered merges all streams by time before folding, so every series
 // sees its samples in time order as Loki's window functions do.
 func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
-	set := newAccSet(x.Operation, len(ev.steps), ev.e.opts.MaxSeries*innerSeriesFactor)
+	set := ev.newAccSet(x.Operation)
 	ctx, cancel := context.WithCancel(ev.ctx)
 	var wg sync.WaitGroup
 	// Stop the readers and wait for them before the caller closes the

@@ -141,7 +141,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if lr.Interval <= 0 {
 		return queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	sel, err := ev.e.compileSelector(lr.Left)
+	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,10 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if x.Params != nil {
 		q = *x.Params
 	}
-	limit := ev.e.opts.MaxSeries * innerSeriesFactor
+	// held counts the samples in all windows: with the series they bound
+	// what this aggregation keeps (a sample costs 16 bytes).
+	held := 0
+	maxHeld := int(ev.e.opts.MemoryBudget / 16)
 	active := map[uint64][]*winSeries{}
 	var order []*winSeries
 	next := 0
@@ -197,6 +200,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 			for _, ws := range order {
 				for ws.head < len(ws.win) && ws.win[ws.head].t <= t-rng {
 					ws.head++
+					held--
 				}
 				w := ws.win[ws.head:]
 				if len(w) == 0 {
@@ -257,14 +261,18 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 				}
 			}
 			if ws == nil {
-				if len(order) >= limit {
-					return tooManySeries(ev.e.opts.MaxSeries)
+				if len(order) >= ev.seriesCap {
+					return ev.tooManyHeld()
 				}
 				ws = &winSeries{ls: gl, hash: gh}
 				active[gh] = append(active[gh], ws)
 				order = append(order, ws)
 			}
 			ws.win = append(ws.win, tv{shifted, c.v})
+			if held++; held > maxHeld {
+				return queryErr(ErrMemoryBudget, "%s would hold more than %d samples of its [%s] windows at once (the memory budget of one query is %d MiB); shorten the range or select fewer lines",
+					x.Operation, maxHeld, lr.Interval, ev.e.opts.MemoryBudget>>20)
+			}
 		}
 		ok, err := c.advance(ev.ctx)
 		if err != nil {

@@ -16,7 +16,6 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 	if in.isScalar {
 		return nil, queryErr(ErrBadQuery, "%s needs a vector, got a scalar", x.Operation)
 	}
-	n := len(ev.steps)
 	switch x.Operation {
 	case syntax.OpTypeSort, syntax.OpTypeSortDesc:
 		return sortVector(x.Operation == syntax.OpTypeSortDesc, in), nil
@@ -26,7 +25,7 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 	if !streamable(x.Operation) {
 		return nil, queryErr(ErrBadQuery, "unsupported vector aggregation %q", x.Operation)
 	}
-	agg := newAggSet(x.Operation, x.Grouping, n)
+	agg := ev.newAggSet(x.Operation, x.Grouping)
 	for _, s := range in.series {
 		for i, ok := range s.ok {
 			if ok {
@@ -34,7 +33,11 @@ func (ev *evaluator) vectorAgg(x *syntax.VectorAggregationExpr, in *value) (*val
 			}
 		}
 	}
-	return &value{series: agg.finish()}, nil
+	series, err := agg.finish()
+	if err != nil {
+		return nil, err
+	}
+	return &value{series: series}, nil
 }
 
 // aggSet folds samples into the groups of a vector aggregation (sum, avg,
@@ -49,6 +52,12 @@ type aggSet struct {
 	groups map[uint64][]*aggGroup
 	order  []*aggGroup
 	cache  map[uint64]cachedGroup // input label hash -> its group
+	// limit bounds the groups; past it err is set and samples of new
+	// groups go to the discarded overflow group.
+	limit    int
+	overErr  error
+	err      error
+	overflow *aggGroup
 }
 
 type cachedGroup struct {
@@ -63,7 +72,18 @@ type aggGroup struct {
 }
 
 func newAggSet(op string, g *syntax.Grouping, n int) *aggSet {
-	return &aggSet{op: op, g: g, n: n, groups: map[uint64][]*aggGroup{}, cache: map[uint64]cachedGroup{}}
+	return &aggSet{op: op, g: g, n: n, groups: map[uint64][]*aggGroup{}, cache: map[uint64]cachedGroup{}, limit: math.MaxInt}
+}
+
+// newAggSet is an aggregation bounded by the query's series cap.
+func (ev *evaluator) newAggSet(op string, g *syntax.Grouping) *aggSet {
+	a := newAggSet(op, g, len(ev.steps))
+	a.limit, a.overErr = ev.seriesCap, ev.tooManyHeld()
+	return a
+}
+
+func newAggGroup(ls labels.Labels, n int) *aggGroup {
+	return &aggGroup{s: newStepSeries(ls, n), cnt: make([]float64, n), mean: make([]float64, n)}
 }
 
 func (a *aggSet) group(ls labels.Labels, h uint64) *aggGroup {
@@ -83,7 +103,14 @@ func (a *aggSet) group(ls labels.Labels, h uint64) *aggGroup {
 		}
 	}
 	if g == nil {
-		g = &aggGroup{s: newStepSeries(gl, a.n), cnt: make([]float64, a.n), mean: make([]float64, a.n)}
+		if len(a.order) >= a.limit {
+			a.err = a.overErr
+			if a.overflow == nil {
+				a.overflow = newAggGroup(gl, a.n)
+			}
+			return a.overflow
+		}
+		g = newAggGroup(gl, a.n)
 		a.groups[gh] = append(a.groups[gh], g)
 		a.order = append(a.order, g)
 	}
@@ -141,7 +168,10 @@ func (a *aggSet) add(ls labels.Labels, h uint64, i int, v float64) {
 	}
 }
 
-func (a *aggSet) finish() []*stepSeries {
+func (a *aggSet) finish() ([]*stepSeries, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
 	out := make([]*stepSeries, 0, len(a.order))
 	for _, g := range a.order {
 		for i, ok := range g.s.ok {
@@ -159,7 +189,7 @@ func (a *aggSet) finish() []*stepSeries {
 		}
 		out = append(out, g.s)
 	}
-	return out
+	return out, nil
 }
 
 // streamable reports whether aggSet implements the operation.

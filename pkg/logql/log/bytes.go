@@ -61,3 +61,33 @@ func ParseBytes(s string) (uint64, error) {
 	}
 	return uint64(f), nil
 }
+
+// QueriedBytes is the value Loki 3.7 really compares a byte-size literal
+// of a label filter with (`| size >= 22GiB`). Its query frontend prints the
+// parsed query as text for the queriers, and prints a byte size in decimal
+// units at display precision, one decimal below 10 and none above, after
+// rounding to tenths: 22GiB (23,622,320,128 bytes) goes out as "24GB", so
+// under `>= 22GiB` a value of 22.3GiB (23.94e9 bytes) is dropped and only
+// values from 24e9 bytes pass. Lokal reproduces that so answers agree with Loki;
+// 1KB, 2MB and other round decimal sizes are unchanged.
+func QueriedBytes(n uint64) uint64 {
+	if n < 10 {
+		return n
+	}
+	e := math.Floor(math.Log(float64(n)) / math.Log(1000))
+	unit := math.Pow(1000, e)
+	tenths := math.Floor(float64(n)/unit*10+0.5) / 10
+	prec := 0
+	if tenths < 10 {
+		prec = 1
+	}
+	shown, err := strconv.ParseFloat(strconv.FormatFloat(tenths, 'f', prec, 64), 64)
+	if err != nil {
+		return n
+	}
+	v := shown * unit
+	if v >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(v)
+}

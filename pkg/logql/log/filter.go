@@ -328,7 +328,7 @@ func newRegexpFilter(expr string) (Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid regular expression %q: %w", expr, err)
 	}
-	core := stripDotStars(parsed)
+	core := reduceForMatch(parsed)
 	if lits, ok := literalSet(core); ok {
 		for _, l := range lits {
 			if l == "" {
@@ -357,33 +357,63 @@ func newRegexpFilter(expr string) (Filter, error) {
 		}
 		return f, nil
 	}
+	// The reduced expression decides the same lines and is often far
+	// cheaper: Go's matcher is linear in the line, but its cost per byte
+	// grows with the program, and captures block the parser's own
+	// simplification, so ((a*)*)*b runs ten times slower than a*b (and
+	// b is a plain substring search).
+	if reduced, err := regexp.Compile(core.String()); err == nil {
+		re = reduced
+	}
 	return regexpFilter{re: re, required: requiredGroups(core)}, nil
 }
 
-// isDotStar reports whether re is .* (with or without the s flag).
-func isDotStar(re *syntax.Regexp) bool {
-	return re.Op == syntax.OpStar && len(re.Sub) == 1 &&
-		(re.Sub[0].Op == syntax.OpAnyChar || re.Sub[0].Op == syntax.OpAnyCharNotNL)
+// reduceForMatch rewrites a parsed expression into one that matches
+// exactly the same lines somewhere (a filter never needs where, nor the
+// submatches): captures become plain groups, the parser's simplification
+// then folds nested repetitions ((a*)* is a*), and leading and trailing
+// parts that can match the empty string anywhere (x*, x?, x{0,n}, .*)
+// are dropped, since a match of the rest is a match of the whole.
+func reduceForMatch(re *syntax.Regexp) *syntax.Regexp {
+	return stripOptionalEnds(stripCaptures(re).Simplify())
 }
 
-// stripDotStars removes leading and trailing .* of an unanchored expression:
-// they can always match the empty string, so they never change whether a
-// line matches.
-func stripDotStars(re *syntax.Regexp) *syntax.Regexp {
-	for re.Op == syntax.OpCapture && len(re.Sub) == 1 {
+func stripCaptures(re *syntax.Regexp) *syntax.Regexp {
+	for re.Op == syntax.OpCapture {
 		re = re.Sub[0]
 	}
-	if isDotStar(re) {
+	for i, sub := range re.Sub {
+		re.Sub[i] = stripCaptures(sub)
+	}
+	return re
+}
+
+// matchesEmptyAnywhere reports whether re can match the empty string at
+// any position, whatever surrounds it.
+func matchesEmptyAnywhere(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpRepeat:
+		return re.Min == 0
+	}
+	return false
+}
+
+// stripOptionalEnds removes what matchesEmptyAnywhere from both ends of
+// an unanchored expression.
+func stripOptionalEnds(re *syntax.Regexp) *syntax.Regexp {
+	if matchesEmptyAnywhere(re) {
 		return &syntax.Regexp{Op: syntax.OpEmptyMatch}
 	}
 	if re.Op != syntax.OpConcat {
 		return re
 	}
 	subs := re.Sub
-	for len(subs) > 0 && isDotStar(subs[0]) {
+	for len(subs) > 0 && matchesEmptyAnywhere(subs[0]) {
 		subs = subs[1:]
 	}
-	for len(subs) > 0 && isDotStar(subs[len(subs)-1]) {
+	for len(subs) > 0 && matchesEmptyAnywhere(subs[len(subs)-1]) {
 		subs = subs[:len(subs)-1]
 	}
 	switch len(subs) {

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"fmt"
 	"reflect"
 	"regexp"
 	"strings"
@@ -188,6 +189,7 @@ var differentialLines = []string{
 	"", "a", "timeout", "TIMEOUT", "TimeOut after 3s", "request failed", "fail", "Fai",
 	"k", "K", "\u212a", "s", "S", "\u017f", "ſtream", "kelvin \u212aelvin", "ab\xffcd", "\xc3\xa9t\xc3\xa9",
 	"CUDA out of memory", "cuda OUT of Memory", "line\nwith\nnewlines", "errortimeout",
+	"aaab", "b", "aaa", "x aa\nb", "timeout error", "eerrr", "rror",
 }
 
 // checkFilterAgainstRegexp compares an optimised filter with the regexp
@@ -233,6 +235,9 @@ func TestFiltersAgainstRegexp(t *testing.T) {
 		"err(or)?", ".*fail.*", "(?i)cuda out", "é", "(?i)É", "\\x{FFFD}", "[ab]", "(?s).*", "x?",
 		"error.*timeout", "(fail)+ure", "(?i)(timeout|fail)", "(?i)abc|abd", "(?i)sk|ks", "(?i)k(?-i)s", "(?i)a|B",
 		"(?i)stream|kelvin", "(?i)err(or)?", "(?i)[kK]", "(?i)timeout: 1",
+		// reduced before matching: nested repetitions, captures, optional ends
+		"((((((((((a*)*)*)*)*)*)*)*)*)*)*b", "(a+)+$", "(a|aa)+$", "^a*b", "a*b$", "t*(i)(m)e?", "(?m)^a*$",
+		"\\ba*", "a*\\b", "(?:x*)*", "(e{0,3})rr(o)?r", "(?s)a.*", "(?i)(t*)out",
 	}
 	for _, e := range exprs {
 		for _, l := range differentialLines {
@@ -271,4 +276,28 @@ func FuzzContainsFilter(f *testing.F) {
 		checkFilterAgainstRegexp(t, regexp.QuoteMeta(lit), line)
 		checkFilterAgainstRegexp(t, "(?i)"+regexp.QuoteMeta(lit), line)
 	})
+}
+
+// Hostile expressions reduce to what Go's matcher runs fast: nested
+// repetitions fold, and optional ends drop down to a substring search.
+func TestRegexpReduction(t *testing.T) {
+	cases := map[string]string{
+		"((((((((((a*)*)*)*)*)*)*)*)*)*)*b": "containsFilter",
+		"(a+)+$":                            "regexpFilter (?-m:a+$)",
+		"x*(error)y?":                       "containsFilter",
+		"(a*)*":                             "log.TrueFilter",
+	}
+	for expr, want := range cases {
+		f, err := NewLineFilter(OpRegexp, expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprintf("%T", f)
+		if rf, ok := f.(regexpFilter); ok {
+			got = "regexpFilter " + rf.re.String()
+		}
+		if !strings.HasSuffix(got, want) {
+			t.Errorf("%s: %s, want %s", expr, got, want)
+		}
+	}
 }

@@ -1,8 +1,8 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
 )
 
 // NewLineFormatter returns `| line_format "template"`: the line becomes the
@@ -21,9 +21,10 @@ func NewLineFormatter(text string) (Stage, error) {
 type lineFormatter struct {
 	t     *compiledTemplate
 	owned bool
-	buf   strings.Builder
-	data  map[string]string
-	out   []byte
+	// buf keeps its capacity from line to line: a template's output is
+	// the stage's result until the next line.
+	buf  bytes.Buffer
+	data map[string]string
 }
 
 func (f *lineFormatter) ForStream() Stage {
@@ -41,8 +42,7 @@ func (f *lineFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]by
 		lbs.SetErr(ErrTemplateFormat, err.Error())
 		return line, true
 	}
-	f.out = append(f.out[:0], f.buf.String()...)
-	return f.out, true
+	return f.buf.Bytes(), true
 }
 
 func fillTemplateData(m map[string]string, lbs *LabelsBuilder) {
@@ -98,7 +98,7 @@ type labelsFormatter struct {
 	formats   []LabelFormat
 	templates []*compiledTemplate
 	owned     bool
-	buf       strings.Builder
+	buf       bytes.Buffer
 	data      map[string]string
 }
 

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -465,6 +466,106 @@ func TestTemplateFunctions(t *testing.T) {
 		got, ls, _ := run(t, base, "line", st)
 		if got != want || strings.Contains(ls, ErrorLabel) {
 			t.Errorf("%s = %q (%s), want %q", tmpl, got, ls, want)
+		}
+	}
+}
+
+// Every template function that can grow its input, and the template as a
+// whole, stop at MaxTemplateOutput beyond the line's length: the line keeps
+// its text and gets a TemplateFormatErr. The sizes asked for here would
+// exhaust any machine if they were allocated.
+func TestTemplateOutputLimit(t *testing.T) {
+	base := labels.FromStrings("job", "app")
+	over := []string{
+		`{{ repeat 1000000000000 "x" }}`,
+		`{{ repeat 4000000000 "xy" }}`,
+		`{{ repeat 9223372036854775807 "xy" }}`,
+		`{{ repeat 200000 "xy" }}`,
+		`{{ repeat 200000 "x" | repeat 200000 }}`,
+		`{{ indent 1000000000000 "x" }}`,
+		`{{ nindent 1000000 "a\nb\nc" }}`,
+		`{{ repeat 1000 "\n" | indent 1000 }}`,
+		`{{ alignLeft 1000000000000 "x" }}`,
+		`{{ alignRight 1000000000000 "x" }}`,
+		`{{ printf "%1000000000000d" 1 }}`,
+		`{{ printf "%.1000000000f" 1.5 }}`,
+		`{{ printf "%*d" 1000000000 1 }}`,
+		`{{ replace "" "xxxxxxxxxx" (repeat 100000 "a") }}`,
+		`{{ Replace (repeat 100000 "a") "a" "xxxxxxxxxx" -1 }}`,
+		`{{ regexReplaceAll "" (repeat 100000 "a") "xxxxxxxxxx" }}`,
+		`{{ regexReplaceAll "(a)" (repeat 100000 "a") "$1$1$1$1" }}`,
+		`{{ regexReplaceAllLiteral "a" (repeat 100000 "a") "xxxxxxxxxx" }}`,
+		`{{ repeat 100000 "<" | html }}`,
+		`{{ repeat 100000 "<" | js }}`,
+		`{{ repeat 100000 "<" | urlquery }}`,
+		`{{ repeat 100000 "<" | urlencode }}`,
+		`{{ repeat 250000 "a" | b64enc }}`,
+		`{{ $x := repeat 200000 "a" }}{{ print $x $x }}`,
+		`{{ $x := repeat 200000 "a" }}{{ println $x $x }}`,
+		`{{ $x := repeat 200000 "a" }}{{ $x }}{{ $x }}`,
+		`{{ $x := repeat 200000 "a" }}{{ range 3 }}{{ $x }}{{ end }}`,
+		`{{ range 1000000000000 }}{{ end }}`,
+		`{{ range $i := 100000 }}{{ range 100000 }}{{ end }}{{ end }}`,
+		`{{ define "a" }}{{ template "b" }}{{ template "b" }}{{ end }}{{ define "b" }}{{ template "c" }}{{ template "c" }}{{ end }}{{ define "c" }}{{ range 1000 }}{{ end }}{{ range 1000 }}{{ end }}{{ end }}{{ range 1000 }}{{ template "a" }}{{ end }}`,
+	}
+	for _, tmpl := range over {
+		st, err := NewLineFormatter(tmpl)
+		if err != nil {
+			t.Errorf("%s: %v", tmpl, err)
+			continue
+		}
+		got, ls, _ := run(t, base, "line", st)
+		if got != "line" || !strings.Contains(ls, `__error__="TemplateFormatErr"`) {
+			t.Errorf("%s = %d bytes (%.200s), want the line kept with TemplateFormatErr", tmpl, len(got), ls)
+		}
+	}
+	// At the limit, and with the line's own length on top, templates work.
+	under := map[string]int{
+		`{{ repeat 262144 "x" }}`:                          MaxTemplateOutput,
+		`{{ repeat 131072 "xy" | trunc 10 }}`:              10,
+		`{{ __line__ }}{{ repeat 262144 "x" }}`:            MaxTemplateOutput + 4,
+		`{{ printf "%262100d" 1 }}`:                        262100,
+		`{{ range 60000 }}{{ end }}x`:                      1,
+		`{{ regexReplaceAll "a" (repeat 1000 "a") "bb" }}`: 2000,
+		`{{ alignLeft 262144 "x" }}`:                       MaxTemplateOutput,
+	}
+	for tmpl, n := range under {
+		st, err := NewLineFormatter(tmpl)
+		if err != nil {
+			t.Errorf("%s: %v", tmpl, err)
+			continue
+		}
+		got, ls, _ := run(t, base, "line", st)
+		if len(got) != n || strings.Contains(ls, ErrorLabel) {
+			t.Errorf("%s = %d bytes (%s), want %d", tmpl, len(got), ls, n)
+		}
+	}
+	// label_format is bounded the same way.
+	lf, err := NewLabelsFormatter([]LabelFormat{{Name: "x", Value: `{{ repeat 1000000000000 "x" }}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ls, _ := run(t, base, "line", lf); !strings.Contains(ls, "TemplateFormatErr") || strings.Contains(ls, "x=") {
+		t.Errorf("label_format over the limit: %.200s", ls)
+	}
+}
+
+// QueriedBytes is a byte literal as Loki's frontend prints it: decimal
+// units, tenths below 10, whole numbers (half to even) above.
+func TestQueriedBytes(t *testing.T) {
+	cases := []struct{ in, want uint64 }{
+		{0, 0}, {9, 9}, {10, 10}, {999, 999},
+		{1000, 1000}, {1024, 1000}, {1536, 1500}, {2000, 2000},
+		{1_976_000, 2_000_000},
+		{22 << 30, 24_000_000_000}, // 22GiB
+		{31_450_000, 32_000_000},   // 31.45MB: 31.5 at tenths, printed 32
+		{30_500_000, 30_000_000},   // 30.5 prints as 30 (half to even)
+		{999_999, 1_000_000},       // "1000 kB"
+		{math.MaxUint64, 18_000_000_000_000_000_000},
+	}
+	for _, c := range cases {
+		if got := QueriedBytes(c.in); got != c.want {
+			t.Errorf("QueriedBytes(%d) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

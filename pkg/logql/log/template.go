@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -30,6 +32,53 @@ type templateState struct {
 	line    []byte
 	ts      int64
 	regexps map[string]*regexp.Regexp
+	// limit is the most bytes the running execution may produce, in all
+	// and from any one function (see MaxTemplateOutput); work and steps
+	// count what it did so far (see maxTemplateWork, maxTemplateSteps).
+	limit int
+	work  uint64
+	steps int
+}
+
+// MaxTemplateOutput bounds what one line_format or label_format template
+// may produce beyond the length of the line it formats, and what any one
+// template function may return beyond it. Loki's default line size limit
+// (max_line_size) is 256 KiB, so no line Loki accepts needs a template to
+// make more; without a bound, `{{ repeat 1000000000000 "x" }}` asks the
+// allocator for a terabyte and kills the process (a Go out-of-memory is
+// fatal, never a panic). Going over it is a TemplateFormatErr on that line,
+// as every template execution error is in Loki. Functions check the size
+// of their result before building it.
+const MaxTemplateOutput = 256 << 10
+
+// errTemplateOutput is what an over-limit function or template reports.
+type errTemplateOutput struct {
+	what string
+	size uint64 // 0 when only the whole output is known to be too big
+}
+
+func (e errTemplateOutput) Error() string {
+	if e.size > 0 {
+		return fmt.Sprintf("%s would produce %d bytes, over the template output limit (%d KiB beyond the line's length)", e.what, e.size, MaxTemplateOutput>>10)
+	}
+	return fmt.Sprintf("%s is over the template output limit (%d KiB beyond the line's length)", e.what, MaxTemplateOutput>>10)
+}
+
+// check fails when a result of size bytes (sizes computed in uint64 so
+// that a product cannot wrap) would exceed the execution's limit.
+func (s *templateState) check(what string, size uint64) error {
+	if size > uint64(s.limit) {
+		return errTemplateOutput{what: what, size: size}
+	}
+	return nil
+}
+
+// mulSize multiplies sizes, saturating instead of wrapping.
+func mulSize(a, b uint64) uint64 {
+	if a != 0 && b > math.MaxUint64/a {
+		return math.MaxUint64
+	}
+	return a * b
 }
 
 func (s *templateState) regexp(expr string) (*regexp.Regexp, error) {
@@ -57,9 +106,9 @@ func templateFuncs(st *templateState) template.FuncMap {
 		"__timestamp__": func() time.Time { return time.Unix(0, st.ts).UTC() },
 
 		// Loki's older Go-named functions.
-		"ToLower":    strings.ToLower,
-		"ToUpper":    strings.ToUpper,
-		"Replace":    strings.Replace,
+		"ToLower":    func(s string) (string, error) { return st.mapCase("ToLower", s, unicode.ToLower) },
+		"ToUpper":    func(s string) (string, error) { return st.mapCase("ToUpper", s, unicode.ToUpper) },
+		"Replace":    st.replaceN,
 		"Trim":       strings.Trim,
 		"TrimLeft":   strings.TrimLeft,
 		"TrimRight":  strings.TrimRight,
@@ -68,54 +117,64 @@ func templateFuncs(st *templateState) template.FuncMap {
 		"TrimSpace":  strings.TrimSpace,
 
 		// strings
-		"lower":      strings.ToLower,
-		"upper":      strings.ToUpper,
-		"title":      titleCase,
+		"lower":      func(s string) (string, error) { return st.mapCase("lower", s, unicode.ToLower) },
+		"upper":      func(s string) (string, error) { return st.mapCase("upper", s, unicode.ToUpper) },
+		"title":      st.titleCase,
 		"trunc":      trunc,
 		"substr":     substr,
 		"contains":   func(sub, s string) bool { return strings.Contains(s, sub) },
 		"hasPrefix":  func(p, s string) bool { return strings.HasPrefix(s, p) },
 		"hasSuffix":  func(p, s string) bool { return strings.HasSuffix(s, p) },
-		"indent":     indent,
-		"nindent":    func(n int, s string) string { return "\n" + indent(n, s) },
-		"replace":    func(old, repl, s string) string { return strings.ReplaceAll(s, old, repl) },
-		"repeat":     func(n int, s string) string { return strings.Repeat(s, max(n, 0)) },
+		"indent":     func(n int, s string) (string, error) { return st.indent("indent", "", n, s) },
+		"nindent":    func(n int, s string) (string, error) { return st.indent("nindent", "\n", n, s) },
+		"replace":    func(old, repl, s string) (string, error) { return st.replaceN(s, old, repl, -1) },
+		"repeat":     st.repeat,
 		"trim":       strings.TrimSpace,
 		"trimAll":    func(cut, s string) string { return strings.Trim(s, cut) },
 		"trimPrefix": func(p, s string) string { return strings.TrimPrefix(s, p) },
 		"trimSuffix": func(p, s string) string { return strings.TrimSuffix(s, p) },
-		"alignLeft":  alignLeft,
-		"alignRight": alignRight,
+		"alignLeft":  func(n int, s string) (string, error) { return st.align("alignLeft", n, s, false) },
+		"alignRight": func(n int, s string) (string, error) { return st.align("alignRight", n, s, true) },
 		"default":    dfault,
-		"urlencode":  url.QueryEscape,
+		"urlencode":  st.urlencode,
 		"urldecode":  url.QueryUnescape,
-		"b64enc":     func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
-		"b64dec":     b64dec,
-		"sha256":     func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
-		"fromJson":   fromJSON,
+		"b64enc": func(s string) (string, error) {
+			if err := st.check("b64enc", uint64(base64.StdEncoding.EncodedLen(len(s)))); err != nil {
+				return "", err
+			}
+			return base64.StdEncoding.EncodeToString([]byte(s)), nil
+		},
+		"b64dec":   b64dec,
+		"sha256":   func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) },
+		"fromJson": fromJSON,
 
 		// regular expressions
 		"regexReplaceAll": func(expr, s, repl string) (string, error) {
-			re, err := st.regexp(expr)
-			if err != nil {
-				return "", err
-			}
-			return re.ReplaceAllString(s, repl), nil
+			return st.regexReplace("regexReplaceAll", expr, s, repl, false)
 		},
 		"regexReplaceAllLiteral": func(expr, s, repl string) (string, error) {
-			re, err := st.regexp(expr)
-			if err != nil {
-				return "", err
-			}
-			return re.ReplaceAllLiteralString(s, repl), nil
+			return st.regexReplace("regexReplaceAllLiteral", expr, s, repl, true)
 		},
 		"count": func(expr, s string) (int, error) {
 			re, err := st.regexp(expr)
 			if err != nil {
 				return 0, err
 			}
-			return len(re.FindAllStringIndex(s, -1)), nil
+			n, _ := matchStats(re, s)
+			return int(n), nil
 		},
+
+		// text/template's own printing and escaping builtins, with the
+		// same output but bounded.
+		"print":    func(args ...any) (string, error) { return st.sprint("print", fmt.Sprint, args) },
+		"println":  func(args ...any) (string, error) { return st.sprint("println", fmt.Sprintln, args) },
+		"printf":   st.printf,
+		"html":     func(args ...any) (string, error) { return st.escape("html", template.HTMLEscape, args) },
+		"js":       func(args ...any) (string, error) { return st.escape("js", template.JSEscape, args) },
+		"urlquery": func(args ...any) (string, error) { return st.urlquery(args) },
+		// __step__ is called by the parser's rewrite at the top of every
+		// range body and template (see guardTree); it bounds iterations.
+		stepFunc: st.step,
 
 		// numbers
 		"int":     func(v any) int { return int(toInt64(v)) },
@@ -208,19 +267,6 @@ func templateFuncs(st *templateState) template.FuncMap {
 // durationSeconds is the template twin of unwrap's duration_seconds().
 func durationSeconds(s string) (float64, error) { return convert(ConvDurationSeconds, s) }
 
-// titleCase upper-cases the first letter of every word.
-func titleCase(s string) string {
-	prev := ' '
-	return strings.Map(func(r rune) rune {
-		sep := isWordSeparator(prev)
-		prev = r
-		if sep {
-			return unicode.ToTitle(r)
-		}
-		return r
-	}, s)
-}
-
 func isWordSeparator(r rune) bool {
 	if r <= 0x7F {
 		switch {
@@ -237,12 +283,12 @@ func isWordSeparator(r rune) bool {
 
 // trunc keeps the first n characters, or the last -n when n is negative.
 func trunc(n int, s string) string {
-	r := []rune(s)
-	if n < 0 && len(r)+n > 0 {
-		return string(r[len(r)+n:])
+	c := utf8.RuneCountInString(s)
+	if n < 0 && c+n > 0 {
+		return validRunes(s[runeOffset(s, c+n):])
 	}
-	if n >= 0 && len(r) > n {
-		return string(r[:n])
+	if n >= 0 && c > n {
+		return validRunes(s[:runeOffset(s, n)])
 	}
 	return s
 }
@@ -250,51 +296,20 @@ func trunc(n int, s string) string {
 // substr cuts characters [start, end); a negative start means from the
 // beginning, a negative end (or one past the end) means to the end.
 func substr(start, end int, s string) string {
-	r := []rune(s)
-	end = min(end, len(r))
-	start = min(start, len(r))
+	c := utf8.RuneCountInString(s)
+	end = min(end, c)
+	start = min(start, c)
 	switch {
 	case start < 0 && end < 0:
 		return ""
 	case start < 0:
-		return string(r[:end])
+		return validRunes(s[:runeOffset(s, end)])
 	case end < 0:
-		return string(r[start:])
+		return validRunes(s[runeOffset(s, start):])
 	case start > end:
 		return ""
 	}
-	return string(r[start:end])
-}
-
-func indent(n int, s string) string {
-	pad := strings.Repeat(" ", max(n, 0))
-	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
-}
-
-// alignLeft pads or cuts s to n characters, keeping its start.
-func alignLeft(n int, s string) string {
-	if n < 0 || n == utf8.RuneCountInString(s) {
-		return s
-	}
-	c := utf8.RuneCountInString(s)
-	if c < n {
-		return s + strings.Repeat(" ", n-c)
-	}
-	r := []rune(s)
-	return string(r[:n])
-}
-
-// alignRight pads or cuts s to n characters, keeping its end.
-func alignRight(n int, s string) string {
-	if n < 0 || n == utf8.RuneCountInString(s) {
-		return s
-	}
-	c := utf8.RuneCountInString(s)
-	if c < n {
-		return strings.Repeat(" ", n-c) + s
-	}
-	r := []rune(s)
-	return string(r[len(r)-n:])
+	return validRunes(s[runeOffset(s, start):runeOffset(s, end)])
 }
 
 // dfault returns d when the value is missing or empty.
@@ -567,6 +582,11 @@ func parseTemplate(name, text string) (*compiledTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
+	var trees []*parse.Tree
+	for _, tt := range t.Templates() {
+		trees = append(trees, tt.Tree)
+	}
+	guardTree(trees)
 	return &compiledTemplate{tmpl: t, st: st}, nil
 }
 
@@ -593,13 +613,14 @@ func (c *compiledTemplate) clone() *compiledTemplate {
 }
 
 // execute runs the template for one line into buf.
-func (c *compiledTemplate) execute(buf *strings.Builder, ts int64, line []byte, data map[string]string) (err error) {
+func (c *compiledTemplate) execute(buf *bytes.Buffer, ts int64, line []byte, data map[string]string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("template panic: %v", r)
 		}
 	}()
 	c.st.line, c.st.ts = line, ts
+	c.st.begin(len(line))
 	defer func() { c.st.line = nil }()
-	return c.tmpl.Execute(buf, data)
+	return c.tmpl.Execute(limitWriter{b: buf, max: c.st.limit}, data)
 }
