@@ -1,0 +1,379 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// RepairReport says what Repair found and did.
+type RepairReport struct {
+	Dir string
+	// Source says where the rebuilt metadata came from.
+	Source string
+	// Problems lists everything found wrong, one sentence each.
+	Problems []string
+	// RecordsSkipped counts damaged manifest records left out.
+	RecordsSkipped int
+	// EntriesRecovered are the entries of the blocks the store keeps.
+	EntriesRecovered int64
+	// EntriesLost are the entries of blocks the manifest lists but that are
+	// corrupt (quarantined) or whose segment file is missing or short.
+	EntriesLost int64
+	// EntriesUnaccounted are the entries found in segment files no readable
+	// manifest record accounts for; those files are quarantined.
+	EntriesUnaccounted  int64
+	BlocksQuarantined   int
+	SegmentsQuarantined int
+	// Quarantine is the folder holding what was moved aside; empty when
+	// nothing was.
+	Quarantine string
+	// Changed is false when the store was sound and nothing was written.
+	Changed bool
+}
+
+// Repair rebuilds a store's manifest after damage, taking the lock like a
+// writer (the store must not be open elsewhere). It reads every manifest
+// record that passes its checksum, using the checkpoint MANIFEST.prev for
+// what the damage covers, checks every block it lists against its segment
+// (header, copy in the manifest, all section checksums), and moves what it
+// cannot read or account for into quarantine/ instead of deleting it:
+// corrupt blocks (their bytes; the manifest drops them), segment files no
+// record accounts for, and the damaged manifest. It reports how many entries
+// were recovered and how many lost.
+func Repair(dir string) (*RepairReport, error) {
+	rep := &RepairReport{Dir: dir}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	lf, err := lockStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockStore(lf)
+	path := filepath.Join(dir, manifestName)
+	cur, curErr := os.ReadFile(path)
+	if curErr != nil && !errors.Is(curErr, os.ErrNotExist) {
+		return nil, fmt.Errorf("repair: read manifest: %w", curErr)
+	}
+	prev, prevErr := os.ReadFile(filepath.Join(dir, manifestPrevName))
+	prevOK := prevErr == nil
+	if prevOK {
+		if _, _, err := readManifest(prev); err != nil {
+			prevOK = false
+			rep.Problems = append(rep.Problems, fmt.Sprintf("the checkpoint %s is damaged too (%v)", manifestPrevName, err))
+		}
+	}
+
+	var m *meta
+	damaged := false
+	switch {
+	case curErr != nil:
+		damaged = true
+		rep.Problems = append(rep.Problems, "MANIFEST is missing")
+		if prevOK {
+			m, _ = replayLenient(prev, rep)
+			rep.Source = manifestPrevName + " (the checkpoint of the last open or close)"
+		} else {
+			m = newMeta()
+			rep.Source = "nothing: no manifest and no checkpoint"
+		}
+	default:
+		_, _, rerr := readManifest(cur)
+		switch {
+		case rerr == nil:
+			m, _ = replayLenient(cur, rep)
+			rep.Source = "MANIFEST (sound)"
+		case errors.Is(rerr, errTornTail):
+			damaged = true
+			rep.Problems = append(rep.Problems, "MANIFEST ends in an interrupted commit, which is cut off")
+			m, _ = replayLenient(cur, rep)
+			rep.Source = "MANIFEST without its torn tail"
+		default:
+			damaged = true
+			rep.Problems = append(rep.Problems, rerr.Error())
+			data := cur
+			rep.Source = "the readable records of MANIFEST"
+			if prevOK && len(prev) <= len(cur) {
+				// The checkpoint is an earlier state of the same log unless
+				// the manifest was rewritten since: its bytes replace the
+				// damaged ones they cover.
+				patched := slices.Concat(prev, cur[len(prev):])
+				if _, _, perr := readManifest(patched); perr == nil || errors.Is(perr, errTornTail) {
+					data = patched
+					rep.Source = manifestPrevName + " plus the records of MANIFEST after it"
+				}
+			}
+			m, _ = replayLenient(data, rep)
+		}
+	}
+
+	var q string
+	quarantine := func() (string, error) {
+		if q == "" {
+			var err error
+			if q, err = newQuarantine(dir, "repair"); err != nil {
+				return "", err
+			}
+			rep.Quarantine = q
+		}
+		return q, nil
+	}
+
+	// Every block the metadata lists must read back whole.
+	var dels []op
+	for _, b := range sortedBlocks(m) {
+		whole, rerr := readBlockFile(dir, b)
+		if rerr == nil {
+			rerr = checkBlockBytes(&b.h, whole)
+		}
+		if rerr == nil {
+			rep.EntriesRecovered += int64(b.h.Count)
+			continue
+		}
+		rep.EntriesLost += int64(b.h.Count)
+		rep.Problems = append(rep.Problems, fmt.Sprintf("block at %d of segment %s/%s (%d entries of %s): %v", b.off, dayDir(b.seg.day), segName(b.seg.id), b.h.Count, b.stream.lbls, rerr))
+		dels = append(dels, op{kind: opDelBlock, seg: b.seg.id, off: b.off})
+		if len(whole) > 0 {
+			qd, err := quarantine()
+			if err != nil {
+				return nil, err
+			}
+			name := fmt.Sprintf("%s-%016x-%d%s", dayDir(b.seg.day), b.seg.id, b.off, quarantineBlockExt)
+			if err := os.MkdirAll(filepath.Join(qd, "blocks"), 0o755); err != nil {
+				return nil, fmt.Errorf("repair: %w", err)
+			}
+			if err := writeFileSync(filepath.Join(qd, "blocks", name), whole); err != nil {
+				return nil, fmt.Errorf("repair: quarantine block: %w", err)
+			}
+			rep.BlocksQuarantined++
+		}
+	}
+	if _, err := m.apply(dels); err != nil {
+		return nil, fmt.Errorf("repair: drop corrupt blocks: %w", err)
+	}
+
+	// Segment files nothing accounts for go to quarantine.
+	live := map[string]bool{}
+	for _, seg := range m.segments {
+		live[segPath(dir, seg)] = true
+	}
+	for _, p := range segmentFiles(dir) {
+		id, _ := parseSegName(filepath.Base(p))
+		m.nextSeg = max(m.nextSeg, id+1) // never hand its id out again
+		if live[p] {
+			continue
+		}
+		n, blocks := scanSegment(p)
+		rep.EntriesUnaccounted += n
+		rep.Problems = append(rep.Problems, fmt.Sprintf("segment %s/%s (%d readable blocks, %d entries) is in no readable manifest record", filepath.Base(filepath.Dir(p)), filepath.Base(p), blocks, n))
+		qd, err := quarantine()
+		if err != nil {
+			return nil, err
+		}
+		if err := moveToQuarantine(qd, p); err != nil {
+			return nil, fmt.Errorf("repair: %w", err)
+		}
+		rep.SegmentsQuarantined++
+	}
+
+	if !damaged && q == "" {
+		return rep, nil
+	}
+	rep.Changed = true
+	if curErr == nil && damaged {
+		qd, err := quarantine()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileSync(filepath.Join(qd, manifestName), cur); err != nil {
+			return nil, fmt.Errorf("repair: keep the damaged manifest: %w", err)
+		}
+	}
+	data := append([]byte(manifestMagic), frameRecord(encodeOps(m.snapshotOps()))...)
+	tmp := filepath.Join(dir, manifestTmpName)
+	if err := writeFileSync(tmp, data); err != nil {
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("repair: write manifest: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("repair: write manifest: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	if err := writeCheckpoint(dir, data); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	return rep, nil
+}
+
+// lockStore takes the writer's lock on dir: the one process that may
+// change the store.
+func lockStore(dir string) (*os.File, error) {
+	lf, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open store lock: %w", err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(lf.Name())
+		lf.Close()
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &LockedError{Dir: dir, PID: pid}
+		}
+		return nil, fmt.Errorf("lock store %s: %w", dir, err)
+	}
+	if err := lf.Truncate(0); err == nil {
+		_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return lf, nil
+}
+
+func unlockStore(lf *os.File) {
+	_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+	_ = lf.Close()
+}
+
+// replayLenient rebuilds metadata from every record of data that passes its
+// checksum, skipping damaged ones (found again by their frames) and single
+// operations that do not fit what came before (a block of a stream whose
+// record was lost).
+func replayLenient(data []byte, rep *RepairReport) (*meta, int) {
+	m := newMeta()
+	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
+		rep.Problems = append(rep.Problems, "the manifest has no valid magic; no record could be read")
+		return m, 0
+	}
+	applied := 0
+	p := len(manifestMagic)
+	for p < len(data) {
+		ops, n, reason, _ := parseRecord(data, p)
+		if reason != "" {
+			q := nextGoodRecord(data, p)
+			if q < 0 {
+				break // the tail is torn: nothing after it
+			}
+			rep.RecordsSkipped++
+			rep.Problems = append(rep.Problems, fmt.Sprintf("manifest record at offset %d skipped: %s", p, reason))
+			p = q
+			continue
+		}
+		for i := range ops {
+			if _, err := m.apply(ops[i : i+1]); err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("manifest record at offset %d: operation left out: %v", p, err))
+			}
+		}
+		applied++
+		p += n
+	}
+	return m, applied
+}
+
+func sortedBlocks(m *meta) []*blockRef {
+	out := make([]*blockRef, 0, len(m.blocks))
+	for _, b := range m.blocks {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *blockRef) int {
+		if a.seg.id != b.seg.id {
+			return cmpInt64(int64(a.seg.id), int64(b.seg.id))
+		}
+		return cmpInt64(a.off, b.off)
+	})
+	return out
+}
+
+// readBlockFile reads a block's bytes from its segment file; a short file
+// returns what there is and an error.
+func readBlockFile(dir string, b *blockRef) ([]byte, error) {
+	f, err := os.Open(segPath(dir, b.seg))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, b.h.totalLen())
+	n, err := f.ReadAt(buf, b.off)
+	if err == io.EOF {
+		err = corruptf("segment file ends %d bytes into the block", n)
+	}
+	return buf[:n], err
+}
+
+// scanSegment counts the entries of the blocks a segment file holds by
+// walking their headers, skipping over damage to the next block magic.
+func scanSegment(path string) (entries int64, blocks int) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for p := 0; p+blockHeaderSize <= len(data); {
+		h, err := parseHeader(data[p:])
+		if err != nil || int64(len(data)-p) < h.totalLen() {
+			i := strings.Index(string(data[p+1:]), blockMagic)
+			if i < 0 {
+				break
+			}
+			p += 1 + i
+			continue
+		}
+		if checkBlockBytes(&h, data[p:p+int(h.totalLen())]) == nil {
+			entries += int64(h.Count)
+			blocks++
+		}
+		p += int(h.totalLen())
+	}
+	return entries, blocks
+}
+
+// Verify checks every committed block's checksums now (queries check a
+// block at its first read), marks the bad ones corrupt so every query
+// skips them, and returns how many blocks are known corrupt.
+func (s *Store) Verify() (int, error) {
+	if err := s.refresh(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
+	blocks := sortedBlocks(s.m)
+	for _, b := range blocks {
+		b.seg.readers++
+	}
+	s.mu.Unlock()
+	var held []*segment
+	for _, b := range blocks {
+		held = append(held, b.seg)
+	}
+	defer s.releaseSegments(held)
+	var buf []byte
+	n := 0
+	for _, b := range blocks {
+		if !b.corrupt.Load() && !b.verified.Load() {
+			var err error
+			buf, err = s.verifyBlock(b, buf)
+			if err != nil {
+				if !isReadCorruption(err) {
+					return n, fmt.Errorf("verify block of %s: %w", b.stream.lbls, err)
+				}
+				if !b.corrupt.Swap(true) {
+					s.noteCorrupt(b, err)
+				}
+			}
+		}
+		if b.corrupt.Load() {
+			n++
+		}
+	}
+	return n, nil
+}
