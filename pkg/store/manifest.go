@@ -283,20 +283,24 @@ type ManifestError struct {
 }
 
 func (e *ManifestError) Error() string {
-	const fix = "nothing was changed; run `lokal repair` to rebuild it from the segments"
+	return e.What() + "; nothing was changed; run `lokal repair` to rebuild it from the segments"
+}
+
+// What says what is wrong, without what to do about it.
+func (e *ManifestError) What() string {
 	if e.Missing {
-		return fmt.Sprintf("%s: %s is missing but %d segment files exist; %s", ErrManifestCorrupt, e.Path, e.Segments, fix)
+		return fmt.Sprintf("%s: %s is missing but %d segment files exist", ErrManifestCorrupt, e.Path, e.Segments)
 	}
 	where := fmt.Sprintf("record %d (%s)", e.Record+1, e.Reason)
 	if e.Offset >= 0 {
 		where = fmt.Sprintf("record %d at offset %d (%s)", e.Record+1, e.Offset, e.Reason)
 	}
 	if e.NextValid >= 0 {
-		return fmt.Sprintf("%s: %s: %s is followed by a good record at offset %d, so it is damage, not an interrupted commit; %s",
-			ErrManifestCorrupt, e.Path, where, e.NextValid, fix)
+		return fmt.Sprintf("%s: %s: %s is followed by a good record at offset %d, so it is damage, not an interrupted commit",
+			ErrManifestCorrupt, e.Path, where, e.NextValid)
 	}
-	return fmt.Sprintf("%s: %s: its last %s is complete but fails its check, which an interrupted commit cannot leave; %s",
-		ErrManifestCorrupt, e.Path, where, fix)
+	return fmt.Sprintf("%s: %s: its last %s is complete but fails its check, which an interrupted commit cannot leave",
+		ErrManifestCorrupt, e.Path, where)
 }
 
 func (e *ManifestError) Unwrap() error { return ErrManifestCorrupt }

@@ -35,6 +35,8 @@ type RepairReport struct {
 	// Quarantine is the folder holding what was moved aside; empty when
 	// nothing was.
 	Quarantine string
+	// ManifestKept: the damaged manifest was copied into Quarantine.
+	ManifestKept bool
 	// Changed is false when the store was sound and nothing was written.
 	Changed bool
 }
@@ -98,7 +100,13 @@ func Repair(dir string) (*RepairReport, error) {
 			rep.Source = "MANIFEST without its torn tail"
 		default:
 			damaged = true
-			rep.Problems = append(rep.Problems, rerr.Error())
+			var me *ManifestError
+			if errors.As(rerr, &me) {
+				me.Path = path
+				rep.Problems = append(rep.Problems, me.What())
+			} else {
+				rep.Problems = append(rep.Problems, rerr.Error())
+			}
 			data := cur
 			rep.Source = "the readable records of MANIFEST"
 			if prevOK && len(prev) <= len(cur) {
@@ -196,6 +204,7 @@ func Repair(dir string) (*RepairReport, error) {
 		if err := writeFileSync(filepath.Join(qd, manifestName), cur); err != nil {
 			return nil, fmt.Errorf("repair: keep the damaged manifest: %w", err)
 		}
+		rep.ManifestKept = true
 	}
 	data := append([]byte(manifestMagic), frameRecord(encodeOps(m.snapshotOps()))...)
 	tmp := filepath.Join(dir, manifestTmpName)

@@ -160,7 +160,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 
 func open(dir string, opts Options, readOnly bool) (*Store, error) {
 	if dir == "" {
-		return nil, fmt.Errorf("open store: no directory given")
+		return nil, fmt.Errorf("no store directory given")
 	}
 	s := &Store{
 		dir:        dir,
@@ -176,12 +176,12 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 		lastBusy: time.Now(),
 	}
 	if opts.Retention < 0 || opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("open store %s: retention and max bytes must not be negative", dir)
+		return nil, fmt.Errorf("store retention and max bytes must not be negative")
 	}
 	s.fbPool.New = func() any { return newFilterBuilder() }
 	c, err := newCodecs(codecZstd)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, fmt.Errorf("store codecs: %w", err)
 	}
 	s.codecs = c
 	if readOnly {
@@ -206,7 +206,7 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 
 func (s *Store) openWriter() error {
 	if err := os.MkdirAll(filepath.Join(s.dir, dataDirName), 0o755); err != nil {
-		return fmt.Errorf("open store %s: %w", s.dir, err)
+		return fmt.Errorf("create store: %w", err)
 	}
 	lf, err := lockStore(s.dir)
 	if err != nil {
