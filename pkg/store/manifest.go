@@ -292,6 +292,9 @@ func (e *ManifestError) What() string {
 		return fmt.Sprintf("%s: %s is missing but %d segment files exist", ErrManifestCorrupt, e.Path, e.Segments)
 	}
 	where := fmt.Sprintf("record %d (%s)", e.Record+1, e.Reason)
+	if e.Record < 0 {
+		return fmt.Sprintf("%s: %s: %s", ErrManifestCorrupt, e.Path, e.Reason)
+	}
 	if e.Offset >= 0 {
 		where = fmt.Sprintf("record %d at offset %d (%s)", e.Record+1, e.Offset, e.Reason)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
@@ -173,4 +174,20 @@ func writeCheckpoint(dir string, data []byte) error {
 		return fmt.Errorf("checkpoint manifest: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// checkCheckpoint refuses a manifest whose readable part is shorter than
+// its checkpoint while starting with the same bytes: the manifest only
+// grows between checkpoints (a rewrite changes its first record), so
+// committed records were cut off, by damage rather than by a crash.
+func checkCheckpoint(dir string, data []byte, valid int64) error {
+	prev, err := os.ReadFile(filepath.Join(dir, manifestPrevName))
+	if err != nil || int64(len(prev)) <= valid || !bytes.Equal(prev[:valid], data[:valid]) {
+		return nil
+	}
+	if _, _, err := readManifest(prev); err != nil {
+		return nil
+	}
+	return &ManifestError{Path: filepath.Join(dir, manifestName), Offset: valid, Record: -1, NextValid: -1,
+		Reason: fmt.Sprintf("it ends at %d bytes but its checkpoint %s holds %d: committed records were cut off", valid, manifestPrevName, len(prev))}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -74,54 +75,75 @@ func Repair(dir string) (*RepairReport, error) {
 		}
 	}
 
-	var m *meta
+	// The candidates for the store's metadata: the manifest's readable
+	// records and, when it is damaged, the checkpoint with or without the
+	// records appended after it. The one that accounts for the most entries
+	// wins; the others' segments then show up as unaccounted below.
+	type candidate struct {
+		source string
+		data   []byte
+	}
+	var cands []candidate
 	damaged := false
-	switch {
-	case curErr != nil:
+	if curErr != nil {
 		damaged = true
 		rep.Problems = append(rep.Problems, "MANIFEST is missing")
-		if prevOK {
-			m, _ = replayLenient(prev, rep)
-			rep.Source = manifestPrevName + " (the checkpoint of the last open or close)"
-		} else {
-			m = newMeta()
-			rep.Source = "nothing: no manifest and no checkpoint"
-		}
-	default:
-		_, _, rerr := readManifest(cur)
+	} else {
+		_, valid, rerr := readManifest(cur)
+		var me *ManifestError
 		switch {
-		case rerr == nil:
-			m, _ = replayLenient(cur, rep)
-			rep.Source = "MANIFEST (sound)"
-		case errors.Is(rerr, errTornTail):
+		case rerr == nil || errors.Is(rerr, errTornTail):
+			source := "MANIFEST"
+			if rerr != nil {
+				damaged = true
+				source = "MANIFEST without its torn tail"
+				rep.Problems = append(rep.Problems, "MANIFEST ends in an interrupted commit, which is cut off")
+			}
+			if errors.As(checkCheckpoint(dir, cur, valid), &me) {
+				damaged = true
+				rep.Problems = append(rep.Problems, me.What())
+			}
+			cands = append(cands, candidate{source, cur})
+		case errors.As(rerr, &me):
 			damaged = true
-			rep.Problems = append(rep.Problems, "MANIFEST ends in an interrupted commit, which is cut off")
-			m, _ = replayLenient(cur, rep)
-			rep.Source = "MANIFEST without its torn tail"
+			me.Path = path
+			rep.Problems = append(rep.Problems, me.What())
+			cands = append(cands, candidate{"the readable records of MANIFEST", cur})
 		default:
 			damaged = true
-			var me *ManifestError
-			if errors.As(rerr, &me) {
-				me.Path = path
-				rep.Problems = append(rep.Problems, me.What())
-			} else {
-				rep.Problems = append(rep.Problems, rerr.Error())
+			rep.Problems = append(rep.Problems, rerr.Error())
+			cands = append(cands, candidate{"the readable records of MANIFEST", cur})
+		}
+		if damaged && prevOK && len(prev) <= len(cur) {
+			// The checkpoint is an earlier state of the same log unless the
+			// manifest was rewritten since: its bytes replace the damaged
+			// ones they cover.
+			patched := slices.Concat(prev, cur[len(prev):])
+			if _, _, perr := readManifest(patched); perr == nil || errors.Is(perr, errTornTail) {
+				cands = append(cands, candidate{manifestPrevName + " plus the records of MANIFEST after it", patched})
 			}
-			data := cur
-			rep.Source = "the readable records of MANIFEST"
-			if prevOK && len(prev) <= len(cur) {
-				// The checkpoint is an earlier state of the same log unless
-				// the manifest was rewritten since: its bytes replace the
-				// damaged ones they cover.
-				patched := slices.Concat(prev, cur[len(prev):])
-				if _, _, perr := readManifest(patched); perr == nil || errors.Is(perr, errTornTail) {
-					data = patched
-					rep.Source = manifestPrevName + " plus the records of MANIFEST after it"
-				}
-			}
-			m, _ = replayLenient(data, rep)
 		}
 	}
+	if damaged && prevOK {
+		cands = append(cands, candidate{manifestPrevName + " (the checkpoint of the last open or close)", prev})
+	}
+	m, deleted := newMeta(), map[blockKey]bool{}
+	rep.Source = "nothing: no readable manifest and no checkpoint"
+	var best int64 = -1
+	var bestProblems []string
+	for _, c := range cands {
+		var scratch RepairReport
+		cm, cdel := replayLenient(c.data, &scratch)
+		var n int64
+		for _, b := range cm.blocks {
+			n += int64(b.h.Count)
+		}
+		if n > best {
+			best, m, deleted, rep.Source = n, cm, cdel, c.source
+			bestProblems, rep.RecordsSkipped = scratch.Problems, scratch.RecordsSkipped
+		}
+	}
+	rep.Problems = append(rep.Problems, bestProblems...)
 
 	var q string
 	quarantine := func() (string, error) {
@@ -133,6 +155,22 @@ func Repair(dir string) (*RepairReport, error) {
 			rep.Quarantine = q
 		}
 		return q, nil
+	}
+
+	quarantineBlock := func(seg *segment, off int64, data []byte) error {
+		qd, err := quarantine()
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("%s-%016x-%d%s", dayDir(seg.day), seg.id, off, quarantineBlockExt)
+		if err := os.MkdirAll(filepath.Join(qd, "blocks"), 0o755); err != nil {
+			return fmt.Errorf("repair: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(qd, "blocks", name), data); err != nil {
+			return fmt.Errorf("repair: quarantine block: %w", err)
+		}
+		rep.BlocksQuarantined++
+		return nil
 	}
 
 	// Every block the metadata lists must read back whole.
@@ -150,22 +188,33 @@ func Repair(dir string) (*RepairReport, error) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("block at %d of segment %s/%s (%d entries of %s): %v", b.off, dayDir(b.seg.day), segName(b.seg.id), b.h.Count, b.stream.lbls, rerr))
 		dels = append(dels, op{kind: opDelBlock, seg: b.seg.id, off: b.off})
 		if len(whole) > 0 {
-			qd, err := quarantine()
-			if err != nil {
+			if err := quarantineBlock(b.seg, b.off, whole); err != nil {
 				return nil, err
 			}
-			name := fmt.Sprintf("%s-%016x-%d%s", dayDir(b.seg.day), b.seg.id, b.off, quarantineBlockExt)
-			if err := os.MkdirAll(filepath.Join(qd, "blocks"), 0o755); err != nil {
-				return nil, fmt.Errorf("repair: %w", err)
-			}
-			if err := writeFileSync(filepath.Join(qd, "blocks", name), whole); err != nil {
-				return nil, fmt.Errorf("repair: quarantine block: %w", err)
-			}
-			rep.BlocksQuarantined++
 		}
 	}
 	if _, err := m.apply(dels); err != nil {
 		return nil, fmt.Errorf("repair: drop corrupt blocks: %w", err)
+	}
+
+	// Blocks of listed segments that no record adds or deletes (their
+	// record was lost) are copied to quarantine: the segment stays.
+	for _, seg := range m.segments {
+		data, err := os.ReadFile(segPath(dir, seg))
+		if err != nil {
+			continue // its blocks were reported above
+		}
+		for _, fb := range scanBlocks(data) {
+			k := blockKey{seg.id, fb.off}
+			if m.blocks[k] != nil || deleted[k] {
+				continue
+			}
+			rep.EntriesUnaccounted += int64(fb.h.Count)
+			rep.Problems = append(rep.Problems, fmt.Sprintf("block at %d of segment %s/%s (%d entries) is in no readable manifest record", fb.off, dayDir(seg.day), segName(seg.id), fb.h.Count))
+			if err := quarantineBlock(seg, fb.off, data[fb.off:fb.off+fb.h.totalLen()]); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	// Segment files nothing accounts for go to quarantine.
@@ -256,13 +305,13 @@ func unlockStore(lf *os.File) {
 // checksum, skipping damaged ones (found again by their frames) and single
 // operations that do not fit what came before (a block of a stream whose
 // record was lost).
-func replayLenient(data []byte, rep *RepairReport) (*meta, int) {
+func replayLenient(data []byte, rep *RepairReport) (*meta, map[blockKey]bool) {
 	m := newMeta()
+	deleted := map[blockKey]bool{}
 	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
 		rep.Problems = append(rep.Problems, "the manifest has no valid magic; no record could be read")
-		return m, 0
+		return m, deleted
 	}
-	applied := 0
 	p := len(manifestMagic)
 	for p < len(data) {
 		ops, n, reason, _ := parseRecord(data, p)
@@ -279,12 +328,13 @@ func replayLenient(data []byte, rep *RepairReport) (*meta, int) {
 		for i := range ops {
 			if _, err := m.apply(ops[i : i+1]); err != nil {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("manifest record at offset %d: operation left out: %v", p, err))
+			} else if ops[i].kind == opDelBlock {
+				deleted[blockKey{ops[i].seg, ops[i].off}] = true
 			}
 		}
-		applied++
 		p += n
 	}
-	return m, applied
+	return m, deleted
 }
 
 func sortedBlocks(m *meta) []*blockRef {
@@ -317,17 +367,21 @@ func readBlockFile(dir string, b *blockRef) ([]byte, error) {
 	return buf[:n], err
 }
 
-// scanSegment counts the entries of the blocks a segment file holds by
-// walking their headers, skipping over damage to the next block magic.
-func scanSegment(path string) (entries int64, blocks int) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0
-	}
+// foundBlock is a block found by walking a segment file.
+type foundBlock struct {
+	off int64
+	h   blockHeader
+}
+
+// scanBlocks walks a segment file's blocks by their headers, skipping over
+// damage to the next block magic, and returns those whose checksums all
+// pass.
+func scanBlocks(data []byte) []foundBlock {
+	var out []foundBlock
 	for p := 0; p+blockHeaderSize <= len(data); {
 		h, err := parseHeader(data[p:])
 		if err != nil || int64(len(data)-p) < h.totalLen() {
-			i := strings.Index(string(data[p+1:]), blockMagic)
+			i := bytes.Index(data[p+1:], []byte(blockMagic))
 			if i < 0 {
 				break
 			}
@@ -335,10 +389,23 @@ func scanSegment(path string) (entries int64, blocks int) {
 			continue
 		}
 		if checkBlockBytes(&h, data[p:p+int(h.totalLen())]) == nil {
-			entries += int64(h.Count)
-			blocks++
+			out = append(out, foundBlock{int64(p), h})
 		}
 		p += int(h.totalLen())
+	}
+	return out
+}
+
+// scanSegment counts the readable blocks of a segment file and their
+// entries.
+func scanSegment(path string) (entries int64, blocks int) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, b := range scanBlocks(data) {
+		entries += int64(b.h.Count)
+		blocks++
 	}
 	return entries, blocks
 }

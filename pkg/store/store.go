@@ -234,6 +234,9 @@ func (s *Store) openWriter() error {
 		if rerr != nil && !errors.Is(rerr, errTornTail) {
 			return rerr
 		}
+		if err := checkCheckpoint(s.dir, data, valid); err != nil {
+			return err
+		}
 		s.m = m
 		var moved int
 		if rerr != nil {
@@ -316,8 +319,11 @@ func (s *Store) reload() error {
 	}
 	// A writer may be appending right now: an incomplete last record is
 	// simply not committed yet.
-	m, _, err := loadManifest(path, data)
+	m, valid, err := loadManifest(path, data)
 	if err != nil && !errors.Is(err, errTornTail) {
+		return err
+	}
+	if err := checkCheckpoint(s.dir, data, valid); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -645,6 +651,8 @@ type Info struct {
 	// CorruptBlocks are blocks found corrupt so far (by queries, by a
 	// missing or short segment file, or by Verify); every query skips them.
 	CorruptBlocks int
+	// CorruptEntries are the entries those blocks hold: lost to queries.
+	CorruptEntries int64
 	// ManifestProblem is empty while the manifest is sound; otherwise what
 	// is wrong with it (read-only stores: the writer refuses to open a
 	// damaged store). Run `lokal repair`.
@@ -701,6 +709,7 @@ func (s *Store) Info() Info {
 		in.RawBytes += int64(b.h.RawBytes)
 		if b.corrupt.Load() {
 			in.CorruptBlocks++
+			in.CorruptEntries += int64(b.h.Count)
 		}
 		if b.h.Codec == codecZstd {
 			in.UncompactedBlocks++
