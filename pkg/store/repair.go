@@ -127,19 +127,19 @@ func Repair(dir string) (*RepairReport, error) {
 	if damaged && prevOK {
 		cands = append(cands, candidate{manifestPrevName + " (the checkpoint of the last open or close)", prev})
 	}
-	m, deleted := newMeta(), map[blockKey]bool{}
+	m, deleted, complete := newMeta(), map[blockKey]bool{}, false
 	rep.Source = "nothing: no readable manifest and no checkpoint"
 	var best int64 = -1
 	var bestProblems []string
 	for _, c := range cands {
 		var scratch RepairReport
-		cm, cdel := replayLenient(c.data, &scratch)
+		cm, cdel, ccomplete := replayLenient(c.data, &scratch)
 		var n int64
 		for _, b := range cm.blocks {
 			n += int64(b.h.Count)
 		}
 		if n > best {
-			best, m, deleted, rep.Source = n, cm, cdel, c.source
+			best, m, deleted, complete, rep.Source = n, cm, cdel, ccomplete, c.source
 			bestProblems, rep.RecordsSkipped = scratch.Problems, scratch.RecordsSkipped
 		}
 	}
@@ -197,9 +197,14 @@ func Repair(dir string) (*RepairReport, error) {
 		return nil, fmt.Errorf("repair: drop corrupt blocks: %w", err)
 	}
 
-	// Blocks of listed segments that no record adds or deletes (their
-	// record was lost) are copied to quarantine: the segment stays.
+	// When records or operations were left out, blocks of listed segments
+	// that no record read adds or deletes may be what they added: those
+	// are copied to quarantine (the segment stays). After a complete
+	// replay such blocks are ones a merge or recompaction replaced.
 	for _, seg := range m.segments {
+		if complete {
+			break
+		}
 		data, err := os.ReadFile(segPath(dir, seg))
 		if err != nil {
 			continue // its blocks were reported above
@@ -304,13 +309,12 @@ func unlockStore(lf *os.File) {
 // replayLenient rebuilds metadata from every record of data that passes its
 // checksum, skipping damaged ones (found again by their frames) and single
 // operations that do not fit what came before (a block of a stream whose
-// record was lost).
-func replayLenient(data []byte, rep *RepairReport) (*meta, map[blockKey]bool) {
-	m := newMeta()
-	deleted := map[blockKey]bool{}
+// record was lost). complete says nothing was left out.
+func replayLenient(data []byte, rep *RepairReport) (m *meta, deleted map[blockKey]bool, complete bool) {
+	m, deleted, complete = newMeta(), map[blockKey]bool{}, true
 	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
 		rep.Problems = append(rep.Problems, "the manifest has no valid magic; no record could be read")
-		return m, deleted
+		return m, deleted, false
 	}
 	p := len(manifestMagic)
 	for p < len(data) {
@@ -321,6 +325,7 @@ func replayLenient(data []byte, rep *RepairReport) (*meta, map[blockKey]bool) {
 				break // the tail is torn: nothing after it
 			}
 			rep.RecordsSkipped++
+			complete = false
 			rep.Problems = append(rep.Problems, fmt.Sprintf("manifest record at offset %d skipped: %s", p, reason))
 			p = q
 			continue
@@ -328,13 +333,14 @@ func replayLenient(data []byte, rep *RepairReport) (*meta, map[blockKey]bool) {
 		for i := range ops {
 			if _, err := m.apply(ops[i : i+1]); err != nil {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("manifest record at offset %d: operation left out: %v", p, err))
+				complete = false
 			} else if ops[i].kind == opDelBlock {
 				deleted[blockKey{ops[i].seg, ops[i].off}] = true
 			}
 		}
 		p += n
 	}
-	return m, deleted
+	return m, deleted, complete
 }
 
 func sortedBlocks(m *meta) []*blockRef {

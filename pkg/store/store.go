@@ -420,9 +420,9 @@ func (s *Store) Close() error {
 	}
 	s.commitMu.Lock()
 	if !s.readOnly && err == nil {
-		if cerr := s.checkpoint(); cerr != nil {
-			err = fmt.Errorf("close store %s: %w", s.dir, cerr)
-		}
+		// Everything is committed; a checkpoint that fails (a full disk)
+		// leaves the one of the last open, which repair can still use.
+		_ = s.checkpoint()
 	}
 	s.released = true
 	s.releaseFiles()
