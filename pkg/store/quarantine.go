@@ -150,7 +150,8 @@ func writeFileSync(path string, data []byte) error {
 
 // checkpoint copies the manifest's valid bytes to MANIFEST.prev (through a
 // synced temporary file and a rename), so damage done to MANIFEST later can
-// be undone by `lokal repair`. The writer checkpoints at open and at close.
+// be undone by `lokal repair`. The writer checkpoints at open, at close,
+// after a rewrite and every checkpointInterval while the manifest grows.
 func (s *Store) checkpoint() error {
 	if s.manFile == nil {
 		return nil

@@ -125,7 +125,7 @@ func Repair(dir string) (*RepairReport, error) {
 		}
 	}
 	if damaged && prevOK {
-		cands = append(cands, candidate{manifestPrevName + " (the checkpoint of the last open or close)", prev})
+		cands = append(cands, candidate{manifestPrevName + " (the last checkpoint)", prev})
 	}
 	m, deleted, complete := newMeta(), map[blockKey]bool{}, false
 	rep.Source = "nothing: no readable manifest and no checkpoint"

@@ -464,6 +464,8 @@ func (s *Store) background() {
 	tick := time.NewTicker(backgroundTick)
 	defer tick.Stop()
 	lastRetention := time.Now()  // Open has just applied it
+	lastCheckpoint := time.Now() // and checkpointed the manifest
+	checkpointed := s.manSize.Load()
 	compactPending := true       // a restarted store may have work left
 	var compactEnc *zstd.Encoder // kept between ticks while work remains
 	defer func() {
@@ -487,6 +489,15 @@ func (s *Store) background() {
 		if committed || time.Since(lastRetention) >= retentionInterval {
 			lastRetention = time.Now()
 			_ = s.ApplyRetention(time.Now())
+		}
+		if time.Since(lastCheckpoint) >= checkpointInterval {
+			lastCheckpoint = time.Now()
+			s.commitMu.Lock()
+			if !s.released && s.manSize.Load() != checkpointed {
+				checkpointed = s.manSize.Load()
+				_ = s.checkpoint() // the older checkpoint stays usable
+			}
+			s.commitMu.Unlock()
 		}
 		// A failed recompaction (a full disk) leaves the old blocks and is
 		// tried again after the next successful commit.
