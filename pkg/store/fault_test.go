@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -659,5 +660,59 @@ func TestRepairSoundStore(t *testing.T) {
 	delete(after, lockName)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Fatalf("files changed:\n%v\n%v", before, after)
+	}
+}
+
+// TestManifestClassify: which damage is a torn tail (cut at open) and which
+// is damage (the store refuses), record by record.
+func TestManifestClassify(t *testing.T) {
+	rec := func(i int) []byte {
+		return frameRecord(encodeOps([]op{{kind: opNextIDs, next: [2]uint64{uint64(i + 1), uint64(i + 1)}}, {kind: opCursor, key: "f", present: true, val: []byte(fmt.Sprint(i))}}))
+	}
+	r1, r2, r3 := rec(1), rec(2), rec(3)
+	good := slices.Concat([]byte(manifestMagic), r1, r2, r3)
+	last := len(good) - len(r3)
+	mid := len(manifestMagic) + len(r1)
+	edit := func(f func(b []byte) []byte) []byte { return f(slices.Clone(good)) }
+	cases := []struct {
+		name  string
+		data  []byte
+		want  string // "", "torn", "damage"
+		valid int
+	}{
+		{"sound", good, "", len(good)},
+		{"last record cut in half", good[:len(good)-len(r3)/2], "torn", last},
+		{"last frame cut short", good[:last+5], "torn", last},
+		{"last length beyond the end", edit(func(b []byte) []byte { b[last+2] = 0x7f; return b }), "torn", last},
+		{"zeros after the last record", append(slices.Clone(good), make([]byte, 5)...), "torn", len(good)},
+		{"middle payload flipped", edit(func(b []byte) []byte { b[mid+9] ^= 1; return b }), "damage", mid},
+		{"middle checksum flipped", edit(func(b []byte) []byte { b[mid+5] ^= 1; return b }), "damage", mid},
+		{"middle length beyond the end", edit(func(b []byte) []byte { b[mid+3] = 0x40; return b }), "damage", mid},
+		{"last payload flipped", edit(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), "damage", last},
+		{"bad magic", edit(func(b []byte) []byte { b[0] = 'X'; return b }), "damage", 0},
+		{"empty file", nil, "damage", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, valid, err := readManifest(c.data)
+			got := ""
+			var me *ManifestError
+			switch {
+			case errors.Is(err, errTornTail):
+				got = "torn"
+			case errors.As(err, &me) && errors.Is(err, ErrManifestCorrupt):
+				got = "damage"
+			case err != nil:
+				t.Fatalf("unexpected error %v", err)
+			}
+			if got != c.want || (got != "damage" && int(valid) != c.valid) || (me != nil && me.Offset >= 0 && int(me.Offset) != c.valid) {
+				t.Fatalf("got %q valid %d (%v), want %q valid %d", got, valid, err, c.want, c.valid)
+			}
+		})
+	}
+	// A record that does not apply is damage too.
+	bad := slices.Concat([]byte(manifestMagic), frameRecord(encodeOps([]op{{kind: opDelBlock, seg: 9, off: 0}})))
+	if _, _, err := loadManifest("M", bad); !errors.Is(err, ErrManifestCorrupt) || !strings.Contains(err.Error(), "does not fit") {
+		t.Fatalf("record that does not apply: %v", err)
 	}
 }

@@ -291,13 +291,13 @@ func (e *ManifestError) What() string {
 	if e.Missing {
 		return fmt.Sprintf("%s: %s is missing but %d segment files exist", ErrManifestCorrupt, e.Path, e.Segments)
 	}
-	where := fmt.Sprintf("record %d (%s)", e.Record+1, e.Reason)
 	if e.Record < 0 {
 		return fmt.Sprintf("%s: %s: %s", ErrManifestCorrupt, e.Path, e.Reason)
 	}
-	if e.Offset >= 0 {
-		where = fmt.Sprintf("record %d at offset %d (%s)", e.Record+1, e.Offset, e.Reason)
+	if e.Offset < 0 {
+		return fmt.Sprintf("%s: %s: record %d does not fit the records before it: %s", ErrManifestCorrupt, e.Path, e.Record+1, e.Reason)
 	}
+	where := fmt.Sprintf("record %d at offset %d (%s)", e.Record+1, e.Offset, e.Reason)
 	if e.NextValid >= 0 {
 		return fmt.Sprintf("%s: %s: %s is followed by a good record at offset %d, so it is damage, not an interrupted commit",
 			ErrManifestCorrupt, e.Path, where, e.NextValid)
@@ -369,7 +369,7 @@ func readManifest(data []byte) (records [][]op, valid int64, err error) {
 		return nil, 0, fmt.Errorf("store written in format 1 by an earlier Lokal; this version reads format 2 only: delete the store directory and ingest again")
 	}
 	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
-		return nil, 0, &ManifestError{Reason: "bad magic", NextValid: -1}
+		return nil, 0, &ManifestError{Record: -1, Reason: "it does not start with the manifest magic " + manifestMagic, NextValid: -1}
 	}
 	p := len(manifestMagic)
 	for p < len(data) {
