@@ -177,13 +177,20 @@ func writeCheckpoint(dir string, data []byte) error {
 	return syncDir(dir)
 }
 
+// readCheckpoint returns the checkpoint's bytes, or nil.
+func readCheckpoint(dir string) []byte {
+	b, _ := os.ReadFile(filepath.Join(dir, manifestPrevName))
+	return b
+}
+
 // checkCheckpoint refuses a manifest whose readable part is shorter than
-// its checkpoint while starting with the same bytes: the manifest only
+// its checkpoint prev while starting with the same bytes: the manifest only
 // grows between checkpoints (a rewrite changes its first record), so
-// committed records were cut off, by damage rather than by a crash.
-func checkCheckpoint(dir string, data []byte, valid int64) error {
-	prev, err := os.ReadFile(filepath.Join(dir, manifestPrevName))
-	if err != nil || int64(len(prev)) <= valid || !bytes.Equal(prev[:valid], data[:valid]) {
+// committed records were cut off, by damage rather than by a crash. A
+// reader that does not hold the lock must read prev before the manifest,
+// so that a checkpoint written meanwhile is never newer than what it reads.
+func checkCheckpoint(dir string, prev, data []byte, valid int64) error {
+	if int64(len(prev)) <= valid || !bytes.Equal(prev[:valid], data[:valid]) {
 		return nil
 	}
 	if _, _, err := readManifest(prev); err != nil {

@@ -99,7 +99,7 @@ func Repair(dir string) (*RepairReport, error) {
 				source = "MANIFEST without its torn tail"
 				rep.Problems = append(rep.Problems, "MANIFEST ends in an interrupted commit, which is cut off")
 			}
-			if errors.As(checkCheckpoint(dir, cur, valid), &me) {
+			if errors.As(checkCheckpoint(dir, prev, cur, valid), &me) {
 				damaged = true
 				rep.Problems = append(rep.Problems, me.What())
 			}

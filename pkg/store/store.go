@@ -234,7 +234,7 @@ func (s *Store) openWriter() error {
 		if rerr != nil && !errors.Is(rerr, errTornTail) {
 			return rerr
 		}
-		if err := checkCheckpoint(s.dir, data, valid); err != nil {
+		if err := checkCheckpoint(s.dir, readCheckpoint(s.dir), data, valid); err != nil {
 			return err
 		}
 		s.m = m
@@ -313,6 +313,7 @@ func (s *Store) reload() error {
 	if same {
 		return nil
 	}
+	prev := readCheckpoint(s.dir) // before the manifest: see checkCheckpoint
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
@@ -323,7 +324,7 @@ func (s *Store) reload() error {
 	if err != nil && !errors.Is(err, errTornTail) {
 		return err
 	}
-	if err := checkCheckpoint(s.dir, data, valid); err != nil {
+	if err := checkCheckpoint(s.dir, prev, data, valid); err != nil {
 		return err
 	}
 	s.mu.Lock()
