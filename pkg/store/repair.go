@@ -36,6 +36,9 @@ type RepairReport struct {
 	// Quarantine is the folder holding what was moved aside; empty when
 	// nothing was.
 	Quarantine string
+	// ManifestRebuilt: the manifest was damaged or missing and was rebuilt;
+	// its cursors may be older than the data was.
+	ManifestRebuilt bool
 	// ManifestKept: the damaged manifest was copied into Quarantine.
 	ManifestKept bool
 	// Changed is false when the store was sound and nothing was written.
@@ -249,7 +252,7 @@ func Repair(dir string) (*RepairReport, error) {
 	if !damaged && q == "" {
 		return rep, nil
 	}
-	rep.Changed = true
+	rep.Changed, rep.ManifestRebuilt = true, damaged
 	if curErr == nil && damaged {
 		qd, err := quarantine()
 		if err != nil {

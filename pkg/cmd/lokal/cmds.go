@@ -203,11 +203,15 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 		manifest = in.ManifestProblem
 	}
 	row("manifest", manifest)
+	checked := "found so far; --verify checks every block"
 	if *verify {
-		row("corrupt blocks", fmt.Sprintf("%d (every block checked)", in.CorruptBlocks))
-	} else {
-		row("corrupt blocks", fmt.Sprintf("%d (found so far; --verify checks every block)", in.CorruptBlocks))
+		checked = "every block checked"
 	}
+	corrupt := fmt.Sprintf("%d (%s)", in.CorruptBlocks, checked)
+	if in.CorruptBlocks > 0 {
+		corrupt += fmt.Sprintf(": %d entries skipped by every query; `lokal repair` moves them to quarantine", in.CorruptEntries)
+	}
+	row("corrupt blocks", corrupt)
 	row("quarantined", in.Quarantined)
 	if in.Paused {
 		row("paused", in.LastError)

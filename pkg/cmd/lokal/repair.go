@@ -52,6 +52,8 @@ func cmdRepair(_ context.Context, args []string, e env) error {
 		}
 		fmt.Fprintf(e.stdout, "kept aside in %s, not deleted: %s\n", rep.Quarantine, kept)
 	}
-	fmt.Fprintln(e.stdout, "the ingester resumes from the cursors the rebuilt manifest holds; lines after them are read again from the log files")
+	if rep.ManifestRebuilt {
+		fmt.Fprintln(e.stdout, "the ingester resumes from the file positions the rebuilt manifest holds; lines after them are read again from the log files that still exist")
+	}
 	return nil
 }
