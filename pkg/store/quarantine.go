@@ -100,8 +100,9 @@ func (s *Store) quarantineTornTail(tail []byte) (string, error) {
 
 // quarantineOrphans moves the segment files the interrupted commit may
 // have written (ids the manifest never handed out) into q: the record that
-// named them is unreadable, so they are not proven garbage.
-func (s *Store) quarantineOrphans(q string) int {
+// named them is unreadable, so they are not proven garbage. A file it
+// cannot move is an error: removeGarbage would delete it.
+func (s *Store) quarantineOrphans(q string) (int, error) {
 	live := map[string]bool{}
 	for _, seg := range s.m.segments {
 		live[segPath(s.dir, seg)] = true
@@ -112,11 +113,12 @@ func (s *Store) quarantineOrphans(q string) int {
 		if live[p] || id < s.m.nextSeg {
 			continue
 		}
-		if moveToQuarantine(q, p) == nil {
-			n++
+		if err := moveToQuarantine(q, p); err != nil {
+			return n, err
 		}
+		n++
 	}
-	return n
+	return n, nil
 }
 
 // quarantinedFiles counts the segments and blocks kept in quarantine.

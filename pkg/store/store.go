@@ -246,10 +246,14 @@ func (s *Store) openWriter() error {
 			if qerr != nil {
 				return qerr
 			}
+			// Orphans first: once the tail is cut, a valid manifest would
+			// prove them garbage.
+			if moved, err = s.quarantineOrphans(q); err != nil {
+				return err
+			}
 			if err := os.Truncate(path, valid); err != nil {
 				return fmt.Errorf("truncate manifest: %w", err)
 			}
-			moved = s.quarantineOrphans(q)
 			s.lastErr = fmt.Errorf("recovered from an interrupted commit: %w; its %d bytes and %d segment files it may have written are in %s", rerr, len(data)-int(valid), moved, q)
 		}
 		f, err := os.OpenFile(path, os.O_RDWR, 0o644)
