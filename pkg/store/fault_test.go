@@ -781,3 +781,30 @@ func TestCheckpointOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRepairRecordThatDoesNotApply: a record that passes its checksum but
+// does not fit (a writer bug, say) makes the writer refuse; repair leaves
+// out what does not fit, reports it, and the store opens again.
+func TestRepairRecordThatDoesNotApply(t *testing.T) {
+	f := newFaultFixture(t)
+	man := filepath.Join(f.dir, manifestName)
+	fh, err := os.OpenFile(man, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.Write(frameRecord(encodeOps([]op{{kind: opDelBlock, seg: 999, off: 0}}))); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if _, err := Open(f.dir, Options{}); !errors.Is(err, ErrManifestCorrupt) {
+		t.Fatalf("open: %v", err)
+	}
+	rep, err := Repair(f.dir)
+	if err != nil || !rep.Changed || rep.EntriesRecovered != int64(f.total()) || len(rep.Problems) == 0 {
+		t.Fatalf("repair: %+v, %v", rep, err)
+	}
+	s := openTest(t, f.dir)
+	defer s.Close()
+	p := allStreams(t)
+	diff(t, readAll(t, s, p), expected(f.data, p))
+}

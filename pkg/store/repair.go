@@ -147,6 +147,11 @@ func Repair(dir string) (*RepairReport, error) {
 		}
 	}
 	rep.Problems = append(rep.Problems, bestProblems...)
+	if !complete {
+		// Records or operations were left out (a record that does not
+		// apply passes every checksum): the manifest must be rewritten.
+		damaged = true
+	}
 
 	var q string
 	quarantine := func() (string, error) {
@@ -250,6 +255,13 @@ func Repair(dir string) (*RepairReport, error) {
 	}
 
 	if !damaged && q == "" {
+		if prevErr == nil && !prevOK {
+			// Only the checkpoint was bad: take a new one.
+			if err := writeCheckpoint(dir, cur); err != nil {
+				return nil, fmt.Errorf("repair: %w", err)
+			}
+			rep.Changed = true
+		}
 		return rep, nil
 	}
 	rep.Changed, rep.ManifestRebuilt = true, damaged
