@@ -536,7 +536,7 @@ func TestFaultRandom(t *testing.T) {
 		}
 		t.Logf("%-30s %d: writer refused %d until repaired; %d lost %d entries in all, each reported", fl.name, rounds, kindRefused, kindLost, kindEntries)
 	}
-	t.Logf("%d corruptions: %d refused by the writer until repaired, %d lost entries (each loss reported); no segment deleted", total, refused, lostSome)
+	t.Logf("%d corruptions: %d refused by the writer until repaired, %d lost some entries (each loss reported); no segment deleted", total, refused, lostSome)
 }
 
 // checkAfterFault runs the checks of TestFaultRandom on a damaged store. It

@@ -57,7 +57,7 @@ type RepairReport struct {
 func Repair(dir string) (*RepairReport, error) {
 	rep := &RepairReport{Dir: dir}
 	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("repair: %w", err)
+		return nil, fmt.Errorf("store to repair: %w", err)
 	}
 	lf, err := lockStore(dir)
 	if err != nil {
@@ -67,7 +67,7 @@ func Repair(dir string) (*RepairReport, error) {
 	path := filepath.Join(dir, manifestName)
 	cur, curErr := os.ReadFile(path)
 	if curErr != nil && !errors.Is(curErr, os.ErrNotExist) {
-		return nil, fmt.Errorf("repair: read manifest: %w", curErr)
+		return nil, fmt.Errorf("read manifest: %w", curErr)
 	}
 	prev, prevErr := os.ReadFile(filepath.Join(dir, manifestPrevName))
 	prevOK := prevErr == nil
@@ -126,6 +126,10 @@ func Repair(dir string) (*RepairReport, error) {
 				cands = append(cands, candidate{manifestPrevName + " plus the records of MANIFEST after it", patched})
 			}
 		}
+		if damaged && prevErr == nil {
+			// Both may be damaged, in different records.
+			cands = append(cands, candidate{"the good records of MANIFEST and " + manifestPrevName + " together", mergeLogs(cur, prev)})
+		}
 	}
 	if damaged && prevOK {
 		cands = append(cands, candidate{manifestPrevName + " (the last checkpoint)", prev})
@@ -172,10 +176,10 @@ func Repair(dir string) (*RepairReport, error) {
 		}
 		name := fmt.Sprintf("%s-%016x-%d%s", dayDir(seg.day), seg.id, off, quarantineBlockExt)
 		if err := os.MkdirAll(filepath.Join(qd, "blocks"), 0o755); err != nil {
-			return fmt.Errorf("repair: %w", err)
+			return fmt.Errorf("quarantine block: %w", err)
 		}
 		if err := writeFileSync(filepath.Join(qd, "blocks", name), data); err != nil {
-			return fmt.Errorf("repair: quarantine block: %w", err)
+			return fmt.Errorf("quarantine block: %w", err)
 		}
 		rep.BlocksQuarantined++
 		return nil
@@ -202,7 +206,7 @@ func Repair(dir string) (*RepairReport, error) {
 		}
 	}
 	if _, err := m.apply(dels); err != nil {
-		return nil, fmt.Errorf("repair: drop corrupt blocks: %w", err)
+		return nil, fmt.Errorf("drop corrupt blocks: %w", err)
 	}
 
 	// When records or operations were left out, blocks of listed segments
@@ -249,7 +253,7 @@ func Repair(dir string) (*RepairReport, error) {
 			return nil, err
 		}
 		if err := moveToQuarantine(qd, p); err != nil {
-			return nil, fmt.Errorf("repair: %w", err)
+			return nil, err
 		}
 		rep.SegmentsQuarantined++
 	}
@@ -258,7 +262,7 @@ func Repair(dir string) (*RepairReport, error) {
 		if prevErr == nil && !prevOK {
 			// Only the checkpoint was bad: take a new one.
 			if err := writeCheckpoint(dir, cur); err != nil {
-				return nil, fmt.Errorf("repair: %w", err)
+				return nil, err
 			}
 			rep.Changed = true
 		}
@@ -271,7 +275,7 @@ func Repair(dir string) (*RepairReport, error) {
 			return nil, err
 		}
 		if err := writeFileSync(filepath.Join(qd, manifestName), cur); err != nil {
-			return nil, fmt.Errorf("repair: keep the damaged manifest: %w", err)
+			return nil, fmt.Errorf("keep the damaged manifest: %w", err)
 		}
 		rep.ManifestKept = true
 	}
@@ -279,17 +283,17 @@ func Repair(dir string) (*RepairReport, error) {
 	tmp := filepath.Join(dir, manifestTmpName)
 	if err := writeFileSync(tmp, data); err != nil {
 		_ = os.Remove(tmp)
-		return nil, fmt.Errorf("repair: write manifest: %w", err)
+		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
-		return nil, fmt.Errorf("repair: write manifest: %w", err)
+		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("repair: %w", err)
+		return nil, err
 	}
 	if err := writeCheckpoint(dir, data); err != nil {
-		return nil, fmt.Errorf("repair: %w", err)
+		return nil, err
 	}
 	return rep, nil
 }
@@ -356,6 +360,38 @@ func replayLenient(data []byte, rep *RepairReport) (m *meta, deleted map[blockKe
 		p += n
 	}
 	return m, deleted, complete
+}
+
+// mergeLogs combines a manifest and its checkpoint, which are the same log
+// where both have bytes unless the manifest was rewritten since: record by
+// record, it takes the longer one's record when it passes its checksum and
+// the other's otherwise, and stops where neither does.
+func mergeLogs(a, b []byte) []byte {
+	if len(b) > len(a) {
+		a, b = b, a
+	}
+	out := slices.Clone(a)
+	p := len(manifestMagic)
+	if len(out) < p || len(b) < p {
+		return out
+	}
+	copy(out, manifestMagic)
+	for p < len(out) {
+		if _, n, reason, _ := parseRecord(out, p); reason == "" {
+			p += n
+			continue
+		}
+		if p >= len(b) {
+			break
+		}
+		_, n, reason, _ := parseRecord(b, p)
+		if reason != "" {
+			break
+		}
+		copy(out[p:], b[p:p+n])
+		p += n
+	}
+	return out
 }
 
 func sortedBlocks(m *meta) []*blockRef {
