@@ -366,6 +366,9 @@ func TestCheckPath(t *testing.T) {
 				t.Errorf("CheckPath(%q) = %q, want rejected", c.in, got)
 			} else if c.in != "" && filepath.IsAbs(c.in) && !strings.Contains(err.Error(), "allowed_paths") {
 				t.Errorf("CheckPath(%q) error %q does not name the setting", c.in, err)
+			} else if strings.Contains(err.Error(), secret) && !strings.Contains(c.in, secret) && !strings.Contains(c.in, "secret") {
+				// A link's target is not revealed, only that it leaves.
+				t.Errorf("CheckPath(%q) error %q reveals where a link points", c.in, err)
 			}
 			continue
 		}

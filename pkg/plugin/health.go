@@ -89,6 +89,15 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 		fatal = true
 	}
 	d.Store = sum
+	st, _, done = ds.shared.use()
+	in := st.Info()
+	done()
+	if in.CorruptBlocks > 0 {
+		d.Problems = append(d.Problems, "store: `lokal repair` (run while Grafana is stopped) moves corrupt blocks into the store's quarantine folder and reports the entries lost")
+	}
+	if in.Quarantined > 0 {
+		d.Problems = append(d.Problems, fmt.Sprintf("store: %d blocks or segment files it could not read or account for are kept, not deleted, in %s/quarantine", in.Quarantined, in.Dir))
+	}
 	return healthResult(d, fatal), nil
 }
 

@@ -452,6 +452,9 @@ func (s *Store) rewriteManifest() error {
 	s.manFile = nf
 	s.manSize.Store(int64(len(data)))
 	s.snapshotSize = int64(len(data))
+	// The old checkpoint describes the log before the rewrite; a failure
+	// here leaves it, which repair can still use.
+	_ = writeCheckpoint(s.dir, data)
 	return nil
 }
 

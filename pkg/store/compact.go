@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -94,7 +92,7 @@ func (s *Store) compactIdle() bool {
 // (a CLI that ingests a backlog and exits).
 func (s *Store) Compact(ctx context.Context) error {
 	if s.readOnly {
-		return fmt.Errorf("compact: store %s is open read-only", s.dir)
+		return fmt.Errorf("recompaction: store %s is open read-only", s.dir)
 	}
 	var enc *zstd.Encoder
 	defer func() {
@@ -151,7 +149,7 @@ func newCompactEncoder() (*zstd.Encoder, error) {
 		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("compact: zstd encoder: %w", err)
+		return nil, fmt.Errorf("recompaction: zstd encoder: %w", err)
 	}
 	return enc, nil
 }
@@ -236,7 +234,7 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 		if !errors.Is(err, errSimulatedCrash) {
 			_ = os.Remove(path)
 		}
-		return false, fmt.Errorf("compact: %w", err)
+		return false, fmt.Errorf("recompaction: %w", err)
 	}
 	ops := []op{{kind: opNextIDs, next: next}, {kind: opSegment, id: segID, day: day, size: seg.size}}
 	ops = append(ops, blockOps...)
@@ -247,7 +245,7 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 		if !errors.Is(err, errSimulatedCrash) {
 			_ = os.Remove(path)
 		}
-		return false, fmt.Errorf("compact: %w", err)
+		return false, fmt.Errorf("recompaction: %w", err)
 	}
 	s.mu.Lock()
 	dead, err := s.m.apply(ops)
@@ -311,13 +309,13 @@ func (s *Store) compactBatch(batch []*blockRef, c *codecs, fb *filterBuilder, se
 	for _, b := range batch {
 		es, err := s.readBlockEntries(b)
 		if err != nil {
-			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+			if isReadCorruption(err) {
 				if !b.corrupt.Swap(true) {
 					s.noteCorrupt(b, err)
 				}
 				continue
 			}
-			return buf, blockOps, nil, fmt.Errorf("compact: %w", err)
+			return buf, blockOps, nil, fmt.Errorf("recompaction: %w", err)
 		}
 		entries = append(entries, es...)
 		use = append(use, b)
@@ -334,7 +332,7 @@ func (s *Store) compactBatch(batch []*blockRef, c *codecs, fb *filterBuilder, se
 		var err error
 		buf, h, err = encodeBlock(buf, chunk, c, fb)
 		if err != nil {
-			return buf, blockOps, nil, fmt.Errorf("compact: %w", err)
+			return buf, blockOps, nil, fmt.Errorf("recompaction: %w", err)
 		}
 		blockOps = append(blockOps, op{kind: opAddBlock, stream: stream.id, seg: segID, off: off, hdr: h})
 	}

@@ -304,16 +304,7 @@ func TestReadOnlyAcrossCompaction(t *testing.T) {
 	}
 	// A second select reloads the manifest before the first is read.
 	diff(t, readAll(t, r, p), want)
-	n := 0
-	for _, it := range its {
-		for it.Next() {
-			n += len(it.At().Ts)
-		}
-		if err := it.Err(); err != nil {
-			t.Fatal(err)
-		}
-		it.Close()
-	}
+	n := drainCount(t, its)
 	if want := 3 * compactRounds * compactPerRound; n != want {
 		t.Fatalf("select from before the compaction read %d entries, want %d", n, want)
 	}

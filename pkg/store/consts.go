@@ -43,6 +43,10 @@ const (
 	commitRetryInterval = 5 * time.Second
 	// retentionInterval is how often retention runs on its own.
 	retentionInterval = 10 * time.Minute
+	// checkpointInterval is how often a running writer copies a manifest
+	// that grew to MANIFEST.prev (besides at open, at close and after a
+	// rewrite), bounding what a lost or damaged manifest can take along.
+	checkpointInterval = 10 * time.Minute
 	// manifestRewriteMin is the log size below which compacting the
 	// manifest is not worth a rewrite.
 	manifestRewriteMin = 1 << 20

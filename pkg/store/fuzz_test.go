@@ -128,7 +128,7 @@ func FuzzReadManifest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _, _ = loadManifest(data)
+		_, _, _ = loadManifest("MANIFEST", data)
 	})
 }
 

@@ -256,40 +256,136 @@ func frameRecord(payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// errTornTail says replay stopped at an incomplete or damaged record; the
-// bytes before it are the committed state.
+// errTornTail says replay stopped at an incomplete last record: a commit
+// that was being appended when the process died. The bytes before it are
+// the committed state, and only such a tail may be cut off.
 var errTornTail = errors.New("manifest ends in an incomplete record")
 
+// ErrManifestCorrupt marks a manifest that is damaged somewhere other than
+// an interrupted last record, or missing while segments exist. The store
+// then refuses to write and readers fail: `lokal repair` rebuilds it.
+var ErrManifestCorrupt = errors.New("store manifest is damaged")
+
+// ManifestError says exactly what is wrong with a store's manifest.
+type ManifestError struct {
+	Path string
+	// Missing: no manifest, but Segments segment files exist.
+	Missing  bool
+	Segments int
+	// Otherwise: the record at Offset (Record counts the good ones before
+	// it) is bad for Reason.
+	Offset int64
+	Record int
+	Reason string
+	// NextValid is the offset of a good record after the bad one (mid-file
+	// damage), or -1 when the bad record is the last one but complete.
+	NextValid int64
+}
+
+func (e *ManifestError) Error() string {
+	return e.What() + "; nothing was changed; run `lokal repair` to rebuild it from the segments"
+}
+
+// What says what is wrong, without what to do about it.
+func (e *ManifestError) What() string {
+	if e.Missing {
+		return fmt.Sprintf("%s: %s is missing but %d segment files exist", ErrManifestCorrupt, e.Path, e.Segments)
+	}
+	if e.Record < 0 {
+		return fmt.Sprintf("%s: %s: %s", ErrManifestCorrupt, e.Path, e.Reason)
+	}
+	if e.Offset < 0 {
+		return fmt.Sprintf("%s: %s: record %d does not fit the records before it: %s", ErrManifestCorrupt, e.Path, e.Record+1, e.Reason)
+	}
+	where := fmt.Sprintf("record %d at offset %d (%s)", e.Record+1, e.Offset, e.Reason)
+	if e.NextValid >= 0 {
+		return fmt.Sprintf("%s: %s: %s is followed by a good record at offset %d, so it is damage, not an interrupted commit",
+			ErrManifestCorrupt, e.Path, where, e.NextValid)
+	}
+	return fmt.Sprintf("%s: %s: its last %s is complete but fails its check, which an interrupted commit cannot leave",
+		ErrManifestCorrupt, e.Path, where)
+}
+
+func (e *ManifestError) Unwrap() error { return ErrManifestCorrupt }
+
+// parseRecord checks the record framed at data[p:]. It returns the record's
+// operations and total length, or why it is bad and whether it is
+// incomplete (its frame runs past the end of data).
+func parseRecord(data []byte, p int) (ops []op, n int, reason string, incomplete bool) {
+	if len(data)-p < 8 {
+		return nil, 0, "short frame", true
+	}
+	size := int(binary.LittleEndian.Uint32(data[p:]))
+	sum := binary.LittleEndian.Uint32(data[p+4:])
+	if size > maxRecordBytes {
+		return nil, 0, fmt.Sprintf("record length %d over the limit", size), size > len(data)-p-8
+	}
+	if size > len(data)-p-8 {
+		return nil, 0, fmt.Sprintf("record of %d bytes runs past the end", size), true
+	}
+	payload := data[p+8 : p+8+size]
+	if crc32.Checksum(payload, castagnoli) != sum {
+		return nil, 0, "checksum mismatch", false
+	}
+	ops, err := decodeOps(payload)
+	if err != nil {
+		return nil, 0, err.Error(), false
+	}
+	return ops, 8 + size, "", false
+}
+
+// nextGoodRecord returns the offset of the first complete, non-empty record
+// with a good checksum that starts after p, or -1. A torn tail has none.
+func nextGoodRecord(data []byte, p int) int {
+	for q := p + 1; q+8 <= len(data); q++ {
+		size := int(binary.LittleEndian.Uint32(data[q:]))
+		if size == 0 || size > len(data)-q-8 {
+			continue
+		}
+		if _, _, reason, _ := parseRecord(data, q); reason == "" {
+			return q
+		}
+	}
+	return -1
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // readManifest parses a whole manifest file's bytes into records. It
-// returns the records and the length of the valid prefix; err is
-// errTornTail (wrapped) when bytes after that prefix were ignored.
+// returns the records and the length of the valid prefix. err wraps
+// errTornTail when only an interrupted last record follows that prefix (a
+// record whose frame runs past the end, or zeros a crash left), and is a
+// *ManifestError when a bad record is followed by good ones or is complete
+// yet bad: damage that cutting would turn into data loss.
 func readManifest(data []byte) (records [][]op, valid int64, err error) {
 	if len(data) >= len(manifestMagicV1) && string(data[:len(manifestMagicV1)]) == manifestMagicV1 {
 		return nil, 0, fmt.Errorf("store written in format 1 by an earlier Lokal; this version reads format 2 only: delete the store directory and ingest again")
 	}
 	if len(data) < len(manifestMagic) || string(data[:len(manifestMagic)]) != manifestMagic {
-		return nil, 0, fmt.Errorf("not a lokal manifest (bad magic)")
+		return nil, 0, &ManifestError{Record: -1, Reason: "it does not start with the manifest magic " + manifestMagic, NextValid: -1}
 	}
 	p := len(manifestMagic)
 	for p < len(data) {
-		if len(data)-p < 8 {
-			return records, int64(p), fmt.Errorf("%w at offset %d: short frame", errTornTail, p)
+		ops, n, reason, incomplete := parseRecord(data, p)
+		if reason == "" {
+			records = append(records, ops)
+			p += n
+			continue
 		}
-		n := int(binary.LittleEndian.Uint32(data[p:]))
-		sum := binary.LittleEndian.Uint32(data[p+4:])
-		if n > maxRecordBytes || n > len(data)-p-8 {
-			return records, int64(p), fmt.Errorf("%w at offset %d: record of %d bytes", errTornTail, p, n)
+		if q := nextGoodRecord(data, p); q >= 0 {
+			return records, int64(p), &ManifestError{Offset: int64(p), Record: len(records), Reason: reason, NextValid: int64(q)}
 		}
-		payload := data[p+8 : p+8+n]
-		if crc32.Checksum(payload, castagnoli) != sum {
-			return records, int64(p), fmt.Errorf("%w at offset %d: checksum mismatch", errTornTail, p)
+		if incomplete || allZero(data[p:]) {
+			return records, int64(p), fmt.Errorf("%w at offset %d: %s", errTornTail, p, reason)
 		}
-		ops, derr := decodeOps(payload)
-		if derr != nil {
-			return records, int64(p), fmt.Errorf("%w at offset %d: %v", errTornTail, p, derr)
-		}
-		records = append(records, ops)
-		p += 8 + n
+		return records, int64(p), &ManifestError{Offset: int64(p), Record: len(records), Reason: reason, NextValid: -1}
 	}
 	return records, int64(p), nil
 }

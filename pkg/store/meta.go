@@ -18,6 +18,10 @@ type blockRef struct {
 	off     int64
 	h       blockHeader
 	corrupt atomic.Bool
+	// verified: every checksum of the block was checked once in this
+	// process (segments are never rewritten), so later reads check only
+	// the sections they decode.
+	verified atomic.Bool
 }
 
 type blockKey struct {

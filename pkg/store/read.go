@@ -521,7 +521,7 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 // readFailed marks corrupt blocks and skips them; other errors end the
 // iteration.
 func (it *streamIter) readFailed(b *blockRef, err error) error {
-	if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+	if isReadCorruption(err) {
 		if !b.corrupt.Swap(true) {
 			it.s.noteCorrupt(b, err)
 		}
@@ -529,6 +529,12 @@ func (it *streamIter) readFailed(b *blockRef, err error) error {
 		return nil
 	}
 	return fmt.Errorf("read block of %s: %w", it.lbls, err)
+}
+
+// isReadCorruption tells a block that cannot be read as written (a bad
+// checksum, a short or missing segment file) from other failures.
+func isReadCorruption(err error) bool {
+	return errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist)
 }
 
 func hintPrunes(h *LineFilterHint) bool {
@@ -645,21 +651,35 @@ func (s *Store) readFilter(b *blockRef) (tokenFilter, error) {
 	return parseFilter(body)
 }
 
-// readBlock reads and decodes a block's meta and, when asked, lines.
+// readBlock reads and decodes a block's meta and, when asked, lines. The
+// first read of a block in this process checks all of it (verifyBlock):
+// a block is corrupt or not whatever the query kind, so a count over time
+// skips exactly the blocks a log query skips.
 func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte) ([]byte, error) {
-	end := b.h.linesOff()
-	if lines {
-		end = b.h.filterOff()
-	}
 	bp, _ := s.bufPool.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
 	defer s.bufPool.Put(bp)
-	raw, err := s.readAt(b, b.h.metaOff(), end-b.h.metaOff(), *bp)
-	*bp = raw[:0]
-	if err != nil {
-		return scratch, err
+	var raw []byte // from the meta section on
+	if !b.verified.Load() {
+		whole, err := s.verifyBlock(b, *bp)
+		*bp = whole[:0]
+		if err != nil {
+			return scratch, err
+		}
+		raw = whole[b.h.metaOff():b.h.filterOff()]
+	} else {
+		end := b.h.linesOff()
+		if lines {
+			end = b.h.filterOff()
+		}
+		var err error
+		raw, err = s.readAt(b, b.h.metaOff(), end-b.h.metaOff(), *bp)
+		*bp = raw[:0]
+		if err != nil {
+			return scratch, err
+		}
 	}
 	meta, err := checkSection(raw[:b.h.MetaLen+4], "meta")
 	if err != nil {
@@ -679,6 +699,43 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 		}
 	}
 	return scratch, nil
+}
+
+// verifyBlock reads a whole block into buf and checks every checksum: the
+// header's (and that it is the header the manifest recorded) and those of
+// the meta, lines and filter sections. It marks the block verified when
+// all pass.
+func (s *Store) verifyBlock(b *blockRef, buf []byte) ([]byte, error) {
+	whole, err := s.readAt(b, 0, b.h.totalLen(), buf)
+	if err != nil {
+		return whole, err
+	}
+	if err := checkBlockBytes(&b.h, whole); err != nil {
+		return whole, err
+	}
+	b.verified.Store(true)
+	return whole, nil
+}
+
+// checkBlockBytes checks a block's bytes against the header the manifest
+// recorded for it.
+func checkBlockBytes(want *blockHeader, whole []byte) error {
+	h, err := parseHeader(whole)
+	if err != nil {
+		return err
+	}
+	if h != *want {
+		return corruptf("block header differs from the manifest's copy")
+	}
+	for _, sec := range []struct {
+		name     string
+		from, to int64
+	}{{"meta", h.metaOff(), h.linesOff()}, {"lines", h.linesOff(), h.filterOff()}, {"filter", h.filterOff(), h.totalLen()}} {
+		if _, err := checkSection(whole[sec.from:sec.to], sec.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readBlockEntries reads a whole block as entries (for merging small blocks).

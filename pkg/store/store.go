@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,7 +160,7 @@ func OpenReadOnly(dir string, opts Options) (*Store, error) {
 
 func open(dir string, opts Options, readOnly bool) (*Store, error) {
 	if dir == "" {
-		return nil, fmt.Errorf("open store: no directory given")
+		return nil, fmt.Errorf("no store directory given")
 	}
 	s := &Store{
 		dir:        dir,
@@ -178,12 +176,12 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 		lastBusy: time.Now(),
 	}
 	if opts.Retention < 0 || opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("open store %s: retention and max bytes must not be negative", dir)
+		return nil, fmt.Errorf("store retention and max bytes must not be negative")
 	}
 	s.fbPool.New = func() any { return newFilterBuilder() }
 	c, err := newCodecs(codecZstd)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, fmt.Errorf("store codecs: %w", err)
 	}
 	s.codecs = c
 	if readOnly {
@@ -208,30 +206,23 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 
 func (s *Store) openWriter() error {
 	if err := os.MkdirAll(filepath.Join(s.dir, dataDirName), 0o755); err != nil {
-		return fmt.Errorf("open store %s: %w", s.dir, err)
+		return fmt.Errorf("create store: %w", err)
 	}
-	lf, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	lf, err := lockStore(s.dir)
 	if err != nil {
-		return fmt.Errorf("open store lock: %w", err)
-	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(lf.Name())
-		lf.Close()
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return &LockedError{Dir: s.dir, PID: pid}
-		}
-		return fmt.Errorf("lock store %s: %w", s.dir, err)
+		return err
 	}
 	s.lockFile = lf
-	if err := lf.Truncate(0); err == nil {
-		_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
 
 	path := filepath.Join(s.dir, manifestName)
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
+		// A store that has segments but no manifest lost it: starting
+		// afresh would declare every segment garbage.
+		if n := countSegmentFiles(s.dir); n > 0 {
+			return &ManifestError{Path: path, Missing: true, Segments: n}
+		}
 		s.m = newMeta()
 		if err := s.rewriteManifest(); err != nil {
 			return err
@@ -239,17 +230,31 @@ func (s *Store) openWriter() error {
 	case err != nil:
 		return fmt.Errorf("read manifest: %w", err)
 	default:
-		m, valid, rerr := loadManifest(data)
+		m, valid, rerr := loadManifest(path, data)
 		if rerr != nil && !errors.Is(rerr, errTornTail) {
-			return fmt.Errorf("open store %s: %w", s.dir, rerr)
+			return rerr
+		}
+		if err := checkCheckpoint(s.dir, readCheckpoint(s.dir), data, valid); err != nil {
+			return err
 		}
 		s.m = m
+		var moved int
 		if rerr != nil {
-			// A torn tail is a commit that never completed: drop it.
-			s.lastErr = fmt.Errorf("recovered from an interrupted commit: %w", rerr)
+			// A torn tail is a commit that never completed: keep its bytes
+			// and the segments it may have written aside, then cut it.
+			q, qerr := s.quarantineTornTail(data[valid:])
+			if qerr != nil {
+				return qerr
+			}
+			// Orphans first: once the tail is cut, a valid manifest would
+			// prove them garbage.
+			if moved, err = s.quarantineOrphans(q); err != nil {
+				return err
+			}
 			if err := os.Truncate(path, valid); err != nil {
 				return fmt.Errorf("truncate manifest: %w", err)
 			}
+			s.lastErr = fmt.Errorf("recovered from an interrupted commit: %w; its %d bytes and %d segment files it may have written are in %s", rerr, len(data)-int(valid), moved, q)
 		}
 		f, err := os.OpenFile(path, os.O_RDWR, 0o644)
 		if err != nil {
@@ -260,20 +265,31 @@ func (s *Store) openWriter() error {
 		s.snapshotSize = valid
 	}
 	s.removeGarbage()
+	// Without a checkpoint the store still works; repair then has only
+	// MANIFEST itself.
+	if err := s.checkpoint(); err != nil && s.lastErr == nil {
+		s.lastErr = err
+	}
 	s.checkSegments()
 	return nil
 }
 
-// loadManifest replays a manifest into fresh metadata.
-func loadManifest(data []byte) (*meta, int64, error) {
+// loadManifest replays a manifest into fresh metadata. Errors other than
+// a torn tail are *ManifestError naming path.
+func loadManifest(path string, data []byte) (*meta, int64, error) {
 	recs, valid, rerr := readManifest(data)
+	var me *ManifestError
+	if errors.As(rerr, &me) {
+		me.Path = path
+		return nil, 0, me
+	}
 	if rerr != nil && !errors.Is(rerr, errTornTail) {
-		return nil, 0, rerr
+		return nil, 0, fmt.Errorf("manifest %s: %w", path, rerr)
 	}
 	m := newMeta()
 	for i, ops := range recs {
 		if _, err := m.apply(ops); err != nil {
-			return nil, 0, fmt.Errorf("manifest record %d: %w", i, err)
+			return nil, 0, &ManifestError{Path: path, Record: i, Offset: -1, Reason: err.Error(), NextValid: -1}
 		}
 	}
 	return m, valid, rerr
@@ -283,8 +299,13 @@ func loadManifest(data []byte) (*meta, int64, error) {
 func (s *Store) reload() error {
 	path := filepath.Join(s.dir, manifestName)
 	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if n := countSegmentFiles(s.dir); n > 0 {
+			return &ManifestError{Path: path, Missing: true, Segments: n}
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
+		return fmt.Errorf("store manifest: %w", err)
 	}
 	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime()}
 	if st, ok := fi.Sys().(*unix.Stat_t); ok {
@@ -296,15 +317,19 @@ func (s *Store) reload() error {
 	if same {
 		return nil
 	}
+	prev := readCheckpoint(s.dir) // before the manifest: see checkCheckpoint
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
 	// A writer may be appending right now: an incomplete last record is
 	// simply not committed yet.
-	m, _, err := loadManifest(data)
+	m, valid, err := loadManifest(path, data)
 	if err != nil && !errors.Is(err, errTornTail) {
-		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
+		return err
+	}
+	if err := checkCheckpoint(s.dir, prev, data, valid); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	// Iterators of earlier selects may still read segments the writer has
@@ -328,35 +353,22 @@ func (s *Store) reload() error {
 	return nil
 }
 
-// removeGarbage deletes files no commit references: segments of commits
-// that never completed and partitions already dropped.
+// removeGarbage deletes the segment files a valid manifest proves are
+// garbage: those of partitions and segments its records dropped (ids below
+// its next segment id) and those of a commit that never wrote its record
+// (ids from it on: the manifest ends cleanly before any record naming
+// them). Anything else in data/ (files that are not segments) is left
+// alone. The caller has checked the manifest; a damaged one never gets here.
 func (s *Store) removeGarbage() {
 	live := map[string]bool{}
 	for _, seg := range s.m.segments {
 		live[segPath(s.dir, seg)] = true
 	}
-	root := filepath.Join(s.dir, dataDirName)
-	days, err := os.ReadDir(root)
-	if err != nil {
-		return
-	}
-	for _, d := range days {
-		dpath := filepath.Join(root, d.Name())
-		if !d.IsDir() {
-			_ = os.Remove(dpath)
-			continue
+	for _, p := range segmentFiles(s.dir) {
+		if !live[p] {
+			_ = os.Remove(p)
+			_ = os.Remove(filepath.Dir(p)) // only succeeds when empty
 		}
-		files, err := os.ReadDir(dpath)
-		if err != nil {
-			continue
-		}
-		for _, f := range files {
-			p := filepath.Join(dpath, f.Name())
-			if !live[p] {
-				_ = os.RemoveAll(p)
-			}
-		}
-		_ = os.Remove(dpath) // only succeeds when empty
 	}
 	_ = os.Remove(filepath.Join(s.dir, manifestTmpName))
 }
@@ -412,6 +424,11 @@ func (s *Store) Close() error {
 		}
 	}
 	s.commitMu.Lock()
+	if !s.readOnly && err == nil {
+		// Everything is committed; a checkpoint that fails (a full disk)
+		// leaves the one of the last open, which repair can still use.
+		_ = s.checkpoint()
+	}
 	s.released = true
 	s.releaseFiles()
 	s.commitMu.Unlock()
@@ -440,8 +457,7 @@ func (s *Store) releaseFiles() {
 		s.manFile = nil
 	}
 	if s.lockFile != nil {
-		_ = unix.Flock(int(s.lockFile.Fd()), unix.LOCK_UN)
-		_ = s.lockFile.Close()
+		unlockStore(s.lockFile)
 		s.lockFile = nil
 	}
 }
@@ -453,6 +469,8 @@ func (s *Store) background() {
 	tick := time.NewTicker(backgroundTick)
 	defer tick.Stop()
 	lastRetention := time.Now()  // Open has just applied it
+	lastCheckpoint := time.Now() // and checkpointed the manifest
+	checkpointed := s.manSize.Load()
 	compactPending := true       // a restarted store may have work left
 	var compactEnc *zstd.Encoder // kept between ticks while work remains
 	defer func() {
@@ -476,6 +494,15 @@ func (s *Store) background() {
 		if committed || time.Since(lastRetention) >= retentionInterval {
 			lastRetention = time.Now()
 			_ = s.ApplyRetention(time.Now())
+		}
+		if time.Since(lastCheckpoint) >= checkpointInterval {
+			lastCheckpoint = time.Now()
+			s.commitMu.Lock()
+			if !s.released && s.manSize.Load() != checkpointed {
+				checkpointed = s.manSize.Load()
+				_ = s.checkpoint() // the older checkpoint stays usable
+			}
+			s.commitMu.Unlock()
 		}
 		// A failed recompaction (a full disk) leaves the old blocks and is
 		// tried again after the next successful commit.
@@ -629,19 +656,31 @@ func (s *Store) poke() {
 
 // Info is the store's health.
 type Info struct {
-	Dir           string
-	ReadOnly      bool
-	Streams       int
-	Partitions    int
-	Blocks        int
-	Entries       int64 // committed entries
-	RawBytes      int64 // committed line bytes
-	StoredBytes   int64 // segment files and manifest on disk
-	HeadEntries   int64 // entries in memory, not yet committed
-	HeadBytes     int64 // their line bytes
-	MinTime       int64 // Unix ns over committed and head entries; 0 when empty
-	MaxTime       int64
+	Dir         string
+	ReadOnly    bool
+	Streams     int
+	Partitions  int
+	Blocks      int
+	Entries     int64 // committed entries
+	RawBytes    int64 // committed line bytes
+	StoredBytes int64 // segment files and manifest on disk
+	HeadEntries int64 // entries in memory, not yet committed
+	HeadBytes   int64 // their line bytes
+	MinTime     int64 // Unix ns over committed and head entries; 0 when empty
+	MaxTime     int64
+	// CorruptBlocks are blocks found corrupt so far (by queries, by a
+	// missing or short segment file, or by Verify); every query skips them.
 	CorruptBlocks int
+	// CorruptEntries are the entries those blocks hold: lost to queries.
+	CorruptEntries int64
+	// ManifestProblem is empty while the manifest is sound; otherwise what
+	// is wrong with it (read-only stores: the writer refuses to open a
+	// damaged store). Run `lokal repair`.
+	ManifestProblem string
+	// Quarantined counts segment files and blocks kept in quarantine/:
+	// data the store could not read or account for, moved aside by
+	// recovery or repair instead of being deleted.
+	Quarantined int
 	// UncompactedBlocks are still at ingestion's fast compression level;
 	// the background loop recompacts them once ingestion is idle, except
 	// each stream's live tail (at most one small block per stream).
@@ -654,13 +693,18 @@ type Info struct {
 
 // Info reports the store's size and health.
 func (s *Store) Info() Info {
+	var problem string
 	if s.readOnly {
-		_ = s.reload()
+		if err := s.reload(); err != nil {
+			problem = err.Error()
+		}
 	}
+	quarantined := quarantinedFiles(s.dir)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in := Info{Dir: s.dir, ReadOnly: s.readOnly, Streams: len(s.m.streams), Partitions: len(s.m.days),
-		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize.Load()}
+		Blocks: len(s.m.blocks), Paused: s.paused, LastCommit: s.lastCommit, StoredBytes: s.manSize.Load(),
+		ManifestProblem: problem, Quarantined: quarantined}
 	if s.readOnly {
 		in.StoredBytes = s.manStamp.size
 	}
@@ -685,6 +729,7 @@ func (s *Store) Info() Info {
 		in.RawBytes += int64(b.h.RawBytes)
 		if b.corrupt.Load() {
 			in.CorruptBlocks++
+			in.CorruptEntries += int64(b.h.Count)
 		}
 		if b.h.Codec == codecZstd {
 			in.UncompactedBlocks++

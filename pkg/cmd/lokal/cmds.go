@@ -167,6 +167,7 @@ func cmdTail(ctx context.Context, args []string, e env) (err error) {
 func cmdStats(_ context.Context, args []string, e env) (err error) {
 	fs := newFlags("stats", e)
 	cfg := fs.String("config", "", "config file (datasource settings schema)")
+	verify := fs.Bool("verify", false, "check every block's checksums now (reads the whole store)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -175,6 +176,11 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	if *verify {
+		if _, err := st.Verify(); err != nil {
+			return err
+		}
+	}
 	in := st.Info()
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
@@ -192,7 +198,21 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 		row("from", time.Unix(0, in.MinTime).UTC().Format(time.RFC3339Nano))
 		row("to", time.Unix(0, in.MaxTime).UTC().Format(time.RFC3339Nano))
 	}
-	row("corrupt blocks", in.CorruptBlocks)
+	manifest := "ok"
+	if in.ManifestProblem != "" {
+		manifest = in.ManifestProblem
+	}
+	row("manifest", manifest)
+	checked := "found so far; --verify checks every block"
+	if *verify {
+		checked = "every block checked"
+	}
+	corrupt := fmt.Sprintf("%d (%s)", in.CorruptBlocks, checked)
+	if in.CorruptBlocks > 0 {
+		corrupt += fmt.Sprintf(": %d entries skipped by every query; `lokal repair` moves them to quarantine", in.CorruptEntries)
+	}
+	row("corrupt blocks", corrupt)
+	row("quarantined", in.Quarantined)
 	if in.Paused {
 		row("paused", in.LastError)
 	}

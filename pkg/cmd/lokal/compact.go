@@ -24,8 +24,9 @@ func cmdCompact(ctx context.Context, args []string, e env) (err error) {
 	defer closeStore(st, &err)
 	before := st.Info()
 	began := time.Now()
+	// The store's errors start with "compact:" already.
 	if err := st.Compact(ctx); err != nil {
-		return fmt.Errorf("compact: %w", err)
+		return err
 	}
 	after := st.Info()
 	fmt.Fprintf(e.stdout, "compacted in %s: %d blocks (%s) → %d blocks (%s)\n", time.Since(began).Round(time.Millisecond),

@@ -5,6 +5,7 @@
 //	lokal ingest --config F          catch up on every source, then exit
 //	lokal tail --config F            keep following until SIGINT/SIGTERM
 //	lokal stats --config F           streams, blocks, bytes, time range
+//	lokal repair --config F          rebuild a damaged store's manifest
 //	lokal query --config F QUERY     run LogQL (-o raw|jsonl|json)
 //	lokal labels --config F [NAME]   label names, or one label's values
 //	lokal series --config F SELECTOR the streams a selector matches
@@ -61,7 +62,8 @@ const usage = `usage: lokal <command> [flags]
 commands:
   ingest  --config F                 catch up on all sources, then exit
   tail    --config F                 follow the sources until SIGINT/SIGTERM, then flush and exit
-  stats   --config F                 streams, blocks, bytes raw/stored, time range
+  stats   --config F [--verify]      streams, blocks, bytes raw/stored, time range, store health
+  repair  --config F                 rebuild a damaged store's manifest; quarantine what cannot be read
   query   --config F [flags] QUERY   run a LogQL query (lokal query -h for flags)
   labels  --config F [NAME]          label names, or the values of label NAME
   series  --config F SELECTOR        label sets of the streams SELECTOR matches
@@ -86,6 +88,7 @@ func run(ctx context.Context, args []string, e env) int {
 		"ingest":  cmdIngest,
 		"tail":    cmdTail,
 		"stats":   cmdStats,
+		"repair":  cmdRepair,
 		"query":   cmdQuery,
 		"labels":  cmdLabels,
 		"series":  cmdSeries,
