@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
@@ -214,11 +213,11 @@ func (s *Store) openWriter() error {
 	if err != nil {
 		return fmt.Errorf("open store lock: %w", err)
 	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := tryLockStore(lf); err != nil {
 		b, _ := os.ReadFile(lf.Name())
 		lf.Close()
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			return &LockedError{Dir: s.dir, PID: pid}
 		}
 		return fmt.Errorf("lock store %s: %w", s.dir, err)
@@ -286,10 +285,7 @@ func (s *Store) reload() error {
 	if err != nil {
 		return fmt.Errorf("open store %s read-only: %w", s.dir, err)
 	}
-	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok {
-		stamp.ino = st.Ino
-	}
+	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime(), ino: inodeOf(fi)}
 	s.mu.RLock()
 	same := s.m != nil && stamp == s.manStamp
 	s.mu.RUnlock()
@@ -440,7 +436,7 @@ func (s *Store) releaseFiles() {
 		s.manFile = nil
 	}
 	if s.lockFile != nil {
-		_ = unix.Flock(int(s.lockFile.Fd()), unix.LOCK_UN)
+		unlockStore(s.lockFile)
 		_ = s.lockFile.Close()
 		s.lockFile = nil
 	}
