@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLockStore takes the writer's exclusive lock on the store's LOCK file
+// tryLockFile takes the writer's exclusive lock on the store's LOCK file
 // without waiting (flock(2), released by the kernel when the process dies).
 // It returns errLockHeld when another writer holds it.
-func tryLockStore(f *os.File) error {
+func tryLockFile(f *os.File) error {
 	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return errLockHeld
@@ -21,8 +21,8 @@ func tryLockStore(f *os.File) error {
 	return err
 }
 
-// unlockStore releases the lock tryLockStore took.
-func unlockStore(f *os.File) {
+// unlockFile releases the lock tryLockFile took.
+func unlockFile(f *os.File) {
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }
 

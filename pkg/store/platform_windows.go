@@ -18,10 +18,10 @@ func lockOverlapped() *windows.Overlapped {
 	return &windows.Overlapped{Offset: uint32(lockOffset & 0xffffffff), OffsetHigh: uint32(lockOffset >> 32)}
 }
 
-// tryLockStore takes the writer's exclusive lock on the store's LOCK file
+// tryLockFile takes the writer's exclusive lock on the store's LOCK file
 // without waiting (LockFileEx, released by Windows when the handle closes
 // or the process dies). It returns errLockHeld when another writer holds it.
-func tryLockStore(f *os.File) error {
+func tryLockFile(f *os.File) error {
 	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, lockOverlapped())
 	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
 		return errLockHeld
@@ -29,8 +29,8 @@ func tryLockStore(f *os.File) error {
 	return err
 }
 
-// unlockStore releases the lock tryLockStore took.
-func unlockStore(f *os.File) {
+// unlockFile releases the lock tryLockFile took.
+func unlockFile(f *os.File) {
 	_ = windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, lockOverlapped())
 }
 

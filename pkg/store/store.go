@@ -213,7 +213,7 @@ func (s *Store) openWriter() error {
 	if err != nil {
 		return fmt.Errorf("open store lock: %w", err)
 	}
-	if err := tryLockStore(lf); err != nil {
+	if err := tryLockFile(lf); err != nil {
 		b, _ := os.ReadFile(lf.Name())
 		lf.Close()
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -436,7 +436,7 @@ func (s *Store) releaseFiles() {
 		s.manFile = nil
 	}
 	if s.lockFile != nil {
-		unlockStore(s.lockFile)
+		unlockFile(s.lockFile)
 		_ = s.lockFile.Close()
 		s.lockFile = nil
 	}
