@@ -247,9 +247,8 @@ func Release() error {
 	}
 	b := build.Build{}
 	mg.SerialDeps(b.Linux, b.LinuxARM64, b.DarwinARM64, b.Windows)
-	if err := copyPluginJSON(); err != nil {
-		return err
-	}
+	// dist/plugin.json is the frontend build's (version filled in, and its
+	// buildMode), not copyPluginJSON's.
 	var manifest struct {
 		ID         string `json:"id"`
 		Executable string `json:"executable"`
@@ -264,8 +263,8 @@ func Release() error {
 	if err := json.Unmarshal(pj, &manifest); err != nil {
 		return fmt.Errorf("dist/plugin.json: %w", err)
 	}
-	if manifest.ID == "" || manifest.Executable == "" || manifest.Info.Version == "" {
-		return fmt.Errorf("dist/plugin.json lacks id, executable or info.version")
+	if manifest.ID == "" || manifest.Executable == "" || manifest.Info.Version == "" || bytes.Contains(pj, []byte("%VERSION%")) {
+		return fmt.Errorf("dist/plugin.json lacks id, executable or a filled-in info.version")
 	}
 	files, err := releaseFiles("dist", manifest.Executable)
 	if err != nil {
