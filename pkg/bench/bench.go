@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -80,8 +79,6 @@ type Proc struct {
 	CPUSeconds  float64 `json:"cpu_s"`
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 }
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

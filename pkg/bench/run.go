@@ -256,9 +256,8 @@ func runChildWith(ctx context.Context, env, argv []string, stdout io.Writer) (Pr
 	err := cmd.Run()
 	p := Proc{WallSeconds: time.Since(start).Seconds()}
 	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			p.CPUSeconds = tv(ru.Utime) + tv(ru.Stime)
-			p.PeakRSSMB = float64(ru.Maxrss) / 1024 // Linux reports KiB
+		if cpu, rss, ok := childUsage(cmd.ProcessState); ok {
+			p.CPUSeconds, p.PeakRSSMB = cpu, rss
 		}
 	}
 	if err != nil {

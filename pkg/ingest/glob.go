@@ -36,6 +36,9 @@ func compileGlob(pattern string) (*globPattern, error) {
 		return nil, errors.New("empty path pattern")
 	}
 	if !strings.HasPrefix(pattern, "/") {
+		if filepath.IsAbs(pattern) { // C:\logs\*.log: only reachable on Windows
+			return nil, fmt.Errorf("path pattern %q: tailing files by Windows paths is not supported yet (Lokal tails files on Linux and macOS)", pattern)
+		}
 		return nil, fmt.Errorf("path pattern %q is not absolute", pattern)
 	}
 	expanded, err := expandBraces(pattern)

@@ -93,7 +93,7 @@ func isGzipName(p string) bool { return strings.HasSuffix(p, ".gz") }
 
 // readGzipHead returns up to fingerprintBytes of the decompressed stream.
 func readGzipHead(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}

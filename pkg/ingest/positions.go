@@ -196,14 +196,12 @@ func (t *tailer) sameContent(c position, e sideEntry) bool {
 	if err1 != nil || err2 != nil || cfp.N >= efp.N || cfp.N < minCopyFingerprint || e.Pos.Gzip {
 		return false
 	}
-	f, err := os.Open(e.Pos.Path)
+	f, err := openLog(e.Pos.Path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return false
-	} else if id, ok := idOf(fi); !ok || id != (fileID{Dev: e.Pos.Dev, Ino: e.Pos.Ino}) {
+	if id, ok := openedID(f); !ok || id != (fileID{Dev: e.Pos.Dev, Ino: e.Pos.Ino}) {
 		return false
 	}
 	head, err := readHead(f)

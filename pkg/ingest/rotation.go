@@ -19,19 +19,6 @@ import (
 // positions matched to files after a restart, copies and compressed
 // generations recognised by content, truncation and replacement.
 
-// statID stats a path and returns its identity.
-func statID(p string) (os.FileInfo, fileID, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, fileID{}, err
-	}
-	id, ok := idOf(fi)
-	if !ok {
-		return nil, fileID{}, fmt.Errorf("%s: no device/inode on this platform", p)
-	}
-	return fi, id, nil
-}
-
 // discover globs every target and starts tracking new files.
 func (t *tailer) discover() {
 	in := t.in
@@ -120,7 +107,7 @@ func (t *tailer) track(tg *target, name, resolved string, fi os.FileInfo, id fil
 		t.trackGzip(tg, name, resolved, fi, id)
 		return
 	}
-	f, err := os.Open(resolved)
+	f, err := openLog(resolved)
 	if err != nil {
 		t.rejected[name] = err.Error()
 		return
@@ -256,7 +243,7 @@ func (t *tailer) trackGzip(tg *target, name, resolved string, fi os.FileInfo, id
 }
 
 func (t *tailer) openGzip(tg *target, key, name, resolved string, fi os.FileInfo, id fileID, fp fingerprint, offset int64) (*tailedFile, error) {
-	f, err := os.Open(resolved)
+	f, err := openLog(resolved)
 	if err != nil {
 		return nil, err
 	}
@@ -351,14 +338,12 @@ func sharesHead(p position, head []byte) bool {
 	if len(head) < minSharedHead {
 		return false
 	}
-	f, err := os.Open(p.Path)
+	f, err := openLog(p.Path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return false
-	} else if id, ok := idOf(fi); !ok || id != (fileID{Dev: p.Dev, Ino: p.Ino}) {
+	if id, ok := openedID(f); !ok || id != (fileID{Dev: p.Dev, Ino: p.Ino}) {
 		return false
 	}
 	other, err := readHead(f)
@@ -497,7 +482,7 @@ func (t *tailer) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFil
 			t.dispatch(tf)
 			return tf
 		}
-		f, err := os.Open(p)
+		f, err := openLog(p)
 		if err != nil {
 			continue
 		}
@@ -615,7 +600,7 @@ func (t *tailer) findByIdentity(key string, p position, fp fingerprint, tg *targ
 			in.problem("%s (rotated from %s): %v", c, p.Name, err)
 			return false
 		}
-		f, err := os.Open(c)
+		f, err := openLog(c)
 		if err != nil {
 			continue
 		}

@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -399,16 +398,6 @@ func peakRSS() string {
 		}
 	}
 	return "unknown"
-}
-
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// says more about cost than wall time does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkCorpusIdle opens a store BenchmarkCorpus left in

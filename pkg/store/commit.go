@@ -356,18 +356,6 @@ func (s *Store) writeSegment(path string, data []byte) error {
 	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // appendRecord makes one record durable at the manifest's end. A failed
 // write is cut off again so the next record follows a valid one.
 func (s *Store) appendRecord(ops []op) error {
@@ -435,6 +423,12 @@ func (s *Store) rewriteManifest() error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("rewrite manifest: %w", err)
 	}
+	// Windows refuses to rename over an open file. Without a handle the
+	// next append rewrites the manifest again if this rename fails.
+	if s.manFile != nil {
+		_ = s.manFile.Close()
+		s.manFile = nil
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("rewrite manifest: %w", err)
@@ -445,9 +439,6 @@ func (s *Store) rewriteManifest() error {
 	nf, err := os.OpenFile(path, os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("reopen manifest: %w", err)
-	}
-	if s.manFile != nil {
-		_ = s.manFile.Close()
 	}
 	s.manFile = nf
 	s.manSize.Store(int64(len(data)))

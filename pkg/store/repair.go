@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // RepairReport says what Repair found and did.
@@ -305,11 +303,11 @@ func lockStore(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store lock: %w", err)
 	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := tryLockFile(lf); err != nil {
 		b, _ := os.ReadFile(lf.Name())
 		lf.Close()
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, errLockHeld) {
 			return nil, &LockedError{Dir: dir, PID: pid}
 		}
 		return nil, fmt.Errorf("lock store %s: %w", dir, err)
@@ -321,7 +319,7 @@ func lockStore(dir string) (*os.File, error) {
 }
 
 func unlockStore(lf *os.File) {
-	_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+	unlockFile(lf)
 	_ = lf.Close()
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
@@ -307,10 +306,7 @@ func (s *Store) reload() error {
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
-	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok {
-		stamp.ino = st.Ino
-	}
+	stamp := manifestStamp{size: fi.Size(), mtime: fi.ModTime(), ino: inodeOf(fi)}
 	s.mu.RLock()
 	same := s.m != nil && stamp == s.manStamp
 	s.mu.RUnlock()

@@ -6,12 +6,9 @@
 package parentwatch
 
 import (
-	"errors"
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,7 +50,7 @@ func Watch(interval time.Duration, gone func()) (stop func(), err error) {
 		defer signal.Stop(sig)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
-		if watch(parent, os.Getppid, sig, tick.C, done) {
+		if watch(parent, func() int { return currentParent(parent) }, sig, tick.C, done) {
 			signal.Ignore(syscall.SIGPIPE)
 			gone()
 		}
@@ -78,20 +75,4 @@ func watch(parent int, ppid func() int, sig <-chan os.Signal, tick <-chan time.T
 		case <-tick:
 		}
 	}
-}
-
-// Exited reports whether process pid has ended. A zombie nobody reaped yet
-// counts as ended (on Linux, where /proc tells).
-func Exited(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return errors.Is(err, syscall.ESRCH)
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name's closing parenthesis.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
