@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/lokal-logs/lokal/pkg/internal/fsync"
 )
 
 // The store commits positions together with the lines before them, which
@@ -272,7 +274,7 @@ func (t *tailer) savePositions() {
 	if len(sc.entries) > pruneAt {
 		t.prunePositions()
 	}
-	if err := writeFileAtomic(sc.path, encodePositions(sc.entries)); err != nil {
+	if err := fsync.ReplaceFile(sc.path, encodePositions(sc.entries)); err != nil {
 		if !sc.failing {
 			t.in.problem("write %s: %v: a file rotated away before its first commit is lost if Lokal is killed", sc.path, err)
 		}
@@ -302,35 +304,4 @@ func (t *tailer) prunePositions() {
 func encodePositions(entries map[string]sideEntry) []byte {
 	b, _ := json.Marshal(positionsFile{Version: positionsVersion, Positions: entries}) // plain values: cannot fail
 	return b
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either
-// the old or the new content: a temporary file is written and synced,
-// renamed over path, and the directory synced.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/internal/fsync"
 )
 
 // commit writes everything in the head as blocks and records them with the
@@ -327,7 +329,7 @@ func (s *Store) writeSegment(path string, data []byte) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create partition %s: %w", dir, err)
 		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := fsync.Dir(filepath.Dir(dir)); err != nil {
 			return err
 		}
 	}
@@ -353,7 +355,7 @@ func (s *Store) writeSegment(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close segment %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return fsync.Dir(dir)
 }
 
 // appendRecord makes one record durable at the manifest's end. A failed
@@ -433,7 +435,7 @@ func (s *Store) rewriteManifest() error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("rewrite manifest: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsync.Dir(s.dir); err != nil {
 		return err
 	}
 	nf, err := os.OpenFile(path, os.O_RDWR, 0o644)

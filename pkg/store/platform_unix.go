@@ -4,7 +4,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -33,17 +32,4 @@ func inodeOf(fi os.FileInfo) uint64 {
 		return uint64(st.Ino) //nolint:unconvert // Ino is uint32 on some platforms
 	}
 	return 0
-}
-
-// syncDir makes the names created or renamed in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -37,9 +37,3 @@ func unlockFile(f *os.File) {
 // inodeOf is 0 on Windows: os.FileInfo carries no file index there, so a
 // read-only store notices a rewritten manifest by its size and time alone.
 func inodeOf(os.FileInfo) uint64 { return 0 }
-
-// syncDir does nothing on Windows, which cannot flush a directory (a
-// directory handle refuses FlushFileBuffers). NTFS journals names, so a
-// crash of Lokal loses none; whether a power loss can lose the last
-// renames is up to NTFS and has not been tested.
-func syncDir(string) error { return nil }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/internal/fsync"
 )
 
 // The store never deletes what it cannot prove is garbage. What it cannot
@@ -92,7 +94,7 @@ func (s *Store) quarantineTornTail(tail []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileSync(filepath.Join(q, "MANIFEST.tail"), tail); err != nil {
+	if err := fsync.WriteFile(filepath.Join(q, "MANIFEST.tail"), tail); err != nil {
 		return "", fmt.Errorf("quarantine torn manifest tail: %w", err)
 	}
 	return q, nil
@@ -133,23 +135,6 @@ func quarantinedFiles(dir string) int {
 	return n
 }
 
-// writeFileSync writes a new file and syncs it.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // checkpoint copies the manifest's valid bytes to MANIFEST.prev (through a
 // synced temporary file and a rename), so damage done to MANIFEST later can
 // be undone by `lokal repair`. The writer checkpoints at open, at close,
@@ -168,7 +153,7 @@ func (s *Store) checkpoint() error {
 
 func writeCheckpoint(dir string, data []byte) error {
 	tmp := filepath.Join(dir, manifestPrevTmp)
-	if err := writeFileSync(tmp, data); err != nil {
+	if err := fsync.WriteFile(tmp, data); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("checkpoint manifest: %w", err)
 	}
@@ -176,7 +161,7 @@ func writeCheckpoint(dir string, data []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("checkpoint manifest: %w", err)
 	}
-	return syncDir(dir)
+	return fsync.Dir(dir)
 }
 
 // readCheckpoint returns the checkpoint's bytes, or nil.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lokal-logs/lokal/pkg/internal/fsync"
 )
 
 // RepairReport says what Repair found and did.
@@ -176,7 +178,7 @@ func Repair(dir string) (*RepairReport, error) {
 		if err := os.MkdirAll(filepath.Join(qd, "blocks"), 0o755); err != nil {
 			return fmt.Errorf("quarantine block: %w", err)
 		}
-		if err := writeFileSync(filepath.Join(qd, "blocks", name), data); err != nil {
+		if err := fsync.WriteFile(filepath.Join(qd, "blocks", name), data); err != nil {
 			return fmt.Errorf("quarantine block: %w", err)
 		}
 		rep.BlocksQuarantined++
@@ -272,14 +274,14 @@ func Repair(dir string) (*RepairReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileSync(filepath.Join(qd, manifestName), cur); err != nil {
+		if err := fsync.WriteFile(filepath.Join(qd, manifestName), cur); err != nil {
 			return nil, fmt.Errorf("keep the damaged manifest: %w", err)
 		}
 		rep.ManifestKept = true
 	}
 	data := append([]byte(manifestMagic), frameRecord(encodeOps(m.snapshotOps()))...)
 	tmp := filepath.Join(dir, manifestTmpName)
-	if err := writeFileSync(tmp, data); err != nil {
+	if err := fsync.WriteFile(tmp, data); err != nil {
 		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
@@ -287,7 +289,7 @@ func Repair(dir string) (*RepairReport, error) {
 		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return nil, err
 	}
 	if err := writeCheckpoint(dir, data); err != nil {
