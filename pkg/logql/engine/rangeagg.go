@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -345,6 +346,25 @@ func (g *grouper) group(ls labels.Labels, h uint64) (labels.Labels, uint64) {
 	return out, oh
 }
 
+// firstCause is the error that stopped a set of workers: one worker's
+// failure cancels the others, and their "context canceled" must not hide
+// it. All cancellations (the caller gave up) give the cancellation.
+func firstCause(errs []error) error {
+	var canceled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			if canceled == nil {
+				canceled = err
+			}
+		default:
+			return err
+		}
+	}
+	return canceled
+}
+
 // foldParallel folds additive functions stream by stream on all cores and
 // sums the partial step arrays.
 func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, lineOnly bool, rng, off int64) ([]*rangeAcc, error) {
@@ -389,10 +409,8 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := firstCause(errs); err != nil {
+		return nil, err
 	}
 	if err := ev.ctx.Err(); err != nil {
 		return nil, err
