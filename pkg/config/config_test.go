@@ -313,6 +313,26 @@ func TestOperatorFromEnv(t *testing.T) {
 	if op, _ := operatorFrom(env(map[string]string{"HOME": "/h"}), "/work/dist/lokal"); op.DataPath != "/h/.cache/lokal" {
 		t.Errorf("a CLI outside a plugins directory: %q", op.DataPath)
 	}
+	for _, c := range []struct {
+		value string
+		want  time.Duration
+		err   bool
+	}{
+		{"", 0, false},
+		{"2m", 2 * time.Minute, false},
+		{" 90s ", 90 * time.Second, false},
+		{"0s", 0, true},
+		{"-1m", 0, true},
+		{"soon", 0, true},
+	} {
+		op, err := operatorFrom(env(map[string]string{EnvDataPath: "/d", EnvQueryTimeout: c.value}), "")
+		if (err != nil) != c.err || (err == nil && op.QueryTimeout != c.want) {
+			t.Errorf("%s=%q: timeout %v, error %v; want %v, error %v", EnvQueryTimeout, c.value, op.QueryTimeout, err, c.want, c.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), EnvQueryTimeout) {
+			t.Errorf("%s=%q: the error does not name the setting: %v", EnvQueryTimeout, c.value, err)
+		}
+	}
 	if _, err := OperatorFromEnv(env(map[string]string{EnvAllowedPaths: "logs", EnvDataPath: "/d"})); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("relative allowed path: %v", err)
 	}

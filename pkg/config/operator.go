@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Environment variables of the operator's controls. Grafana hands the keys of
@@ -15,6 +16,10 @@ import (
 const (
 	EnvAllowedPaths = "GF_PLUGIN_ALLOWED_PATHS"
 	EnvDataPath     = "GF_PLUGIN_DATA_PATH"
+	// EnvQueryTimeout bounds how long one query may run in the plugin
+	// (a Go duration, e.g. 2m); Grafana's own request deadline can only
+	// shorten it.
+	EnvQueryTimeout = "GF_PLUGIN_QUERY_TIMEOUT"
 	// EnvGrafanaData is Grafana's data directory, the first fallback root.
 	EnvGrafanaData = "GF_PATHS_DATA"
 )
@@ -31,6 +36,9 @@ type Operator struct {
 	AllowedPaths []string
 	// DataPath is the root for stores.
 	DataPath string
+	// QueryTimeout is the longest a query may run; 0 means the engine's
+	// default.
+	QueryTimeout time.Duration
 }
 
 // OperatorFromEnv reads the operator's controls. The data path falls back to
@@ -90,6 +98,13 @@ func operatorFrom(getenv func(string) string, exe string) (*Operator, error) {
 		return op, fmt.Errorf("%s: %q is not an absolute directory", EnvDataPath, op.DataPath)
 	}
 	op.DataPath = resolveExisting(filepath.Clean(op.DataPath))
+	if v := strings.TrimSpace(getenv(EnvQueryTimeout)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return op, fmt.Errorf("%s: %q is not a positive duration such as 2m", EnvQueryTimeout, v)
+		}
+		op.QueryTimeout = d
+	}
 	if len(bad) > 0 {
 		return op, fmt.Errorf("%s: relative directories %q are ignored: give absolute paths", EnvAllowedPaths, bad)
 	}

@@ -47,6 +47,17 @@ type HostOptions struct {
 	TuneGC bool
 }
 
+// engineOptions are the query bounds the operator set: the longest a query
+// may run (GF_PLUGIN_QUERY_TIMEOUT, else the engine's default); Grafana's
+// request context can only shorten it.
+func (h *Host) engineOptions() engine.Options {
+	var o engine.Options
+	if h.opts.Operator != nil {
+		o.Timeout = h.opts.Operator.QueryTimeout
+	}
+	return o
+}
+
 // HostOptionsFromEnv reads the operator's controls from the environment
 // Grafana gives the plugin process.
 func HostOptionsFromEnv() HostOptions {
@@ -91,9 +102,10 @@ func NewHost(opts HostOptions) *Host {
 // openErr says why, and a goroutine keeps trying until it opens or the last
 // instance releases it.
 type sharedStore struct {
-	dir  string
-	refs int           // guarded by Host.mu
-	opts store.Options // guarded by Host.mu
+	dir     string
+	refs    int            // guarded by Host.mu
+	opts    store.Options  // guarded by Host.mu
+	engOpts engine.Options // the operator's query bounds
 
 	// storeMu guards st, eng and openErr: users hold it shared while they
 	// read, so a reopen with new options waits for them instead of
@@ -194,10 +206,10 @@ func (ss *sharedStore) reopen(opts store.Options) error {
 		if oerr != nil {
 			return fmt.Errorf("reopen store %s: %w (and with the previous settings: %v)", ss.dir, err, oerr)
 		}
-		ss.st, ss.eng = old, engine.New(old, engine.Options{})
+		ss.st, ss.eng = old, engine.New(old, ss.engOpts)
 		return fmt.Errorf("reopen store %s with the new storage settings: %w", ss.dir, err)
 	}
-	ss.st, ss.eng, ss.opts = st, engine.New(st, engine.Options{}), opts
+	ss.st, ss.eng, ss.opts = st, engine.New(st, ss.engOpts), opts
 	return nil
 }
 
@@ -227,7 +239,7 @@ func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
 		ss.refs++
 		return ss, nil
 	}
-	ss := &sharedStore{dir: dir, refs: 1, opts: opts}
+	ss := &sharedStore{dir: dir, refs: 1, opts: opts, engOpts: h.engineOptions()}
 	st, err := store.Open(dir, opts)
 	if err != nil {
 		h.log.Warn("store cannot be opened yet, retrying", "dir", dir, "error", err.Error())
@@ -235,7 +247,7 @@ func (h *Host) acquire(dir string, s *config.Settings) (*sharedStore, error) {
 		ss.stopRetry, ss.retryDone = make(chan struct{}), make(chan struct{})
 		go h.retryOpen(ss)
 	} else {
-		ss.st, ss.eng = st, engine.New(st, engine.Options{})
+		ss.st, ss.eng = st, engine.New(st, ss.engOpts)
 	}
 	h.stores[dir] = ss
 	return ss, nil
@@ -278,7 +290,7 @@ func (h *Host) retryOpen(ss *sharedStore) {
 			continue
 		}
 		ss.storeMu.Lock()
-		ss.st, ss.eng, ss.openErr = st, engine.New(st, engine.Options{}), nil
+		ss.st, ss.eng, ss.openErr = st, engine.New(st, ss.engOpts), nil
 		ss.storeMu.Unlock()
 		h.mu.Unlock()
 		h.log.Info("store opened", "dir", ss.dir)
