@@ -36,8 +36,8 @@ const (
 	silentRule = "No logs for 10 minutes"
 )
 
-func (g *grafana) rules(t *testing.T) map[string]ruleState {
-	t.Helper()
+// ruleStates reads every alert rule's state by name.
+func (g *grafana) ruleStates() (map[string]ruleState, error) {
 	var out struct {
 		Data struct {
 			Groups []struct {
@@ -47,13 +47,22 @@ func (g *grafana) rules(t *testing.T) map[string]ruleState {
 	}
 	code, raw, err := g.api("GET", "/api/prometheus/grafana/api/v1/rules", nil, &out)
 	if err != nil || code != 200 {
-		t.Fatalf("rules API: HTTP %d %v %s", code, err, raw)
+		return nil, fmt.Errorf("rules API: HTTP %d %v %.200s", code, err, raw)
 	}
 	m := map[string]ruleState{}
 	for _, gr := range out.Data.Groups {
 		for _, r := range gr.Rules {
 			m[r.Name] = r
 		}
+	}
+	return m, nil
+}
+
+func (g *grafana) rules(t *testing.T) map[string]ruleState {
+	t.Helper()
+	m, err := g.ruleStates()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
@@ -80,24 +89,15 @@ func watchRules(t *testing.T, g *grafana) *ruleWatcher {
 	go func() {
 		defer close(w.done)
 		for {
-			var out struct {
-				Data struct {
-					Groups []struct {
-						Rules []ruleState `json:"rules"`
-					} `json:"groups"`
-				} `json:"data"`
-			}
-			if code, _, err := g.api("GET", "/api/prometheus/grafana/api/v1/rules", nil, &out); err == nil && code == 200 {
+			if rules, err := g.ruleStates(); err == nil {
 				w.mu.Lock()
-				for _, gr := range out.Data.Groups {
-					for _, r := range gr.Rules {
-						if w.seen[r.Name] != r.State {
-							w.seen[r.Name] = r.State
-							w.trans = append(w.trans, transition{r.Name, r.State, time.Now()})
-						}
-						if r.Health == "error" || r.LastError != "" {
-							w.errors = append(w.errors, fmt.Sprintf("%s: health %s: %s", r.Name, r.Health, r.LastError))
-						}
+				for _, r := range rules {
+					if w.seen[r.Name] != r.State {
+						w.seen[r.Name] = r.State
+						w.trans = append(w.trans, transition{r.Name, r.State, time.Now()})
+					}
+					if r.Health == "error" || r.LastError != "" {
+						w.errors = append(w.errors, fmt.Sprintf("%s: health %s: %s", r.Name, r.Health, r.LastError))
 					}
 				}
 				w.mu.Unlock()
