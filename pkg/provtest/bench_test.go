@@ -1,4 +1,4 @@
-package provisioning_test
+package provtest
 
 import (
 	"context"

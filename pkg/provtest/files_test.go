@@ -1,9 +1,9 @@
-// Package provisioning_test checks what Lokal ships for Grafana's file
+// Package provtest checks what Lokal ships for Grafana's file
 // provisioning (the repository's provisioning/ directory): that Grafana can
 // read every file, that every reference between them resolves, and that
 // every dashboard and alert query parses and answers on sample logs the
 // way the panels and rules expect. It holds tests only.
-package provisioning_test
+package provtest
 
 import (
 	"bytes"
