@@ -24,9 +24,15 @@
 // and spaced durations inside a range, and NaN/Inf literals (so that folded
 // results print and parse back).
 //
-// Every error is a *ParseError and matches ErrParse. Grammar errors carry a
-// line and column and say what was found and what was expected, and so do
-// errors in one token (a regex, pattern or ip() that cannot be used).
-// Errors of Loki's whole-expression validation carry no position and print
-// as Loki prints them ("parse error : …").
+// Every error is a *ParseError (errors.As finds one) and matches ErrParse.
+// Grammar errors carry a line and column and say what was found and what
+// was expected, and so do errors in one token (a regex, pattern or ip()
+// that cannot be used). Errors of Loki's validation rules (a selector that
+// selects everything, unwrap with the wrong aggregation, a literal leg of a
+// set operator, …) are *ValidationError: they print as Loki prints them
+// ("parse error : …"), without a position. Every error also carries the
+// span of the query it is about, Range (byte offsets, lines and columns of
+// its start and end, as Prometheus's parser reports them): the offending
+// token of a grammar error, the offending node of a validation error.
+// ErrorRange returns it.
 package syntax

@@ -33,6 +33,18 @@ func ExampleParseExpr_error() {
 	// 1 31
 }
 
+func ExampleErrorRange() {
+	q := `sum(count_over_time({job="api"}[5m])) and 1`
+	_, err := syntax.ParseExpr(q)
+	fmt.Println(err)
+	if r, ok := syntax.ErrorRange(err); ok {
+		fmt.Printf("col %d to %d: %s\n", r.Start.Col, r.End.Col, q[r.Start.Offset:r.End.Offset])
+	}
+	// Output:
+	// parse error : unexpected literal for right leg of logical/set binary operation (and): 1.000000
+	// col 1 to 44: sum(count_over_time({job="api"}[5m])) and 1
+}
+
 func ExampleWalk() {
 	e, _ := syntax.ParseExpr(`sum(rate({job="api"}[1m])) / sum(rate({job="db"}[1m]))`)
 	syntax.Walk(e, func(n syntax.Expr) bool {

@@ -80,9 +80,8 @@ var keywordNames = map[string]string{
 type token struct {
 	kind tokenKind
 	text string // identifier, unquoted string, number text, flag name
-	pos  int    // byte offset
-	line int
-	col  int
+	pos  int    // byte offset of the first character
+	end  int    // byte offset just past the last character
 	num  float64
 	dur  time.Duration
 	size uint64
@@ -108,12 +107,13 @@ func (t token) describe() string {
 // free to look ahead.
 func lex(src string) ([]token, error) {
 	var toks []token
-	l := lexer{src: src, line: 1, col: 1}
+	l := lexer{src: src}
 	for {
 		t, err := l.next()
 		if err != nil {
 			return nil, err
 		}
+		t.end = l.off
 		toks = append(toks, t)
 		if t.kind == tokEOF {
 			return toks, nil
@@ -121,30 +121,20 @@ func lex(src string) ([]token, error) {
 	}
 }
 
+// lexer keeps only a byte offset: lines and columns are counted when an
+// error needs them.
 type lexer struct {
-	src       string
-	off       int
-	line, col int
+	src string
+	off int
 }
 
-func (l *lexer) errAt(line, col int, format string, args ...any) error {
-	return &ParseError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
+// errSpan reports an error over the bytes from start to end.
+func (l *lexer) errSpan(start, end int, format string, args ...any) error {
+	return newParseError(l.src, start, end, fmt.Sprintf(format, args...))
 }
 
-// advance moves past n bytes, keeping line and column (in runes) current.
-func (l *lexer) advance(n int) {
-	end := l.off + n
-	for l.off < end {
-		r, size := utf8.DecodeRuneInString(l.src[l.off:])
-		l.off += size
-		if r == '\n' {
-			l.line++
-			l.col = 1
-		} else {
-			l.col++
-		}
-	}
-}
+// advance moves past n bytes.
+func (l *lexer) advance(n int) { l.off += n }
 
 func (l *lexer) skipSpaceAndComments() {
 	for l.off < len(l.src) {
@@ -186,7 +176,7 @@ var oneCharOps = map[byte]tokenKind{
 
 func (l *lexer) next() (token, error) {
 	l.skipSpaceAndComments()
-	t := token{pos: l.off, line: l.line, col: l.col}
+	t := token{pos: l.off}
 	if l.off >= len(l.src) {
 		t.kind = tokEOF
 		return t, nil
@@ -230,14 +220,14 @@ func (l *lexer) next() (token, error) {
 		t.kind = k
 		return t, nil
 	}
-	r, _ := utf8.DecodeRuneInString(l.src[l.off:])
-	return t, l.errAt(t.line, t.col, "syntax error: unexpected character %q", r)
+	r, size := utf8.DecodeRuneInString(l.src[l.off:])
+	return t, l.errSpan(t.pos, l.off+size, "syntax error: unexpected character %q", r)
 }
 
 // lexString reads a double-quoted string with Go escapes, or a backtick raw
 // string, and returns its value.
 func (l *lexer) lexString() (string, error) {
-	line, col := l.line, l.col
+	start := l.off
 	quote := l.src[l.off]
 	i := l.off + 1
 	for i < len(l.src) {
@@ -249,12 +239,12 @@ func (l *lexer) lexString() (string, error) {
 			}
 		case '\n':
 			if quote == '"' {
-				return "", l.errAt(line, col, "literal not terminated")
+				return "", l.errSpan(start, i, "literal not terminated")
 			}
 		case quote:
 			raw := l.src[l.off : i+1]
 			if !utf8.ValidString(raw) {
-				return "", l.errAt(line, col, "invalid UTF-8 rune")
+				return "", l.errSpan(start, i+1, "invalid UTF-8 rune")
 			}
 			l.advance(i + 1 - l.off)
 			if quote == '`' {
@@ -262,13 +252,13 @@ func (l *lexer) lexString() (string, error) {
 			}
 			s, err := strconv.Unquote(raw)
 			if err != nil {
-				return "", l.errAt(line, col, "invalid string literal %s: %v", raw, err)
+				return "", l.errSpan(start, i+1, "invalid string literal %s: %v", raw, err)
 			}
 			return s, nil
 		}
 		i++
 	}
-	return "", l.errAt(line, col, "literal not terminated")
+	return "", l.errSpan(start, len(l.src), "literal not terminated")
 }
 
 // lexNumber reads a number, a duration (5m, 1h30m, 1.5s, 100µs) or a byte
@@ -313,7 +303,7 @@ func (l *lexer) lexNumber(t token) (token, error) {
 		t.kind, t.size = tokBytes, n
 		return t, nil
 	}
-	return t, l.errAt(t.line, t.col, "syntax error: invalid number, duration or byte size %q", text)
+	return t, l.errSpan(t.pos, l.off, "syntax error: invalid number, duration or byte size %q", text)
 }
 
 // mantissa strips a decimal exponent so isPlainNumber can check the rest.

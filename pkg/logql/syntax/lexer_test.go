@@ -163,7 +163,8 @@ func equalParts(a, b []PatternPart) bool {
 }
 
 func TestLexPositions(t *testing.T) {
-	toks, err := lex("{a=\"日本\"}\n  |= `x\ny` # c\n| json")
+	src := "{a=\"日本\"}\n  |= `x\ny` # c\n| json"
+	toks, err := lex(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +180,9 @@ func TestLexPositions(t *testing.T) {
 		t.Fatalf("got %d tokens, want %d: %+v", len(toks), len(want), toks)
 	}
 	for i, w := range want {
-		if toks[i].kind != w.kind || toks[i].line != w.line || toks[i].col != w.col {
-			t.Errorf("token %d = %s at %d:%d, want %s at %d:%d", i, toks[i].describe(), toks[i].line, toks[i].col,
+		at := spanFrom(src, toks[i].pos, toks[i].end).Start
+		if toks[i].kind != w.kind || at.Line != w.line || at.Col != w.col {
+			t.Errorf("token %d = %s at %d:%d, want %s at %d:%d", i, toks[i].describe(), at.Line, at.Col,
 				tokenNames[w.kind], w.line, w.col)
 		}
 	}

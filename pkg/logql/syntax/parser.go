@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
@@ -14,12 +15,33 @@ import (
 // ErrParse is matched by errors.Is for every parse and validation error.
 var ErrParse = errors.New("parse error")
 
+// Position is a place in a query: Offset counts bytes from the start,
+// Line and Col (1-based) count lines and characters.
+type Position struct {
+	Offset    int
+	Line, Col int
+}
+
+// PositionRange is a span of a query, from its first character (Start) to
+// just past its last (End), as Prometheus's parser reports it. The zero
+// PositionRange means the span is unknown.
+type PositionRange struct {
+	Start, End Position
+}
+
+// IsZero reports whether the range is unknown.
+func (r PositionRange) IsZero() bool { return r.Start.Line == 0 }
+
 // ParseError is a grammar or validation error. Line and Col (1-based, in
 // characters) are zero when the error has no single position, and then it
-// prints as Loki does: "parse error : <msg>".
+// prints as Loki does: "parse error : <msg>". Range is the offending span
+// of the query (a token for a grammar error, a node for a validation
+// error); when Line is set it starts at Line and Col. Range is zero only
+// for an internal error.
 type ParseError struct {
 	Line, Col int
 	Msg       string
+	Range     PositionRange
 }
 
 func (e *ParseError) Error() string {
@@ -31,6 +53,65 @@ func (e *ParseError) Error() string {
 
 // Is makes errors.Is(err, ErrParse) true.
 func (e *ParseError) Is(target error) bool { return target == ErrParse }
+
+// ValidationError is a well-formed query that breaks one of Loki's rules
+// (a selector that selects everything, an aggregation that cannot take
+// unwrap, a literal leg of a set operator, …). It prints as Loki does,
+// without a position, but Range holds the offending node's span. It
+// unwraps to its ParseError, so errors.As(err, &*ParseError) and
+// errors.Is(err, ErrParse) hold for it as for every other error here.
+type ValidationError struct {
+	ParseError
+}
+
+// Unwrap returns the embedded ParseError.
+func (e *ValidationError) Unwrap() error { return &e.ParseError }
+
+// ErrorRange returns the span of the query that a parse or validation
+// error points at, and false when err carries none.
+func ErrorRange(err error) (PositionRange, bool) {
+	var pe *ParseError
+	if errors.As(err, &pe) && !pe.Range.IsZero() {
+		return pe.Range, true
+	}
+	return PositionRange{}, false
+}
+
+// newParseError builds an error located at byte offset start of src,
+// over the text up to byte offset end.
+func newParseError(src string, start, end int, msg string) *ParseError {
+	r := spanFrom(src, start, end)
+	return &ParseError{Line: r.Start.Line, Col: r.Start.Col, Msg: msg, Range: r}
+}
+
+// spanFrom is the span of src from byte offset start to byte offset end.
+// Lines and columns are counted here, from the beginning: only an error
+// needs them, so the lexer does not track them.
+func spanFrom(src string, start, end int) PositionRange {
+	s := Position{Line: 1, Col: 1}.forward(src, start)
+	return PositionRange{Start: s, End: s.forward(src, end)}
+}
+
+// forward moves p to byte offset end of src, counting lines and
+// characters (runes; an invalid byte counts as one).
+func (p Position) forward(src string, end int) Position {
+	for p.Offset < end && p.Offset < len(src) {
+		r, size := utf8.DecodeRuneInString(src[p.Offset:])
+		p.Offset += size
+		if r == '\n' {
+			p.Line++
+			p.Col = 1
+		} else {
+			p.Col++
+		}
+	}
+	return p
+}
+
+// wholeQuery is the span of all of src.
+func wholeQuery(src string) PositionRange {
+	return spanFrom(src, 0, len(src))
+}
 
 // maxDepth bounds nesting so a hostile query cannot exhaust the stack (a
 // Go stack overflow is fatal, not recoverable).
@@ -53,8 +134,10 @@ func ParseExpr(s string) (expr Expr, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := validate(e); err != nil {
-		return nil, err
+	// A selector's rule is checked once the whole query is well formed,
+	// as Loki does: a grammar error anywhere is reported first.
+	if p.selErr != nil {
+		return nil, p.selErr
 	}
 	return e, nil
 }
@@ -67,7 +150,7 @@ func ParseLogSelector(s string) (LogSelectorExpr, error) {
 	}
 	l, ok := e.(LogSelectorExpr)
 	if !ok {
-		return nil, &ParseError{Msg: "only log queries are supported here, got a metric query"}
+		return nil, &ValidationError{ParseError{Msg: "only log queries are supported here, got a metric query", Range: wholeQuery(s)}}
 	}
 	return l, nil
 }
@@ -80,7 +163,7 @@ func ParseSampleExpr(s string) (SampleExpr, error) {
 	}
 	se, ok := e.(SampleExpr)
 	if !ok {
-		return nil, &ParseError{Msg: "only metric queries are supported here, got a log query"}
+		return nil, &ValidationError{ParseError{Msg: "only metric queries are supported here, got a log query", Range: wholeQuery(s)}}
 	}
 	return se, nil
 }
@@ -94,15 +177,18 @@ func ParseMatchers(s string) ([]*labels.Matcher, error) {
 	}
 	m, ok := e.(*MatcherExpr)
 	if !ok {
-		return nil, &ParseError{Msg: "only label matchers are supported"}
+		return nil, &ValidationError{ParseError{Msg: "only label matchers are supported", Range: wholeQuery(s)}}
 	}
 	return m.Mts, nil
 }
 
 type parser struct {
+	src   string
 	toks  []token
 	i     int
 	depth int
+	// selErr reports the first selector that selects every stream.
+	selErr error
 }
 
 func newParser(s string) (*parser, error) {
@@ -110,7 +196,7 @@ func newParser(s string) (*parser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parser{toks: toks}, nil
+	return &parser{src: s, toks: toks}, nil
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -154,11 +240,37 @@ func (p *parser) unexpected(t token, expecting string) error {
 	if expecting != "" {
 		msg += ", expecting " + expecting
 	}
-	return &ParseError{Line: t.line, Col: t.col, Msg: msg}
+	return p.errAt(t, "%s", msg)
 }
 
+// errAt reports an error located at token t, spanning t.
 func (p *parser) errAt(t token, format string, args ...any) error {
-	return &ParseError{Line: t.line, Col: t.col, Msg: fmt.Sprintf(format, args...)}
+	return newParseError(p.src, t.pos, t.end, fmt.Sprintf(format, args...))
+}
+
+// errFrom reports an error located at token from, spanning the tokens
+// from there to the last one consumed.
+func (p *parser) errFrom(from int, format string, args ...any) error {
+	r := p.span(from)
+	return &ParseError{Line: r.Start.Line, Col: r.Start.Col, Msg: fmt.Sprintf(format, args...), Range: r}
+}
+
+// tokRange is the span of token t.
+func (p *parser) tokRange(t token) PositionRange { return spanFrom(p.src, t.pos, t.end) }
+
+// span covers the tokens from index from to the last one consumed (at
+// least token from).
+func (p *parser) span(from int) PositionRange {
+	end := p.toks[from].end
+	if p.i > from {
+		end = p.toks[p.i-1].end
+	}
+	return spanFrom(p.src, p.toks[from].pos, end)
+}
+
+// invalid reports a validation error over r, printed as Loki does.
+func (p *parser) invalid(r PositionRange, format string, args ...any) error {
+	return &ValidationError{ParseError{Msg: fmt.Sprintf(format, args...), Range: r}}
 }
 
 func (p *parser) expect(k tokenKind, expecting string) (token, error) {
@@ -255,6 +367,7 @@ func (p *parser) parseLogExprUnwrap(inRange bool, unwrap **UnwrapExpr) (LogSelec
 
 // parseSelector parses {name op "value", …}.
 func (p *parser) parseSelector() (*MatcherExpr, error) {
+	start := p.i
 	if _, err := p.expect(tokLBrace, "OPEN_BRACE"); err != nil {
 		return nil, err
 	}
@@ -274,6 +387,9 @@ func (p *parser) parseSelector() (*MatcherExpr, error) {
 		}
 	}
 	p.advance()
+	if p.selErr == nil && !selectsSomething(ms) {
+		p.selErr = p.invalid(p.span(start), "%s", errEmptyCompatible)
+	}
 	return &MatcherExpr{Mts: ms}, nil
 }
 
@@ -297,13 +413,15 @@ func (p *parser) parseMatcher() (*labels.Matcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.newMatcher(opTok, op, name.text, val.text)
+	return p.newMatcher(op, name.text, val.text)
 }
 
-func (p *parser) newMatcher(at token, op labels.MatchType, name, value string) (*labels.Matcher, error) {
+// newMatcher builds a matcher just after its operator and value string
+// were consumed; an error spans them both.
+func (p *parser) newMatcher(op labels.MatchType, name, value string) (*labels.Matcher, error) {
 	m, err := labels.NewMatcher(op, name, value)
 	if err != nil {
-		return nil, p.errAt(at, "%v", err)
+		return nil, p.errFrom(p.i-2, "%v", err)
 	}
 	return m, nil
 }
@@ -377,7 +495,7 @@ func (p *parser) parseLineFilter() (*LineFilterExpr, error) {
 }
 
 func (p *parser) parseLineFilterValue(op LineFilterOp) (*LineFilterExpr, error) {
-	t := p.peek()
+	t, at := p.peek(), p.i
 	f := &LineFilterExpr{Op: op}
 	switch {
 	case t.kind == tokString:
@@ -396,7 +514,7 @@ func (p *parser) parseLineFilterValue(op LineFilterOp) (*LineFilterExpr, error) 
 		return nil, p.unexpected(t, "STRING or IP")
 	}
 	if err := checkLineFilterValue(f); err != nil {
-		return nil, p.errAt(t, "%v", err)
+		return nil, p.errFrom(at, "%v", err)
 	}
 	return f, nil
 }
@@ -575,12 +693,12 @@ func (p *parser) parseLabelRefs() ([]LabelRef, error) {
 		}
 		r := LabelRef{Name: name.text}
 		if op, ok := matchOps[p.peek().kind]; ok {
-			opTok := p.advance()
+			p.advance()
 			s, err := p.expect(tokString, "STRING")
 			if err != nil {
 				return nil, err
 			}
-			m, err := p.newMatcher(opTok, op, name.text, s.text)
+			m, err := p.newMatcher(op, name.text, s.text)
 			if err != nil {
 				return nil, err
 			}
@@ -711,7 +829,7 @@ func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
 		default:
 			return nil, p.unexpected(v, "NUMBER, DURATION or BYTES")
 		}
-		m, err := p.newMatcher(opTok, mt, name.text, v.text)
+		m, err := p.newMatcher(mt, name.text, v.text)
 		if err != nil {
 			return nil, err
 		}
@@ -904,6 +1022,7 @@ func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
 		return nil, err
 	}
 	defer p.leave()
+	start := p.i
 	lhs, err := p.parseUnary()
 	if err != nil {
 		return nil, err
@@ -935,7 +1054,7 @@ func (p *parser) parseBinary(minPrec int) (SampleExpr, error) {
 		}
 		e := &BinOpExpr{Op: op, LHS: lhs, RHS: rhs, Opts: opts}
 		if err := checkBinOp(e); err != nil {
-			return nil, &ParseError{Msg: err.Error()}
+			return nil, p.invalid(p.span(start), "%v", err)
 		}
 		lhs = foldLiterals(e)
 	}
@@ -1103,25 +1222,28 @@ func (p *parser) parseGrouping() (*Grouping, error) {
 
 // parseRangeAggregation parses `op([φ,] logRange) [by|without (…)]`.
 func (p *parser) parseRangeAggregation() (SampleExpr, error) {
+	start := p.i
 	opTok := p.advance()
 	e := &RangeAggregationExpr{Operation: keyword(opTok)}
 	if _, err := p.expect(tokLParen, "OPEN_PARENTHESIS"); err != nil {
 		return nil, err
 	}
 	if t := p.peek(); t.kind == tokNumber || t.kind == tokSub || t.kind == tokAdd {
+		param := p.i
 		f, err := p.parseSignedNumber()
 		if err != nil {
 			return nil, err
 		}
+		paramRange := p.span(param)
 		if _, err := p.expect(tokComma, "COMMA"); err != nil {
 			return nil, err
 		}
 		if e.Operation != OpRangeTypeQuantile {
-			return nil, &ParseError{Msg: fmt.Sprintf("parameter %s not supported for operation %s", formatFloat(f), e.Operation)}
+			return nil, p.invalid(paramRange, "parameter %s not supported for operation %s", formatFloat(f), e.Operation)
 		}
 		e.Params = &f
 	} else if e.Operation == OpRangeTypeQuantile {
-		return nil, &ParseError{Msg: fmt.Sprintf("parameter required for operation %s", e.Operation)}
+		return nil, p.invalid(p.tokRange(opTok), "parameter required for operation %s", e.Operation)
 	}
 	lr, err := p.parseLogRange()
 	if err != nil {
@@ -1137,7 +1259,7 @@ func (p *parser) parseRangeAggregation() (SampleExpr, error) {
 	}
 	e.Grouping = g
 	if err := checkRangeAggregation(e); err != nil {
-		return nil, &ParseError{Msg: err.Error()}
+		return nil, p.invalid(p.span(start), "%v", err)
 	}
 	return e, nil
 }
@@ -1246,6 +1368,7 @@ func (p *parser) parenHoldsRange() bool {
 
 // parseVectorAggregation parses `op [grouping] ([k,] expr) [grouping]`.
 func (p *parser) parseVectorAggregation() (SampleExpr, error) {
+	start := p.i
 	opTok := p.advance()
 	e := &VectorAggregationExpr{Operation: keyword(opTok)}
 	g, err := p.parseGrouping()
@@ -1262,18 +1385,18 @@ func (p *parser) parseVectorAggregation() (SampleExpr, error) {
 		p.advance()
 		p.advance()
 		if e.Operation != OpTypeTopK && e.Operation != OpTypeBottomK {
-			return nil, &ParseError{Msg: fmt.Sprintf("unsupported parameter for operation %s(%s,", e.Operation, t.text)}
+			return nil, p.invalid(p.tokRange(t), "unsupported parameter for operation %s(%s,", e.Operation, t.text)
 		}
 		k, err := strconv.Atoi(t.text)
 		if err != nil {
-			return nil, &ParseError{Msg: fmt.Sprintf("invalid parameter %s(%s,", e.Operation, t.text)}
+			return nil, p.invalid(p.tokRange(t), "invalid parameter %s(%s,", e.Operation, t.text)
 		}
 		if k <= 0 {
-			return nil, &ParseError{Msg: fmt.Sprintf("invalid parameter (must be greater than 0) %s(%s", e.Operation, t.text)}
+			return nil, p.invalid(p.tokRange(t), "invalid parameter (must be greater than 0) %s(%s", e.Operation, t.text)
 		}
 		e.Params = k
 	} else if e.Operation == OpTypeTopK || e.Operation == OpTypeBottomK {
-		return nil, &ParseError{Msg: fmt.Sprintf("parameter required for operation %s", e.Operation)}
+		return nil, p.invalid(p.tokRange(opTok), "parameter required for operation %s", e.Operation)
 	}
 	if p.startsLogExpr() {
 		return nil, p.unexpected(p.peek(), "a metric expression")
@@ -1297,7 +1420,7 @@ func (p *parser) parseVectorAggregation() (SampleExpr, error) {
 		e.Grouping = g
 	}
 	if (e.Operation == OpTypeSort || e.Operation == OpTypeSortDesc) && e.Grouping != nil && len(e.Grouping.Groups) > 0 {
-		return nil, &ParseError{Msg: "sort and sort_desc doesn't allow grouping by"}
+		return nil, p.invalid(p.span(start), "sort and sort_desc doesn't allow grouping by")
 	}
 	return e, nil
 }
@@ -1339,7 +1462,7 @@ func (p *parser) parseLabelReplace() (SampleExpr, error) {
 	// Loki anchors the regex as ^(?:re)$; the engine must compile it the
 	// same way.
 	if _, err := regexp.Compile("^(?:" + e.Regex + ")$"); err != nil {
-		return nil, &ParseError{Msg: "invalid regex in label_replace: " + err.Error()}
+		return nil, p.invalid(p.tokRange(args[3]), "invalid regex in label_replace: %v", err)
 	}
 	return e, nil
 }

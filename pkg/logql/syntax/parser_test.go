@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
@@ -481,68 +482,70 @@ func TestParseTree(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	// span is the text that the error's Range covers: the token at the
+	// error's line and column, the node a validation error is about.
 	tests := []struct {
-		q, want string
+		q, want, span string
 	}{
-		{``, `parse error at line 1, col 1: syntax error: unexpected $end`},
-		{`{app=~".*"}`, `parse error : ` + errEmptyCompatible},
-		{`{app!="x"}`, `parse error : ` + errEmptyCompatible},
-		{`{app=~"x|"}`, `parse error : ` + errEmptyCompatible},
-		{`{}`, `parse error : ` + errEmptyCompatible},
-		{`count_over_time({a=""}[1m])`, `parse error : ` + errEmptyCompatible},
-		{`sum_over_time({job="x"}[5m])`, `parse error : invalid aggregation sum_over_time without unwrap`},
-		{`count_over_time({job="x"} | unwrap v [5m])`, `parse error : invalid aggregation count_over_time with unwrap`},
-		{`bytes_rate({job="x"} | unwrap v [5m])`, `parse error : invalid aggregation bytes_rate with unwrap`},
-		{`count_over_time({job="x"}[5m]) by (a)`, `parse error : grouping not allowed for count_over_time aggregation`},
-		{`sum_over_time({job="x"} | unwrap v [5m]) by (a)`, `parse error : grouping not allowed for sum_over_time aggregation`},
-		{`{app=5}`, `parse error at line 1, col 6: syntax error: unexpected NUMBER, expecting STRING`},
-		{`{app="x"`, `parse error at line 1, col 9: syntax error: unexpected $end, expecting COMMA or CLOSE_BRACE`},
-		{`{app="x" |= "y"`, `parse error at line 1, col 10: syntax error: unexpected PIPE_EXACT, expecting COMMA or CLOSE_BRACE`},
-		{`{app="x"} |= 5`, `parse error at line 1, col 14: syntax error: unexpected NUMBER, expecting STRING or IP`},
-		{"{app=\"x\"}\n  | json |", `parse error at line 2, col 11: syntax error: unexpected $end, expecting a parser, a label filter, line_format, label_format, drop, keep or decolorize`},
-		{`{app="x"} | json | status > "x"`, `parse error at line 1, col 29: syntax error: unexpected STRING, expecting NUMBER, DURATION or BYTES`},
-		{`{app="x"} | unwrap v`, `parse error at line 1, col 13: syntax error: unexpected UNWRAP: unwrap is only allowed in a range aggregation`},
-		{`{app="x"} |~ "a(b"`, "parse error at line 1, col 14: invalid regular expression \"a(b\" in line filter: missing closing ): `a(b`"},
-		{`{app=~"a(b"}`, "parse error at line 1, col 5: invalid regular expression \"a(b\" for label app: error parsing regexp: missing closing ): `^(?s:a(b)$`"},
-		{`{app="x"} | regexp "(\\d+)"`, `parse error at line 1, col 20: at least one named capture must be supplied`},
-		{`{app="x"} | pattern "<_> foo"`, `parse error at line 1, col 21: invalid pattern "<_> foo": at least one capture is required`},
-		{`{app="x"} | pattern "<a><b>"`, `parse error at line 1, col 21: invalid pattern "<a><b>": found consecutive capture '<a><b>': invalid expression`},
-		{`{app="x"} |> ""`, `parse error at line 1, col 14: invalid pattern: empty pattern`},
-		{`{app="x"} |> "<a> <a>"`, `parse error at line 1, col 14: invalid pattern "<a> <a>": duplicate capture name (a): invalid expression`},
-		{`{app="x"} |= ip("not-an-ip")`, `parse error at line 1, col 17: invalid ip pattern "not-an-ip": expecting an address, a CIDR or a range a-b`},
-		{`{app="x"} |~ ip("1.2.3.4")`, `parse error at line 1, col 14: ip() line filter only supports |= and !=, not |~`},
-		{`{app="x"} | logfmt --bogus`, `parse error at line 1, col 20: syntax error: unknown logfmt flag --bogus, expecting --strict or --keep-empty`},
-		{`{app="x"} | label_format a=b, a="c"`, `parse error at line 1, col 31: multiple label name 'a' not allowed in a single format operation`},
-		{`count_over_time({app="x"})`, `parse error at line 1, col 26: syntax error: unexpected CLOSE_PARENTHESIS, expecting RANGE`},
-		{`count_over_time({app="x"}[5])`, `parse error at line 1, col 27: syntax error: unexpected NUMBER, expecting DURATION`},
-		{`count_over_time({app="x"}[0s])`, `parse error at line 1, col 27: range must be greater than zero`},
-		{`quantile_over_time({app="x"} | unwrap v [5m])`, `parse error : parameter required for operation quantile_over_time`},
-		{`rate(0.5, {app="x"}[5m])`, `parse error : parameter 0.5 not supported for operation rate`},
-		{`rate({app="x"}[5m]) by (a)`, `parse error : grouping not allowed for rate aggregation`},
-		{`topk(0, rate({app="x"}[5m]))`, `parse error : invalid parameter (must be greater than 0) topk(0`},
-		{`topk(1.5, rate({app="x"}[5m]))`, `parse error : invalid parameter topk(1.5,`},
-		{`topk(rate({app="x"}[5m]))`, `parse error : parameter required for operation topk`},
-		{`sum(3, rate({app="x"}[5m]))`, `parse error : unsupported parameter for operation sum(3,`},
-		{`sum by (a) (rate({app="x"}[5m])) by (b)`, `parse error at line 1, col 34: syntax error: unexpected BY: grouping given twice`},
-		{`sum({app="x"})`, `parse error at line 1, col 5: syntax error: unexpected OPEN_BRACE, expecting a metric expression`},
-		{`rate({app="x"}[5m]) + {app="y"}`, `parse error at line 1, col 23: syntax error: unexpected OPEN_BRACE, expecting a metric expression`},
-		{`1 and rate({app="x"}[5m])`, `parse error : unexpected literal for left leg of logical/set binary operation (and): 1.000000`},
-		{`rate({app="x"}[5m]) unless (1 + 1)`, `parse error : unexpected literal for right leg of logical/set binary operation (unless): 2.000000`},
-		{`label_replace(rate({app="x"}[5m]), "1bad", "", "a", "")`, `parse error at line 1, col 36: invalid destination label name in label_replace(): 1bad`},
-		{`label_replace(rate({app="x"}[5m]), "d", "", "a", "(")`, "parse error : invalid regex in label_replace: error parsing regexp: missing closing ): `^(?:()$`"},
-		{`{app="x"} |= "unterminated`, `parse error at line 1, col 14: literal not terminated`},
-		{`{app="x"} |= "bad \q"`, `parse error at line 1, col 14: invalid string literal "bad \q": invalid syntax`},
-		{`{app="x"} | json | a > 12xyz`, `parse error at line 1, col 24: syntax error: invalid number, duration or byte size "12xyz"`},
-		{`{app="x"} $`, `parse error at line 1, col 11: syntax error: unexpected character '$'`},
-		{`foo(1)`, `parse error at line 1, col 1: syntax error: unexpected IDENTIFIER`},
-		{`{app="x"} {app="y"}`, `parse error at line 1, col 11: syntax error: unexpected OPEN_BRACE`},
-		{`rate({app="x"} | unwrap v | json [5m])`, `parse error at line 1, col 29: syntax error: unexpected JSON: only label filters may follow unwrap`},
-		{`sort by (a) (rate({app="x"}[5m]))`, `parse error : sort and sort_desc doesn't allow grouping by`},
-		{"{app=\"\xff\"}", `parse error at line 1, col 6: invalid UTF-8 rune`},
-		{`vector(x)`, `parse error at line 1, col 8: syntax error: unexpected IDENTIFIER, expecting NUMBER`},
-		{`- rate({app="x"}[5m])`, `parse error at line 1, col 3: syntax error: unexpected RATE, expecting NUMBER`},
-		{strings.Repeat("(", 1100) + "1" + strings.Repeat(")", 1100), `parse error at line 1, col 1001: query nested too deeply (more than 1000 levels)`},
-		{`1e999`, `parse error at line 1, col 1: syntax error: invalid number, duration or byte size "1e999"`},
+		{``, `parse error at line 1, col 1: syntax error: unexpected $end`, ``},
+		{`{app=~".*"}`, `parse error : ` + errEmptyCompatible, `{app=~".*"}`},
+		{`{app!="x"}`, `parse error : ` + errEmptyCompatible, `{app!="x"}`},
+		{`{app=~"x|"}`, `parse error : ` + errEmptyCompatible, `{app=~"x|"}`},
+		{`{}`, `parse error : ` + errEmptyCompatible, `{}`},
+		{`count_over_time({a=""}[1m])`, `parse error : ` + errEmptyCompatible, `{a=""}`},
+		{`sum_over_time({job="x"}[5m])`, `parse error : invalid aggregation sum_over_time without unwrap`, `sum_over_time({job="x"}[5m])`},
+		{`count_over_time({job="x"} | unwrap v [5m])`, `parse error : invalid aggregation count_over_time with unwrap`, `count_over_time({job="x"} | unwrap v [5m])`},
+		{`bytes_rate({job="x"} | unwrap v [5m])`, `parse error : invalid aggregation bytes_rate with unwrap`, `bytes_rate({job="x"} | unwrap v [5m])`},
+		{`count_over_time({job="x"}[5m]) by (a)`, `parse error : grouping not allowed for count_over_time aggregation`, `count_over_time({job="x"}[5m]) by (a)`},
+		{`sum_over_time({job="x"} | unwrap v [5m]) by (a)`, `parse error : grouping not allowed for sum_over_time aggregation`, `sum_over_time({job="x"} | unwrap v [5m]) by (a)`},
+		{`{app=5}`, `parse error at line 1, col 6: syntax error: unexpected NUMBER, expecting STRING`, `5`},
+		{`{app="x"`, `parse error at line 1, col 9: syntax error: unexpected $end, expecting COMMA or CLOSE_BRACE`, ``},
+		{`{app="x" |= "y"`, `parse error at line 1, col 10: syntax error: unexpected PIPE_EXACT, expecting COMMA or CLOSE_BRACE`, `|=`},
+		{`{app="x"} |= 5`, `parse error at line 1, col 14: syntax error: unexpected NUMBER, expecting STRING or IP`, `5`},
+		{"{app=\"x\"}\n  | json |", `parse error at line 2, col 11: syntax error: unexpected $end, expecting a parser, a label filter, line_format, label_format, drop, keep or decolorize`, ``},
+		{`{app="x"} | json | status > "x"`, `parse error at line 1, col 29: syntax error: unexpected STRING, expecting NUMBER, DURATION or BYTES`, `"x"`},
+		{`{app="x"} | unwrap v`, `parse error at line 1, col 13: syntax error: unexpected UNWRAP: unwrap is only allowed in a range aggregation`, `unwrap`},
+		{`{app="x"} |~ "a(b"`, "parse error at line 1, col 14: invalid regular expression \"a(b\" in line filter: missing closing ): `a(b`", `"a(b"`},
+		{`{app=~"a(b"}`, "parse error at line 1, col 5: invalid regular expression \"a(b\" for label app: error parsing regexp: missing closing ): `^(?s:a(b)$`", `=~"a(b"`},
+		{`{app="x"} | regexp "(\\d+)"`, `parse error at line 1, col 20: at least one named capture must be supplied`, `"(\\d+)"`},
+		{`{app="x"} | pattern "<_> foo"`, `parse error at line 1, col 21: invalid pattern "<_> foo": at least one capture is required`, `"<_> foo"`},
+		{`{app="x"} | pattern "<a><b>"`, `parse error at line 1, col 21: invalid pattern "<a><b>": found consecutive capture '<a><b>': invalid expression`, `"<a><b>"`},
+		{`{app="x"} |> ""`, `parse error at line 1, col 14: invalid pattern: empty pattern`, `""`},
+		{`{app="x"} |> "<a> <a>"`, `parse error at line 1, col 14: invalid pattern "<a> <a>": duplicate capture name (a): invalid expression`, `"<a> <a>"`},
+		{`{app="x"} |= ip("not-an-ip")`, `parse error at line 1, col 17: invalid ip pattern "not-an-ip": expecting an address, a CIDR or a range a-b`, `"not-an-ip"`},
+		{`{app="x"} |~ ip("1.2.3.4")`, `parse error at line 1, col 14: ip() line filter only supports |= and !=, not |~`, `ip`},
+		{`{app="x"} | logfmt --bogus`, `parse error at line 1, col 20: syntax error: unknown logfmt flag --bogus, expecting --strict or --keep-empty`, `--bogus`},
+		{`{app="x"} | label_format a=b, a="c"`, `parse error at line 1, col 31: multiple label name 'a' not allowed in a single format operation`, `a`},
+		{`count_over_time({app="x"})`, `parse error at line 1, col 26: syntax error: unexpected CLOSE_PARENTHESIS, expecting RANGE`, `)`},
+		{`count_over_time({app="x"}[5])`, `parse error at line 1, col 27: syntax error: unexpected NUMBER, expecting DURATION`, `5`},
+		{`count_over_time({app="x"}[0s])`, `parse error at line 1, col 27: range must be greater than zero`, `0s`},
+		{`quantile_over_time({app="x"} | unwrap v [5m])`, `parse error : parameter required for operation quantile_over_time`, `quantile_over_time`},
+		{`rate(0.5, {app="x"}[5m])`, `parse error : parameter 0.5 not supported for operation rate`, `0.5`},
+		{`rate({app="x"}[5m]) by (a)`, `parse error : grouping not allowed for rate aggregation`, `rate({app="x"}[5m]) by (a)`},
+		{`topk(0, rate({app="x"}[5m]))`, `parse error : invalid parameter (must be greater than 0) topk(0`, `0`},
+		{`topk(1.5, rate({app="x"}[5m]))`, `parse error : invalid parameter topk(1.5,`, `1.5`},
+		{`topk(rate({app="x"}[5m]))`, `parse error : parameter required for operation topk`, `topk`},
+		{`sum(3, rate({app="x"}[5m]))`, `parse error : unsupported parameter for operation sum(3,`, `3`},
+		{`sum by (a) (rate({app="x"}[5m])) by (b)`, `parse error at line 1, col 34: syntax error: unexpected BY: grouping given twice`, `by`},
+		{`sum({app="x"})`, `parse error at line 1, col 5: syntax error: unexpected OPEN_BRACE, expecting a metric expression`, `{`},
+		{`rate({app="x"}[5m]) + {app="y"}`, `parse error at line 1, col 23: syntax error: unexpected OPEN_BRACE, expecting a metric expression`, `{`},
+		{`1 and rate({app="x"}[5m])`, `parse error : unexpected literal for left leg of logical/set binary operation (and): 1.000000`, `1 and rate({app="x"}[5m])`},
+		{`rate({app="x"}[5m]) unless (1 + 1)`, `parse error : unexpected literal for right leg of logical/set binary operation (unless): 2.000000`, `rate({app="x"}[5m]) unless (1 + 1)`},
+		{`label_replace(rate({app="x"}[5m]), "1bad", "", "a", "")`, `parse error at line 1, col 36: invalid destination label name in label_replace(): 1bad`, `"1bad"`},
+		{`label_replace(rate({app="x"}[5m]), "d", "", "a", "(")`, "parse error : invalid regex in label_replace: error parsing regexp: missing closing ): `^(?:()$`", `"("`},
+		{`{app="x"} |= "unterminated`, `parse error at line 1, col 14: literal not terminated`, `"unterminated`},
+		{`{app="x"} |= "bad \q"`, `parse error at line 1, col 14: invalid string literal "bad \q": invalid syntax`, `"bad \q"`},
+		{`{app="x"} | json | a > 12xyz`, `parse error at line 1, col 24: syntax error: invalid number, duration or byte size "12xyz"`, `12xyz`},
+		{`{app="x"} $`, `parse error at line 1, col 11: syntax error: unexpected character '$'`, `$`},
+		{`foo(1)`, `parse error at line 1, col 1: syntax error: unexpected IDENTIFIER`, `foo`},
+		{`{app="x"} {app="y"}`, `parse error at line 1, col 11: syntax error: unexpected OPEN_BRACE`, `{`},
+		{`rate({app="x"} | unwrap v | json [5m])`, `parse error at line 1, col 29: syntax error: unexpected JSON: only label filters may follow unwrap`, `json`},
+		{`sort by (a) (rate({app="x"}[5m]))`, `parse error : sort and sort_desc doesn't allow grouping by`, `sort by (a) (rate({app="x"}[5m]))`},
+		{"{app=\"\xff\"}", `parse error at line 1, col 6: invalid UTF-8 rune`, "\"\xff\""},
+		{`vector(x)`, `parse error at line 1, col 8: syntax error: unexpected IDENTIFIER, expecting NUMBER`, `x`},
+		{`- rate({app="x"}[5m])`, `parse error at line 1, col 3: syntax error: unexpected RATE, expecting NUMBER`, `rate`},
+		{strings.Repeat("(", 1100) + "1" + strings.Repeat(")", 1100), `parse error at line 1, col 1001: query nested too deeply (more than 1000 levels)`, `(`},
+		{`1e999`, `parse error at line 1, col 1: syntax error: invalid number, duration or byte size "1e999"`, `1e999`},
 	}
 	for _, tt := range tests {
 		_, err := ParseExpr(tt.q)
@@ -556,6 +559,99 @@ func TestParseErrors(t *testing.T) {
 		if err.Error() != tt.want {
 			t.Errorf("%q:\n got %s\nwant %s", tt.q, err, tt.want)
 		}
+		checkErrorRange(t, tt.q, err, tt.span)
+	}
+}
+
+// checkErrorRange asserts that err's Range covers span, that its ends
+// agree with the text before them, that it starts at the line and column
+// the message prints, and that exactly the errors printed without a
+// position are ValidationErrors.
+func checkErrorRange(t *testing.T, q string, err error, span string) {
+	t.Helper()
+	r, ok := ErrorRange(err)
+	if !ok {
+		t.Errorf("%q: %v carries no range", q, err)
+		return
+	}
+	if r.Start.Offset < 0 || r.Start.Offset > r.End.Offset || r.End.Offset > len(q) {
+		t.Errorf("%q: range %+v outside the query", q, r)
+		return
+	}
+	if got := q[r.Start.Offset:r.End.Offset]; got != span {
+		t.Errorf("%q: range covers %q, want %q", q, got, span)
+	}
+	for _, p := range []Position{r.Start, r.End} {
+		if want := positionOf(q, p.Offset); p != want {
+			t.Errorf("%q: position %+v, want %+v", q, p, want)
+		}
+	}
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Errorf("%q: %T is not a *ParseError", q, err)
+		return
+	}
+	if pe.Line != 0 && (pe.Line != r.Start.Line || pe.Col != r.Start.Col) {
+		t.Errorf("%q: message at line %d, col %d, range starts at %+v", q, pe.Line, pe.Col, r.Start)
+	}
+	var ve *ValidationError
+	if isValidation := errors.As(err, &ve); isValidation != (pe.Line == 0) {
+		t.Errorf("%q: ValidationError is %v for %v", q, isValidation, err)
+	}
+}
+
+// positionOf counts lines and characters up to byte offset off, on its
+// own, to check the parser's arithmetic.
+func positionOf(q string, off int) Position {
+	before := q[:off]
+	line := 1 + strings.Count(before, "\n")
+	if i := strings.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	return Position{Offset: off, Line: line, Col: 1 + utf8.RuneCountInString(before)}
+}
+
+// TestErrorRangeMultiline covers ranges that start or end on a later line
+// and after multi-byte characters, where offsets and columns differ.
+func TestErrorRangeMultiline(t *testing.T) {
+	tests := []struct {
+		q, want, span string
+		start, end    Position
+	}{
+		{"{app=\"é\"}\n| json\n| status > \"x\"", `parse error at line 3, col 12: syntax error: unexpected STRING, expecting NUMBER, DURATION or BYTES`, `"x"`,
+			Position{Offset: 29, Line: 3, Col: 12}, Position{Offset: 32, Line: 3, Col: 15}},
+		{"sum by (a) (\n  rate({app=\"é\"}[5m])\n) and 1", `parse error : unexpected literal for right leg of logical/set binary operation (and): 1.000000`, "sum by (a) (\n  rate({app=\"é\"}[5m])\n) and 1",
+			Position{Offset: 0, Line: 1, Col: 1}, Position{Offset: 43, Line: 3, Col: 8}},
+		{"{app=\"é\"} |= \"a\nb\"", `parse error at line 1, col 14: literal not terminated`, `"a`,
+			Position{Offset: 14, Line: 1, Col: 14}, Position{Offset: 16, Line: 1, Col: 16}},
+		{"{app=\"é\"} |= `a\nb", `parse error at line 1, col 14: literal not terminated`, "`a\nb",
+			Position{Offset: 14, Line: 1, Col: 14}, Position{Offset: 18, Line: 2, Col: 2}},
+		{"# comment\n{a=~\".*\",\n b=\"\"}", `parse error : ` + errEmptyCompatible, "{a=~\".*\",\n b=\"\"}",
+			Position{Offset: 10, Line: 2, Col: 1}, Position{Offset: 26, Line: 3, Col: 7}},
+	}
+	for _, tt := range tests {
+		_, err := ParseExpr(tt.q)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: error %v, want %s", tt.q, err, tt.want)
+			continue
+		}
+		checkErrorRange(t, tt.q, err, tt.span)
+		if r, _ := ErrorRange(err); r.Start != tt.start || r.End != tt.end {
+			t.Errorf("%q: range %+v, want %+v to %+v", tt.q, r, tt.start, tt.end)
+		}
+	}
+}
+
+// TestEntryPointErrorRange: a query of the wrong kind is wrong as a whole.
+func TestEntryPointErrorRange(t *testing.T) {
+	q := "rate({app=\"api\"}\n[1m])"
+	_, err := ParseLogSelector(q)
+	checkErrorRange(t, q, err, q)
+	if _, ok := ErrorRange(errors.New("other")); ok {
+		t.Error("ErrorRange found a range in an unrelated error")
+	}
+	if _, ok := ErrorRange(&ParseError{Msg: "internal parser error: x"}); ok {
+		t.Error("ErrorRange found a range in an error without one")
 	}
 }
 

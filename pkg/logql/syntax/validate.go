@@ -16,32 +16,17 @@ import (
 // errEmptyCompatible is Loki's message, verbatim: users search for it.
 const errEmptyCompatible = `queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will`
 
-// validate applies the checks that need the whole tree: every stream
-// selector must select something.
-func validate(e Expr) error {
-	var err error
-	Walk(e, func(n Expr) bool {
-		if err != nil {
-			return false
-		}
-		if m, ok := n.(*MatcherExpr); ok {
-			err = checkSelector(m.Mts)
-		}
-		return true
-	})
-	return err
-}
-
-// checkSelector enforces Loki's rule that a selector have at least one
+// selectsSomething enforces Loki's rule that a selector have at least one
 // matcher that does not match the empty string (so {a!=""} passes), so a
-// query can never mean "every stream".
-func checkSelector(ms []*labels.Matcher) error {
+// query can never mean "every stream". The parser reports errEmptyCompatible
+// over the selector that breaks it.
+func selectsSomething(ms []*labels.Matcher) bool {
 	for _, m := range ms {
 		if !m.Matches("") {
-			return nil
+			return true
 		}
 	}
-	return &ParseError{Msg: errEmptyCompatible}
+	return false
 }
 
 // checkRangeAggregation applies Loki's rules on which functions take
