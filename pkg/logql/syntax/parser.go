@@ -126,10 +126,13 @@ func ParseExpr(s string) (expr Expr, err error) {
 			expr, err = nil, &ParseError{Msg: fmt.Sprintf("internal parser error: %v", r)}
 		}
 	}()
-	p, err := newParser(s)
+	toks, err := lex(s)
 	if err != nil {
 		return nil, err
 	}
+	// Built here, not in a constructor, so that the parser stays on the
+	// stack.
+	p := &parser{src: s, toks: toks}
 	e, err := p.parseQuery()
 	if err != nil {
 		return nil, err
@@ -189,14 +192,6 @@ type parser struct {
 	depth int
 	// selErr reports the first selector that selects every stream.
 	selErr error
-}
-
-func newParser(s string) (*parser, error) {
-	toks, err := lex(s)
-	if err != nil {
-		return nil, err
-	}
-	return &parser{src: s, toks: toks}, nil
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
