@@ -147,42 +147,37 @@ func ParseExpr(s string) (expr Expr, err error) {
 
 // ParseLogSelector parses a log query: a selector with an optional pipeline.
 func ParseLogSelector(s string) (LogSelectorExpr, error) {
-	e, err := ParseExpr(s)
-	if err != nil {
-		return nil, err
-	}
-	l, ok := e.(LogSelectorExpr)
-	if !ok {
-		return nil, &ValidationError{ParseError{Msg: "only log queries are supported here, got a metric query", Range: wholeQuery(s)}}
-	}
-	return l, nil
+	return parseAs[LogSelectorExpr](s, "only log queries are supported here, got a metric query")
 }
 
 // ParseSampleExpr parses a metric query.
 func ParseSampleExpr(s string) (SampleExpr, error) {
-	e, err := ParseExpr(s)
-	if err != nil {
-		return nil, err
-	}
-	se, ok := e.(SampleExpr)
-	if !ok {
-		return nil, &ValidationError{ParseError{Msg: "only metric queries are supported here, got a log query", Range: wholeQuery(s)}}
-	}
-	return se, nil
+	return parseAs[SampleExpr](s, "only metric queries are supported here, got a log query")
 }
 
 // ParseMatchers parses a bare stream selector such as {app="api"}, as the
 // series and label endpoints take it.
 func ParseMatchers(s string) ([]*labels.Matcher, error) {
-	e, err := ParseExpr(s)
+	m, err := parseAs[*MatcherExpr](s, "only label matchers are supported")
 	if err != nil {
 		return nil, err
 	}
-	m, ok := e.(*MatcherExpr)
-	if !ok {
-		return nil, &ValidationError{ParseError{Msg: "only label matchers are supported", Range: wholeQuery(s)}}
-	}
 	return m.Mts, nil
+}
+
+// parseAs parses s and requires a T; a query of another kind is wrong as
+// a whole, with the message wrongKind.
+func parseAs[T Expr](s, wrongKind string) (T, error) {
+	var zero T
+	e, err := ParseExpr(s)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := e.(T)
+	if !ok {
+		return zero, &ValidationError{ParseError{Msg: wrongKind, Range: wholeQuery(s)}}
+	}
+	return t, nil
 }
 
 type parser struct {

@@ -644,9 +644,23 @@ func TestErrorRangeMultiline(t *testing.T) {
 
 // TestEntryPointErrorRange: a query of the wrong kind is wrong as a whole.
 func TestEntryPointErrorRange(t *testing.T) {
-	q := "rate({app=\"api\"}\n[1m])"
-	_, err := ParseLogSelector(q)
-	checkErrorRange(t, q, err, q)
+	metric, log := "rate({app=\"api\"}\n[1m])", "{app=\"api\"}\n|= \"x\""
+	for _, tt := range []struct {
+		q     string
+		parse func(string) error
+		want  string
+	}{
+		{metric, func(q string) error { _, err := ParseLogSelector(q); return err }, "only log queries are supported here, got a metric query"},
+		{log, func(q string) error { _, err := ParseSampleExpr(q); return err }, "only metric queries are supported here, got a log query"},
+		{log, func(q string) error { _, err := ParseMatchers(q); return err }, "only label matchers are supported"},
+	} {
+		err := tt.parse(tt.q)
+		if err == nil || err.Error() != "parse error : "+tt.want {
+			t.Errorf("%q: error %v, want %s", tt.q, err, tt.want)
+			continue
+		}
+		checkErrorRange(t, tt.q, err, tt.q)
+	}
 	if _, ok := ErrorRange(errors.New("other")); ok {
 		t.Error("ErrorRange found a range in an unrelated error")
 	}
