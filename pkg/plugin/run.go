@@ -25,7 +25,8 @@ const errAlertLogQuery = "alert rules need a metric query, e.g. count_over_time(
 func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert bool, readTime []ingest.ReadTimeStat) backend.DataResponse {
 	expr, err := syntax.ParseExpr(q.Expr)
 	if err != nil {
-		return backend.ErrDataResponse(backend.StatusBadRequest, fmt.Sprintf("parse error: %v", err))
+		// The parser's message already says "parse error" and where, as Loki's does.
+		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
 	_, isLog := expr.(syntax.LogSelectorExpr)
 	if isLog && fromAlert {
