@@ -10,8 +10,8 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
-	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // syntheticStore holds streams × perStream entries over 24h, with a
