@@ -47,7 +47,7 @@ type feeder struct {
 // start reads c's stream on a goroutine of its own, running the pipeline
 // and copying the lines that survive it out of the store's buffers.
 func (f *feeder) start(c *entryCursor) *feed[processed] {
-	return startFeed(f.ctx, &f.wg, f.sem, c.it, func(b *store.Batch, flush func([]processed) bool) ([]processed, bool) {
+	return startFeed(f.ctx, &f.wg, f.sem, c.it, func(b *store.Batch, r *feedRun[processed]) ([]processed, bool) {
 		var out []processed
 		size := 0
 		for i, ts := range b.Ts {
@@ -62,7 +62,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			// Lines a template made long leave in smaller batches, so what
 			// waits for the merge stays bounded.
 			if size += len(line); size >= maxFedBatchBytes {
-				if !flush(out) {
+				if !r.flush(out) {
 					return nil, false
 				}
 				out, size = nil, 0

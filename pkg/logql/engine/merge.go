@@ -144,73 +144,85 @@ func (f *feed[T]) next(ctx context.Context) (item T, ok bool, err error) {
 // holding one of sem's slots while it reads and processes a batch; wg
 // tracks the goroutine. process turns one batch (with lines) into items and
 // returns those it did not flush; it returns false to stop (ctx ended).
-// flush sends items early, giving the slot back while the merge may be
-// waiting for a stream that has none; it returns false once ctx ended.
 func startFeed[T any](ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator,
-	process func(b *store.Batch, flush func([]T) bool) ([]T, bool)) *feed[T] {
-	ch := make(chan fed[T], 1)
+	process func(b *store.Batch, r *feedRun[T]) ([]T, bool)) *feed[T] {
+	r := &feedRun[T]{ctx: ctx, sem: sem, ch: make(chan fed[T], 1)}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer close(ch)
-		held := false
-		acquire := func() bool {
-			select {
-			case sem <- struct{}{}:
-				held = true
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		release := func() {
-			if held {
-				<-sem
-				held = false
-			}
-		}
-		send := func(b fed[T]) bool {
-			select {
-			case ch <- b:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
+		defer close(r.ch)
 		defer func() {
-			r := recover()
-			release()
-			if r != nil {
-				send(fed[T]{err: queryErr(ErrInternal, "internal error reading stream %s: %v", it.Labels(), r)})
+			p := recover()
+			r.release()
+			if p != nil {
+				r.send(fed[T]{err: queryErr(ErrInternal, "internal error reading stream %s: %v", it.Labels(), p)})
 			}
 		}()
-		flush := func(items []T) bool {
-			release()
-			return send(fed[T]{items: items}) && acquire()
-		}
 		for {
-			if ctx.Err() != nil || !acquire() {
+			if ctx.Err() != nil || !r.acquire() {
 				return
 			}
 			if !it.Next() {
-				release()
+				r.release()
 				if err := it.Err(); err != nil {
-					send(fed[T]{err: fmt.Errorf("read stream %s: %w", it.Labels(), err)})
+					r.send(fed[T]{err: fmt.Errorf("read stream %s: %w", it.Labels(), err)})
 				}
 				return
 			}
 			b := it.At()
 			if len(b.Lines) != len(b.Ts) {
-				release()
-				send(fed[T]{err: fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())})
+				r.release()
+				r.send(fed[T]{err: fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())})
 				return
 			}
-			rest, ok := process(b, flush)
-			release()
-			if !ok || (len(rest) > 0 && !send(fed[T]{items: rest})) {
+			rest, ok := process(b, r)
+			r.release()
+			if !ok || (len(rest) > 0 && !r.send(fed[T]{items: rest})) {
 				return
 			}
 		}
 	}()
-	return &feed[T]{ch: ch}
+	return &feed[T]{ch: r.ch}
+}
+
+// feedRun is the goroutine's end of a feed.
+type feedRun[T any] struct {
+	ctx  context.Context
+	sem  chan struct{}
+	ch   chan fed[T]
+	held bool // one of sem's slots
+}
+
+func (r *feedRun[T]) acquire() bool {
+	select {
+	case r.sem <- struct{}{}:
+		r.held = true
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+func (r *feedRun[T]) release() {
+	if r.held {
+		<-r.sem
+		r.held = false
+	}
+}
+
+func (r *feedRun[T]) send(b fed[T]) bool {
+	select {
+	case r.ch <- b:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// flush sends items before the batch is done, giving the slot back while
+// the merge may be waiting for a stream that has none; it returns false
+// once ctx ended.
+func (r *feedRun[T]) flush(items []T) bool {
+	r.release()
+	return r.send(fed[T]{items: items}) && r.acquire()
 }

@@ -93,7 +93,7 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 // time-ordered merge compare the short grouped label sets.
 func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) *feed[sampleRec] {
 	g := &grouper{g: grouping}
-	return startFeed(ctx, wg, sem, it, func(b *store.Batch, _ func([]sampleRec) bool) ([]sampleRec, bool) {
+	return startFeed(ctx, wg, sem, it, func(b *store.Batch, _ *feedRun[sampleRec]) ([]sampleRec, bool) {
 		var recs []sampleRec
 		for i, ts := range b.Ts {
 			if stopped(ctx) {
