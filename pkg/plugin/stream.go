@@ -4,17 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
-	"sort"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
-	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // tailLimit bounds the lines one live-tail push carries.
@@ -120,14 +118,18 @@ func tailQuery(raw json.RawMessage) (string, error) {
 // engine runs on an in-memory reader holding just them, so the tail applies
 // exactly the same LogQL semantics as a query.
 func tailFrame(ctx context.Context, expr string, streams []store.StreamEntries) (*data.Frame, error) {
-	mr := newMemReader(streams)
-	if mr.minTs > mr.maxTs {
+	mem := memstore.New()
+	if err := mem.Append(ctx, store.AppendBatch{Streams: streams}); err != nil {
+		return nil, fmt.Errorf("live tail: %w", err)
+	}
+	minTs, maxTs, ok := mem.Bounds()
+	if !ok {
 		return nil, nil
 	}
-	res, err := engine.New(mr, engine.Options{Parallelism: 1}).Query(ctx, engine.Params{
+	res, err := engine.New(mem, engine.Options{Parallelism: 1}).Query(ctx, engine.Params{
 		Query:     expr,
-		Start:     time.Unix(0, mr.minTs),
-		End:       time.Unix(0, mr.maxTs+1),
+		Start:     time.Unix(0, minTs),
+		End:       time.Unix(0, maxTs+1),
 		Limit:     tailLimit,
 		Direction: store.Forward,
 	})
@@ -140,130 +142,3 @@ func tailFrame(ctx context.Context, expr string, streams []store.StreamEntries) 
 	}
 	return logsFrame("tail", expr, rows, logsCustom{Limit: tailLimit, Direction: "forward"}, queryStats{}), nil
 }
-
-// memReader is a store.Reader over a few in-memory streams.
-type memReader struct {
-	streams      []store.StreamEntries
-	minTs, maxTs int64
-}
-
-func newMemReader(streams []store.StreamEntries) *memReader {
-	m := &memReader{minTs: math.MaxInt64, maxTs: math.MinInt64}
-	for _, s := range streams {
-		es := append([]store.Entry(nil), s.Entries...)
-		sort.SliceStable(es, func(i, j int) bool {
-			return es[i].Ts < es[j].Ts || (es[i].Ts == es[j].Ts && es[i].Seq < es[j].Seq)
-		})
-		for _, e := range es {
-			m.minTs = min(m.minTs, e.Ts)
-			m.maxTs = max(m.maxTs, e.Ts)
-		}
-		m.streams = append(m.streams, store.StreamEntries{Labels: s.Labels, Entries: es})
-	}
-	return m
-}
-
-func matchesAll(ms []*labels.Matcher, ls labels.Labels) bool {
-	for _, m := range ms {
-		if !m.Matches(ls.Get(m.Name)) {
-			return false
-		}
-	}
-	return true
-}
-
-func (m *memReader) Select(_ context.Context, p store.SelectParams) ([]store.StreamIterator, error) {
-	var out []store.StreamIterator
-	for _, s := range m.streams {
-		if !matchesAll(p.Matchers, s.Labels) {
-			continue
-		}
-		b := &store.Batch{Labels: s.Labels}
-		for _, e := range s.Entries {
-			if e.Ts < p.Start || e.Ts >= p.End {
-				continue
-			}
-			b.Ts = append(b.Ts, e.Ts)
-			b.Seq = append(b.Seq, e.Seq)
-			b.Sizes = append(b.Sizes, uint32(len(e.Line)))
-			if p.Lines {
-				b.Lines = append(b.Lines, e.Line)
-			}
-		}
-		if len(b.Ts) == 0 {
-			continue
-		}
-		if p.Direction == store.Backward {
-			reverseBatch(b)
-		}
-		out = append(out, &memIter{b: b})
-	}
-	return out, nil
-}
-
-func reverseBatch(b *store.Batch) {
-	for i, j := 0, len(b.Ts)-1; i < j; i, j = i+1, j-1 {
-		b.Ts[i], b.Ts[j] = b.Ts[j], b.Ts[i]
-		b.Seq[i], b.Seq[j] = b.Seq[j], b.Seq[i]
-		b.Sizes[i], b.Sizes[j] = b.Sizes[j], b.Sizes[i]
-		if b.Lines != nil {
-			b.Lines[i], b.Lines[j] = b.Lines[j], b.Lines[i]
-		}
-	}
-}
-
-func (m *memReader) Streams(_ context.Context, ms []*labels.Matcher, start, end int64) ([]labels.Labels, error) {
-	var out []labels.Labels
-	for _, s := range m.streams {
-		if matchesAll(ms, s.Labels) {
-			out = append(out, s.Labels)
-		}
-	}
-	return out, nil
-}
-
-func (m *memReader) LabelNames(context.Context, int64, int64) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range m.streams {
-		for _, l := range s.Labels {
-			if !seen[l.Name] {
-				seen[l.Name] = true
-				out = append(out, l.Name)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-func (m *memReader) LabelValues(_ context.Context, name string, ms []*labels.Matcher, _, _ int64) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range m.streams {
-		if v := s.Labels.Get(name); v != "" && !seen[v] && matchesAll(ms, s.Labels) {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// memIter yields one batch.
-type memIter struct {
-	b    *store.Batch
-	done bool
-}
-
-func (it *memIter) Labels() labels.Labels { return it.b.Labels }
-func (it *memIter) Next() bool {
-	if it.done {
-		return false
-	}
-	it.done = true
-	return true
-}
-func (it *memIter) At() *store.Batch { return it.b }
-func (it *memIter) Err() error       { return nil }
-func (it *memIter) Close() error     { return nil }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
-	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // syntheticStore holds streams × perStream entries over 24h, with a
@@ -112,6 +112,35 @@ func BenchmarkCorpus(b *testing.B) {
 				if i == 0 {
 					b.ReportMetric(float64(res.Stats.Store.BlocksRead), "blocks-read")
 					b.ReportMetric(float64(res.Stats.Store.BlocksSkipped), "blocks-skipped")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMerge runs the queries whose streams are merged in time order:
+// log queries (with and without a limit met early) and range aggregations
+// that fold or stream samples in time order.
+func BenchmarkMerge(b *testing.B) {
+	st, from, to := syntheticStore(b, 64, 20000)
+	eng := engine.New(st, engine.Options{})
+	for _, c := range []struct {
+		name string
+		p    engine.Params
+	}{
+		{"log-backward-limit", engine.Params{Query: `{job="bench"}`, Limit: 1000, Direction: store.Backward}},
+		{"log-forward-filter", engine.Params{Query: `{job="bench"} |= "status=201"`, Limit: 5000, Direction: store.Forward}},
+		{"log-logfmt-scan", engine.Params{Query: `{job="bench"} | logfmt | latency > 995`, Limit: 1000, Direction: store.Backward}},
+		{"fold-ordered", engine.Params{Query: `max_over_time({job="bench"} | logfmt | unwrap latency [5m]) by (instance)`, Step: 5 * time.Minute}},
+		{"windowed", engine.Params{Query: `sum by (instance) (sum_over_time({job="bench"} | logfmt | unwrap latency [5m]))`, Step: 5 * time.Minute}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := c.p
+			p.Start, p.End = from, to
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := eng.Query(context.Background(), p); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
-	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
 	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
 	"github.com/lokal-logs/lokal/pkg/push"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 type conformanceRow struct {

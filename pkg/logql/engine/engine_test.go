@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
-	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // testStore has n streams of perStream entries one second apart from t=0.

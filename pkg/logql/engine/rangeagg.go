@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -198,35 +197,48 @@ func ceilDiv(a, b int64) int64 {
 	return -((-a) / b)
 }
 
-// rangeAgg evaluates a range aggregation over the store.
-func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
-	lr := x.Left
-	if lr == nil || lr.Interval <= 0 {
-		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
-	}
+// selectRange compiles the selector and sample extractor of x and selects,
+// oldest first, the streams of every window its steps need; lines are read
+// when the extractor needs them or allLines asks for them. The caller closes
+// the iterators.
+func (ev *evaluator) selectRange(x *syntax.RangeAggregationExpr, allLines bool) ([]store.StreamIterator, *log.SampleExtractor, error) {
 	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ex, err := sampleExtractor(x, sel.pipeline)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rng, off := int64(lr.Interval), int64(lr.Offset)
+	rng, off := int64(x.Left.Interval), int64(x.Left.Offset)
 	last := ev.steps[len(ev.steps)-1]
-	lineOnly := ex.LineOnly()
 	its, err := ev.e.r.Select(ev.ctx, store.SelectParams{
 		Matchers:  sel.matchers,
 		Start:     ev.steps[0] - off - rng + 1,
 		End:       last - off + 1,
 		Direction: store.Forward,
 		Hint:      sel.hint,
-		Lines:     !lineOnly,
+		Lines:     allLines || !ex.LineOnly(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("select streams: %w", err)
+		return nil, nil, fmt.Errorf("select streams: %w", err)
+	}
+	return its, ex, nil
+}
+
+// rangeAgg evaluates a range aggregation over the store.
+func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
+	lr := x.Left
+	if lr == nil || lr.Interval <= 0 {
+		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
+	}
+	its, ex, err := ev.selectRange(x, false)
+	if err != nil {
+		return nil, err
 	}
 	defer closeAll(its)
+	rng, off := int64(lr.Interval), int64(lr.Offset)
+	lineOnly := ex.LineOnly()
 
 	op := x.Operation
 	var accs []*rangeAcc
@@ -493,180 +505,17 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 	return nil
 }
 
-// sampleCursor holds the next sample of one stream. The stream is read and
-// its lines parsed on a goroutine of its own (parsing is the costly part of
-// unwrapped queries, and they read every block anyway), and the samples
-// are merged here in time order.
-type sampleCursor struct {
-	feed    chan sampleBatch
-	pending []sampleRec
-	pi      int
-
-	ts   int64
-	v    float64
-	ls   labels.Labels
-	hash uint64
-	// lsText is ls.String(), built only when two cursors tie on time:
-	// parsers can make a new label set per line.
-	lsText  string
-	hasText bool
-}
-
-type sampleRec struct {
-	ts   int64
-	v    float64
-	ls   labels.Labels
-	hash uint64
-}
-
-type sampleBatch struct {
-	recs []sampleRec
-	err  error
-}
-
-func (c *sampleCursor) text() string {
-	if !c.hasText {
-		c.lsText, c.hasText = c.ls.String(), true
-	}
-	return c.lsText
-}
-
-func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
-	for {
-		if c.pi < len(c.pending) {
-			r := c.pending[c.pi]
-			c.pi++
-			if r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
-				c.lsText, c.hasText = "", false
-			}
-			c.ts, c.v, c.ls, c.hash = r.ts, r.v, r.ls, r.hash
-			return true, nil
-		}
-		select {
-		case b, ok := <-c.feed:
-			if !ok {
-				return false, ctx.Err()
-			}
-			if b.err != nil {
-				return false, b.err
-			}
-			c.pending, c.pi = b.recs, 0
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-	}
-}
-
-// feedSamples reads one stream on its own goroutine, sending the samples
-// that fall in some window; sem bounds how many streams parse at once.
-//
-// Samples carry their grouped labels (by/without of the range aggregation),
-// as Loki's extractors do: grouping runs here in parallel, and ties in the
-// time-ordered merge compare the short grouped label sets.
-func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) chan sampleBatch {
-	g := &grouper{g: grouping}
-	ch := make(chan sampleBatch, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(ch)
-		send := func(b sampleBatch) bool {
-			select {
-			case ch <- b:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		defer func() {
-			if r := recover(); r != nil {
-				send(sampleBatch{err: queryErr(ErrInternal, "internal error reading stream %s: %v", it.Labels(), r)})
-			}
-		}()
-		for {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			if !it.Next() {
-				<-sem
-				if err := it.Err(); err != nil {
-					send(sampleBatch{err: fmt.Errorf("read stream %s: %w", it.Labels(), err)})
-				}
-				return
-			}
-			b := it.At()
-			if len(b.Lines) != len(b.Ts) {
-				<-sem
-				send(sampleBatch{err: fmt.Errorf("read stream %s: store returned a batch without lines", it.Labels())})
-				return
-			}
-			var recs []sampleRec
-			for i, ts := range b.Ts {
-				if stopped(ctx) {
-					<-sem
-					return
-				}
-				if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
-					continue
-				}
-				v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
-				if ok {
-					gl, gh := g.group(ls, h)
-					recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
-				}
-			}
-			<-sem
-			if len(recs) > 0 && !send(sampleBatch{recs: recs}) {
-				return
-			}
-		}
-	}()
-	return ch
-}
-
-type sampleHeap []*sampleCursor
-
-func (h sampleHeap) Len() int { return len(h) }
-func (h sampleHeap) Less(i, j int) bool {
-	if h[i].ts != h[j].ts {
-		return h[i].ts < h[j].ts
-	}
-	return h[i].text() < h[j].text()
-}
-func (h sampleHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *sampleHeap) Push(x any)   { *h = append(*h, x.(*sampleCursor)) }
-func (h *sampleHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
 // foldOrdered merges all streams by time before folding, so every series
 // sees its samples in time order as Loki's window functions do.
 func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
 	set := ev.newAccSet(x.Operation)
-	ctx, cancel := context.WithCancel(ev.ctx)
-	var wg sync.WaitGroup
+	m, stop, err := ev.mergeSamples(its, ex, x, rng, off)
+	if err != nil {
+		return nil, err
+	}
 	// Stop the readers and wait for them before the caller closes the
 	// iterators they read.
-	defer wg.Wait()
-	defer cancel()
-	sem := make(chan struct{}, ev.e.opts.Parallelism)
-	h := sampleHeap{}
-	for _, it := range its {
-		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)}
-		ok, err := c.advance(ev.ctx)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			h = append(h, c)
-		}
-	}
-	heap.Init(&h)
+	defer stop()
 	// Functions that need a window's samples (quantile, rate_counter) keep
 	// one sliding buffer per series instead of a copy of each sample in
 	// every window that holds it: samples arrive in time order, so a step
@@ -685,8 +534,8 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 			next++
 		}
 	}
-	for h.Len() > 0 {
-		c := h[0]
+	for !m.empty() {
+		c := m.top()
 		shifted := c.ts + off
 		lo, hi := ev.stepSpan(shifted, rng)
 		if lo <= hi {
@@ -703,14 +552,8 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 				}
 			}
 		}
-		ok, err := c.advance(ev.ctx)
-		if err != nil {
+		if err := m.next(ev.ctx); err != nil {
 			return nil, err
-		}
-		if ok {
-			heap.Fix(&h, 0)
-		} else {
-			heap.Pop(&h)
 		}
 	}
 	if windowed {

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
-	"github.com/lokal-logs/lokal/pkg/logql/engine/internal/memstore"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // The script tests in testdata/*.test are LogQL's conformance suite in

@@ -1,16 +1,11 @@
 package engine
 
 import (
-	"container/heap"
-	"context"
-	"fmt"
 	"math"
-	"sync"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
-	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // A vector aggregation directly over a range aggregation of unwrapped
@@ -141,46 +136,19 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if lr.Interval <= 0 {
 		return queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
+	its, ex, err := ev.selectRange(x, true)
 	if err != nil {
 		return err
-	}
-	ex, err := sampleExtractor(x, sel.pipeline)
-	if err != nil {
-		return err
-	}
-	rng, off := int64(lr.Interval), int64(lr.Offset)
-	last := ev.steps[len(ev.steps)-1]
-	its, err := ev.e.r.Select(ev.ctx, store.SelectParams{
-		Matchers:  sel.matchers,
-		Start:     ev.steps[0] - off - rng + 1,
-		End:       last - off + 1,
-		Direction: store.Forward,
-		Hint:      sel.hint,
-		Lines:     true,
-	})
-	if err != nil {
-		return fmt.Errorf("select streams: %w", err)
 	}
 	defer closeAll(its)
+	rng, off := int64(lr.Interval), int64(lr.Offset)
 
-	ctx, cancel := context.WithCancel(ev.ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	sem := make(chan struct{}, ev.e.opts.Parallelism)
-	h := sampleHeap{}
-	for _, it := range its {
-		c := &sampleCursor{feed: ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)}
-		ok, err := c.advance(ev.ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			h = append(h, c)
-		}
+	m, stop, err := ev.mergeSamples(its, ex, x, rng, off)
+	if err != nil {
+		return err
 	}
-	heap.Init(&h)
+	// Stop the readers and wait for them before the iterators are closed.
+	defer stop()
 
 	var q float64
 	if x.Params != nil {
@@ -240,8 +208,8 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 		}
 		return nil
 	}
-	for h.Len() > 0 {
-		c := h[0]
+	for !m.empty() {
+		c := m.top()
 		shifted := c.ts + off
 		if lo, hi := ev.stepSpan(shifted, rng); lo <= hi {
 			// Steps before lo are complete: no later sample can fall in
@@ -274,14 +242,8 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 					x.Operation, maxHeld, lr.Interval, ev.e.opts.MemoryBudget>>20)
 			}
 		}
-		ok, err := c.advance(ev.ctx)
-		if err != nil {
+		if err := m.next(ev.ctx); err != nil {
 			return err
-		}
-		if ok {
-			heap.Fix(&h, 0)
-		} else {
-			heap.Pop(&h)
 		}
 	}
 	return finishUpTo(math.MaxInt64)

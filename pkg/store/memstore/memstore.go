@@ -1,12 +1,15 @@
-// Package memstore is an in-memory store.Reader for the engine's tests: it
+// Package memstore is an in-memory store.Reader and store.Appender: it
 // honours the store contract (half-open ranges, direction, Lines:false, the
-// line-filter hint as a pure pruning aid, statistics) without any disk, so
-// engine semantics can be tested apart from the real store.
+// line-filter hint as a pure pruning aid, statistics) without any disk. Live
+// tail runs the engine on one holding just the freshly stored entries, and
+// the engine's tests and benchmarks use it to test engine semantics apart
+// from the real store.
 package memstore
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -26,21 +29,31 @@ type stream struct {
 // Store holds streams in memory. It is not safe for concurrent Append; reads
 // may run concurrently once loading is done.
 type Store struct {
-	streams map[string]*stream
-	mu      sync.Mutex
+	streams      map[string]*stream
+	minTs, maxTs int64
+	mu           sync.Mutex
 	// SelectCalls records every Select, so tests can check what the engine
 	// asked for (Lines, Hint).
 	SelectCalls []store.SelectParams
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{streams: map[string]*stream{}} }
+func New() *Store {
+	return &Store{streams: map[string]*stream{}, minTs: math.MaxInt64, maxTs: math.MinInt64}
+}
 
-// Append adds a batch; entries are kept ordered by (Ts, Seq).
+// Append adds a batch, copying its entries; they are kept ordered by
+// (Ts, Seq). A stream without labels refuses the whole batch.
 func (s *Store) Append(_ context.Context, b store.AppendBatch) error {
 	for _, se := range b.Streams {
 		if len(se.Labels) == 0 {
 			return fmt.Errorf("memstore: stream without labels")
+		}
+	}
+	for _, se := range b.Streams {
+		for _, e := range se.Entries {
+			s.minTs = min(s.minTs, e.Ts)
+			s.maxTs = max(s.maxTs, e.Ts)
 		}
 		k := se.Labels.String()
 		st := s.streams[k]
@@ -58,6 +71,12 @@ func (s *Store) Append(_ context.Context, b store.AppendBatch) error {
 		})
 	}
 	return nil
+}
+
+// Bounds returns the times of the oldest and newest entry held; ok is false
+// when the store holds none.
+func (s *Store) Bounds() (minTs, maxTs int64, ok bool) {
+	return s.minTs, s.maxTs, s.minTs <= s.maxTs
 }
 
 // Cursors is unused by the engine.

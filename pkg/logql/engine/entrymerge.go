@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// processed is one entry after the pipeline.
+type processed struct {
+	ts   int64
+	seq  uint64
+	line string
+	ls   labels.Labels
+	hash uint64
+}
+
+// sequentialBatches is how many batches a log query reads on the calling
+// goroutine before it lets every stream read and filter ahead on its own
+// goroutine: a query that meets its limit within the first blocks of each
+// stream (the common, interactive case) then reads no block it does not
+// need, and a long scan (a rare match without usable hint) still uses every
+// core.
+const sequentialBatches = 16
+
+// maxFedBatchBytes bounds the lines of one batch a stream's goroutine
+// hands to the merge.
+const maxFedBatchBytes = 256 << 10
+
+// feeder hands a stream's reading and filtering to a goroutine once a query
+// has read enough batches to be a long scan.
+type feeder struct {
+	ctx       context.Context
+	sem       chan struct{} // bounds the goroutines filtering at once
+	wg        sync.WaitGroup
+	parallel  bool
+	threshold int
+	read      int // batches read sequentially so far
+}
+
+// start reads c's stream on a goroutine of its own, running the pipeline
+// and copying the lines that survive it out of the store's buffers.
+func (f *feeder) start(c *entryCursor) *feed[processed] {
+	return startFeed(f.ctx, &f.wg, f.sem, c.it, func(b *store.Batch, r *feedRun[processed]) ([]processed, bool) {
+		var out []processed
+		size := 0
+		for i, ts := range b.Ts {
+			if stopped(f.ctx) {
+				return nil, false
+			}
+			line, ls, h, ok := c.sp.ProcessString(ts, b.Lines[i])
+			if !ok {
+				continue
+			}
+			out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
+			// Lines a template made long leave in smaller batches, so what
+			// waits for the merge stays bounded.
+			if size += len(line); size >= maxFedBatchBytes {
+				if !r.flush(out) {
+					return nil, false
+				}
+				out, size = nil, 0
+			}
+		}
+		return out, true
+	})
+}
+
+// entryCursor walks one stream iterator, running the pipeline, and holds the
+// next entry that survives it.
+type entryCursor struct {
+	it    store.StreamIterator
+	sp    *log.StreamPipeline
+	batch *store.Batch
+	i     int
+	cur   processed
+
+	feeds *feeder
+	feed  *feed[processed] // set once the stream is read on its own goroutine
+
+	// streamHash is Loki's hash of the stream's stored labels, by which its
+	// merge iterators order entries of equal time.
+	streamHash uint64
+}
+
+// lokiStreamHash is Prometheus's labels hash (xxhash64 over name, 0xff,
+// value, 0xff for each label in order), which Loki's iterators report as
+// StreamHash for the stream an entry was read from.
+func lokiStreamHash(ls labels.Labels) uint64 {
+	d := xxhash.New()
+	sep := []byte{0xff}
+	for _, l := range ls {
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(l.Value)
+		_, _ = d.Write(sep)
+	}
+	return d.Sum64()
+}
+
+func (c *entryCursor) advance(ctx context.Context) (bool, error) {
+	for {
+		if c.feed != nil {
+			p, ok, err := c.feed.next(ctx)
+			if ok {
+				c.cur = p
+			}
+			return ok, err
+		}
+		for c.batch != nil && c.i < len(c.batch.Ts) {
+			if stopped(ctx) {
+				return false, ctx.Err()
+			}
+			i := c.i
+			c.i++
+			ts := c.batch.Ts[i]
+			line, ls, h, ok := c.sp.ProcessString(ts, c.batch.Lines[i])
+			if !ok {
+				continue
+			}
+			c.cur = processed{ts: ts, seq: c.batch.Seq[i], line: line, ls: ls, hash: h}
+			return true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if f := c.feeds; f != nil && f.parallel && f.read >= f.threshold {
+			c.batch = nil
+			c.feed = f.start(c)
+			continue
+		}
+		if !c.it.Next() {
+			if err := c.it.Err(); err != nil {
+				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
+			}
+			return false, nil
+		}
+		if c.feeds != nil {
+			c.feeds.read++
+		}
+		c.batch, c.i = c.it.At(), 0
+		if len(c.batch.Lines) != len(c.batch.Ts) {
+			return false, fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())
+		}
+	}
+}
+
+// entryOrder orders cursors by their current entry: oldest first forward,
+// newest first backward. Equal times across streams go in ascending order of
+// the stored stream's hash in both directions, as Loki's merge iterators
+// (lessAscending/lessDescending over the stream hash) do; that order decides
+// which tied entries a limit keeps.
+func entryOrder(backward bool) func(a, b *entryCursor) bool {
+	return func(ca, cb *entryCursor) bool {
+		a, b := &ca.cur, &cb.cur
+		if a.ts != b.ts {
+			if backward {
+				return a.ts > b.ts
+			}
+			return a.ts < b.ts
+		}
+		if ha, hb := ca.streamHash, cb.streamHash; ha != hb {
+			return ha < hb
+		}
+		return labels.Compare(ca.it.Labels(), cb.it.Labels()) < 0
+	}
+}

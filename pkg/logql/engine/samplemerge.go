@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// sampleCursor holds the next sample of one stream. The stream is read and
+// its lines parsed on a goroutine of its own (parsing is the costly part of
+// unwrapped queries, and they read every block anyway), and the samples
+// are merged here in time order.
+type sampleCursor struct {
+	feed *feed[sampleRec]
+
+	ts   int64
+	v    float64
+	ls   labels.Labels
+	hash uint64
+	// lsText is ls.String(), built only when two cursors tie on time:
+	// parsers can make a new label set per line.
+	lsText  string
+	hasText bool
+}
+
+type sampleRec struct {
+	ts   int64
+	v    float64
+	ls   labels.Labels
+	hash uint64
+}
+
+func (c *sampleCursor) text() string {
+	if !c.hasText {
+		c.lsText, c.hasText = c.ls.String(), true
+	}
+	return c.lsText
+}
+
+func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
+	r, ok, err := c.feed.next(ctx)
+	if !ok {
+		return false, err
+	}
+	if r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
+		c.lsText, c.hasText = "", false
+	}
+	c.ts, c.v, c.ls, c.hash = r.ts, r.v, r.ls, r.hash
+	return true, nil
+}
+
+// sampleOrder orders cursors by time, ties by the text of their labels.
+func sampleOrder(a, b *sampleCursor) bool {
+	if a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	return a.text() < b.text()
+}
+
+// mergeSamples merges the samples of every stream in time order, each
+// stream read on a goroutine of its own (at most Parallelism parsing at
+// once). The caller must call stop, which ends the readers and waits for
+// them, before it closes the iterators; on error mergeSamples has stopped
+// them itself.
+func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, rng, off int64) (m *merge[*sampleCursor], stop func(), err error) {
+	ctx, cancel := context.WithCancel(ev.ctx)
+	wg := &sync.WaitGroup{}
+	stop = func() {
+		cancel()
+		wg.Wait()
+	}
+	sem := make(chan struct{}, ev.e.opts.Parallelism)
+	cs := make([]*sampleCursor, 0, len(its))
+	for _, it := range its {
+		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)})
+	}
+	if m, err = newMerge(ev.ctx, cs, sampleOrder); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return m, stop, nil
+}
+
+// feedSamples reads one stream on its own goroutine, sending the samples
+// that fall in some window; sem bounds how many streams parse at once.
+//
+// Samples carry their grouped labels (by/without of the range aggregation),
+// as Loki's extractors do: grouping runs here in parallel, and ties in the
+// time-ordered merge compare the short grouped label sets.
+func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) *feed[sampleRec] {
+	g := &grouper{g: grouping}
+	return startFeed(ctx, wg, sem, it, func(b *store.Batch, _ *feedRun[sampleRec]) ([]sampleRec, bool) {
+		var recs []sampleRec
+		for i, ts := range b.Ts {
+			if stopped(ctx) {
+				return nil, false
+			}
+			if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
+				continue
+			}
+			v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
+			if ok {
+				gl, gh := g.group(ls, h)
+				recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
+			}
+		}
+		return recs, true
+	})
+}
