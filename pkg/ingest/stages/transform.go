@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // stage is one compiled pipeline stage (multiline excepted: it holds
@@ -202,7 +203,7 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 		}
 		want[key] = name
 	}
-	ParseLogfmt(v, func(k, val string) {
+	logql.ScanLogfmt(v, logql.LogfmtPromtail, func(k, val string) {
 		if len(want) == 0 {
 			p.setExtracted(st, k, val)
 			return
@@ -211,61 +212,6 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 			p.setExtracted(st, name, val)
 		}
 	})
-}
-
-// ParseLogfmt calls fn for each key=value pair of a logfmt line. Values may
-// be double-quoted with Go escapes; a bare key has an empty value; bytes that
-// cannot start a key are skipped, so any input is accepted.
-func ParseLogfmt(s string, fn func(key, value string)) {
-	i := 0
-	for i < len(s) {
-		for i < len(s) && (s[i] <= ' ' || s[i] == '=' || s[i] == '"') {
-			i++
-		}
-		ks := i
-		for i < len(s) && s[i] > ' ' && s[i] != '=' && s[i] != '"' {
-			i++
-		}
-		if i == ks {
-			continue
-		}
-		key := s[ks:i]
-		if i >= len(s) || s[i] != '=' {
-			fn(key, "")
-			continue
-		}
-		i++
-		if i < len(s) && s[i] == '"' {
-			j := i + 1
-			esc := false
-			for j < len(s) && s[j] != '"' {
-				if s[j] == '\\' {
-					esc = true
-					j++
-				}
-				j++
-			}
-			if j >= len(s) {
-				fn(key, s[i+1:])
-				return
-			}
-			raw := s[i : j+1]
-			val := raw[1 : len(raw)-1]
-			if esc {
-				if u, err := strconv.Unquote(raw); err == nil {
-					val = u
-				}
-			}
-			fn(key, val)
-			i = j + 1
-			continue
-		}
-		vs := i
-		for i < len(s) && s[i] > ' ' {
-			i++
-		}
-		fn(key, s[vs:i])
-	}
 }
 
 type jsonStage struct {

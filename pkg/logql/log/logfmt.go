@@ -3,35 +3,63 @@ package log
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
+// LogfmtDialect says how a logfmt scan reads what lies outside the plain
+// grammar (key, key=value, key="quoted value"). Both readings share one
+// scanner, so a line made only of such pairs, without backslashes, gives
+// the same pairs in both (FuzzLogfmtDialects); everything else that
+// differs is listed here and shown in TestLogfmtDialects.
+type LogfmtDialect uint8
+
+const (
+	// LogfmtLoki is the reading of `| logfmt`, Loki's: a pair with a stray
+	// '=' or '"' (in the key or in a bare value), an unterminated or badly
+	// escaped quoted value, or a key that is not valid UTF-8 is malformed
+	// and skipped up to the next space (--strict stops there). Quoted
+	// values use JSON escapes (\/ and \uXXXX surrogate pairs included).
+	LogfmtLoki LogfmtDialect = iota
+	// LogfmtPromtail is the reading of the ingest logfmt stage, which
+	// accepts any input: '=' and '"' where a key would start are skipped,
+	// a '"' ends a key (a bare key), a bare value runs to the next space
+	// whatever it holds, an unterminated quoted value runs to the end of
+	// the line, quoted values use Go escapes (kept raw when they do not
+	// unquote), and keys are taken byte for byte.
+	LogfmtPromtail
+)
+
 // logfmtScanner walks key=value pairs of a logfmt line. Keys are runs of
 // bytes above space other than '=' and '"'; values are bare (no '=' or '"')
-// or double-quoted with JSON-style escapes.
+// or double-quoted.
 type logfmtScanner struct {
-	line []byte
-	pos  int
-	key  []byte
-	val  []byte
-	buf  []byte
-	err  string // description of the last malformed pair
-	epos int    // its 1-based position
+	dialect LogfmtDialect
+	line    []byte
+	pos     int
+	key     []byte
+	val     []byte
+	buf     []byte
+	inBuf   bool   // val is in buf (unescaped), not in line
+	err     string // description of the last malformed pair
+	epos    int    // its 1-based position
 }
 
 // next reads the next pair. more is false at the end of the line; ok is
 // false when the pair is malformed (the scanner has skipped past it).
+// LogfmtPromtail never reports a malformed pair.
 func (d *logfmtScanner) next() (more, ok bool) {
 	line := d.line
-	for d.pos < len(line) && line[d.pos] <= ' ' {
+	promtail := d.dialect == LogfmtPromtail
+	for d.pos < len(line) && (line[d.pos] <= ' ' || promtail && (line[d.pos] == '=' || line[d.pos] == '"')) {
 		d.pos++
 	}
 	if d.pos >= len(line) {
 		return false, false
 	}
 	start := d.pos
-	d.key, d.val = nil, nil
+	d.key, d.val, d.inBuf = nil, nil, false
 	multibyte := false
 	for d.pos < len(line) {
 		c := line[d.pos]
@@ -39,6 +67,10 @@ func (d *logfmtScanner) next() (more, ok bool) {
 			break
 		}
 		if c == '"' {
+			if promtail {
+				d.key = line[start:d.pos]
+				return true, true
+			}
 			return true, d.malformed("unexpected '\"'")
 		}
 		if c <= ' ' {
@@ -54,7 +86,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		d.key = line[start:]
 		return true, d.validKey(multibyte, false)
 	}
-	if d.pos == start {
+	if d.pos == start { // only Loki: Promtail skipped the '='
 		return true, d.malformed("unexpected '='")
 	}
 	d.key = line[start:d.pos]
@@ -74,10 +106,10 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		if c <= ' ' {
 			break
 		}
-		if c == '=' {
+		if !promtail && c == '=' {
 			return true, d.malformed("unexpected '='")
 		}
-		if c == '"' {
+		if !promtail && c == '"' {
 			return true, d.malformed("unexpected '\"'")
 		}
 		d.pos++
@@ -89,7 +121,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 // validKey rejects keys that are not valid UTF-8 (or hold U+FFFD), as Loki
 // does; with skip the rest of the pair is skipped too.
 func (d *logfmtScanner) validKey(multibyte, skip bool) bool {
-	if !multibyte || !bytes.ContainsRune(d.key, utf8.RuneError) {
+	if !multibyte || d.dialect == LogfmtPromtail || !bytes.ContainsRune(d.key, utf8.RuneError) {
 		return true
 	}
 	if skip {
@@ -127,8 +159,12 @@ func (d *logfmtScanner) quoted() bool {
 		d.pos++
 	}
 	if d.pos >= len(line) {
-		d.err, d.epos = "unterminated quoted value", len(line)+1
 		d.pos = len(line)
+		if d.dialect == LogfmtPromtail {
+			d.val = line[start:]
+			return true
+		}
+		d.err, d.epos = "unterminated quoted value", len(line)+1
 		return false
 	}
 	raw := line[start:d.pos]
@@ -140,14 +176,45 @@ func (d *logfmtScanner) quoted() bool {
 		}
 		return true
 	}
+	if d.dialect == LogfmtPromtail {
+		d.val = raw
+		if u, err := strconv.Unquote(unsafeString(line[start-1 : d.pos])); err == nil {
+			d.buf = append(d.buf[:0], u...)
+			d.val, d.inBuf = d.buf, true
+		}
+		return true
+	}
 	v, ok := unescapeLogfmt(d.buf[:0], raw)
 	d.buf = v
 	if !ok {
 		d.err, d.epos = "invalid quoted value", d.pos+1
 		return false
 	}
-	d.val = v
+	d.val, d.inBuf = v, true
 	return true
+}
+
+// ScanLogfmt calls fn for each pair of line read in the given dialect (a
+// key without a value has an empty value) and returns the number of
+// malformed pairs it skipped. key and value are parts of line or fresh
+// copies, so fn may keep them.
+func ScanLogfmt(line string, dialect LogfmtDialect, fn func(key, value string)) (malformed int) {
+	d := logfmtScanner{dialect: dialect, line: unsafeBytes(line)}
+	for {
+		more, ok := d.next()
+		if !more {
+			return malformed
+		}
+		if !ok {
+			malformed++
+			continue
+		}
+		val := unsafeString(d.val)
+		if d.inBuf {
+			val = string(d.val)
+		}
+		fn(unsafeString(d.key), val)
+	}
 }
 
 // unescapeLogfmt decodes a quoted value with escapes the way JSON strings
