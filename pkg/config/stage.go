@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // Stage is one entry of pipeline_stages: exactly one of its fields is set,
@@ -296,7 +298,7 @@ func validateStages(errs *errList, path string, st []Stage) {
 				if expr == "" {
 					expr = name
 				}
-				if _, err := ParseJSONPath(expr); err != nil {
+				if _, err := logql.ParsePromtailJSONPath(expr); err != nil {
 					errs.addf("%s.expressions.%s: %v", p, name, err)
 				}
 			}

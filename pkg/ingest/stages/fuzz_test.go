@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 var fuzzSeeds = []string{
@@ -84,7 +85,7 @@ func FuzzJSONStage(f *testing.F) {
 		p.Process(Entry{Line: line}, func(e Entry) {})
 		p.Flush(time.Time{}, func(e Entry) {
 			if len(e.Extracted) > 0 {
-				if _, err := decodeJSON(line); err != nil {
+				if _, err := logql.DecodePromtailJSON(line); err != nil {
 					t.Fatalf("values extracted from invalid JSON %q", line)
 				}
 			}

@@ -41,7 +41,7 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 			if expr == "" {
 				expr = name
 			}
-			jp, err := config.ParseJSONPath(expr)
+			jp, err := logql.ParsePromtailJSONPath(expr)
 			if err != nil {
 				return nil, fmt.Errorf("%s.expressions.%s: %w", path, name, err)
 			}
@@ -216,7 +216,7 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 
 type jsonStage struct {
 	names         []string
-	paths         []config.JSONPath
+	paths         [][]logql.JSONPathElem
 	source        *string
 	dropMalformed bool
 }
@@ -226,7 +226,7 @@ func (s *jsonStage) apply(p *Pipeline, st *state) {
 	if !ok {
 		return
 	}
-	doc, err := decodeJSON(v)
+	doc, err := logql.DecodePromtailJSON(v)
 	if err != nil {
 		p.ctr.stageErr.Add(1)
 		if s.dropMalformed {
@@ -235,54 +235,10 @@ func (s *jsonStage) apply(p *Pipeline, st *state) {
 		return
 	}
 	for i, path := range s.paths {
-		if val, ok := EvalJSONPath(doc, path); ok {
+		if val, ok := logql.EvalJSONPath(doc, path); ok {
 			p.setExtracted(st, s.names[i], val)
 		}
 	}
-}
-
-func decodeJSON(s string) (any, error) {
-	d := json.NewDecoder(strings.NewReader(s))
-	d.UseNumber()
-	var doc any
-	if err := d.Decode(&doc); err != nil {
-		return nil, err
-	}
-	return doc, nil
-}
-
-// EvalJSONPath evaluates a path over a decoded document; scalars come back
-// as strings, objects and arrays as JSON text, null as absent.
-func EvalJSONPath(doc any, path config.JSONPath) (string, bool) {
-	cur := doc
-	for _, step := range path {
-		if step.IsIndex {
-			arr, ok := cur.([]any)
-			if !ok {
-				return "", false
-			}
-			i := step.Index
-			if i < 0 {
-				i += len(arr)
-			}
-			if i < 0 || i >= len(arr) {
-				return "", false
-			}
-			cur = arr[i]
-			continue
-		}
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return "", false
-		}
-		if cur, ok = obj[step.Key]; !ok {
-			return "", false
-		}
-	}
-	if cur == nil {
-		return "", false
-	}
-	return toString(cur), true
 }
 
 type labelsStage map[string]string

@@ -2,9 +2,7 @@ package log
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -390,91 +388,6 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 			return s.fail(errJSONObject)
 		}
 	}
-}
-
-// JSONPathElem is one step of a json extraction expression: a field name or
-// an array index.
-type JSONPathElem struct {
-	Field string
-	Index int
-	IsIdx bool
-}
-
-// ParseJSONPath parses a json extraction expression such as
-// `request.headers["User-Agent"]` or `servers[0]`.
-func ParseJSONPath(expr string) ([]JSONPathElem, error) {
-	var out []JSONPathElem
-	i := 0
-	readIdent := func() string {
-		start := i
-		for i < len(expr) && expr[i] != '.' && expr[i] != '[' {
-			i++
-		}
-		return expr[start:i]
-	}
-	if expr == "" {
-		return nil, errors.New("empty json expression")
-	}
-	if expr[0] != '[' {
-		name := readIdent()
-		if name == "" {
-			return nil, fmt.Errorf("invalid json expression %q", expr)
-		}
-		out = append(out, JSONPathElem{Field: name})
-	}
-	for i < len(expr) {
-		switch expr[i] {
-		case '.':
-			i++
-			name := readIdent()
-			if name == "" {
-				return nil, fmt.Errorf("invalid json expression %q: empty field at offset %d", expr, i)
-			}
-			out = append(out, JSONPathElem{Field: name})
-		case '[':
-			i++
-			if i < len(expr) && expr[i] == '"' {
-				// quoted field: find the closing quote honouring escapes
-				j := i + 1
-				for j < len(expr) && expr[j] != '"' {
-					if expr[j] == '\\' {
-						j++
-					}
-					j++
-				}
-				if j >= len(expr) {
-					return nil, fmt.Errorf("invalid json expression %q: unterminated string", expr)
-				}
-				name, err := strconv.Unquote(expr[i : j+1])
-				if err != nil {
-					return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
-				}
-				i = j + 1
-				if i >= len(expr) || expr[i] != ']' {
-					return nil, fmt.Errorf("invalid json expression %q: expected ']'", expr)
-				}
-				i++
-				out = append(out, JSONPathElem{Field: name})
-				continue
-			}
-			j := i
-			for j < len(expr) && isDigit(expr[j]) {
-				j++
-			}
-			if j == i || j >= len(expr) || expr[j] != ']' {
-				return nil, fmt.Errorf("invalid json expression %q: expected an index or a quoted field at offset %d", expr, i)
-			}
-			n, err := strconv.Atoi(expr[i:j])
-			if err != nil {
-				return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
-			}
-			out = append(out, JSONPathElem{Index: n, IsIdx: true})
-			i = j + 1
-		default:
-			return nil, fmt.Errorf("invalid json expression %q: unexpected %q at offset %d", expr, expr[i], i)
-		}
-	}
-	return out, nil
 }
 
 // LabelExtraction is one `label="expression"` parameter of json or logfmt.

@@ -43,16 +43,22 @@ func TestLogfmtDialects(t *testing.T) {
 		{`k="a\qb" j=1`, `j=1 (1 malformed)`, `k=a\qb|j=1`, "an unknown escape: Loki skips the pair, Promtail keeps it raw"},
 	}
 	for _, c := range cases {
-		loki, promtail := scanPairs(c.line, LogfmtLoki), scanPairs(c.line, LogfmtPromtail)
-		if loki != c.loki {
-			t.Errorf("Loki reads %q as %q, want %q", c.line, loki, c.loki)
-		}
-		if promtail != c.promtail {
-			t.Errorf("Promtail reads %q as %q, want %q", c.line, promtail, c.promtail)
-		}
-		if (loki == promtail) != (c.why == "") {
-			t.Errorf("%q: the dialects agree=%v but the table says why=%q", c.line, loki == promtail, c.why)
-		}
+		checkDialects(t, fmt.Sprintf("%q", c.line), scanPairs(c.line, LogfmtLoki), c.loki, scanPairs(c.line, LogfmtPromtail), c.promtail, c.why)
+	}
+}
+
+// checkDialects compares what Loki's and Promtail's readings of input gave
+// with the table's, and checks that the table explains every difference.
+func checkDialects(t *testing.T, input, loki, wantLoki, promtail, wantPromtail, why string) {
+	t.Helper()
+	if loki != wantLoki {
+		t.Errorf("Loki reads %s as %q, want %q", input, loki, wantLoki)
+	}
+	if promtail != wantPromtail {
+		t.Errorf("Promtail reads %s as %q, want %q", input, promtail, wantPromtail)
+	}
+	if (loki == promtail) != (why == "") {
+		t.Errorf("%s: the readings agree=%v but the table says why=%q", input, loki == promtail, why)
 	}
 }
 
