@@ -34,7 +34,14 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		}
 		return &regexStage{re: re, source: sc.Regex.Source}, nil
 	case sc.Logfmt != nil:
-		return &logfmtStage{mapping: sc.Logfmt.Mapping, source: sc.Logfmt.Source}, nil
+		want := map[string]string{} // logfmt key -> extracted name
+		for name, key := range sc.Logfmt.Mapping {
+			if key == "" {
+				key = name
+			}
+			want[key] = name
+		}
+		return &logfmtStage{want: want, source: sc.Logfmt.Source}, nil
 	case sc.JSON != nil:
 		js := &jsonStage{source: sc.JSON.Source, dropMalformed: sc.JSON.DropMalformed}
 		for name, expr := range sc.JSON.Expressions {
@@ -187,8 +194,8 @@ func (s *regexStage) apply(p *Pipeline, st *state) {
 }
 
 type logfmtStage struct {
-	mapping map[string]string
-	source  *string
+	want   map[string]string // logfmt key -> extracted name; empty: every key
+	source *string
 }
 
 func (s *logfmtStage) apply(p *Pipeline, st *state) {
@@ -196,13 +203,7 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 	if !ok {
 		return
 	}
-	want := map[string]string{} // logfmt key -> extracted name
-	for name, key := range s.mapping {
-		if key == "" {
-			key = name
-		}
-		want[key] = name
-	}
+	want := s.want
 	logql.ScanLogfmt(v, logql.LogfmtPromtail, func(k, val string) {
 		if len(want) == 0 {
 			p.setExtracted(st, k, val)

@@ -20,12 +20,13 @@ import (
 //     end); the JMESPath features Lokal does not evaluate are refused by
 //     name.
 //
-// The values differ too (TestJSONPathDialects): `| json` scans the line
+// The values differ too (TestJSONValueDialects): `| json` scans the line
 // lazily (syntax errors past the value are not seen), gives "" for null and
-// for a missing path, and objects as their raw text; the ingest stage
-// decodes the whole document first (DecodePromtailJSON: an invalid one
-// extracts nothing), treats null as missing, and re-encodes objects and
-// arrays compactly with sorted keys (EvalJSONPath).
+// for a missing path, objects as their raw text, and the first of duplicate
+// keys; the ingest stage decodes the whole document first
+// (DecodePromtailJSON: an invalid one extracts nothing), treats null as
+// missing, re-encodes objects and arrays compactly with sorted keys
+// (EvalJSONPath), and keeps the last of duplicate keys.
 
 // JSONPathElem is one step of a json extraction expression: a field name or
 // an array index.

@@ -304,7 +304,7 @@ type LogfmtOptions struct {
 
 // NewLogfmtParser returns `| logfmt [--strict] [--keep-empty]`: every
 // key=value pair becomes a label (sanitized name, _extracted on a clash
-// with a stream label, first value of a duplicate key kept).
+// with a stream label, the last value of a duplicate key kept).
 func NewLogfmtParser(opts LogfmtOptions) Stage {
 	return &logfmtParser{opts: opts}
 }
