@@ -1,13 +1,11 @@
 package stages
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
@@ -115,7 +113,7 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		}
 		return ms, nil
 	case sc.Template != nil:
-		t, err := template.New("template").Funcs(config.TemplateFuncs()).Option("missingkey=zero").Parse(sc.Template.Template)
+		t, err := logql.ParsePromtailTemplate("template", sc.Template.Template)
 		if err != nil {
 			return nil, fmt.Errorf("%s.template: %w", path, err)
 		}
@@ -127,7 +125,7 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.expression: invalid regular expression: %w", path, err)
 		}
-		t, err := template.New("replace").Funcs(config.TemplateFuncs()).Option("missingkey=zero").Parse(sc.Replace.Replace)
+		t, err := logql.ParsePromtailTemplate("replace", sc.Replace.Replace)
 		if err != nil {
 			return nil, fmt.Errorf("%s.replace: %w", path, err)
 		}
@@ -447,7 +445,7 @@ func (s *matchStage) apply(p *Pipeline, st *state) {
 
 type templateStage struct {
 	source string
-	t      *template.Template
+	t      *logql.PromtailTemplate
 }
 
 func (s *templateStage) apply(p *Pipeline, st *state) {
@@ -455,17 +453,19 @@ func (s *templateStage) apply(p *Pipeline, st *state) {
 	for k, v := range st.e.Extracted {
 		data[k] = toString(v)
 	}
+	base := len(st.e.Line)
 	if v, ok := p.get(st, s.source); ok {
 		data["Value"] = v
+		base += len(v)
 	}
 	data["Entry"] = st.e.Line
-	var b bytes.Buffer
-	if err := s.t.Execute(&b, data); err != nil {
+	out, err := s.t.Execute(data, base)
+	if err != nil {
 		p.ctr.stageErr.Add(1)
 		p.ctr.warn(fmt.Sprintf("template stage for %s: %v", s.source, err))
 		return
 	}
-	p.setExtracted(st, s.source, b.String())
+	p.setExtracted(st, s.source, out)
 }
 
 type outputStage string
@@ -479,7 +479,7 @@ func (s outputStage) apply(p *Pipeline, st *state) {
 type replaceStage struct {
 	re     *regexp.Regexp
 	source *string
-	t      *template.Template
+	t      *logql.PromtailTemplate
 }
 
 func (s *replaceStage) apply(p *Pipeline, st *state) {
@@ -497,13 +497,13 @@ func (s *replaceStage) apply(p *Pipeline, st *state) {
 		for k, x := range st.e.Extracted {
 			data[k] = toString(x)
 		}
-		var b bytes.Buffer
-		if err := s.t.Execute(&b, data); err != nil {
+		r, err := s.t.Execute(data, len(v))
+		if err != nil {
 			p.ctr.stageErr.Add(1)
 			p.ctr.warn(fmt.Sprintf("replace stage: %v", err))
 			return "", false
 		}
-		return b.String(), true
+		return r, true
 	}
 	var out strings.Builder
 	last := 0

@@ -52,3 +52,17 @@ func TestLogfmtStageAgreesWithQuery(t *testing.T) {
 		}
 	}
 }
+
+// A template or replace stage whose output would pass logql/log's
+// MaxTemplateOutput (the bound line_format has) fails with a counted
+// error and a warning, and leaves the value and the line alone.
+func TestTemplateStageBounded(t *testing.T) {
+	p := newPipeline(t, `[{regex: {expression: 'user=(?P<user>\w+)'}}, {template: {source: user, template: '{{ printf "%0300000d" 0 }}'}}, {replace: {expression: 'b(o)b', replace: '{{ printf "%0300000d" 0 }}'}}, {labels: {user: }}]`)
+	got := runLines(t, p, "[INFO] user=bob x")
+	if len(got) != 1 || got[0].Line != "[INFO] user=bob x" || got[0].Labels.Get("user") != "bob" {
+		t.Fatalf("%+v", got)
+	}
+	if st := p.Stats(); st.StageErrors != 2 || len(st.Warnings) == 0 || !strings.Contains(strings.Join(st.Warnings, " "), "limit") {
+		t.Errorf("stats %+v", st)
+	}
+}
