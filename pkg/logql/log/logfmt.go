@@ -51,8 +51,7 @@ type logfmtScanner struct {
 // LogfmtPromtail never reports a malformed pair.
 func (d *logfmtScanner) next() (more, ok bool) {
 	line := d.line
-	promtail := d.dialect == LogfmtPromtail
-	for d.pos < len(line) && (line[d.pos] <= ' ' || promtail && (line[d.pos] == '=' || line[d.pos] == '"')) {
+	for d.pos < len(line) && (line[d.pos] <= ' ' || (line[d.pos] == '=' || line[d.pos] == '"') && d.dialect == LogfmtPromtail) {
 		d.pos++
 	}
 	if d.pos >= len(line) {
@@ -67,7 +66,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 			break
 		}
 		if c == '"' {
-			if promtail {
+			if d.dialect == LogfmtPromtail {
 				d.key = line[start:d.pos]
 				return true, true
 			}
@@ -106,10 +105,10 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		if c <= ' ' {
 			break
 		}
-		if !promtail && c == '=' {
-			return true, d.malformed("unexpected '='")
-		}
-		if !promtail && c == '"' {
+		if (c == '=' || c == '"') && d.dialect != LogfmtPromtail {
+			if c == '=' {
+				return true, d.malformed("unexpected '='")
+			}
 			return true, d.malformed("unexpected '\"'")
 		}
 		d.pos++
@@ -179,8 +178,7 @@ func (d *logfmtScanner) quoted() bool {
 	if d.dialect == LogfmtPromtail {
 		d.val = raw
 		if u, err := strconv.Unquote(unsafeString(line[start-1 : d.pos])); err == nil {
-			d.buf = append(d.buf[:0], u...)
-			d.val, d.inBuf = d.buf, true
+			d.val = unsafeBytes(u) // a fresh string: never written to
 		}
 		return true
 	}
