@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"fmt"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -114,26 +113,11 @@ func (s *jsonScanner) readString() ([]byte, error) {
 			case 't':
 				s.buf = append(s.buf, '\t')
 			case 'u':
-				r, ok := s.readHex4()
-				if !ok {
+				r, n := decodeUEscape(s.data[s.pos:])
+				if n == 0 {
 					return nil, s.fail(errJSONEscape)
 				}
-				if utf16.IsSurrogate(r) {
-					// a surrogate pair is two \u escapes
-					if s.pos+1 < len(s.data) && s.data[s.pos] == '\\' && s.data[s.pos+1] == 'u' {
-						save := s.pos
-						s.pos += 2
-						r2, ok := s.readHex4()
-						if ok {
-							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-								s.buf = utf8.AppendRune(s.buf, dec)
-								continue
-							}
-						}
-						s.pos = save
-					}
-					r = utf8.RuneError
-				}
+				s.pos += n
 				s.buf = utf8.AppendRune(s.buf, r)
 			default:
 				return nil, s.fail(errJSONEscape)
@@ -144,28 +128,6 @@ func (s *jsonScanner) readString() ([]byte, error) {
 		}
 	}
 	return nil, s.fail(errJSONString)
-}
-
-func (s *jsonScanner) readHex4() (rune, bool) {
-	if s.pos+4 > len(s.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s.data[s.pos : s.pos+4] {
-		r <<= 4
-		switch {
-		case '0' <= c && c <= '9':
-			r |= rune(c - '0')
-		case 'a' <= c && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case 'A' <= c && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, false
-		}
-	}
-	s.pos += 4
-	return r, true
 }
 
 // readScalar reads a number, true, false or null.

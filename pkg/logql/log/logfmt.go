@@ -245,29 +245,39 @@ func unescapeLogfmt(dst, s []byte) ([]byte, bool) {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, ok := hex4(s[i+1:])
-			if !ok {
+			r, n := decodeUEscape(s[i+1:])
+			if n == 0 {
 				return dst, false
 			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					if r2, ok := hex4(s[i+3:]); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							dst = utf8.AppendRune(dst, dec)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
+			i += n
 			dst = utf8.AppendRune(dst, r)
 		default:
 			return dst, false
 		}
 	}
 	return dst, true
+}
+
+// decodeUEscape decodes the hex digits of a \uXXXX escape at the start of
+// s, joined with a following \uXXXX low surrogate as JSON does (a lone
+// surrogate is U+FFFD). n is how many bytes it used (4 or 10), 0 when s
+// does not start with four hex digits.
+func decodeUEscape(s []byte) (r rune, n int) {
+	r, ok := hex4(s)
+	if !ok {
+		return 0, 0
+	}
+	if !utf16.IsSurrogate(r) {
+		return r, 4
+	}
+	if len(s) >= 10 && s[4] == '\\' && s[5] == 'u' {
+		if r2, ok := hex4(s[6:]); ok {
+			if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+				return dec, 10
+			}
+		}
+	}
+	return utf8.RuneError, 4
 }
 
 func hex4(s []byte) (rune, bool) {

@@ -39,6 +39,7 @@ func TestLogfmtDialects(t *testing.T) {
 		{`fo"o=bar x=1`, `x=1 (1 malformed)`, `fo=|o=bar|x=1`, "a '\"' ends a Promtail key"},
 		{`k="a\/b"`, `k=a/b`, `k=a\/b`, `\/ is a JSON escape, not a Go one (Promtail keeps the raw value)`},
 		{`k="\ud83d\ude00"`, "k=\U0001F600", `k=\ud83d\ude00`, "JSON joins surrogate pairs, Go rejects them"},
+		{`k="\ud83dx"`, "k=\uFFFDx", `k=\ud83dx`, "JSON makes a lone surrogate U+FFFD, Go rejects it"},
 		{`k="\x41" j=1`, `j=1 (1 malformed)`, `k=A|j=1`, `\x is a Go escape, not a JSON one`},
 		{`k="a\qb" j=1`, `j=1 (1 malformed)`, `k=a\qb|j=1`, "an unknown escape: Loki skips the pair, Promtail keeps it raw"},
 	}
