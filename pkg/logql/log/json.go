@@ -358,6 +358,30 @@ type LabelExtraction struct {
 	Expr  string
 }
 
+// source is what the parameter extracts: Expr, or the label's own name.
+func (p LabelExtraction) source() string {
+	if p.Expr == "" {
+		return p.Label
+	}
+	return p.Expr
+}
+
+// checkExtractedLabels rejects parameters whose labels are not valid label
+// names or are given twice.
+func checkExtractedLabels(params []LabelExtraction) error {
+	seen := map[string]bool{}
+	for _, p := range params {
+		if !IsValidLabelName(p.Label) {
+			return fmt.Errorf("invalid extracted label name %q", p.Label)
+		}
+		if seen[p.Label] {
+			return fmt.Errorf("duplicate extracted label %q", p.Label)
+		}
+		seen[p.Label] = true
+	}
+	return nil
+}
+
 type jsonExpr struct {
 	label string
 	path  []JSONPathElem
@@ -370,21 +394,12 @@ func NewJSONExpressionParser(params []LabelExtraction) (Stage, error) {
 	if len(params) == 0 {
 		return NewJSONParser(), nil
 	}
+	if err := checkExtractedLabels(params); err != nil {
+		return nil, err
+	}
 	exprs := make([]jsonExpr, 0, len(params))
-	seen := map[string]bool{}
 	for _, p := range params {
-		if !IsValidLabelName(p.Label) {
-			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
-		}
-		if seen[p.Label] {
-			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
-		}
-		seen[p.Label] = true
-		expr := p.Expr
-		if expr == "" {
-			expr = p.Label
-		}
-		path, err := ParseJSONPath(expr)
+		path, err := ParseJSONPath(p.source())
 		if err != nil {
 			return nil, err
 		}

@@ -327,22 +327,14 @@ func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (St
 	if len(params) == 0 {
 		return NewLogfmtParser(opts), nil
 	}
+	if err := checkExtractedLabels(params); err != nil {
+		return nil, err
+	}
 	want := map[string]string{}
-	seen := map[string]bool{}
 	var labelsInOrder []string
 	for _, p := range params {
-		if !IsValidLabelName(p.Label) {
-			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
-		}
-		if seen[p.Label] {
-			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
-		}
-		seen[p.Label] = true
 		labelsInOrder = append(labelsInOrder, p.Label)
-		key := p.Expr
-		if key == "" {
-			key = p.Label
-		}
+		key := p.source()
 		if _, dup := want[key]; dup {
 			return nil, fmt.Errorf("logfmt key %q is extracted twice", key)
 		}
