@@ -238,38 +238,6 @@ func TestDurationsAndSizes(t *testing.T) {
 	}
 }
 
-func TestJSONPath(t *testing.T) {
-	cases := []struct {
-		in   string
-		want string // steps printed, "" for an error
-	}{
-		{"level", "level"}, {"queue.depth", "queue/depth"}, {"items[0].name", "items/[0]/name"},
-		{`"k8s.pod".name`, "k8s.pod/name"}, {"a[-1]", "a/[-1]"}, {"a.b-c", "a/b-c"}, {"[1]", "[1]"},
-		{"", ""}, {"a.", ""}, {".a", ""}, {"a..b", ""}, {"a[*]", ""}, {"a | b", ""}, {"length(a)", ""},
-		{"a[?x==1]", ""}, {"a[0", ""}, {`"a`, ""}, {"a.[0]", ""}, {"a b", ""},
-	}
-	for _, c := range cases {
-		p, err := ParseJSONPath(c.in)
-		var parts []string
-		for _, s := range p {
-			if s.IsIndex {
-				parts = append(parts, "["+itoa(s.Index)+"]")
-			} else {
-				parts = append(parts, s.Key)
-			}
-		}
-		got := strings.Join(parts, "/")
-		if err != nil {
-			got = ""
-		}
-		if got != c.want {
-			t.Errorf("ParseJSONPath(%q) = %q (%v), want %q", c.in, got, err, c.want)
-		}
-	}
-}
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
-
 func TestSelector(t *testing.T) {
 	s, err := ParseSelector(`{job="cosyvoice3", level=~"error|critical", instance!="x"} |= "CUDA" != "retry" |~ "GiB$" !~ "^ok"`)
 	if err != nil {

@@ -21,19 +21,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzJSONPath: parsing never panics.
-func FuzzJSONPath(f *testing.F) {
-	for _, s := range []string{"a.b[0]", `"x.y".z`, "a[*]", "a[-1]"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseJSONPath(s)
-		if err == nil && len(p) == 0 {
-			t.Fatalf("%q: empty path without error", s)
-		}
-	})
-}
-
 // FuzzSelector: parsing never panics, and a parsed selector can be evaluated.
 func FuzzSelector(f *testing.F) {
 	for _, s := range []string{`{job="a"}`, `{a=~"x|y", b!="c"} |= "d" !~ "e"`, "{a=`raw`}"} {

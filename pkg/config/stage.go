@@ -1,14 +1,12 @@
 package config
 
 import (
-	"crypto/sha256"
-	"crypto/sha3"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
-	"text/template"
 	"time"
+
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // Stage is one entry of pipeline_stages: exactly one of its fields is set,
@@ -156,45 +154,6 @@ type ReplaceStage struct {
 // StringList accepts one string or a list of strings.
 type StringList []string
 
-// TemplateFuncs are the functions templates may call (Promtail's names), so
-// that a template using them validates here and runs in the stages package.
-func TemplateFuncs() template.FuncMap {
-	return template.FuncMap{
-		"ToLower":    strings.ToLower,
-		"ToUpper":    strings.ToUpper,
-		"Replace":    strings.Replace,
-		"Trim":       strings.Trim,
-		"TrimLeft":   strings.TrimLeft,
-		"TrimRight":  strings.TrimRight,
-		"TrimPrefix": strings.TrimPrefix,
-		"TrimSuffix": strings.TrimSuffix,
-		"TrimSpace":  strings.TrimSpace,
-		// Hash and Sha2Hash pseudonymise values (user ids, emails) with a salt.
-		"Hash": func(s, salt string) string {
-			h := sha3.Sum256([]byte(salt + s))
-			return hex.EncodeToString(h[:])
-		},
-		"Sha2Hash": func(s, salt string) string {
-			h := sha256.Sum256([]byte(salt + s))
-			return hex.EncodeToString(h[:])
-		},
-		"regexReplaceAll": func(re, s, repl string) (string, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return "", err
-			}
-			return r.ReplaceAllString(s, repl), nil
-		},
-		"regexReplaceAllLiteral": func(re, s, repl string) (string, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return "", err
-			}
-			return r.ReplaceAllLiteralString(s, repl), nil
-		},
-	}
-}
-
 // Timestamp formats known by name, as in Promtail.
 var namedTimeFormats = map[string]string{
 	"ANSIC": time.ANSIC, "UnixDate": time.UnixDate, "RubyDate": time.RubyDate,
@@ -296,7 +255,7 @@ func validateStages(errs *errList, path string, st []Stage) {
 				if expr == "" {
 					expr = name
 				}
-				if _, err := ParseJSONPath(expr); err != nil {
+				if _, err := logql.ParsePromtailJSONPath(expr); err != nil {
 					errs.addf("%s.expressions.%s: %v", p, name, err)
 				}
 			}
@@ -376,7 +335,7 @@ func validateStages(errs *errList, path string, st []Stage) {
 			if s.Template.Source == "" {
 				errs.addf("%s.source: missing", p)
 			}
-			if _, err := template.New("t").Funcs(TemplateFuncs()).Parse(s.Template.Template); err != nil {
+			if _, err := logql.ParsePromtailTemplate("t", s.Template.Template); err != nil {
 				errs.addf("%s.template: %v", p, err)
 			}
 		case s.Output != nil:
@@ -385,7 +344,7 @@ func validateStages(errs *errList, path string, st []Stage) {
 			}
 		case s.Replace != nil:
 			checkRe("expression", s.Replace.Expression, true)
-			if _, err := template.New("t").Funcs(TemplateFuncs()).Parse(s.Replace.Replace); err != nil {
+			if _, err := logql.ParsePromtailTemplate("t", s.Replace.Replace); err != nil {
 				errs.addf("%s.replace: %v", p, err)
 			}
 		case s.LabelDrop != nil, s.LabelAllow != nil:

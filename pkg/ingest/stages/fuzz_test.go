@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 var fuzzSeeds = []string{
@@ -65,25 +66,6 @@ func FuzzDetectLevel(f *testing.F) {
 	})
 }
 
-// FuzzParseLogfmt: never panics, keys are never empty, and a line built from
-// simple pairs comes back as those pairs.
-func FuzzParseLogfmt(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	f.Add(`a="x\"y" b= c`)
-	f.Fuzz(func(t *testing.T, line string) {
-		ParseLogfmt(line, func(k, v string) {
-			if k == "" {
-				t.Fatalf("empty key from %q", line)
-			}
-			if !strings.Contains(line, k) {
-				t.Fatalf("key %q not in %q", k, line)
-			}
-		})
-	})
-}
-
 // FuzzJSONStage: any line through a json stage never panics, and extracted
 // values come only from valid JSON.
 func FuzzJSONStage(f *testing.F) {
@@ -103,7 +85,7 @@ func FuzzJSONStage(f *testing.F) {
 		p.Process(Entry{Line: line}, func(e Entry) {})
 		p.Flush(time.Time{}, func(e Entry) {
 			if len(e.Extracted) > 0 {
-				if _, err := decodeJSON(line); err != nil {
+				if _, err := logql.DecodePromtailJSON(line); err != nil {
 					t.Fatalf("values extracted from invalid JSON %q", line)
 				}
 			}

@@ -343,26 +343,6 @@ func TestBaseLevelLabelKept(t *testing.T) {
 	}
 }
 
-func TestParseLogfmt(t *testing.T) {
-	cases := map[string]string{
-		`a=1 b="two words" c`:            `a=1|b=two words|c=`,
-		`text_len=42, seed=7, seq=3,`:    `text_len=42,|seed=7,|seq=3,`,
-		`k="esc \"q\" \\ \n"`:            "k=esc \"q\" \\ \n",
-		`k="unterminated`:                `k=unterminated`,
-		`=x ==y "z" a=`:                  `x=|y=|z=|a=`,
-		"\xff=\xfe":                      "\xff=\xfe",
-		"":                               "",
-		`msg="tts failed" err="CUDA: x"`: `msg=tts failed|err=CUDA: x`,
-	}
-	for in, want := range cases {
-		var parts []string
-		ParseLogfmt(in, func(k, v string) { parts = append(parts, k+"="+v) })
-		if got := strings.Join(parts, "|"); got != want {
-			t.Errorf("ParseLogfmt(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // Entries with equal labels share one interned set, whose values are copies
 // (a value cut from a line must not keep the whole line in memory).
 func TestLabelsInterned(t *testing.T) {

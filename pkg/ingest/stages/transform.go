@@ -1,16 +1,15 @@
 package stages
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // stage is one compiled pipeline stage (multiline excepted: it holds
@@ -33,14 +32,21 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		}
 		return &regexStage{re: re, source: sc.Regex.Source}, nil
 	case sc.Logfmt != nil:
-		return &logfmtStage{mapping: sc.Logfmt.Mapping, source: sc.Logfmt.Source}, nil
+		want := map[string]string{} // logfmt key -> extracted name
+		for name, key := range sc.Logfmt.Mapping {
+			if key == "" {
+				key = name
+			}
+			want[key] = name
+		}
+		return &logfmtStage{want: want, source: sc.Logfmt.Source}, nil
 	case sc.JSON != nil:
 		js := &jsonStage{source: sc.JSON.Source, dropMalformed: sc.JSON.DropMalformed}
 		for name, expr := range sc.JSON.Expressions {
 			if expr == "" {
 				expr = name
 			}
-			jp, err := config.ParseJSONPath(expr)
+			jp, err := logql.ParsePromtailJSONPath(expr)
 			if err != nil {
 				return nil, fmt.Errorf("%s.expressions.%s: %w", path, name, err)
 			}
@@ -107,7 +113,7 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		}
 		return ms, nil
 	case sc.Template != nil:
-		t, err := template.New("template").Funcs(config.TemplateFuncs()).Option("missingkey=zero").Parse(sc.Template.Template)
+		t, err := logql.ParsePromtailTemplate("template", sc.Template.Template)
 		if err != nil {
 			return nil, fmt.Errorf("%s.template: %w", path, err)
 		}
@@ -119,7 +125,7 @@ func (p *Pipeline) compile(sc config.Stage, path string) (stage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.expression: invalid regular expression: %w", path, err)
 		}
-		t, err := template.New("replace").Funcs(config.TemplateFuncs()).Option("missingkey=zero").Parse(sc.Replace.Replace)
+		t, err := logql.ParsePromtailTemplate("replace", sc.Replace.Replace)
 		if err != nil {
 			return nil, fmt.Errorf("%s.replace: %w", path, err)
 		}
@@ -186,8 +192,8 @@ func (s *regexStage) apply(p *Pipeline, st *state) {
 }
 
 type logfmtStage struct {
-	mapping map[string]string
-	source  *string
+	want   map[string]string // logfmt key -> extracted name; empty: every key
+	source *string
 }
 
 func (s *logfmtStage) apply(p *Pipeline, st *state) {
@@ -195,14 +201,8 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 	if !ok {
 		return
 	}
-	want := map[string]string{} // logfmt key -> extracted name
-	for name, key := range s.mapping {
-		if key == "" {
-			key = name
-		}
-		want[key] = name
-	}
-	ParseLogfmt(v, func(k, val string) {
+	want := s.want
+	logql.ScanLogfmt(v, logql.LogfmtPromtail, func(k, val string) {
 		if len(want) == 0 {
 			p.setExtracted(st, k, val)
 			return
@@ -213,64 +213,9 @@ func (s *logfmtStage) apply(p *Pipeline, st *state) {
 	})
 }
 
-// ParseLogfmt calls fn for each key=value pair of a logfmt line. Values may
-// be double-quoted with Go escapes; a bare key has an empty value; bytes that
-// cannot start a key are skipped, so any input is accepted.
-func ParseLogfmt(s string, fn func(key, value string)) {
-	i := 0
-	for i < len(s) {
-		for i < len(s) && (s[i] <= ' ' || s[i] == '=' || s[i] == '"') {
-			i++
-		}
-		ks := i
-		for i < len(s) && s[i] > ' ' && s[i] != '=' && s[i] != '"' {
-			i++
-		}
-		if i == ks {
-			continue
-		}
-		key := s[ks:i]
-		if i >= len(s) || s[i] != '=' {
-			fn(key, "")
-			continue
-		}
-		i++
-		if i < len(s) && s[i] == '"' {
-			j := i + 1
-			esc := false
-			for j < len(s) && s[j] != '"' {
-				if s[j] == '\\' {
-					esc = true
-					j++
-				}
-				j++
-			}
-			if j >= len(s) {
-				fn(key, s[i+1:])
-				return
-			}
-			raw := s[i : j+1]
-			val := raw[1 : len(raw)-1]
-			if esc {
-				if u, err := strconv.Unquote(raw); err == nil {
-					val = u
-				}
-			}
-			fn(key, val)
-			i = j + 1
-			continue
-		}
-		vs := i
-		for i < len(s) && s[i] > ' ' {
-			i++
-		}
-		fn(key, s[vs:i])
-	}
-}
-
 type jsonStage struct {
 	names         []string
-	paths         []config.JSONPath
+	paths         [][]logql.JSONPathElem
 	source        *string
 	dropMalformed bool
 }
@@ -280,7 +225,7 @@ func (s *jsonStage) apply(p *Pipeline, st *state) {
 	if !ok {
 		return
 	}
-	doc, err := decodeJSON(v)
+	doc, err := logql.DecodePromtailJSON(v)
 	if err != nil {
 		p.ctr.stageErr.Add(1)
 		if s.dropMalformed {
@@ -289,54 +234,10 @@ func (s *jsonStage) apply(p *Pipeline, st *state) {
 		return
 	}
 	for i, path := range s.paths {
-		if val, ok := EvalJSONPath(doc, path); ok {
+		if val, ok := logql.EvalJSONPath(doc, path); ok {
 			p.setExtracted(st, s.names[i], val)
 		}
 	}
-}
-
-func decodeJSON(s string) (any, error) {
-	d := json.NewDecoder(strings.NewReader(s))
-	d.UseNumber()
-	var doc any
-	if err := d.Decode(&doc); err != nil {
-		return nil, err
-	}
-	return doc, nil
-}
-
-// EvalJSONPath evaluates a path over a decoded document; scalars come back
-// as strings, objects and arrays as JSON text, null as absent.
-func EvalJSONPath(doc any, path config.JSONPath) (string, bool) {
-	cur := doc
-	for _, step := range path {
-		if step.IsIndex {
-			arr, ok := cur.([]any)
-			if !ok {
-				return "", false
-			}
-			i := step.Index
-			if i < 0 {
-				i += len(arr)
-			}
-			if i < 0 || i >= len(arr) {
-				return "", false
-			}
-			cur = arr[i]
-			continue
-		}
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return "", false
-		}
-		if cur, ok = obj[step.Key]; !ok {
-			return "", false
-		}
-	}
-	if cur == nil {
-		return "", false
-	}
-	return toString(cur), true
 }
 
 type labelsStage map[string]string
@@ -544,7 +445,7 @@ func (s *matchStage) apply(p *Pipeline, st *state) {
 
 type templateStage struct {
 	source string
-	t      *template.Template
+	t      *logql.PromtailTemplate
 }
 
 func (s *templateStage) apply(p *Pipeline, st *state) {
@@ -552,17 +453,19 @@ func (s *templateStage) apply(p *Pipeline, st *state) {
 	for k, v := range st.e.Extracted {
 		data[k] = toString(v)
 	}
+	base := len(st.e.Line)
 	if v, ok := p.get(st, s.source); ok {
 		data["Value"] = v
+		base += len(v)
 	}
 	data["Entry"] = st.e.Line
-	var b bytes.Buffer
-	if err := s.t.Execute(&b, data); err != nil {
+	out, err := s.t.Execute(data, base)
+	if err != nil {
 		p.ctr.stageErr.Add(1)
 		p.ctr.warn(fmt.Sprintf("template stage for %s: %v", s.source, err))
 		return
 	}
-	p.setExtracted(st, s.source, b.String())
+	p.setExtracted(st, s.source, out)
 }
 
 type outputStage string
@@ -576,7 +479,7 @@ func (s outputStage) apply(p *Pipeline, st *state) {
 type replaceStage struct {
 	re     *regexp.Regexp
 	source *string
-	t      *template.Template
+	t      *logql.PromtailTemplate
 }
 
 func (s *replaceStage) apply(p *Pipeline, st *state) {
@@ -594,13 +497,13 @@ func (s *replaceStage) apply(p *Pipeline, st *state) {
 		for k, x := range st.e.Extracted {
 			data[k] = toString(x)
 		}
-		var b bytes.Buffer
-		if err := s.t.Execute(&b, data); err != nil {
+		r, err := s.t.Execute(data, len(v))
+		if err != nil {
 			p.ctr.stageErr.Add(1)
 			p.ctr.warn(fmt.Sprintf("replace stage: %v", err))
 			return "", false
 		}
-		return b.String(), true
+		return r, true
 	}
 	var out strings.Builder
 	last := 0

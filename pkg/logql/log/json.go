@@ -2,10 +2,7 @@ package log
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -116,26 +113,11 @@ func (s *jsonScanner) readString() ([]byte, error) {
 			case 't':
 				s.buf = append(s.buf, '\t')
 			case 'u':
-				r, ok := s.readHex4()
-				if !ok {
+				r, n := decodeUEscape(s.data[s.pos:])
+				if n == 0 {
 					return nil, s.fail(errJSONEscape)
 				}
-				if utf16.IsSurrogate(r) {
-					// a surrogate pair is two \u escapes
-					if s.pos+1 < len(s.data) && s.data[s.pos] == '\\' && s.data[s.pos+1] == 'u' {
-						save := s.pos
-						s.pos += 2
-						r2, ok := s.readHex4()
-						if ok {
-							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-								s.buf = utf8.AppendRune(s.buf, dec)
-								continue
-							}
-						}
-						s.pos = save
-					}
-					r = utf8.RuneError
-				}
+				s.pos += n
 				s.buf = utf8.AppendRune(s.buf, r)
 			default:
 				return nil, s.fail(errJSONEscape)
@@ -146,28 +128,6 @@ func (s *jsonScanner) readString() ([]byte, error) {
 		}
 	}
 	return nil, s.fail(errJSONString)
-}
-
-func (s *jsonScanner) readHex4() (rune, bool) {
-	if s.pos+4 > len(s.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s.data[s.pos : s.pos+4] {
-		r <<= 4
-		switch {
-		case '0' <= c && c <= '9':
-			r |= rune(c - '0')
-		case 'a' <= c && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case 'A' <= c && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, false
-		}
-	}
-	s.pos += 4
-	return r, true
 }
 
 // readScalar reads a number, true, false or null.
@@ -392,95 +352,34 @@ func (j *jsonStage) walk(st *parserState, lbs *LabelsBuilder, depth int) error {
 	}
 }
 
-// JSONPathElem is one step of a json extraction expression: a field name or
-// an array index.
-type JSONPathElem struct {
-	Field string
-	Index int
-	IsIdx bool
-}
-
-// ParseJSONPath parses a json extraction expression such as
-// `request.headers["User-Agent"]` or `servers[0]`.
-func ParseJSONPath(expr string) ([]JSONPathElem, error) {
-	var out []JSONPathElem
-	i := 0
-	readIdent := func() string {
-		start := i
-		for i < len(expr) && expr[i] != '.' && expr[i] != '[' {
-			i++
-		}
-		return expr[start:i]
-	}
-	if expr == "" {
-		return nil, errors.New("empty json expression")
-	}
-	if expr[0] != '[' {
-		name := readIdent()
-		if name == "" {
-			return nil, fmt.Errorf("invalid json expression %q", expr)
-		}
-		out = append(out, JSONPathElem{Field: name})
-	}
-	for i < len(expr) {
-		switch expr[i] {
-		case '.':
-			i++
-			name := readIdent()
-			if name == "" {
-				return nil, fmt.Errorf("invalid json expression %q: empty field at offset %d", expr, i)
-			}
-			out = append(out, JSONPathElem{Field: name})
-		case '[':
-			i++
-			if i < len(expr) && expr[i] == '"' {
-				// quoted field: find the closing quote honouring escapes
-				j := i + 1
-				for j < len(expr) && expr[j] != '"' {
-					if expr[j] == '\\' {
-						j++
-					}
-					j++
-				}
-				if j >= len(expr) {
-					return nil, fmt.Errorf("invalid json expression %q: unterminated string", expr)
-				}
-				name, err := strconv.Unquote(expr[i : j+1])
-				if err != nil {
-					return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
-				}
-				i = j + 1
-				if i >= len(expr) || expr[i] != ']' {
-					return nil, fmt.Errorf("invalid json expression %q: expected ']'", expr)
-				}
-				i++
-				out = append(out, JSONPathElem{Field: name})
-				continue
-			}
-			j := i
-			for j < len(expr) && isDigit(expr[j]) {
-				j++
-			}
-			if j == i || j >= len(expr) || expr[j] != ']' {
-				return nil, fmt.Errorf("invalid json expression %q: expected an index or a quoted field at offset %d", expr, i)
-			}
-			n, err := strconv.Atoi(expr[i:j])
-			if err != nil {
-				return nil, fmt.Errorf("invalid json expression %q: %w", expr, err)
-			}
-			out = append(out, JSONPathElem{Index: n, IsIdx: true})
-			i = j + 1
-		default:
-			return nil, fmt.Errorf("invalid json expression %q: unexpected %q at offset %d", expr, expr[i], i)
-		}
-	}
-	return out, nil
-}
-
 // LabelExtraction is one `label="expression"` parameter of json or logfmt.
 type LabelExtraction struct {
 	Label string
 	Expr  string
+}
+
+// source is what the parameter extracts: Expr, or the label's own name.
+func (p LabelExtraction) source() string {
+	if p.Expr == "" {
+		return p.Label
+	}
+	return p.Expr
+}
+
+// checkExtractedLabels rejects parameters whose labels are not valid label
+// names or are given twice.
+func checkExtractedLabels(params []LabelExtraction) error {
+	seen := map[string]bool{}
+	for _, p := range params {
+		if !IsValidLabelName(p.Label) {
+			return fmt.Errorf("invalid extracted label name %q", p.Label)
+		}
+		if seen[p.Label] {
+			return fmt.Errorf("duplicate extracted label %q", p.Label)
+		}
+		seen[p.Label] = true
+	}
+	return nil
 }
 
 type jsonExpr struct {
@@ -495,21 +394,12 @@ func NewJSONExpressionParser(params []LabelExtraction) (Stage, error) {
 	if len(params) == 0 {
 		return NewJSONParser(), nil
 	}
+	if err := checkExtractedLabels(params); err != nil {
+		return nil, err
+	}
 	exprs := make([]jsonExpr, 0, len(params))
-	seen := map[string]bool{}
 	for _, p := range params {
-		if !IsValidLabelName(p.Label) {
-			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
-		}
-		if seen[p.Label] {
-			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
-		}
-		seen[p.Label] = true
-		expr := p.Expr
-		if expr == "" {
-			expr = p.Label
-		}
-		path, err := ParseJSONPath(expr)
+		path, err := ParseJSONPath(p.source())
 		if err != nil {
 			return nil, err
 		}

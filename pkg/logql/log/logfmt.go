@@ -3,35 +3,62 @@ package log
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
+// LogfmtDialect says how a logfmt scan reads what lies outside the plain
+// grammar (key, key=value, key="quoted value"). Both readings share one
+// scanner, so a line made only of such pairs, without backslashes, gives
+// the same pairs in both (FuzzLogfmtDialects); everything else that
+// differs is listed here and shown in TestLogfmtDialects.
+type LogfmtDialect uint8
+
+const (
+	// LogfmtLoki is the reading of `| logfmt`, Loki's: a pair with a stray
+	// '=' or '"' (in the key or in a bare value), an unterminated or badly
+	// escaped quoted value, or a key that is not valid UTF-8 is malformed
+	// and skipped up to the next space (--strict stops there). Quoted
+	// values use JSON escapes (\/ and \uXXXX surrogate pairs included).
+	LogfmtLoki LogfmtDialect = iota
+	// LogfmtPromtail is the reading of the ingest logfmt stage, which
+	// accepts any input: '=' and '"' where a key would start are skipped,
+	// a '"' ends a key (a bare key), a bare value runs to the next space
+	// whatever it holds, an unterminated quoted value runs to the end of
+	// the line, quoted values use Go escapes (kept raw when they do not
+	// unquote), and keys are taken byte for byte.
+	LogfmtPromtail
+)
+
 // logfmtScanner walks key=value pairs of a logfmt line. Keys are runs of
 // bytes above space other than '=' and '"'; values are bare (no '=' or '"')
-// or double-quoted with JSON-style escapes.
+// or double-quoted.
 type logfmtScanner struct {
-	line []byte
-	pos  int
-	key  []byte
-	val  []byte
-	buf  []byte
-	err  string // description of the last malformed pair
-	epos int    // its 1-based position
+	dialect LogfmtDialect
+	line    []byte
+	pos     int
+	key     []byte
+	val     []byte
+	buf     []byte
+	inBuf   bool   // val is in buf (unescaped), not in line
+	err     string // description of the last malformed pair
+	epos    int    // its 1-based position
 }
 
 // next reads the next pair. more is false at the end of the line; ok is
 // false when the pair is malformed (the scanner has skipped past it).
+// LogfmtPromtail never reports a malformed pair.
 func (d *logfmtScanner) next() (more, ok bool) {
 	line := d.line
-	for d.pos < len(line) && line[d.pos] <= ' ' {
+	for d.pos < len(line) && (line[d.pos] <= ' ' || (line[d.pos] == '=' || line[d.pos] == '"') && d.dialect == LogfmtPromtail) {
 		d.pos++
 	}
 	if d.pos >= len(line) {
 		return false, false
 	}
 	start := d.pos
-	d.key, d.val = nil, nil
+	d.key, d.val, d.inBuf = nil, nil, false
 	multibyte := false
 	for d.pos < len(line) {
 		c := line[d.pos]
@@ -39,6 +66,10 @@ func (d *logfmtScanner) next() (more, ok bool) {
 			break
 		}
 		if c == '"' {
+			if d.dialect == LogfmtPromtail {
+				d.key = line[start:d.pos]
+				return true, true
+			}
 			return true, d.malformed("unexpected '\"'")
 		}
 		if c <= ' ' {
@@ -54,7 +85,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		d.key = line[start:]
 		return true, d.validKey(multibyte, false)
 	}
-	if d.pos == start {
+	if d.pos == start { // only Loki: Promtail skipped the '='
 		return true, d.malformed("unexpected '='")
 	}
 	d.key = line[start:d.pos]
@@ -74,10 +105,10 @@ func (d *logfmtScanner) next() (more, ok bool) {
 		if c <= ' ' {
 			break
 		}
-		if c == '=' {
-			return true, d.malformed("unexpected '='")
-		}
-		if c == '"' {
+		if (c == '=' || c == '"') && d.dialect != LogfmtPromtail {
+			if c == '=' {
+				return true, d.malformed("unexpected '='")
+			}
 			return true, d.malformed("unexpected '\"'")
 		}
 		d.pos++
@@ -89,7 +120,7 @@ func (d *logfmtScanner) next() (more, ok bool) {
 // validKey rejects keys that are not valid UTF-8 (or hold U+FFFD), as Loki
 // does; with skip the rest of the pair is skipped too.
 func (d *logfmtScanner) validKey(multibyte, skip bool) bool {
-	if !multibyte || !bytes.ContainsRune(d.key, utf8.RuneError) {
+	if !multibyte || d.dialect == LogfmtPromtail || !bytes.ContainsRune(d.key, utf8.RuneError) {
 		return true
 	}
 	if skip {
@@ -127,8 +158,12 @@ func (d *logfmtScanner) quoted() bool {
 		d.pos++
 	}
 	if d.pos >= len(line) {
-		d.err, d.epos = "unterminated quoted value", len(line)+1
 		d.pos = len(line)
+		if d.dialect == LogfmtPromtail {
+			d.val = line[start:]
+			return true
+		}
+		d.err, d.epos = "unterminated quoted value", len(line)+1
 		return false
 	}
 	raw := line[start:d.pos]
@@ -140,14 +175,44 @@ func (d *logfmtScanner) quoted() bool {
 		}
 		return true
 	}
+	if d.dialect == LogfmtPromtail {
+		d.val = raw
+		if u, err := strconv.Unquote(unsafeString(line[start-1 : d.pos])); err == nil {
+			d.val = unsafeBytes(u) // a fresh string: never written to
+		}
+		return true
+	}
 	v, ok := unescapeLogfmt(d.buf[:0], raw)
 	d.buf = v
 	if !ok {
 		d.err, d.epos = "invalid quoted value", d.pos+1
 		return false
 	}
-	d.val = v
+	d.val, d.inBuf = v, true
 	return true
+}
+
+// ScanLogfmt calls fn for each pair of line read in the given dialect (a
+// key without a value has an empty value) and returns the number of
+// malformed pairs it skipped. key and value are parts of line or fresh
+// copies, so fn may keep them.
+func ScanLogfmt(line string, dialect LogfmtDialect, fn func(key, value string)) (malformed int) {
+	d := logfmtScanner{dialect: dialect, line: unsafeBytes(line)}
+	for {
+		more, ok := d.next()
+		if !more {
+			return malformed
+		}
+		if !ok {
+			malformed++
+			continue
+		}
+		val := unsafeString(d.val)
+		if d.inBuf {
+			val = string(d.val)
+		}
+		fn(unsafeString(d.key), val)
+	}
 }
 
 // unescapeLogfmt decodes a quoted value with escapes the way JSON strings
@@ -180,29 +245,39 @@ func unescapeLogfmt(dst, s []byte) ([]byte, bool) {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, ok := hex4(s[i+1:])
-			if !ok {
+			r, n := decodeUEscape(s[i+1:])
+			if n == 0 {
 				return dst, false
 			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					if r2, ok := hex4(s[i+3:]); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							dst = utf8.AppendRune(dst, dec)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
+			i += n
 			dst = utf8.AppendRune(dst, r)
 		default:
 			return dst, false
 		}
 	}
 	return dst, true
+}
+
+// decodeUEscape decodes the hex digits of a \uXXXX escape at the start of
+// s, joined with a following \uXXXX low surrogate as JSON does (a lone
+// surrogate is U+FFFD). n is how many bytes it used (4 or 10), 0 when s
+// does not start with four hex digits.
+func decodeUEscape(s []byte) (r rune, n int) {
+	r, ok := hex4(s)
+	if !ok {
+		return 0, 0
+	}
+	if !utf16.IsSurrogate(r) {
+		return r, 4
+	}
+	if len(s) >= 10 && s[4] == '\\' && s[5] == 'u' {
+		if r2, ok := hex4(s[6:]); ok {
+			if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+				return dec, 10
+			}
+		}
+	}
+	return utf8.RuneError, 4
 }
 
 func hex4(s []byte) (rune, bool) {
@@ -237,7 +312,7 @@ type LogfmtOptions struct {
 
 // NewLogfmtParser returns `| logfmt [--strict] [--keep-empty]`: every
 // key=value pair becomes a label (sanitized name, _extracted on a clash
-// with a stream label, first value of a duplicate key kept).
+// with a stream label, the last value of a duplicate key kept).
 func NewLogfmtParser(opts LogfmtOptions) Stage {
 	return &logfmtParser{opts: opts}
 }
@@ -252,22 +327,14 @@ func NewLogfmtExpressionParser(opts LogfmtOptions, params []LabelExtraction) (St
 	if len(params) == 0 {
 		return NewLogfmtParser(opts), nil
 	}
+	if err := checkExtractedLabels(params); err != nil {
+		return nil, err
+	}
 	want := map[string]string{}
-	seen := map[string]bool{}
 	var labelsInOrder []string
 	for _, p := range params {
-		if !IsValidLabelName(p.Label) {
-			return nil, fmt.Errorf("invalid extracted label name %q", p.Label)
-		}
-		if seen[p.Label] {
-			return nil, fmt.Errorf("duplicate extracted label %q", p.Label)
-		}
-		seen[p.Label] = true
 		labelsInOrder = append(labelsInOrder, p.Label)
-		key := p.Expr
-		if key == "" {
-			key = p.Label
-		}
+		key := p.source()
 		if _, dup := want[key]; dup {
 			return nil, fmt.Errorf("logfmt key %q is extracted twice", key)
 		}

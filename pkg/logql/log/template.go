@@ -578,7 +578,17 @@ func parseTemplate(name, text string) (*compiledTemplate, error) {
 		return nil, fmt.Errorf("template too long: %d bytes (limit %d)", len(text), maxTemplateLen)
 	}
 	st := &templateState{}
-	t, err := safeParse(template.New(name).Option("missingkey=zero").Funcs(templateFuncs(st)), text)
+	t, err := parseGuarded(template.New(name).Option("missingkey=zero").Funcs(templateFuncs(st)), text)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledTemplate{tmpl: t, st: st}, nil
+}
+
+// parseGuarded parses text into t, a panic of the parser being an error,
+// and guards the result's loops and calls (guardTree).
+func parseGuarded(t *template.Template, text string) (*template.Template, error) {
+	t, err := safeParse(t, text)
 	if err != nil {
 		return nil, err
 	}
@@ -587,7 +597,7 @@ func parseTemplate(name, text string) (*compiledTemplate, error) {
 		trees = append(trees, tt.Tree)
 	}
 	guardTree(trees)
-	return &compiledTemplate{tmpl: t, st: st}, nil
+	return t, nil
 }
 
 func safeParse(t *template.Template, text string) (out *template.Template, err error) {
