@@ -261,21 +261,7 @@ func ReadTimeWarnings(stats []ReadTimeStat, expr syntax.Expr, start, end time.Ti
 	if len(stats) == 0 {
 		return nil
 	}
-	return readTimeWarnings(stats, querySelectors(expr), start, end)
-}
-
-// querySelectors are the stream selectors of a query, each a list of
-// matchers: one for a log query, one per selector of a metric or binary
-// query.
-func querySelectors(expr syntax.Expr) [][]*labels.Matcher {
-	var out [][]*labels.Matcher
-	syntax.Walk(expr, func(e syntax.Expr) bool {
-		if m, ok := e.(*syntax.MatcherExpr); ok {
-			out = append(out, m.Mts)
-		}
-		return true
-	})
-	return out
+	return readTimeWarnings(stats, syntax.Selectors(expr), start, end)
 }
 
 // readTimeWarnings: a stream matches a selector when it satisfies all its

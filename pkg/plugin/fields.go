@@ -106,14 +106,7 @@ func querySelectors(query string) ([][]*labels.Matcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", query, err)
 	}
-	var sels [][]*labels.Matcher
-	syntax.Walk(expr, func(e syntax.Expr) bool {
-		if m, ok := e.(*syntax.MatcherExpr); ok {
-			sels = append(sels, m.Mts)
-		}
-		return true
-	})
-	return sels, nil
+	return syntax.Selectors(expr), nil
 }
 
 func closeIters(its []store.StreamIterator) {

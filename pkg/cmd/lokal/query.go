@@ -85,6 +85,11 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	// Parsed once: the engine evaluates it and the read-time notice reads
+	// its selectors and ranges.
+	if p.Expr, err = syntax.ParseExpr(p.Query); err != nil {
+		return err
+	}
 	_, st, err := openConfigStore(*cfg, e, false)
 	if err != nil {
 		return err
@@ -112,10 +117,7 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 // read time (see ingest.ReadTimeStat). An instant query reaches back by its
 // longest range.
 func readTimeWarnings(st *store.Store, p engine.Params) []string {
-	expr, err := syntax.ParseExpr(p.Query)
-	if err != nil {
-		return nil // the engine accepted it; nothing to add
-	}
+	expr := p.Expr
 	stats, err := ingest.ReadTimeStatsFrom(st.Cursors())
 	if err != nil {
 		return []string{err.Error()}

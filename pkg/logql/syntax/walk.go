@@ -1,5 +1,7 @@
 package syntax
 
+import "github.com/lokal-logs/lokal/pkg/labels"
+
 // Walk calls fn for e and, while fn returns true, for each of its
 // descendants in source order: selectors, stages, unwrap filters and
 // operands. The alternatives of a line filter (`|= "a" or "b"`) belong to
@@ -33,4 +35,18 @@ func Walk(e Expr, fn func(Expr) bool) {
 	case *LabelReplaceExpr:
 		Walk(x.Left, fn)
 	}
+}
+
+// Selectors returns the matchers of every stream selector in e, in source
+// order: one for a log query, one per selector of a metric or binary query,
+// none for a query such as vector(1).
+func Selectors(e Expr) [][]*labels.Matcher {
+	var out [][]*labels.Matcher
+	Walk(e, func(n Expr) bool {
+		if m, ok := n.(*MatcherExpr); ok {
+			out = append(out, m.Mts)
+		}
+		return true
+	})
+	return out
 }
