@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/sample"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // ruleState is one alert rule as Grafana's Prometheus-style rules API
@@ -159,18 +161,11 @@ func (tm *timings) set(k, format string, args ...any) {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	d, err := os.Getwd()
-	must(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		d = p
+	dir, err := testshared.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return dir
 }
 
 // timestampless are the sample's files whose lines carry no time of their

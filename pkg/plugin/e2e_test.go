@@ -21,6 +21,8 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/lokal-logs/lokal/pkg/sample"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // e2eTimeout is generous: the machine is shared and the test must never
@@ -474,20 +476,11 @@ func storedEntries(h *pluginv2.CheckHealthResponse) int64 {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := testshared.RepoRoot()
 	if err != nil {
-		t.Fatal(err)
+		t.Skip(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 func contains(ss []string, s string) bool {

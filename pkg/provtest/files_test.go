@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // lokalType is the plugin id in plugin.json, the type of Lokal datasources.
@@ -29,20 +31,11 @@ const exprDatasource = "__expr__"
 // repoRoot finds the module root by walking up to go.mod.
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := testshared.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 // provisioningFiles lists every file under provisioning/, relative to the

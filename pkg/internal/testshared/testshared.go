@@ -4,28 +4,38 @@
 package testshared
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
+// RepoRoot returns the module's root: the nearest directory above the
+// test's working directory that holds go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("repository root (go.mod) not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
 // Path returns ../shared/rel from the repository root, or skips the test
 // with a message naming what is missing.
 func Path(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := RepoRoot()
 	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("repository root (go.mod) not found: cannot locate ../shared")
-		}
-		dir = parent
+		t.Skipf("%v: cannot locate ../shared", err)
 	}
 	p := filepath.Join(filepath.Dir(dir), "shared", filepath.FromSlash(rel))
 	if _, err := os.Stat(p); err != nil {
