@@ -213,7 +213,7 @@ func (in *Ingester) CatchUp(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
-	return newTailer(in, false).run(ctx)
+	return newPump(in, false).run(ctx)
 }
 
 // Run follows the files until ctx ends, then stores what it has read and
@@ -224,7 +224,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
-	return newTailer(in, true).run(ctx)
+	return newPump(in, true).run(ctx)
 }
 
 // Health returns a snapshot of the ingester's state.

@@ -60,7 +60,7 @@ type positionsFile struct {
 	Positions map[string]sideEntry `json:"positions"`
 }
 
-// sidecar is the in-memory side of the positions file; the coordinator
+// sidecar is the in-memory side of the positions file; the tracker
 // owns it.
 type sidecar struct {
 	path    string // "" when the appender has no directory: disabled
@@ -91,7 +91,7 @@ func newSidecar(app any) *sidecar {
 // loadPositions adds to known (the store's cursors) the identities of the
 // positions file that the store does not know, with the offset their
 // content is committed to.
-func (t *tailer) loadPositions() {
+func (t *tracker) loadPositions() {
 	sc := t.sc
 	for k, p := range t.known {
 		sc.started[k] = p
@@ -150,7 +150,7 @@ type orphan struct {
 // resumeOrphans looks for the copies of orphaned content, after discovery
 // has settled which files are what (a file that still holds the content
 // is read by discovery from its start, as new content).
-func (t *tailer) resumeOrphans() {
+func (t *tracker) resumeOrphans() {
 	for _, o := range t.sc.orphans {
 		fp, err := parseFingerprint(o.entry.Pos.FP)
 		if err != nil {
@@ -170,7 +170,7 @@ func (t *tailer) resumeOrphans() {
 // committed: when it continues another file's content and the store has
 // that file's cursor for the same content, the cursor's offset; else the
 // offset recorded with it.
-func (t *tailer) committedOffset(e sideEntry, all map[string]sideEntry, depth int) int64 {
+func (t *tracker) committedOffset(e sideEntry, all map[string]sideEntry, depth int) int64 {
 	if e.From == "" || depth >= maxLineage {
 		return e.Pos.Offset
 	}
@@ -189,7 +189,7 @@ func (t *tailer) committedOffset(e sideEntry, all map[string]sideEntry, depth in
 // sameContent reports whether the store's cursor c describes the content
 // that e continues. Fingerprints of a file under 1 KiB grow as it grows,
 // so a shorter one is checked against the head of e's file.
-func (t *tailer) sameContent(c position, e sideEntry) bool {
+func (t *tracker) sameContent(c position, e sideEntry) bool {
 	if c.FP == e.FromFP {
 		return true
 	}
@@ -213,7 +213,7 @@ func (t *tailer) sameContent(c position, e sideEntry) bool {
 // recordNew records new content at key (a file seen for the first time,
 // or a file read again from its start after truncation): nothing of it is
 // committed.
-func (t *tailer) recordNew(key string) {
+func (t *tracker) recordNew(key string) {
 	if t.sc.path == "" {
 		return
 	}
@@ -228,7 +228,7 @@ func (t *tailer) recordNew(key string) {
 
 // recordCopy records that key continues the content of from (whose
 // fingerprint was fromFP), committed up to base (see committedSoFar).
-func (t *tailer) recordCopy(key, from, fromFP string, base int64) {
+func (t *tracker) recordCopy(key, from, fromFP string, base int64) {
 	if t.sc.path == "" {
 		return
 	}
@@ -246,7 +246,7 @@ func (t *tailer) recordCopy(key, from, fromFP string, base int64) {
 // content replaces it), else the store's cursor at the start of the run
 // (a restart refines it from the store, see committedOffset), but never
 // more than old's offset (content recorded after that cursor).
-func (t *tailer) committedSoFar(from string, old position) int64 {
+func (t *tracker) committedSoFar(from string, old position) int64 {
 	if e, ok := t.sc.entries[from]; ok {
 		return e.Pos.Offset
 	}
@@ -257,7 +257,7 @@ func (t *tailer) committedSoFar(from string, old position) int64 {
 }
 
 // forget drops key's entry: its file is gone or finished for good.
-func (t *tailer) forget(key string) {
+func (t *tracker) forget(key string) {
 	if _, ok := t.sc.entries[key]; ok {
 		delete(t.sc.entries, key)
 		t.sc.dirty = true
@@ -266,7 +266,7 @@ func (t *tailer) forget(key string) {
 
 // savePositions writes the positions file if it changed. A failure is
 // reported (once) and costs only the protection the file gives.
-func (t *tailer) savePositions() {
+func (t *tracker) savePositions() {
 	sc := t.sc
 	if sc == nil || sc.path == "" || !sc.dirty {
 		return
@@ -288,7 +288,7 @@ func (t *tailer) savePositions() {
 // prunePositions drops the entries the store has committed a position for
 // since they were recorded: its cursor is the truth from then on (see
 // loadPositions, which keeps only content recorded after the cursor).
-func (t *tailer) prunePositions() {
+func (t *tracker) prunePositions() {
 	committed := t.in.app.Cursors()
 	for k, e := range t.sc.entries {
 		v, ok := committed[k]

@@ -10,7 +10,6 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
-	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // A line with no timestamp of its own (uvicorn's access lines, a startup
@@ -71,23 +70,17 @@ func (r *chunkResult) noteReadTime(ls labels.Labels, ts int64) {
 	acc.add(&readTimeAcc{n: 1, from: ts, to: ts})
 }
 
-// newResult starts a chunk result for tf: its read-time entries are
-// counted while tf is being caught up on (a CatchUp counts all of them).
-func (t *tailer) newResult(tf *tailedFile) *chunkResult {
-	return &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}, countReadTime: !t.follow || tf.backlog}
-}
-
-// mergeReadTime takes a result's counts into the tailer's.
-func (t *tailer) mergeReadTime(r *chunkResult) {
+// mergeReadTime takes a result's counts into the pump's.
+func (p *pump) mergeReadTime(r *chunkResult) {
 	for _, a := range r.readTime {
 		k := a.path + "\x00" + a.labels.String()
-		have := t.readTime[k]
+		have := p.readTime[k]
 		if have == nil {
 			have = &readTimeAcc{path: a.path, labels: a.labels}
-			t.readTime[k] = have
+			p.readTime[k] = have
 		}
 		have.add(a)
-		t.readTimeDirty = true
+		p.readTimeDirty = true
 	}
 }
 
@@ -102,40 +95,40 @@ type readTimeRecord struct {
 
 // stageReadTime puts the counts into the batch when they changed, leaving
 // out spans retention has dropped.
-func (t *tailer) stageReadTime() {
-	if !t.readTimeDirty {
+func (p *pump) stageReadTime() {
+	if !p.readTimeDirty {
 		return
 	}
-	t.readTimeDirty = false
-	if ret := t.in.settings.Storage.RetentionOrDefault(); ret > 0 {
-		cut := t.in.opts.Now().Add(-ret).UnixNano()
-		for k, a := range t.readTime {
+	p.readTimeDirty = false
+	if ret := p.in.settings.Storage.RetentionOrDefault(); ret > 0 {
+		cut := p.in.opts.Now().Add(-ret).UnixNano()
+		for k, a := range p.readTime {
 			if a.to < cut {
-				delete(t.readTime, k)
+				delete(p.readTime, k)
 			}
 		}
 	}
-	recs := make([]readTimeRecord, 0, len(t.readTime))
-	for _, k := range slices.Sorted(maps.Keys(t.readTime)) {
-		a := t.readTime[k]
+	recs := make([]readTimeRecord, 0, len(p.readTime))
+	for _, k := range slices.Sorted(maps.Keys(p.readTime)) {
+		a := p.readTime[k]
 		recs = append(recs, readTimeRecord{Path: a.path, Labels: a.labels.Map(), Entries: a.n, From: a.from, To: a.to})
 	}
 	b, _ := json.Marshal(recs) // plain values: cannot fail
-	t.batch.cursors[readTimeCursor] = b
-	t.batch.readTime = statsOf(recs)
-	t.batch.readTimeSet = true
+	p.batch.cursors[readTimeCursor] = b
+	p.batch.readTime = statsOf(recs)
+	p.batch.readTimeSet = true
 }
 
-// loadReadTime starts the tailer's counts from the store's cursor.
-func (t *tailer) loadReadTime(cursors map[string][]byte) {
+// loadReadTime starts the pump's counts from the store's cursor.
+func (p *pump) loadReadTime(cursors map[string][]byte) {
 	recs, err := decodeReadTime(cursors[readTimeCursor])
 	if err != nil {
-		t.in.problem("%v: counting them again from here", err)
+		p.in.problem("%v: counting them again from here", err)
 		return
 	}
 	for _, r := range recs {
 		a := &readTimeAcc{path: r.Path, labels: labels.FromMap(r.Labels), n: r.Entries, from: r.From, to: r.To}
-		t.readTime[r.Path+"\x00"+a.labels.String()] = a
+		p.readTime[r.Path+"\x00"+a.labels.String()] = a
 	}
 }
 

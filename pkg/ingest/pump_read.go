@@ -5,27 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
-// pipeline makes a file's pipeline. Stages were compiled once in New, so a
-// failure here is unexpected; the file is then read with no stages rather
-// than not at all, and the problem reported.
-func (t *tailer) pipeline(tg *target, name string) *filePipeline {
-	fp, err := t.in.newFilePipeline(tg, name)
-	if err != nil {
-		t.in.problem("%v: reading %s without stages", err, name)
-		bare := *tg
-		bare.stages = nil
-		fp, err = t.in.newFilePipeline(&bare, name)
-		if err != nil {
-			t.in.problem("%v", err)
-		}
-	}
-	return fp
+// chunkResult is what a worker hands back after reading one file.
+type chunkResult struct {
+	tf       *tailedFile
+	streams  map[uint64]*store.StreamEntries
+	extra    []*store.StreamEntries // hash collisions
+	last     *store.StreamEntries   // stream of the previous entry
+	pos      position
+	rawBytes int64
+	lines    int64
+	trunc    int64
+	invalid  int64
+	eof      bool
+	done     bool // read to its end and closed
+	retry    bool // closed unfinished (a .gz still being written): rediscover
+	err      error
+	// countReadTime: count the entries that keep their read time (see
+	// readtime.go) in readTime.
+	countReadTime bool
+	readTime      []*readTimeAcc
+}
+
+// newResult starts a chunk result for tf: its read-time entries are
+// counted while tf is being caught up on (a CatchUp counts all of them).
+func (p *pump) newResult(tf *tailedFile) *chunkResult {
+	return &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}, countReadTime: !p.follow || tf.backlog}
 }
 
 func (r *chunkResult) allStreams() []*store.StreamEntries {
@@ -37,13 +45,13 @@ func (r *chunkResult) allStreams() []*store.StreamEntries {
 }
 
 // worker reads the files the coordinator hands it, one at a time.
-func (t *tailer) worker(ctx context.Context) {
+func (p *pump) worker(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case tf := <-t.work:
-			t.results <- t.read(tf)
+		case tf := <-p.work:
+			p.results <- p.read(tf)
 		}
 	}
 }
@@ -51,15 +59,15 @@ func (t *tailer) worker(ctx context.Context) {
 // read reads one file from where it stands, up to readBudget bytes, and
 // runs the lines through the file's stages. It never blocks on anything but
 // the disk.
-func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
-	in := t.in
+func (p *pump) read(tf *tailedFile) (r *chunkResult) {
+	in := p.in
 	now := in.opts.Now()
-	r = t.newResult(tf)
+	r = p.newResult(tf)
 	defer func() {
 		// Stages run user-supplied templates and regexes: a panic there must
 		// cost one file, not the process.
-		if p := recover(); p != nil {
-			r.err = fmt.Errorf("panic while reading: %v", p)
+		if rec := recover(); rec != nil {
+			r.err = fmt.Errorf("panic while reading: %v", rec)
 			r.done = true
 			r.pos = tf.position(false)
 			tf.close()
@@ -72,40 +80,13 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		return r
 	}
 	if !tf.gz {
-		fi, err := tf.f.Stat()
-		if err != nil {
+		if err := tf.recheck(in.opts.Now); err != nil {
 			r.err = err
 			r.pos = tf.position(false)
 			return r
 		}
-		size := fi.Size()
-		if size < tf.lr.off {
-			tf.size = size
-			tf.replaced = true
-			return r
-		}
-		// A write that did not grow the file (truncated and rewritten to
-		// the same size) changes only the mtime: check the head then too.
-		if size != tf.size || !fi.ModTime().Equal(tf.mtime) || tf.fp.N < fingerprintBytes && size > int64(tf.fp.N) {
-			head, err := readHead(tf.f)
-			if err != nil {
-				r.err = err
-				r.pos = tf.position(false)
-				return r
-			}
-			if !tf.fp.matches(head) {
-				tf.size = size
-				tf.replaced = true
-				return r
-			}
-			if len(head) > tf.fp.N {
-				tf.fp = fingerprintOf(head)
-			}
-		}
-		tf.size = size
-		tf.mtime = fi.ModTime()
-		if !tf.rotated {
-			t.checkRotated(tf, fi)
+		if tf.replaced {
+			return r // the tracker deals with it
 		}
 	}
 	emit := func(rl rawLine) {
@@ -140,7 +121,7 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		tf.lastGrowth = now
 	}
 	r.eof = tf.lr.eof
-	if t.follow {
+	if p.follow {
 		tf.pipe.flushOld(now, r)
 	}
 	if r.err != nil && tf.gz {
@@ -157,7 +138,7 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		// A corrupt .gz cannot be resumed: keep what was read, finish it.
 		r.done = true
 	}
-	if r.eof && (tf.gz || tf.rotated) && (!t.follow || tf.gz || now.Sub(tf.lastGrowth) >= in.opts.RotatedIdle) {
+	if r.eof && (tf.gz || tf.rotated) && (!p.follow || tf.gz || now.Sub(tf.lastGrowth) >= in.opts.RotatedIdle) {
 		// It can no longer grow: its unterminated last line is complete.
 		tf.lr.flushPartial(emit)
 		tf.pipe.flushAll(r)
@@ -171,32 +152,4 @@ func (t *tailer) read(tf *tailedFile) (r *chunkResult) {
 		tf.close()
 	}
 	return r
-}
-
-// checkRotated notices that the path a file was discovered at no longer
-// leads to it (renamed or deleted) and finds where it went.
-func (t *tailer) checkRotated(tf *tailedFile, fi os.FileInfo) {
-	deleted := linkCount(fi) == 0
-	if !deleted {
-		if _, id, err := statID(tf.name); err == nil && id == tf.id {
-			return
-		}
-	}
-	tf.rotated = true
-	tf.lastGrowth = t.in.opts.Now()
-	if deleted {
-		return
-	}
-	dir := filepath.Dir(tf.path)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if _, id, err := statID(p); err == nil && id == tf.id {
-			tf.path = p
-			return
-		}
-	}
 }
