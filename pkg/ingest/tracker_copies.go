@@ -3,9 +3,10 @@ package ingest
 import (
 	"bytes"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -17,12 +18,7 @@ import (
 // plainFor finds the position of a plain file whose head the given
 // decompressed head starts with.
 func (t *tracker) plainFor(head []byte) (string, position, bool) {
-	keys := make([]string, 0, len(t.known))
-	for k := range t.known {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(t.known)) {
 		p := t.known[k]
 		if p.Gzip {
 			continue
@@ -42,12 +38,7 @@ func (t *tracker) plainFor(head []byte) (string, position, bool) {
 // of (a copytruncate or cp of it), or "".
 func (t *tracker) copyOf(dir string, head []byte, id fileID) string {
 	// Positions, not files: a busy file belongs to its worker.
-	keys := make([]string, 0, len(t.known))
-	for k := range t.known {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(t.known)) {
 		p := t.known[k]
 		if p.Gzip || (p.Dev == id.Dev && p.Ino == id.Ino) || filepath.Dir(p.Path) != dir {
 			continue

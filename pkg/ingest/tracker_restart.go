@@ -2,9 +2,10 @@ package ingest
 
 import (
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,12 +24,7 @@ const minSuccessorBytes = 64
 // directory and read to their end.
 func (t *tracker) recoverUnmatched() {
 	in := t.in
-	keys := make([]string, 0, len(t.known))
-	for k := range t.known {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(t.known)) {
 		p := t.known[k]
 		if p.Done || t.files[k] != nil {
 			continue
@@ -165,12 +161,7 @@ func (t *tracker) trackSuccessors() {
 		}
 		a.seen = max(a.seen, p.Seen)
 	}
-	names := make([]string, 0, len(anchors))
-	for n := range anchors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(anchors)) {
 		a := anchors[name]
 		seen := time.Unix(0, a.seen)
 		base := filepath.Base(name)
