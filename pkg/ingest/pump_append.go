@@ -26,7 +26,13 @@ type pendingBatch struct {
 }
 
 func newBatch() *pendingBatch {
-	return &pendingBatch{streams: map[uint64][]*store.StreamEntries{}, cursors: map[string][]byte{}}
+	b := &pendingBatch{}
+	b.clear()
+	return b
+}
+
+func (b *pendingBatch) clear() {
+	*b = pendingBatch{streams: map[uint64][]*store.StreamEntries{}, cursors: map[string][]byte{}}
 }
 
 func (b *pendingBatch) empty() bool { return len(b.order) == 0 && len(b.cursors) == 0 }
@@ -35,7 +41,7 @@ func (b *pendingBatch) empty() bool { return len(b.order) == 0 && len(b.cursors)
 // keeps writing positions to the same batch).
 func (b *pendingBatch) take() *pendingBatch {
 	out := *b
-	*b = *newBatch()
+	b.clear()
 	return &out
 }
 

@@ -284,6 +284,17 @@ func samePosition(a, b position) bool {
 	return a == b
 }
 
+// sortedKeys returns m's keys in order. (slices.Sorted(maps.Keys(m)) costs
+// allocations for the iterator, on every file discovery.)
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func (t *tracker) sortedFiles() []*tailedFile {
 	out := make([]*tailedFile, 0, len(t.files))
 	for _, tf := range t.files {

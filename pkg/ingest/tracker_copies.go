@@ -3,10 +3,8 @@ package ingest
 import (
 	"bytes"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 )
 
@@ -18,7 +16,7 @@ import (
 // plainFor finds the position of a plain file whose head the given
 // decompressed head starts with.
 func (t *tracker) plainFor(head []byte) (string, position, bool) {
-	for _, k := range slices.Sorted(maps.Keys(t.known)) {
+	for _, k := range sortedKeys(t.known) {
 		p := t.known[k]
 		if p.Gzip {
 			continue
@@ -38,7 +36,7 @@ func (t *tracker) plainFor(head []byte) (string, position, bool) {
 // of (a copytruncate or cp of it), or "".
 func (t *tracker) copyOf(dir string, head []byte, id fileID) string {
 	// Positions, not files: a busy file belongs to its worker.
-	for _, k := range slices.Sorted(maps.Keys(t.known)) {
+	for _, k := range sortedKeys(t.known) {
 		p := t.known[k]
 		if p.Gzip || (p.Dev == id.Dev && p.Ino == id.Ino) || filepath.Dir(p.Path) != dir {
 			continue

@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -24,7 +22,7 @@ const minSuccessorBytes = 64
 // directory and read to their end.
 func (t *tracker) recoverUnmatched() {
 	in := t.in
-	for _, k := range slices.Sorted(maps.Keys(t.known)) {
+	for _, k := range sortedKeys(t.known) {
 		p := t.known[k]
 		if p.Done || t.files[k] != nil {
 			continue
@@ -161,7 +159,7 @@ func (t *tracker) trackSuccessors() {
 		}
 		a.seen = max(a.seen, p.Seen)
 	}
-	for _, name := range slices.Sorted(maps.Keys(anchors)) {
+	for _, name := range sortedKeys(anchors) {
 		a := anchors[name]
 		seen := time.Unix(0, a.seen)
 		base := filepath.Base(name)
