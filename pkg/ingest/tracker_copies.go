@@ -85,6 +85,22 @@ func sharesHead(p position, head []byte) bool {
 	return n >= minSharedHead && bytes.Equal(head[:n], other[:n])
 }
 
+// openContent opens the plain file at path (size bytes long) if its head
+// starts with the content fp names and it holds at least offset bytes.
+// f is nil if not; opened says whether the file could be opened at all.
+func openContent(path string, fp fingerprint, size, offset int64) (f *os.File, head []byte, opened bool) {
+	f, err := openLog(path)
+	if err != nil {
+		return nil, nil, false
+	}
+	head, err = readHead(f)
+	if err != nil || !fp.matches(head) || size < offset {
+		f.Close()
+		return nil, nil, true
+	}
+	return f, head, true
+}
+
 // resumeReplaced is the first half of handling a file that shrank or whose
 // head changed (copytruncate, truncation, or the inode reused by a new
 // file): the rest of its old content is read from a copy if one exists in
@@ -205,13 +221,8 @@ func (t *tracker) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFi
 			tf.queued = true
 			return tf
 		}
-		f, err := openLog(p)
-		if err != nil {
-			continue
-		}
-		head, err := readHead(f)
-		if err != nil || !oldFP.matches(head) || fi.Size() < old.Offset {
-			f.Close()
+		f, head, _ := openContent(p, oldFP, fi.Size(), old.Offset)
+		if f == nil {
 			continue
 		}
 		key := cursorKey(id, false, fingerprintOf(head))

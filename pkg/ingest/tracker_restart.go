@@ -78,13 +78,11 @@ func (t *tracker) findByIdentity(key string, p position, fp fingerprint, tg *tar
 			in.problem("%s (rotated from %s): %v", c, p.Name, err)
 			return false
 		}
-		f, err := openLog(c)
-		if err != nil {
+		f, _, opened := openContent(c, fp, fi.Size(), p.Offset)
+		if !opened {
 			continue
 		}
-		head, err := readHead(f)
-		if err != nil || !fp.matches(head) || fi.Size() < p.Offset {
-			f.Close()
+		if f == nil {
 			break // the inode holds other content now
 		}
 		if _, err := f.Seek(p.Offset, io.SeekStart); err != nil {
