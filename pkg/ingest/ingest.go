@@ -14,6 +14,12 @@
 // store (positions.go), so a generation rotated away before the store's
 // first commit is still found after a kill -9.
 //
+// Two types do the work of a CatchUp or Run. The tracker (tracker*.go)
+// knows which file is what: discovery, identity, rotation, copies, restart
+// recovery and positions; it owns the tracked files. The pump (pump*.go)
+// reads them in a pool of workers, batches the entries with the positions
+// they complete, and appends.
+//
 // Lines are kept as Loki keeps them: "\n" and "\r\n" endings removed, each
 // invalid UTF-8 byte replaced by U+FFFD (what Loki does on push), lines
 // longer than max_line_bytes cut and marked " …[truncated N bytes]".

@@ -161,7 +161,7 @@ func (t *tracker) resumeOrphans() {
 			continue
 		}
 		p := o.entry.Pos
-		t.resumeCopyWith(p, fp, &tailedFile{key: o.key, id: fileID{Dev: p.Dev, Ino: p.Ino}, path: p.Path, name: p.Name, t: tg})
+		t.resumeCopyWith(p, fp, &trackedFile{key: o.key, id: fileID{Dev: p.Dev, Ino: p.Ino}, path: p.Path, name: p.Name, t: tg})
 	}
 	t.sc.orphans = nil
 }

@@ -17,7 +17,7 @@ type pump struct {
 	follow bool
 	tr     *tracker
 
-	work    chan *tailedFile
+	work    chan *trackedFile
 	results chan *chunkResult
 	busy    int
 	// stopping: ctx ended or a fatal error; no new reads are handed out.
@@ -59,7 +59,7 @@ func (p *pump) run(ctx context.Context) (err error) {
 	p.tr.load(cursors)
 
 	// Workers read; the appender stores. Both stop when their channels close.
-	p.work = make(chan *tailedFile)
+	p.work = make(chan *trackedFile)
 	p.results = make(chan *chunkResult, in.opts.Workers)
 	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
@@ -236,7 +236,7 @@ func (p *pump) dispatchAll() {
 }
 
 // dispatch queues a file for a worker.
-func (p *pump) dispatch(tf *tailedFile) {
+func (p *pump) dispatch(tf *trackedFile) {
 	if tf.busy {
 		return
 	}
@@ -252,7 +252,7 @@ func (p *pump) handOut() {
 	// names it.
 	p.tr.savePositions()
 	for !p.stopping && p.busy < p.in.opts.Workers {
-		var next *tailedFile
+		var next *trackedFile
 		for _, tf := range p.tr.sortedFiles() {
 			if tf.queued && !tf.busy {
 				next = tf
@@ -329,7 +329,7 @@ func (p *pump) merge(r *chunkResult) {
 
 // armHeld makes sure the held-entries timer fires when tf's held entry
 // becomes due. Only the coordinator calls it, on a file no worker has.
-func (p *pump) armHeld(tf *tailedFile) {
+func (p *pump) armHeld(tf *trackedFile) {
 	if !p.follow || p.stopping || tf.busy || tf.pipe == nil || p.tr.files[tf.key] != tf {
 		return
 	}
@@ -370,7 +370,7 @@ func (p *pump) flushHeld() {
 
 // flushPipeline releases entries a multiline stage still holds for a file
 // that is not being read.
-func (p *pump) flushPipeline(tf *tailedFile) *chunkResult {
+func (p *pump) flushPipeline(tf *trackedFile) *chunkResult {
 	if tf.busy {
 		return nil
 	}

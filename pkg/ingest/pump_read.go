@@ -11,7 +11,7 @@ import (
 
 // chunkResult is what a worker hands back after reading one file.
 type chunkResult struct {
-	tf       *tailedFile
+	tf       *trackedFile
 	streams  map[uint64]*store.StreamEntries
 	extra    []*store.StreamEntries // hash collisions
 	last     *store.StreamEntries   // stream of the previous entry
@@ -32,7 +32,7 @@ type chunkResult struct {
 
 // newResult starts a chunk result for tf: its read-time entries are
 // counted while tf is being caught up on (a CatchUp counts all of them).
-func (p *pump) newResult(tf *tailedFile) *chunkResult {
+func (p *pump) newResult(tf *trackedFile) *chunkResult {
 	return &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}, countReadTime: !p.follow || tf.backlog}
 }
 
@@ -59,7 +59,7 @@ func (p *pump) worker(ctx context.Context) {
 // read reads one file from where it stands, up to readBudget bytes, and
 // runs the lines through the file's stages. It never blocks on anything but
 // the disk.
-func (p *pump) read(tf *tailedFile) (r *chunkResult) {
+func (p *pump) read(tf *trackedFile) (r *chunkResult) {
 	in := p.in
 	now := in.opts.Now()
 	r = p.newResult(tf)

@@ -17,10 +17,11 @@ import (
 // The tracker knows which file is what; the pump (pump.go) reads them. The
 // tracker finds files by glob, knows them by device, inode and fingerprint
 // (identity.go), follows them through rotation by rename and copytruncate
-// and into gzip-compressed generations, resumes the rest of a content from
-// its copy (tracker_copies.go), finds after a restart the generations
-// rotated away while Lokal was stopped (tracker_restart.go), and keeps every
-// file's position and the positions file (positions.go).
+// and into gzip-compressed generations, reads the rest of a truncated
+// file's content from its copy (tracker_copies.go), finds after a restart
+// the generations rotated away while Lokal was stopped
+// (tracker_restart.go), and keeps every file's position and the positions
+// file (positions.go).
 
 // minCopyFingerprint is the shortest head that may identify a copy: a few
 // bytes shared by chance must not make a new file look like an old one.
@@ -39,9 +40,9 @@ const mtimeSlack = 2 * time.Second
 // gcEvery is how often finished files are checked for disappearance.
 const gcEvery = 30 * time.Second
 
-// tailedFile is one tracked file. The tracker owns it, except while the
+// trackedFile is one tracked file. The tracker owns it, except while the
 // pump has handed it to a worker (busy), which then owns it alone.
-type tailedFile struct {
+type trackedFile struct {
 	key    string
 	t      *target
 	id     fileID
@@ -74,7 +75,7 @@ type tailedFile struct {
 // position returns the cursor value for what has been handed over so far:
 // lines still held (an unterminated one, or a multiline entry in the
 // making) are read again after a restart.
-func (tf *tailedFile) position(done bool) position {
+func (tf *trackedFile) position(done bool) position {
 	off := tf.lr.pendingStart()
 	if p, ok := tf.pipe.pendingFrom(); ok && p < off {
 		off = p
@@ -83,7 +84,7 @@ func (tf *tailedFile) position(done bool) position {
 		Size: tf.size, Dev: tf.id.Dev, Ino: tf.id.Ino, Gzip: tf.gz, Done: done}
 }
 
-func (tf *tailedFile) close() {
+func (tf *trackedFile) close() {
 	if tf.zr != nil {
 		tf.zr.Close()
 		tf.zr = nil
@@ -98,7 +99,7 @@ func (tf *tailedFile) close() {
 // head still holds the content it is known by (else it is marked replaced:
 // shrunk, or truncated and rewritten), and whether the path it was
 // discovered at still leads to it. Only the file's owner calls it.
-func (tf *tailedFile) recheck(now func() time.Time) error {
+func (tf *trackedFile) recheck(now func() time.Time) error {
 	fi, err := tf.f.Stat()
 	if err != nil {
 		return err
@@ -135,7 +136,7 @@ func (tf *tailedFile) recheck(now func() time.Time) error {
 
 // checkRotated notices that the path a file was discovered at no longer
 // leads to it (renamed or deleted) and finds where it went.
-func (tf *tailedFile) checkRotated(fi os.FileInfo, now func() time.Time) {
+func (tf *trackedFile) checkRotated(fi os.FileInfo, now func() time.Time) {
 	deleted := linkCount(fi) == 0
 	if !deleted {
 		if _, id, err := statID(tf.name); err == nil && id == tf.id {
@@ -170,8 +171,8 @@ type tracker struct {
 
 	known   map[string]position // cursor values, as last handed to the store
 	sc      *sidecar            // identities the store may not have committed yet
-	files   map[string]*tailedFile
-	byID    map[fileID]*tailedFile
+	files   map[string]*trackedFile
+	byID    map[fileID]*trackedFile
 	ignored map[fileID]string // copies of tracked files, not read
 	claimed map[string]string // discovered path -> target key
 
@@ -188,7 +189,7 @@ type tracker struct {
 
 func newTracker(in *Ingester, out *pendingBatch) *tracker {
 	return &tracker{in: in, out: out,
-		known: map[string]position{}, files: map[string]*tailedFile{}, byID: map[fileID]*tailedFile{},
+		known: map[string]position{}, files: map[string]*trackedFile{}, byID: map[fileID]*trackedFile{},
 		ignored: map[fileID]string{}, claimed: map[string]string{}, watched: map[string]bool{},
 		rejected: map[string]string{}}
 }
@@ -273,7 +274,7 @@ func (t *tracker) setCursor(key string, p *position) {
 }
 
 // advance records how far a file's lines have been handed over.
-func (t *tracker) advance(tf *tailedFile, p position) {
+func (t *tracker) advance(tf *trackedFile, p position) {
 	if old, ok := t.known[tf.key]; !ok || !samePosition(old, p) {
 		t.setCursor(tf.key, &p)
 	}
@@ -295,8 +296,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func (t *tracker) sortedFiles() []*tailedFile {
-	out := make([]*tailedFile, 0, len(t.files))
+func (t *tracker) sortedFiles() []*trackedFile {
+	out := make([]*trackedFile, 0, len(t.files))
 	for _, tf := range t.files {
 		out = append(out, tf)
 	}
@@ -305,7 +306,7 @@ func (t *tracker) sortedFiles() []*tailedFile {
 }
 
 // retire forgets a finished file; its Done position stays in known.
-func (t *tracker) retire(tf *tailedFile) {
+func (t *tracker) retire(tf *trackedFile) {
 	tf.close()
 	tf.pipe.release()
 	delete(t.files, tf.key)
@@ -355,7 +356,7 @@ func (t *tracker) watchDir(dir string) {
 }
 
 // logTrack says why a file is (again) being read, and from where.
-func (t *tracker) logTrack(how string, tf *tailedFile) {
+func (t *tracker) logTrack(how string, tf *trackedFile) {
 	t.in.opts.Logf("read %s (%s, %s) from %d [%s]", tf.path, tf.name, tf.key, tf.lr.pendingStart(), how)
 }
 
@@ -534,7 +535,7 @@ func (t *tracker) track(tg *target, name, resolved string, fi os.FileInfo, id fi
 		t.rejected[name] = err.Error()
 		return
 	}
-	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, f: f, size: fi.Size(),
+	tf := &trackedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, f: f, size: fi.Size(),
 		lr: t.newReader(f, offset), pipe: t.pipeline(tg, name), lastGrowth: in.opts.Now()}
 	t.files[key] = tf
 	t.byID[id] = tf
@@ -616,7 +617,7 @@ func (t *tracker) trackGzip(tg *target, name, resolved string, fi os.FileInfo, i
 }
 
 // openGzip opens a .gz at offset of its decompressed stream and tracks it.
-func (t *tracker) openGzip(tg *target, key, name, resolved string, fi os.FileInfo, id fileID, fp fingerprint, offset int64) (*tailedFile, error) {
+func (t *tracker) openGzip(tg *target, key, name, resolved string, fi os.FileInfo, id fileID, fp fingerprint, offset int64) (*trackedFile, error) {
 	f, err := openLog(resolved)
 	if err != nil {
 		return nil, err
@@ -634,7 +635,7 @@ func (t *tracker) openGzip(tg *target, key, name, resolved string, fi os.FileInf
 		}
 	}
 	in := t.in
-	tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, gz: true, f: f, zr: zr,
+	tf := &trackedFile{key: key, t: tg, id: id, fp: fp, name: name, path: resolved, gz: true, f: f, zr: zr,
 		size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
 		lr: t.newReader(zr, offset), pipe: t.pipeline(tg, name)}
 	t.files[key] = tf

@@ -106,7 +106,7 @@ func openContent(path string, fp fingerprint, size, offset int64) (f *os.File, h
 // file): the rest of its old content is read from a copy if one exists in
 // the same directory, which it returns. The copy takes over tf's held
 // entries; without one, the pump releases them. Then readAgain.
-func (t *tracker) resumeReplaced(tf *tailedFile) *tailedFile {
+func (t *tracker) resumeReplaced(tf *trackedFile) *trackedFile {
 	in := t.in
 	old := t.known[tf.key]
 	oldFP := tf.fp
@@ -126,7 +126,7 @@ func (t *tracker) resumeReplaced(tf *tailedFile) *tailedFile {
 }
 
 // readAgain reads a replaced file again from its start, as new content.
-func (t *tracker) readAgain(tf *tailedFile) {
+func (t *tracker) readAgain(tf *trackedFile) {
 	if _, err := tf.f.Seek(0, io.SeekStart); err != nil {
 		t.in.problem("read %s again after truncation: %v", tf.path, err)
 		t.retire(tf)
@@ -150,13 +150,13 @@ func (t *tracker) readAgain(tf *tailedFile) {
 
 // resumeCopy looks for the old content of key's position in its directory.
 func (t *tracker) resumeCopy(key string, old position, oldFP fingerprint, exclude fileID) {
-	t.resumeCopyWith(old, oldFP, &tailedFile{key: key, id: exclude, path: old.Path, name: old.Name, t: t.targetByKey(old.Target)})
+	t.resumeCopyWith(old, oldFP, &trackedFile{key: key, id: exclude, path: old.Path, name: old.Name, t: t.targetByKey(old.Target)})
 }
 
 // resumeCopyWith finds a file (plain or .gz) in the directory of from whose
 // head matches oldFP and starts reading it at old.Offset, as the rest of
 // from's old content. The copy is read to its end, then finished.
-func (t *tracker) resumeCopyWith(old position, oldFP fingerprint, from *tailedFile) *tailedFile {
+func (t *tracker) resumeCopyWith(old position, oldFP fingerprint, from *trackedFile) *trackedFile {
 	// A rotating writer renames files while we list the directory, so a
 	// file can be missed by one listing: look again before giving up.
 	for attempt := 0; attempt < searchAttempts; attempt++ {
@@ -177,7 +177,7 @@ const (
 	searchRetryPause = 10 * time.Millisecond
 )
 
-func (t *tracker) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFile) *tailedFile {
+func (t *tracker) resumeCopyOnce(old position, oldFP fingerprint, from *trackedFile) *trackedFile {
 	if oldFP.N < minCopyFingerprint || from.t == nil {
 		return nil
 	}
@@ -235,7 +235,7 @@ func (t *tracker) resumeCopyOnce(old position, oldFP fingerprint, from *tailedFi
 			continue
 		}
 		in := t.in
-		tf := &tailedFile{key: key, t: from.t, id: id, fp: fingerprintOf(head), name: from.name, path: p, f: f,
+		tf := &trackedFile{key: key, t: from.t, id: id, fp: fingerprintOf(head), name: from.name, path: p, f: f,
 			size: fi.Size(), rotated: true, lastGrowth: in.opts.Now(),
 			lr: t.newReader(f, old.Offset), pipe: t.pipeline(from.t, from.name)}
 		if from.pipe != nil && from.lr != nil {

@@ -89,7 +89,7 @@ func (t *tracker) findByIdentity(key string, p position, fp fingerprint, tg *tar
 			f.Close()
 			return false
 		}
-		tf := &tailedFile{key: key, t: tg, id: id, fp: fp, name: p.Name, path: c, f: f, size: fi.Size(),
+		tf := &trackedFile{key: key, t: tg, id: id, fp: fp, name: p.Name, path: c, f: f, size: fi.Size(),
 			rotated: true, lastGrowth: in.opts.Now(),
 			lr: t.newReader(f, p.Offset), pipe: t.pipeline(tg, p.Name)}
 		if nameFI, nameID, err := statID(p.Name); err == nil && nameID == id && nameFI != nil {
@@ -126,7 +126,7 @@ func (t *tracker) findByIdentity(key string, p position, fp fingerprint, tg *tar
 		return true
 	}
 	// Compressed, or copied (copytruncate while stopped).
-	return t.resumeCopyWith(p, fp, &tailedFile{key: key, id: want, path: p.Path, name: p.Name, t: tg}) != nil
+	return t.resumeCopyWith(p, fp, &trackedFile{key: key, id: want, path: p.Path, name: p.Name, t: tg}) != nil
 }
 
 // trackSuccessors finds generations written while Lokal was stopped that
