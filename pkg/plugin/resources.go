@@ -81,7 +81,7 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 	if err != nil {
 		return fail(http.StatusBadRequest, err)
 	}
-	r, eng, done := ds.shared.use()
+	r, eng, done := ds.shared.Use()
 	defer done()
 	path := strings.Trim(strings.TrimPrefix(req.Path, "api/v1/"), "/")
 	switch {
