@@ -33,22 +33,23 @@ func MarshalIndexStats(s engine.IndexStats) []byte {
 // A field no parser produced has "parsers":null, as in Loki.
 func MarshalDetectedFields(fs []engine.DetectedField, limit int) []byte {
 	var b bytes.Buffer
-	b.WriteString(`{"fields":[`)
-	for i, f := range fs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	b.WriteString(`{"fields":`)
+	writeArray(&b, fs, func(b *bytes.Buffer, f engine.DetectedField) {
 		b.WriteString(`{"label":`)
-		writeString(&b, f.Label)
+		writeString(b, f.Label)
 		b.WriteString(`,"type":`)
-		writeString(&b, f.Type)
+		writeString(b, f.Type)
 		b.WriteString(`,"cardinality":`)
-		writeUint(&b, f.Cardinality)
+		writeUint(b, f.Cardinality)
 		b.WriteString(`,"parsers":`)
-		writeStrings(&b, f.Parsers, "null")
+		if f.Parsers == nil {
+			b.WriteString("null")
+		} else {
+			writeArray(b, f.Parsers, writeString)
+		}
 		b.WriteByte('}')
-	}
-	b.WriteString(`],"limit":`)
+	})
+	b.WriteString(`,"limit":`)
 	b.WriteString(strconv.Itoa(limit))
 	b.WriteByte('}')
 	return b.Bytes()
@@ -59,7 +60,7 @@ func MarshalDetectedFields(fs []engine.DetectedField, limit int) []byte {
 func MarshalDetectedFieldValues(vs []string, limit int) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"values":`)
-	writeStrings(&b, vs, "[]")
+	writeArray(&b, vs, writeString)
 	b.WriteString(`,"limit":`)
 	b.WriteString(strconv.Itoa(limit))
 	b.WriteByte('}')
@@ -70,18 +71,15 @@ func MarshalDetectedFieldValues(vs []string, limit int) []byte {
 // {"detectedLabels":[{"label":…,"cardinality":…}]}.
 func MarshalDetectedLabels(ls []engine.DetectedLabel) []byte {
 	var b bytes.Buffer
-	b.WriteString(`{"detectedLabels":[`)
-	for i, l := range ls {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	b.WriteString(`{"detectedLabels":`)
+	writeArray(&b, ls, func(b *bytes.Buffer, l engine.DetectedLabel) {
 		b.WriteString(`{"label":`)
-		writeString(&b, l.Label)
+		writeString(b, l.Label)
 		b.WriteString(`,"cardinality":`)
-		writeUint(&b, l.Cardinality)
+		writeUint(b, l.Cardinality)
 		b.WriteByte('}')
-	}
-	b.WriteString("]}")
+	})
+	b.WriteByte('}')
 	return b.Bytes()
 }
 
@@ -89,18 +87,15 @@ func writeUint(b *bytes.Buffer, n uint64) {
 	b.WriteString(strconv.FormatUint(n, 10))
 }
 
-// writeStrings writes a JSON array of strings, or none for a nil slice.
-func writeStrings(b *bytes.Buffer, ss []string, none string) {
-	if ss == nil {
-		b.WriteString(none)
-		return
-	}
+// writeArray writes a JSON array of items, each written by write; a nil
+// slice is an empty array.
+func writeArray[T any](b *bytes.Buffer, items []T, write func(*bytes.Buffer, T)) {
 	b.WriteByte('[')
-	for i, s := range ss {
+	for i, it := range items {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		writeString(b, s)
+		write(b, it)
 	}
 	b.WriteByte(']')
 }
