@@ -236,7 +236,11 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			}
 			left = &pushed
 		}
-		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) {
+		// fusable judges the query as written: once the sum's grouping is
+		// pushed down, the samples are grouped already and fold per
+		// stream in parallel, holding one block per worker instead of one
+		// per stream and every sample of every window.
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusesInto(x) {
 			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err

@@ -24,7 +24,7 @@ import (
 // aggregation should be streamed into it: functions over a pipeline, unless
 // Loki's sum push-down already groups the samples.
 func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
-	if !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
+	if ra == nil || !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
 		return false
 	}
 	if ra.Operation == syntax.OpRangeTypeAbsent {
@@ -38,6 +38,13 @@ func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
 		return ok && len(p.Stages) > 0
 	}
 	return true
+}
+
+// fusesInto reports whether x's range aggregation, as written (before
+// the sum push-down), streams into x.
+func fusesInto(x *syntax.VectorAggregationExpr) bool {
+	ra, _ := x.Left.(*syntax.RangeAggregationExpr)
+	return fusable(x.Operation, ra)
 }
 
 // winSeries is one series alive in the current window.
