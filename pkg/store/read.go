@@ -566,6 +566,11 @@ func (it *streamIter) finish() {
 	}
 	it.srcs = nil
 	it.pending = nil
+	// The last batch's lines share the last decoded block: a query that
+	// keeps its finished iterators until the end (every stream of a count
+	// folded one after another) must not keep a block per stream.
+	it.batch = Batch{Labels: it.lbls}
+	it.scratch = nil
 }
 
 func (it *streamIter) Close() error {
