@@ -79,17 +79,7 @@ func TestFedBatchesBounded(t *testing.T) {
 				}
 				ev := &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}
 				f := ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), nil, int64(time.Hour), 0)
-				for fb := range f.ch {
-					if fb.err != nil {
-						t.Fatal(fb.err)
-					}
-					sizes = append(sizes, len(fb.items))
-					lb := 0
-					for _, r := range fb.items {
-						lb += labelsBytes(r.ls)
-					}
-					bytes = append(bytes, lb)
-				}
+				sizes, bytes = drainFeed(t, f, func(r sampleRec) int { return labelsBytes(r.ls) })
 			case *syntax.PipelineExpr, syntax.LogSelectorExpr:
 				sel, err := e.compileSelector(x.(syntax.LogSelectorExpr))
 				if err != nil {
@@ -97,18 +87,7 @@ func TestFedBatchesBounded(t *testing.T) {
 				}
 				fd := &feeder{ctx: ctx, sem: sem}
 				f := fd.start(&entryCursor{it: it, sp: sel.pipeline.ForStream(it.Labels())})
-				for fb := range f.ch {
-					if fb.err != nil {
-						t.Fatal(fb.err)
-					}
-					sizes = append(sizes, len(fb.items))
-					lb := 0
-					for _, p := range fb.items {
-						lb += len(p.line)
-					}
-					bytes = append(bytes, lb)
-				}
-				wg.Wait()
+				sizes, bytes = drainFeed(t, f, func(p processed) int { return len(p.line) })
 			default:
 				t.Fatalf("%T", expr)
 			}
@@ -125,4 +104,21 @@ func TestFedBatchesBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// drainFeed reads a feed to its end: the items of each piece and their
+// bytes by size.
+func drainFeed[T any](t *testing.T, f *feed[T], size func(T) int) (items, bytes []int) {
+	t.Helper()
+	for fb := range f.ch {
+		if fb.err != nil {
+			t.Fatal(fb.err)
+		}
+		n := 0
+		for _, x := range fb.items {
+			n += size(x)
+		}
+		items, bytes = append(items, len(fb.items)), append(bytes, n)
+	}
+	return items, bytes
 }
