@@ -1,9 +1,17 @@
 package engine
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // Which vector aggregations stream their range aggregation sample by sample
@@ -38,5 +46,35 @@ func TestFusesAsWritten(t *testing.T) {
 		if got := fusesInto(x); got != tt.fuses {
 			t.Errorf("%s: fuses %v, want %v", tt.query, got, tt.fuses)
 		}
+	}
+}
+
+// A streamed aggregation counts what its live series' label sets cost
+// against the memory budget, not only their samples: a parser that gives
+// every line a long label set is refused with a number long before the
+// series cap.
+func TestWindowSeriesLabelsCountAgainstBudget(t *testing.T) {
+	st := memstore.New()
+	pad := strings.Repeat("p", 1000)
+	var es []store.Entry
+	for i := 0; i < 2000; i++ {
+		es = append(es, store.Entry{Ts: int64(time.Duration(i) * time.Millisecond), Seq: uint64(i), Line: fmt.Sprintf("id=%d pad=%s", i, pad)})
+	}
+	if err := st.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{Labels: labels.FromStrings("app", "a"), Entries: es}}}); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 64 << 10
+	e := New(st, Options{MemoryBudget: budget})
+	if c := e.seriesCap(1); c <= budget/1000 {
+		t.Fatalf("series cap %d: the test needs one far above what the labels pay for", c)
+	}
+	_, err := e.Query(context.Background(), Params{Query: `max(count_over_time({app="a"} | logfmt [1m]))`, Start: at(time.Minute), Instant: true})
+	if !errors.Is(err, ErrMemoryBudget) || !strings.Contains(err.Error(), "series and") {
+		t.Fatalf("%v, want ErrMemoryBudget for the series' labels", err)
+	}
+	// with the default budget it is answered
+	res, err := New(st, Options{}).Query(context.Background(), Params{Query: `max(count_over_time({app="a"} | logfmt [1m]))`, Start: at(time.Minute), Instant: true})
+	if err != nil || len(res.Vector) != 1 || res.Vector[0].V != 1 {
+		t.Fatalf("default budget: %v %+v", err, res.Vector)
 	}
 }
