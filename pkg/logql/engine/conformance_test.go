@@ -186,60 +186,84 @@ func TestLokiConformance(t *testing.T) {
 			// The reference reader only cross-checks the real store.
 			continue
 		}
-		t.Run(name, func(t *testing.T) { runConformance(t, dir, rows, engine.New(st, engine.Options{})) })
+		t.Run(name, func(t *testing.T) {
+			if hits := runConformance(t, dir, rows, engine.New(st, engine.Options{BlockCacheBytes: -1}), 1); hits != 0 {
+				t.Errorf("%d block results reused with the cache off", hits)
+			}
+		})
+		// With the per-block cache, each query twice: the warmed answer
+		// must be Loki's too.
+		t.Run(name+"/cached", func(t *testing.T) {
+			hits := runConformance(t, dir, rows, engine.New(st, engine.Options{}), 2)
+			if name == "store" && hits == 0 {
+				t.Error("the repeated queries reused no block result")
+			}
+		})
 	}
 }
 
-func runConformance(t *testing.T, dir string, rows []conformanceRow, eng *engine.Engine) {
+// runConformance evaluates each row repeat times, checking every answer,
+// and returns the block results the engine reused.
+func runConformance(t *testing.T, dir string, rows []conformanceRow, eng *engine.Engine, repeat int) (hits int64) {
 	for _, r := range rows {
 		t.Run(r.id, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join(dir, "answers", r.id+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, qerr := eng.Query(context.Background(), r.params(t))
-			if r.status != "200" {
-				var ans struct {
-					RawBody string `json:"raw_body"`
-				}
-				if err := json.Unmarshal(want, &ans); err != nil {
-					t.Fatal(err)
-				}
-				if qerr == nil {
-					t.Fatalf("%s (%s): Loki rejects it with %q; we answered", r.query, r.note, ans.RawBody)
-				}
-				if qerr.Error() != ans.RawBody {
-					t.Errorf("%s: error message differs\n got: %s\nwant: %s", r.query, qerr, ans.RawBody)
-				}
-				return
-			}
-			if qerr != nil {
-				t.Fatalf("%s (%s): %v", r.query, r.note, qerr)
-			}
-			got := lokiapi.Marshal(res)
-			cg, err := canonical(got)
-			if err != nil {
-				t.Fatalf("our body does not decode: %v\n%s", err, got)
-			}
-			cw, err := canonical(want)
-			if err != nil {
-				t.Fatalf("Loki's body does not decode: %v", err)
-			}
-			if cg != cw {
-				rg, _ := canonicalRounded(got, true)
-				rw, _ := canonicalRounded(want, true)
-				if rg != rw {
-					t.Errorf("%s (%s) differs from Loki:\n%s", r.query, r.note, diffLines(cg, cw))
-					return
-				}
-				t.Logf("%s: equal to Loki up to float rounding of unordered sums", r.query)
-			}
-			// The order of streams, series and samples is part of Loki's
-			// answer too (label order, or what sort/sort_desc gave).
-			if og, ow := resultOrder(got), resultOrder(want); og != ow {
-				t.Errorf("%s: result order differs\n got: %s\nwant: %s", r.query, og, ow)
+			for i := 0; i < repeat; i++ {
+				res, qerr := eng.Query(context.Background(), r.params(t))
+				hits += res.Stats.Cache.Hits
+				checkConformance(t, r, want, res, qerr)
 			}
 		})
+	}
+	return hits
+}
+
+// checkConformance compares one answer with Loki's.
+func checkConformance(t *testing.T, r conformanceRow, want []byte, res engine.Result, qerr error) {
+	t.Helper()
+	if r.status != "200" {
+		var ans struct {
+			RawBody string `json:"raw_body"`
+		}
+		if err := json.Unmarshal(want, &ans); err != nil {
+			t.Fatal(err)
+		}
+		if qerr == nil {
+			t.Fatalf("%s (%s): Loki rejects it with %q; we answered", r.query, r.note, ans.RawBody)
+		}
+		if qerr.Error() != ans.RawBody {
+			t.Errorf("%s: error message differs\n got: %s\nwant: %s", r.query, qerr, ans.RawBody)
+		}
+		return
+	}
+	if qerr != nil {
+		t.Fatalf("%s (%s): %v", r.query, r.note, qerr)
+	}
+	got := lokiapi.Marshal(res)
+	cg, err := canonical(got)
+	if err != nil {
+		t.Fatalf("our body does not decode: %v\n%s", err, got)
+	}
+	cw, err := canonical(want)
+	if err != nil {
+		t.Fatalf("Loki's body does not decode: %v", err)
+	}
+	if cg != cw {
+		rg, _ := canonicalRounded(got, true)
+		rw, _ := canonicalRounded(want, true)
+		if rg != rw {
+			t.Errorf("%s (%s) differs from Loki:\n%s", r.query, r.note, diffLines(cg, cw))
+			return
+		}
+		t.Logf("%s: equal to Loki up to float rounding of unordered sums", r.query)
+	}
+	// The order of streams, series and samples is part of Loki's
+	// answer too (label order, or what sort/sort_desc gave).
+	if og, ow := resultOrder(got), resultOrder(want); og != ow {
+		t.Errorf("%s: result order differs\n got: %s\nwant: %s", r.query, og, ow)
 	}
 }
 

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
+
+// BlockID names one committed block for as long as the store lives: the
+// segment that holds it and its offset there. Segment ids are never reused
+// and segments are never rewritten, so whatever is computed from a block's
+// entries stays true for the block with that id; compaction and retention
+// only ever remove a block (its id stops being live), never change it.
+type BlockID struct {
+	Seg uint64
+	Off int64
+}
+
+func (id BlockID) String() string { return fmt.Sprintf("%s@%d", segName(id.Seg), id.Off) }
+
+// BlockInfo is one immutable block of a stream, and an iterator over all of
+// its entries (whatever the select's time range: a caller caching per-block
+// results needs the whole block). The iterator reads nothing before its
+// first Next; close it either way.
+type BlockInfo struct {
+	ID           BlockID
+	MinTs, MaxTs int64 // of its entries, both inclusive
+	Entries      int
+	Iter         StreamIterator
+	ref          *blockRef
+}
+
+// Corrupt reports whether the block was found corrupt: reads skip it (and
+// count it in Stats.BlocksCorrupt), so nothing computed from it should be
+// kept or reused.
+func (b *BlockInfo) Corrupt() bool { return b.ref != nil && b.ref.corrupt.Load() }
+
+// BlockStream is one stream of a select, split by where its entries live:
+// its blocks overlapping the range, oldest first, and its head (entries not
+// yet in a block), restricted to the select's range. Together they hold
+// exactly the entries Select would return, the blocks' beyond the range too.
+type BlockStream struct {
+	Labels labels.Labels
+	Blocks []BlockInfo
+	// Head is nil when the stream has no unflushed entry in the range.
+	Head StreamIterator
+}
+
+// BlockReader is implemented by readers whose flushed entries live in
+// immutable blocks (the *Store): callers may keep results per block.
+type BlockReader interface {
+	Reader
+	// SelectBlocks is Select split per block. Close every iterator it
+	// returns.
+	SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream, error)
+	// BlocksEpoch changes whenever a block may have been removed
+	// (retention, compaction, a reload of a read-only store), so a cache
+	// sweeps for dead blocks only then.
+	BlocksEpoch() uint64
+	// BlockLive reports whether the block is still in the store.
+	BlockLive(id BlockID) bool
+}
+
+var _ BlockReader = (*Store)(nil)
+
+// SelectBlocks selects as Select does, then hands out each stream's blocks
+// one by one with their ids, and its head apart.
+func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream, error) {
+	its, err := s.Select(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	whole := p
+	whole.Start, whole.End = math.MinInt64, math.MaxInt64
+	out := make([]BlockStream, 0, len(its))
+	s.mu.Lock()
+	for _, it := range its {
+		si := it.(*streamIter)
+		bs := BlockStream{Labels: si.lbls, Blocks: make([]BlockInfo, 0, len(si.pending))}
+		// Forward order: oldest first, whatever the direction asked.
+		for _, b := range sortedByMinTs(si.pending) {
+			b.seg.readers++
+			sub := &streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats}
+			bs.Blocks = append(bs.Blocks, BlockInfo{
+				ID:    BlockID{Seg: b.seg.id, Off: b.off},
+				MinTs: b.h.MinTs, MaxTs: b.h.MaxTs, Entries: int(b.h.Count),
+				Iter: sub, ref: b,
+			})
+		}
+		if anyInRange(si.mem[0], p.Start, p.End) || anyInRange(si.mem[1], p.Start, p.End) {
+			bs.Head = &streamIter{s: s, ctx: ctx, p: p, lbls: si.lbls, mem: si.mem, stats: si.stats}
+		}
+		out = append(out, bs)
+	}
+	s.mu.Unlock()
+	for _, it := range its {
+		it.Close() // the sub-iterators hold the segments now
+	}
+	return out, nil
+}
+
+func sortedByMinTs(bs []*blockRef) []*blockRef {
+	out := slices.Clone(bs)
+	slices.SortStableFunc(out, func(a, b *blockRef) int { return cmpInt64(a.h.MinTs, b.h.MinTs) })
+	return out
+}
+
+// BlocksEpoch changes whenever a block may have left the store: a removal
+// lowers the block count, and every block added since raises the next
+// segment id. (A collision would only keep a dead block's results in a
+// cache until its LRU drops them: a dead id is never selected again.)
+func (s *Store) BlocksEpoch() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.m == nil {
+		return 0
+	}
+	return s.m.nextSeg*1_000_003 + uint64(len(s.m.blocks))
+}
+
+// BlockLive reports whether the block is still committed.
+func (s *Store) BlockLive(id BlockID) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.m == nil {
+		return false
+	}
+	_, ok := s.m.blocks[blockKey{seg: id.Seg, off: id.Off}]
+	return ok
+}
