@@ -120,11 +120,17 @@ func pipelineKey(x *syntax.RangeAggregationExpr) (string, bool) {
 	case syntax.OpRangeTypeBytes, syntax.OpRangeTypeBytesRate:
 		kind = "bytes"
 	}
-	return kind + " " + sel.String(), true
+	key := kind + " " + sel.String()
+	if x.Grouping != nil {
+		key += " " + x.Grouping.String()
+	}
+	return key, true
 }
 
-// computePart folds all entries of one block into buckets.
-func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExtractor, whole bool, maxTs int64, g blockGrid) (*blockPart, error) {
+// computePart folds all entries of one block into buckets, per label set
+// after the grouping (so a parser's per-line labels do not make a series
+// each).
+func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExtractor, gr *grouper, whole bool, maxTs int64, g blockGrid) (*blockPart, error) {
 	lineOnly := ex.LineOnly()
 	bytes := ex.Kind() == log.LineBytes
 	part := &blockPart{}
@@ -132,7 +138,8 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 	byHash := map[uint64][]int{}
 	if lineOnly {
 		ls := it.Labels().WithoutEmpty()
-		part.series = []partSeries{{ls: ls, hash: ls.Hash()}}
+		gl, gh := gr.group(ls, ls.Hash())
+		part.series = []partSeries{{ls: gl, hash: gh}}
 	} else {
 		sx = ex.ForStream(it.Labels())
 	}
@@ -164,6 +171,7 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 			if !ok {
 				continue
 			}
+			ls, h = gr.group(ls, h)
 			idx := -1
 			for _, j := range byHash[h] {
 				if labels.Equal(part.series[j].ls, ls) {
@@ -195,7 +203,7 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 // foldPart adds a block's buckets to the accumulators of the steps whose
 // windows hold them. A series is created only once one of its buckets is in
 // some window, as a line-by-line fold creates it.
-func (ev *evaluator) foldPart(part *blockPart, g *grouper, set *accSet, rng, off int64) error {
+func (ev *evaluator) foldPart(part *blockPart, set *accSet, rng, off int64) error {
 	for i := range part.series {
 		s := &part.series[i]
 		var a *rangeAcc
@@ -205,9 +213,8 @@ func (ev *evaluator) foldPart(part *blockPart, g *grouper, set *accSet, rng, off
 				continue
 			}
 			if a == nil {
-				gl, gh := g.group(s.ls, s.hash)
 				var err error
-				if a, err = set.get(gl, gh); err != nil {
+				if a, err = set.get(s.ls, s.hash); err != nil {
 					return err
 				}
 			}
@@ -285,15 +292,15 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	// A block found corrupt is skipped (and reported) as a read skips it.
 	if v, ok := cache.get(k); ok && !b.Corrupt() {
 		counter.hit()
-		return ev.foldPart(v.(*blockPart), gr, set, rng, off)
+		return ev.foldPart(v.(*blockPart), set, rng, off)
 	}
 	counter.miss()
-	part, err := computePart(ctx, b.Iter, ex, whole, b.MaxTs, grid)
+	part, err := computePart(ctx, b.Iter, ex, gr, whole, b.MaxTs, grid)
 	if err != nil {
 		return err
 	}
 	if !b.Corrupt() {
 		cache.put(k, part, part.size)
 	}
-	return ev.foldPart(part, gr, set, rng, off)
+	return ev.foldPart(part, set, rng, off)
 }

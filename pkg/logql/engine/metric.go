@@ -224,7 +224,9 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 		return ev.rangeAgg(x)
 	case *syntax.VectorAggregationExpr:
 		left := x.Left
+		injected := false
 		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && canInjectGrouping(x.Operation, ra) {
+			injected = true
 			// sum by (g) (rate(…)) is evaluated as rate over samples
 			// grouped by g, as Loki does: the division by the range happens
 			// once per group, which is both cheaper and the float Loki
@@ -236,7 +238,10 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			}
 			left = &pushed
 		}
-		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) {
+		// A sum over counts with the grouping pushed down holds only its
+		// groups either way; with the block cache it folds per block
+		// instead of streaming, so a repeated query reuses the blocks.
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) && !(injected && ev.e.cache != nil) {
 			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err
