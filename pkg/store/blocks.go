@@ -131,3 +131,66 @@ func (s *Store) BlockLive(id BlockID) bool {
 	_, ok := s.m.blocks[blockKey{seg: id.Seg, off: id.Off}]
 	return ok
 }
+
+// BlockFilter lets a log query skip blocks it already knows hold no line it
+// wants, and learn which those are: a select whose context carries one (see
+// WithBlockFilter) asks Skip before it reads a block, and hands every block
+// it decodes (all its lines, whatever the range) to Keep, then passes on only
+// the entries Keep marked. A block with none is dropped whole. The caller
+// must want no entry whose line Keep leaves unmarked. Both are called from
+// many iterators at once.
+type BlockFilter interface {
+	Skip(id BlockID) bool
+	// Keep marks keep[i] for each line the caller wants and reports
+	// whether it marked any.
+	Keep(id BlockID, lines []string, keep []bool) bool
+}
+
+type blockFilterKey struct{}
+
+// WithBlockFilter returns a context whose selects with lines consult f.
+func WithBlockFilter(ctx context.Context, f BlockFilter) context.Context {
+	return context.WithValue(ctx, blockFilterKey{}, f)
+}
+
+func blockFilterFrom(ctx context.Context) BlockFilter {
+	f, _ := ctx.Value(blockFilterKey{}).(BlockFilter)
+	return f
+}
+
+// skipByFilter reports whether the context's block filter rules b out
+// before it is read.
+func (it *streamIter) skipByFilter(b *blockRef) bool {
+	f := blockFilterFrom(it.ctx)
+	if f == nil || !it.p.Lines || !f.Skip(BlockID{Seg: b.seg.id, Off: b.off}) {
+		return false
+	}
+	it.delta.BlocksSkipped++
+	return true
+}
+
+// filterDecoded keeps the entries of a decoded block the context's block
+// filter wants; it reports false when none is left. The entries it drops
+// still count as scanned.
+func (it *streamIter) filterDecoded(b *blockRef, d *blockData) bool {
+	f := blockFilterFrom(it.ctx)
+	if f == nil || !it.p.Lines {
+		return true
+	}
+	keep := make([]bool, len(d.lines))
+	any := f.Keep(BlockID{Seg: b.seg.id, Off: b.off}, d.lines, keep)
+	n := 0
+	for i, k := range keep {
+		if !k {
+			if d.ts[i] >= it.p.Start && d.ts[i] < it.p.End {
+				it.delta.EntriesScanned++
+				it.delta.BytesScanned += int64(d.sizes[i])
+			}
+			continue
+		}
+		d.ts[n], d.seq[n], d.sizes[n], d.lines[n] = d.ts[i], d.seq[i], d.sizes[i], d.lines[i]
+		n++
+	}
+	d.ts, d.seq, d.sizes, d.lines = d.ts[:n], d.seq[:n], d.sizes[:n], d.lines[:n]
+	return any
+}

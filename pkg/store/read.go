@@ -493,6 +493,9 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		it.delta.BlocksCorrupt++
 		return nil, nil
 	}
+	if it.skipByFilter(b) {
+		return nil, nil
+	}
 	if hintPrunes(it.p.Hint) {
 		f, err := it.s.readFilter(b)
 		if err != nil {
@@ -510,6 +513,9 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		return nil, it.readFailed(b, err)
 	}
 	it.delta.BlocksRead++
+	if !it.filterDecoded(b, d) {
+		return nil, nil
+	}
 	lo := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.Start })
 	hi := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.End })
 	if lo >= hi {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,7 @@ func blockTestStore(t *testing.T) *store.Store {
 		labels.New(labels.Label{Name: "app", Value: "a"}, labels.Label{Name: "level", Value: "error"}),
 	}
 	const perFlush = 37 // entries of each stream per flush: blocks end anywhere
+	pad := strings.Repeat("x", 15000)
 	seq := uint64(0)
 	for flush := 0; flush < 6; flush++ {
 		var b store.AppendBatch
@@ -84,7 +86,9 @@ func blockTestStore(t *testing.T) *store.Store {
 					ts = n / 7 * int64(time.Minute)
 				}
 				seq++
-				line := fmt.Sprintf("level=%s n=%d msg=%q", ls.Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(int(n)+si)%3])
+				// The padding makes each flush's part a block of its own
+				// (the store merges small parts into the last block).
+				line := fmt.Sprintf("level=%s n=%d msg=%q pad=%s", ls.Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(int(n)+si)%3], pad)
 				es = append(es, store.Entry{Ts: ts, Seq: seq, Line: line})
 			}
 			b.Streams = append(b.Streams, store.StreamEntries{Labels: ls, Entries: es})
@@ -97,6 +101,9 @@ func blockTestStore(t *testing.T) *store.Store {
 				t.Fatal(err)
 			}
 		}
+	}
+	if n := st.Info().Blocks; n < 10 {
+		t.Fatalf("the test store has %d blocks, want one per stream and flush", n)
 	}
 	return st
 }
@@ -211,5 +218,39 @@ func TestBlockCacheBudget(t *testing.T) {
 	c.put(cacheKey{block: store.BlockID{Seg: 99}}, "huge", 5000)
 	if _, ok := c.get(cacheKey{block: store.BlockID{Seg: 99}}); ok {
 		t.Error("an entry larger than the whole budget was kept")
+	}
+}
+
+// A repeated search skips the blocks that held no match the first time,
+// and answers the same.
+func TestNoMatchMemo(t *testing.T) {
+	st := blockTestStore(t)
+	off := New(st, Options{BlockCacheBytes: -1})
+	for _, q := range []string{
+		`{app="a"} |~ "(?i)N=5 MSG"`,                     // in the first flush's blocks only; no literal for the token filters
+		`{app="a"} |~ "(?i)n=5[0-9] " | logfmt | n > 52`, // the second flush's
+		`{app="a", level="info"} !~ "(?i)(ok|retry|cuda)"`,
+	} {
+		t.Run(q, func(t *testing.T) {
+			for _, dir := range []store.Direction{store.Forward, store.Backward} {
+				on := New(st, Options{})
+				p := Params{Query: q, Start: time.Unix(0, 0), End: time.Unix(4000, 0), Limit: 1000, Direction: dir}
+				want := mustQuery(t, off, p)
+				var skipped []int
+				for run := 0; run < 2; run++ {
+					got := mustQuery(t, on, p)
+					if g, w := render(got), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
+						t.Fatalf("run %d with the memo:\n got %v\nwant %v", run, g, w)
+					}
+					skipped = append(skipped, got.Stats.Store.BlocksSkipped)
+					if run == 1 && got.Stats.Cache.Hits == 0 {
+						t.Errorf("repeated search: cache %+v, want hits", got.Stats.Cache)
+					}
+				}
+				if skipped[1] <= skipped[0] {
+					t.Errorf("blocks skipped: first %d, repeated %d", skipped[0], skipped[1])
+				}
+			}
+		})
 	}
 }
