@@ -83,7 +83,7 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 		// Forward order: oldest first, whatever the direction asked.
 		for _, b := range sortedByMinTs(si.pending) {
 			b.seg.readers++
-			sub := &streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats}
+			sub := &blockIter{&streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats}}
 			bs.Blocks = append(bs.Blocks, BlockInfo{
 				ID:    BlockID{Seg: b.seg.id, Off: b.off},
 				MinTs: b.h.MinTs, MaxTs: b.h.MaxTs, Entries: int(b.h.Count),
@@ -100,6 +100,24 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 		it.Close() // the sub-iterators hold the segments now
 	}
 	return out, nil
+}
+
+// blockIter is one block's iterator; Close lets go of everything it read,
+// so a query over a thousand blocks holds one block's entries at a time,
+// not all of them until it ends.
+type blockIter struct {
+	it *streamIter
+}
+
+func (b *blockIter) Labels() labels.Labels { return b.it.lbls }
+func (b *blockIter) At() *Batch            { return &b.it.batch }
+func (b *blockIter) Err() error            { return b.it.err }
+func (b *blockIter) Next() bool            { return b.it.Next() }
+
+func (b *blockIter) Close() error {
+	err := b.it.Close()
+	b.it = &streamIter{lbls: b.it.lbls, err: b.it.err, closed: true}
+	return err
 }
 
 func sortedByMinTs(bs []*blockRef) []*blockRef {
@@ -135,15 +153,13 @@ func (s *Store) BlockLive(id BlockID) bool {
 // BlockFilter lets a log query skip blocks it already knows hold no line it
 // wants, and learn which those are: a select whose context carries one (see
 // WithBlockFilter) asks Skip before it reads a block, and hands every block
-// it decodes (all its lines, whatever the range) to Keep, then passes on only
-// the entries Keep marked. A block with none is dropped whole. The caller
-// must want no entry whose line Keep leaves unmarked. Both are called from
-// many iterators at once.
+// it decodes (all its lines, whatever the range) to AnyWanted; a block
+// without any wanted line is dropped whole. Both are called from many
+// iterators at once.
 type BlockFilter interface {
 	Skip(id BlockID) bool
-	// Keep marks keep[i] for each line the caller wants and reports
-	// whether it marked any.
-	Keep(id BlockID, lines []string, keep []bool) bool
+	// AnyWanted reports whether the caller may want any of the lines.
+	AnyWanted(id BlockID, lines []string) bool
 }
 
 type blockFilterKey struct{}
@@ -169,28 +185,19 @@ func (it *streamIter) skipByFilter(b *blockRef) bool {
 	return true
 }
 
-// filterDecoded keeps the entries of a decoded block the context's block
-// filter wants; it reports false when none is left. The entries it drops
-// still count as scanned.
-func (it *streamIter) filterDecoded(b *blockRef, d *blockData) bool {
+// wantedByFilter reports whether the context's block filter wants any line
+// of a decoded block. The entries of a block it drops still count as
+// scanned.
+func (it *streamIter) wantedByFilter(b *blockRef, d *blockData) bool {
 	f := blockFilterFrom(it.ctx)
-	if f == nil || !it.p.Lines {
+	if f == nil || !it.p.Lines || f.AnyWanted(BlockID{Seg: b.seg.id, Off: b.off}, d.lines) {
 		return true
 	}
-	keep := make([]bool, len(d.lines))
-	any := f.Keep(BlockID{Seg: b.seg.id, Off: b.off}, d.lines, keep)
-	n := 0
-	for i, k := range keep {
-		if !k {
-			if d.ts[i] >= it.p.Start && d.ts[i] < it.p.End {
-				it.delta.EntriesScanned++
-				it.delta.BytesScanned += int64(d.sizes[i])
-			}
-			continue
+	for i, ts := range d.ts {
+		if ts >= it.p.Start && ts < it.p.End {
+			it.delta.EntriesScanned++
+			it.delta.BytesScanned += int64(d.sizes[i])
 		}
-		d.ts[n], d.seq[n], d.sizes[n], d.lines[n] = d.ts[i], d.seq[i], d.sizes[i], d.lines[i]
-		n++
 	}
-	d.ts, d.seq, d.sizes, d.lines = d.ts[:n], d.seq[:n], d.sizes[:n], d.lines[:n]
-	return any
+	return false
 }

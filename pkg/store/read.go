@@ -513,7 +513,7 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		return nil, it.readFailed(b, err)
 	}
 	it.delta.BlocksRead++
-	if !it.filterDecoded(b, d) {
+	if !it.wantedByFilter(b, d) {
 		return nil, nil
 	}
 	lo := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.Start })

@@ -274,6 +274,7 @@ func (ev *evaluator) foldBlocks(x *syntax.RangeAggregationExpr, rng, off int64) 
 
 	accs, err := ev.foldJobs(x, len(jobs), func(ctx context.Context, gr *grouper, set *accSet, i int) error {
 		if j := jobs[i]; j.head != nil {
+			defer j.head.Close()
 			return ev.foldStream(ctx, j.head, ex, x.Operation, gr, set, ex.LineOnly(), rng, off)
 		}
 		return ev.foldBlock(ctx, cache, counter, jobs[i].block, ex, pipe, grid, gr, set, rng, off)
@@ -292,10 +293,12 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	// A block found corrupt is skipped (and reported) as a read skips it.
 	if v, ok := cache.get(k); ok && !b.Corrupt() {
 		counter.hit()
+		b.Iter.Close()
 		return ev.foldPart(v.(*blockPart), set, rng, off)
 	}
 	counter.miss()
 	part, err := computePart(ctx, b.Iter, ex, gr, whole, b.MaxTs, grid)
+	b.Iter.Close() // let go of the block's entries now
 	if err != nil {
 		return err
 	}

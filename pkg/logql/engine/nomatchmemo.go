@@ -11,8 +11,8 @@ import (
 // noMatchMemo is a log query's per-block "no line passes these filters"
 // memo, kept in the engine's block cache: a search repeated over unchanged
 // blocks skips every block that held no match the first time, without
-// reading it. It also drops, as soon as a block is decoded, the lines the
-// filters reject, so the pipeline sees only candidates.
+// reading it. Learning costs a block with a match only the lines up to its
+// first one; a block without any is dropped before the pipeline sees it.
 type noMatchMemo struct {
 	cache   *blockCache
 	key     string
@@ -48,25 +48,25 @@ func (m *noMatchMemo) Skip(id store.BlockID) bool {
 	return false
 }
 
-// Keep marks the lines that pass every filter and remembers a block with
-// none.
-func (m *noMatchMemo) Keep(id store.BlockID, lines []string, keep []bool) bool {
+// AnyWanted reports whether a line passes every filter (it stops at the
+// first), and remembers a block with none.
+func (m *noMatchMemo) AnyWanted(id store.BlockID, lines []string) bool {
 	m.counter.miss()
-	any := false
-	for i, l := range lines {
-		b := unsafe.Slice(unsafe.StringData(l), len(l))
-		k := true
-		for _, f := range m.filters {
-			if !f.Match(b) {
-				k = false
-				break
-			}
+	for _, l := range lines {
+		if m.match(l) {
+			return true
 		}
-		keep[i] = k
-		any = any || k
 	}
-	if !any {
-		m.cache.put(m.cacheKey(id), struct{}{}, noMatchSize)
+	m.cache.put(m.cacheKey(id), struct{}{}, noMatchSize)
+	return false
+}
+
+func (m *noMatchMemo) match(line string) bool {
+	b := unsafe.Slice(unsafe.StringData(line), len(line))
+	for _, f := range m.filters {
+		if !f.Match(b) {
+			return false
+		}
 	}
-	return any
+	return true
 }
