@@ -47,7 +47,7 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 		var ds []time.Duration
 		for r := 0; r < runs; r++ {
 			began := time.Now()
-			res, err := eng.Query(ctx, params(q, start, end))
+			res, err := eng.Query(ctx, Params(q, start, end))
 			ds = append(ds, time.Since(began))
 			if i == 0 && r == 0 {
 				rep.FirstQueryMs = float64(time.Since(t0).Microseconds()) / 1000
@@ -67,7 +67,9 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 	return rep, nil
 }
 
-func params(q Query, start, end time.Time) engine.Params {
+// Params are the engine parameters of q over [start, end), as the worker
+// runs it.
+func Params(q Query, start, end time.Time) engine.Params {
 	expr := strings.ReplaceAll(q.Expr, "$__range", formatRange(end.Sub(start)))
 	p := engine.Params{Query: expr, Start: start, End: end, Limit: q.Limit, Direction: store.Backward}
 	switch q.Kind {

@@ -36,14 +36,7 @@ func TestBlockCacheRealStore(t *testing.T) {
 	ctx := context.Background()
 	for _, q := range bench.QuerySet("needle") {
 		t.Run(q.Name, func(t *testing.T) {
-			expr := strings.ReplaceAll(q.Expr, "$__range", fmt.Sprintf("%ds", int64(end.Sub(start).Seconds())))
-			p := engine.Params{Query: expr, Start: start, End: end, Limit: q.Limit, Direction: store.Backward}
-			switch q.Kind {
-			case "instant":
-				p.Instant, p.Start = true, end
-			case "range":
-				p.Step = q.Step
-			}
+			p := bench.Params(q, start, end)
 			var bodies [][]byte
 			var took []string
 			for i, e := range []*engine.Engine{off, on, on} {
