@@ -224,6 +224,31 @@ func (ev *evaluator) foldPart(part *blockPart, set *accSet, rng, off int64) erro
 	return nil
 }
 
+// foldsPerBlock reports whether a counting range aggregation under a
+// vector aggregation is better folded per block through the cache than
+// streamed window by window: streaming bounds the memory of a pipeline that
+// makes many label sets, but a sum with its grouping pushed down holds only
+// its groups either way, and a pipeline of filters alone keeps the streams'
+// label sets.
+func (ev *evaluator) foldsPerBlock(ra *syntax.RangeAggregationExpr, groupingPushed bool) bool {
+	if ev.e.cache == nil || !additive(ra.Operation) || ra.Left.Unwrap != nil {
+		return false
+	}
+	if groupingPushed {
+		return true
+	}
+	if p, ok := ra.Left.Left.(*syntax.PipelineExpr); ok {
+		for _, st := range p.Stages {
+			switch st.(type) {
+			case *syntax.LineFilterExpr, *syntax.LabelFilterExpr:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // blockJob is one unit of a cached fold: a block or a stream's head.
 type blockJob struct {
 	block *store.BlockInfo

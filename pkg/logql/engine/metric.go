@@ -238,10 +238,7 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			}
 			left = &pushed
 		}
-		// A sum over counts with the grouping pushed down holds only its
-		// groups either way; with the block cache it folds per block
-		// instead of streaming, so a repeated query reuses the blocks.
-		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) && !(injected && ev.e.cache != nil) {
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) && !ev.foldsPerBlock(ra, injected) {
 			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err
