@@ -118,7 +118,7 @@ func (c *blockCache) sweep(br store.BlockReader) {
 	}
 }
 
-// len and bytes report the cache's contents (tests).
+// len is how many results the cache holds.
 func (c *blockCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -257,7 +257,8 @@ type blockJob struct {
 
 // foldBlocks folds an additive range aggregation block by block through the
 // cache. It reports false (and does nothing) when there is no cache, the
-// store has no blocks, or the pipeline's result is not fixed per block.
+// reader keeps no immutable blocks, or the pipeline's result over a block
+// may change between runs.
 func (ev *evaluator) foldBlocks(x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, bool, error) {
 	cache, br, ok := ev.e.blockCacheFor()
 	if !ok {
