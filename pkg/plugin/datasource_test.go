@@ -84,12 +84,14 @@ func waitStored(t *testing.T, ds *Datasource, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		in := ds.shared.st.Info()
+		st, _, done := ds.shared.Use()
+		in := st.Info()
+		done()
 		if in.Entries+in.HeadEntries >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("store never held %d entries (has %d); health: %+v", n, in.Entries+in.HeadEntries, ds.run.in.Health())
+			t.Fatalf("store never held %d entries (has %d); health: %+v", n, in.Entries+in.HeadEntries, ds.run.Ingester().Health())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -213,7 +215,7 @@ func TestSettingsChangeSharesStore(t *testing.T) {
 	if third.setupErr != nil || third.ingestErr != nil || third.shared != next.shared {
 		t.Fatalf("retention change: setup %v, ingest %v, shared %v", third.setupErr, third.ingestErr, third.shared == next.shared)
 	}
-	if got := third.shared.opts.Retention; got != 720*time.Hour {
+	if got := third.shared.Options().Retention; got != 720*time.Hour {
 		t.Errorf("store retention after the change = %v, want 720h", got)
 	}
 	next.Dispose()

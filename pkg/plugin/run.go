@@ -113,7 +113,7 @@ func typedResultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.F
 		if !q.Backward {
 			dir = "forward"
 		}
-		custom := logsCustom{SearchWords: searchWords(expr), Limit: q.Limit, LimitReached: res.LimitReached, Direction: dir}
+		custom := logsCustom{SearchWords: engine.LineFilterWords(expr), Limit: q.Limit, LimitReached: res.LimitReached, Direction: dir}
 		return data.Frames{logsFrame(q.RefID, q.Expr, streamRows(res.Streams, q.Backward), custom, st)}
 	case engine.ValueMatrix:
 		ss := make([]series, len(res.Matrix))
@@ -159,38 +159,6 @@ func streamRows(streams []engine.Stream, backward bool) []logRow {
 		return less
 	})
 	return rows
-}
-
-// searchWords are the literals and patterns of a log query's positive line
-// filters, which Grafana highlights in the lines.
-func searchWords(expr syntax.Expr) []string {
-	p, ok := expr.(*syntax.PipelineExpr)
-	if !ok {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(f *syntax.LineFilterExpr) {
-		if f.IP || f.Op.Negative() || f.Value == "" || seen[f.Value] {
-			return
-		}
-		if f.Op != syntax.LineContains && f.Op != syntax.LineMatchRegexp {
-			return
-		}
-		seen[f.Value] = true
-		out = append(out, f.Value)
-	}
-	for _, st := range p.Stages {
-		f, ok := st.(*syntax.LineFilterExpr)
-		if !ok {
-			continue
-		}
-		add(f)
-		for _, alt := range f.Or {
-			add(alt)
-		}
-	}
-	return out
 }
 
 // isLogQuery reports whether text parses as a log query; used by live tail.
