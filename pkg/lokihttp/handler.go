@@ -76,12 +76,12 @@ func New(opts Options) *Handler {
 		"status/buildinfo":             h.buildInfo,
 		"tail":                         h.tail,
 		"push":                         h.push,
-		"index/stats":                  h.unwired("index/stats", "engine.IndexStats"),
-		"index/volume":                 h.unwired("index/volume", "engine.Volume"),
-		"index/volume_range":           h.unwired("index/volume_range", "engine.Volume"),
-		"detected_labels":              h.unwired("detected_labels", "engine.DetectedLabels"),
-		"detected_fields":              h.unwired("detected_fields", "engine.DetectedFields"),
-		"detected_field/{name}/values": h.unwired("detected_field/<name>/values", "engine.DetectedFieldValues"),
+		"index/stats":                  h.indexStats,
+		"index/volume":                 h.volume,
+		"index/volume_range":           h.volumeRange,
+		"detected_labels":              h.detectedLabels,
+		"detected_fields":              h.detectedFields,
+		"detected_field/{name}/values": h.detectedFieldValues,
 		"patterns":                     h.unwired("patterns", "patterns.Detect"),
 	}
 	for p, f := range routes {
@@ -173,7 +173,8 @@ func queryStatus(err error) int {
 		return http.StatusInternalServerError
 	}
 	var qe *engine.QueryError
-	if errors.As(err, &qe) || errors.Is(err, syntax.ErrParse) {
+	var pe *paramError
+	if errors.As(err, &qe) || errors.As(err, &pe) || errors.Is(err, syntax.ErrParse) {
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

@@ -28,7 +28,7 @@ func (ds *Datasource) lokiAPI() *lokihttp.Handler {
 			if err := ds.unavailable(); err != nil {
 				return lokihttp.Backend{}, nil, err
 			}
-			st, eng, done := ds.shared.use()
+			st, eng, done := ds.shared.Use()
 			return lokihttp.Backend{Reader: st, Engine: eng}, done, nil
 		},
 		TailUnsupported: "tail needs a websocket, which Grafana's resource calls cannot hold: use Explore's live tail with the Lokal datasource, or /loki/api/v1/tail of `lokal serve`",
