@@ -264,7 +264,7 @@ func streamLevel(ls labels.Labels) string {
 
 func (d *detector) keep(line string) bool {
 	for _, f := range d.filter {
-		if !f.Match([]byte(line)) {
+		if !log.MatchString(f, line) {
 			return false
 		}
 	}
