@@ -82,7 +82,7 @@ func New(opts Options) *Handler {
 		"detected_labels":              h.detectedLabels,
 		"detected_fields":              h.detectedFields,
 		"detected_field/{name}/values": h.detectedFieldValues,
-		"patterns":                     h.unwired("patterns", "patterns.Detect"),
+		"patterns":                     h.patterns,
 	}
 	for p, f := range routes {
 		h.mux.HandleFunc(Prefix+p, f)
@@ -102,13 +102,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	h.mux.ServeHTTP(w, r)
-}
-
-// unwired answers a route whose engine function is not part of this build.
-func (h *Handler) unwired(route, needs string) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotImplemented, fmt.Errorf("%s%s is not available in this build of Lokal (it needs %s)", Prefix, route, needs))
-	}
 }
 
 // withBackend runs f with the request's backend, answering 503 when the

@@ -50,6 +50,7 @@ func TestEndpoints(t *testing.T) {
 	srv := fixtureServer(t)
 	start := url.QueryEscape(t0.Format(time.RFC3339))
 	end := url.QueryEscape(t0.Add(3 * time.Second).Format(time.RFC3339))
+	all := url.QueryEscape(`{app=~".+"}`)
 	tests := []struct {
 		name, path string
 		code       int
@@ -75,6 +76,22 @@ func TestEndpoints(t *testing.T) {
 		// Grafana's health check sends 4 s in ns, which has 10 digits: Loki reads it as seconds.
 		{"health check query", "/loki/api/v1/query?time=4000000000&step=1s&query=" + url.QueryEscape(`vector(1)+vector(1)`),
 			200, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[4000000000,"2"]}],"stats":…`},
+		{"index/stats", "/loki/api/v1/index/stats?query=" + all, 200, `{"streams":2,"chunks":2,"bytes":69,"entries":6}`},
+		{"index/stats without query", "/loki/api/v1/index/stats", 400, "query parameter is required, e.g. query={job=\"varlogs\"}\n"},
+		{"index/volume", "/loki/api/v1/index/volume?query=" + all, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"app":"worker"},"value":[1734397200,"39"]},{"metric":{"app":"api"},"value":[1734397200,"30"]}],"stats":…`},
+		{"index/volume by labels", "/loki/api/v1/index/volume?aggregateBy=labels&query=" + all, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"app":""},"value":[1734397200,"69"]}],"stats":…`},
+		{"index/volume bad aggregateBy", "/loki/api/v1/index/volume?aggregateBy=x&query=" + all, 400, "invalid aggregation option \"x\": want series or labels\n"},
+		{"index/volume_range", "/loki/api/v1/index/volume_range?step=60&query=" + all, 200,
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"app":"worker"},"values":[[1734393600,"39"]]},{"metric":{"app":"api"},"values":[[1734393600,"30"]]}],"stats":…`},
+		{"detected_labels", "/loki/api/v1/detected_labels?query=" + all, 200, `{"detectedLabels":[{"label":"app","cardinality":2}]}`},
+		{"detected_fields", "/loki/api/v1/detected_fields?query=" + all, 200, `{"fields":[],"limit":1000}`},
+		{"detected_fields line_limit over max", "/loki/api/v1/detected_fields?line_limit=100001&query=" + all, 400, "line_limit 100001: at most 100000\n"},
+		{"detected_field values", "/loki/api/v1/detected_field/app/values?limit=5&query=" + all, 200, `{"values":[],"limit":5}`},
+		{"patterns", "/loki/api/v1/patterns?query=" + url.QueryEscape(`{app="api"}`), 200,
+			`{"status":"success","data":[{"pattern":"api line a","level":"info","samples":[[1734393600,1]]},{"pattern":"api line b","level":"info","samples":[[1734393600,1]]},{"pattern":"api line c","level":"info","samples":[[1734393600,1]]}]}`},
+		{"patterns zero step", "/loki/api/v1/patterns?step=0&query=" + all, 400, "zero or negative query resolution step widths are not accepted. Try a positive integer\n"},
 		{"format_query", "/loki/api/v1/format_query?query=" + url.QueryEscape(`{app="api"}|="x"`), 200, `{"status":"success","data":"{app=\"api\"} |= \"x\""}`},
 		{"buildinfo", "/loki/api/v1/status/buildinfo", 200, `{"branch":"lokal","buildUser":"lokal","goVersion":…`},
 		{"ready", "/ready", 200, "ready\n"},

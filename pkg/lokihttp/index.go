@@ -1,6 +1,7 @@
 package lokihttp
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
+	"github.com/lokal-logs/lokal/pkg/logql/patterns"
 )
 
 // Limits of the detected_* endpoints' parameters: defaults are Loki's,
@@ -179,3 +181,28 @@ func (e *paramError) Error() string { return e.err.Error() }
 func (e *paramError) Unwrap() error { return e.err }
 
 func badParam(err error) error { return &paramError{err} }
+
+// patterns answers Logs Drilldown's /loki/api/v1/patterns: line patterns
+// mined from the stored lines of the range.
+func (h *Handler) patterns(w http.ResponseWriter, r *http.Request) {
+	h.indexCall(w, r, true, func(b Backend, q string, start, end int64) ([]byte, error) {
+		var step time.Duration
+		if s := r.Form.Get("step"); s != "" {
+			var err error
+			if step, err = parseSecondsOrDuration(s); err != nil {
+				return nil, badParam(err)
+			}
+			if step <= 0 {
+				return nil, badParam(fmt.Errorf("zero or negative query resolution step widths are not accepted. Try a positive integer"))
+			}
+		}
+		ps, err := patterns.Detect(r.Context(), b.Reader, q, start, end, int64(step), patterns.Options{})
+		if errors.Is(err, patterns.ErrBadRequest) {
+			return nil, badParam(err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return patterns.MarshalResponse(ps), nil
+	})
+}
