@@ -175,6 +175,11 @@ func (s *lineSet) clone(owned bool) lineSet {
 // maxParsedLabels bounds the cache of parsed protobuf label strings.
 const maxParsedLabels = 4096
 
+// maxStreamStates bounds the streams whose newest entries the handler
+// remembers. Forgetting is safe: a stream's state is read back from the
+// store the next time it is pushed to.
+const maxStreamStates = 20000
+
 // NewHandler returns the push endpoint appending to app.
 func NewHandler(app store.Appender, opts HandlerOptions) http.Handler {
 	return newHandler(app, opts)
@@ -283,7 +288,7 @@ func (h *Handler) decode(r *http.Request) ([]inStream, error) {
 	if mediaType == "application/json" {
 		streams, err = h.decodeJSON(body, limit)
 	} else {
-		streams, err = h.decodeProto(body, limit)
+		streams, err = h.decodeProto(body, r.ContentLength, limit)
 	}
 	if err != nil && (sent.tripped() || decoded.tripped()) {
 		// Whatever the decoder made of the cut body, it was too large.
@@ -358,10 +363,13 @@ func (h *Handler) decodeJSON(body io.Reader, limit int64) ([]inStream, error) {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (h *Handler) decodeProto(body io.Reader, limit int64) ([]inStream, error) {
+func (h *Handler) decodeProto(body io.Reader, contentLength, limit int64) ([]inStream, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
+	if n := contentLength; n > 0 && !over(n, limit) {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
 	if _, err := buf.ReadFrom(body); err != nil {
 		return nil, bodyError(err, limit, "read body: %v", err)
 	}
@@ -684,6 +692,9 @@ func (h *Handler) appendChecked(ctx context.Context, checked []accepted) ([]*rej
 			}
 			return nil, errorf(http.StatusServiceUnavailable, "store: %v; nothing of this push was stored, send it again", err)
 		}
+	}
+	if len(h.streams)+len(checked) > maxStreamStates && h.rd != nil {
+		clear(h.streams)
 	}
 	for i := range checked {
 		st := checked[i].state

@@ -322,7 +322,33 @@ func (d *decoder) request(r *PushRequest) error {
 	return nil
 }
 
+// countEntries counts the entries fields of the stream message in
+// [off, end), stopping quietly at anything malformed (the real pass
+// reports it), so Entries is allocated once.
+func (d *decoder) countEntries(off, end int) int {
+	n := 0
+	for off < end {
+		num, typ, k := protowire.ConsumeTag(d.buf[off:end])
+		if k < 0 {
+			break
+		}
+		off += k
+		if num == fieldStreamEntries && typ == protowire.BytesType {
+			n++
+		}
+		k = protowire.ConsumeFieldValue(num, typ, d.buf[off:end])
+		if k < 0 {
+			break
+		}
+		off += k
+	}
+	return n
+}
+
 func (d *decoder) stream(off, end int, s *Stream, sw where) error {
+	if n := d.countEntries(off, end); n > 0 {
+		s.Entries = make([]Entry, 0, n)
+	}
 	for off < end {
 		num, typ, next, err := d.tag(off, end, sw)
 		if err != nil {
