@@ -41,6 +41,10 @@ type LabelsBuilder struct {
 	base       labels.Labels
 	baseResult labels.Labels // base without empty values: the result when nothing changed
 	baseHash   uint64
+	// md is the structured metadata of the line being processed (set by
+	// the caller before the stages run, not by Reset): labels of this line
+	// only, above the stream labels, below what stages set.
+	md labels.Labels
 
 	add        []labels.Label // unique names, in order of first Set
 	owner      []int          // parallel to add: the stage that set the label
@@ -97,6 +101,11 @@ func (b *LabelsBuilder) Get(name string) (string, bool) {
 	for _, d := range b.del {
 		if d == name {
 			return "", false
+		}
+	}
+	for _, l := range b.md {
+		if l.Name == name {
+			return l.Value, true
 		}
 	}
 	for _, l := range b.base {
@@ -184,7 +193,7 @@ func (b *LabelsBuilder) Del(names ...string) {
 				break
 			}
 		}
-		if b.base.Has(name) && !slices.Contains(b.del, name) {
+		if (b.base.Has(name) || b.md.Has(name)) && !slices.Contains(b.del, name) {
 			b.del = append(b.del, name)
 		}
 	}
@@ -206,6 +215,12 @@ func (b *LabelsBuilder) HasErr() bool { return b.err != "" }
 // __error_details__ when set, in no particular order. fn must not modify b.
 func (b *LabelsBuilder) Range(fn func(name, value string)) {
 	for _, l := range b.base {
+		if b.overridden(l.Name) || b.md.Has(l.Name) {
+			continue
+		}
+		fn(l.Name, l.Value)
+	}
+	for _, l := range b.md {
 		if b.overridden(l.Name) {
 			continue
 		}
@@ -238,8 +253,11 @@ func (b *LabelsBuilder) overridden(name string) bool {
 }
 
 func (b *LabelsBuilder) unchanged() bool {
-	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == ""
+	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == "" && len(b.md) == 0
 }
+
+// SetMetadata sets the structured metadata of the next line (nil for none).
+func (b *LabelsBuilder) SetMetadata(md labels.Labels) { b.md = md }
 
 // Labels returns the line's result label set: stream labels overridden and
 // extended by those set by stages, sorted. The result
@@ -256,6 +274,12 @@ func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
 	}
 	s := b.scratch[:0]
 	for _, l := range b.base {
+		if l.Value == "" || b.overridden(l.Name) || b.md.Has(l.Name) {
+			continue
+		}
+		s = append(s, l)
+	}
+	for _, l := range b.md {
 		if l.Value == "" || b.overridden(l.Name) {
 			continue
 		}
