@@ -4,6 +4,8 @@ package grafanae2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -93,6 +95,35 @@ func lokiDatasourceChecks(t *testing.T, g *grafana) {
 		}
 		if levels < 2 {
 			t.Fatalf("metric query through the Loki datasource: want a series per level, got %+v", summary(r))
+		}
+	})
+
+	// Another host's shipper (Alloy's loki.write) pushes through Grafana
+	// to the Lokal datasource's resources URL with the same token; the
+	// Loki datasource then answers the pushed line.
+	t.Run("push through Grafana, then query", func(t *testing.T) {
+		body := fmt.Sprintf(`{"streams":[{"stream":{"job":"pushed-remote","host":"far"},"values":[["%d","pushed through grafana"]]}]}`, time.Now().UnixNano())
+		req, err := http.NewRequest("POST", g.base+"/api/datasources/uid/"+dsUID+"/resources/loki/api/v1/push", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok.Key)
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("push: HTTP %d %s", resp.StatusCode, raw)
+		}
+		r, err := lokiQuery(map[string]any{"expr": `{job="pushed-remote"}`, "queryType": "range", "maxLines": 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := len(r.Frames); rows == 0 || r.Frames[0].rows() != 1 {
+			t.Fatalf("pushed line: want one line, got %+v", summary(r))
 		}
 	})
 

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/lokal-logs/lokal/pkg/lokihttp"
+	"github.com/lokal-logs/lokal/pkg/push"
 )
 
 // isLokiAPIPath reports whether a resource call is for Loki's HTTP API
@@ -31,6 +33,7 @@ func (ds *Datasource) lokiAPI() *lokihttp.Handler {
 			st, eng, done := ds.shared.Use()
 			return lokihttp.Backend{Reader: st, Engine: eng}, done, nil
 		},
+		Push:            http.HandlerFunc(ds.push),
 		TailUnsupported: "tail needs a websocket, which Grafana's resource calls cannot hold: use Explore's live tail with the Lokal datasource, or /loki/api/v1/tail of `lokal serve`",
 	})
 }
@@ -77,4 +80,26 @@ func (r *resourceRecorder) WriteHeader(code int) {
 func (r *resourceRecorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.body.Write(b)
+}
+
+// pushLocks serializes the pushes into one shared store (*host.Store →
+// *sync.Mutex), so entries sent twice by concurrent requests are still
+// stored once.
+var pushLocks sync.Map
+
+// push serves Loki's push endpoint into this datasource's store. The store
+// may be reopened between requests (a settings change), so each request
+// uses it as it is now; the push handler reads what a stream holds back
+// from the store.
+func (ds *Datasource) push(w http.ResponseWriter, r *http.Request) {
+	if err := ds.unavailable(); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	mu, _ := pushLocks.LoadOrStore(ds.shared, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	st, _, done := ds.shared.Use()
+	defer done()
+	push.NewHandler(st, push.HandlerOptions{}).ServeHTTP(w, r)
 }

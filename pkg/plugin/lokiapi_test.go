@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -43,6 +44,15 @@ func TestLokiAPIResources(t *testing.T) {
 		{"ready", "ready", "", 200, "ready\n"},
 		{"bad parameter", "loki/api/v1/query_range", with("query", `{job="app"}`, "limit", "0"), 400, "limit must be a positive value\n"},
 		{"tail", "loki/api/v1/tail", with("query", `{job="app"}`), 400, "tail needs a websocket"},
+		{"pushed entry", "loki/api/v1/query_range", with("query", `{host="remote"}`), 200, `"pushed line"`},
+	}
+	push := fmt.Sprintf(`{"streams":[{"stream":{"job":"app","host":"remote"},"values":[["%d","pushed line"]]}]}`, start.UnixNano())
+	var pushed *backend.CallResourceResponse
+	err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Path: "loki/api/v1/push", Method: "POST", URL: "loki/api/v1/push",
+		Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: []byte(push)},
+		backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { pushed = r; return nil }))
+	if err != nil || pushed.Status != 204 {
+		t.Fatalf("push: %v %+v", err, pushed)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

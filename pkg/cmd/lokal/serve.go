@@ -13,6 +13,7 @@ import (
 	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/lokihttp"
+	"github.com/lokal-logs/lokal/pkg/push"
 )
 
 // serveShutdownTimeout bounds how long in-flight requests may finish after
@@ -62,6 +63,9 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 		Acquire: func() (lokihttp.Backend, func(), error) {
 			return lokihttp.Backend{Reader: st, Engine: eng}, func() {}, nil
 		},
+		// The hub sees pushed entries too, for tails; the handler reads
+		// what a stream holds from the store itself.
+		Push: push.NewHandler(hub.Appender(st), push.HandlerOptions{Reader: st}),
 		Tail: hub,
 	})
 	var handler http.Handler = h

@@ -75,8 +75,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestServe runs `lokal serve` over a followed log file: a token is
-// required, queries answer with the file's lines, and a tail receives a
-// line appended while it listens.
+// required, queries answer with the file's lines, a tail receives a line
+// appended while it listens and a pushed one, and the push is answered.
 func TestServe(t *testing.T) {
 	c := newCLI(t)
 	logs := filepath.Join(c.dir, "logs")
@@ -178,6 +178,29 @@ func TestServe(t *testing.T) {
 	}
 	if !strings.Contains(msg, `"a tailed line"`) || !strings.Contains(msg, `"job":"app"`) {
 		t.Errorf("tail message: %s", msg)
+	}
+
+	// A pushed entry is stored, answered and tailed too.
+	pushed := fmt.Sprintf(`{"streams":[{"stream":{"job":"app","host":"remote"},"values":[["%d","a tailed push"]]}]}`, time.Now().UnixNano())
+	req, _ := http.NewRequest("POST", base+"/loki/api/v1/push", strings.NewReader(pushed))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sekrit")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("push: status %d, want 204", resp.StatusCode)
+	}
+	if err := websocket.Message.Receive(ws, &msg); err != nil {
+		t.Fatalf("tail after push: %v", err)
+	}
+	if !strings.Contains(msg, `"a tailed push"`) || !strings.Contains(msg, `"host":"remote"`) {
+		t.Errorf("tail message after push: %s", msg)
+	}
+	if code, body := get("/loki/api/v1/query_range?"+url.Values{"query": {`{host="remote"}`}}.Encode(), "sekrit"); code != 200 || !strings.Contains(body, "a tailed push") {
+		t.Errorf("pushed entry not answered: %d %s", code, body)
 	}
 
 	cancel()
