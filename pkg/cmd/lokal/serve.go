@@ -14,6 +14,7 @@ import (
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/lokihttp"
 	"github.com/lokal-logs/lokal/pkg/push"
+	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // serveShutdownTimeout bounds how long in-flight requests may finish after
@@ -47,15 +48,11 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 	if err := checkExposure(*listen, auth); err != nil {
 		return err
 	}
-	l, st, err := openConfigStore(*cfg, e, true)
+	l, st, in, err := openFollower(*cfg, e)
 	if err != nil {
 		return err
 	}
 	defer closeStore(st, &err)
-	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
-	if err != nil {
-		return err
-	}
 	hub := lokihttp.NewHub()
 	defer hub.Close()
 	eng := engine.New(st, engine.Options{})
@@ -136,6 +133,23 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 		return runErr
 	}
 	return reportProblems(e.stderr, in.Health())
+}
+
+// openFollower loads the config, opens its store as the writer and
+// returns an ingester following its sources into it (not yet running); the
+// caller closes the store with closeStore.
+func openFollower(path string, e env) (*loaded, *store.Store, *ingest.Ingester, error) {
+	l, st, err := openConfigStore(path, e, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
+	if err != nil {
+		var cerr error
+		closeStore(st, &cerr)
+		return nil, nil, nil, errors.Join(err, cerr)
+	}
+	return l, st, in, nil
 }
 
 // serveAuth builds the server's authentication from its flags.
