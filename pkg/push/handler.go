@@ -714,7 +714,7 @@ func (h *Handler) state(ctx context.Context, a *accepted) (*streamState, error) 
 	if h.rd == nil {
 		return st, nil
 	}
-	err := h.scanStream(ctx, a.ls, math.MinInt64, math.MaxInt64, store.Backward, func(b *store.Batch) bool {
+	err := h.scanStream(ctx, a.ls, math.MinInt64, math.MaxInt64, store.Backward, nil, func(b *store.Batch) bool {
 		for i, ts := range b.Ts {
 			if st.newest == math.MinInt64 {
 				st.newest = ts
@@ -739,12 +739,12 @@ func storeErr(err error) error {
 
 // scanStream reads the entries of exactly the stream ls in [start, end),
 // batch by batch, until fn returns false.
-func (h *Handler) scanStream(ctx context.Context, ls labels.Labels, start, end int64, dir store.Direction, fn func(*store.Batch) bool) error {
+func (h *Handler) scanStream(ctx context.Context, ls labels.Labels, start, end int64, dir store.Direction, hint *store.LineFilterHint, fn func(*store.Batch) bool) error {
 	ms := make([]*labels.Matcher, 0, len(ls))
 	for _, l := range ls {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
 	}
-	its, err := h.rd.Select(ctx, store.SelectParams{Matchers: ms, Start: start, End: end, Direction: dir, Lines: true})
+	its, err := h.rd.Select(ctx, store.SelectParams{Matchers: ms, Start: start, End: end, Direction: dir, Lines: true, Hint: hint})
 	if err != nil {
 		return storeErr(fmt.Errorf("select stream %s: %w", ls, err))
 	}
@@ -818,6 +818,10 @@ func (h *Handler) filter(ctx context.Context, a *accepted, rej *rejection) ([]st
 	return out, nil
 }
 
+// maxHintLines bounds the lines of the token filter hint with which the
+// duplicate check reads the store.
+const maxHintLines = 256
+
 // olderDuplicates marks the entries of kept at the indexes older that repeat
 // an entry of the store or an earlier entry of kept (same time and line).
 func (h *Handler) olderDuplicates(ctx context.Context, ls labels.Labels, kept []store.Entry, older []int) (map[int]bool, error) {
@@ -847,7 +851,16 @@ func (h *Handler) olderDuplicates(ctx context.Context, ls labels.Labels, kept []
 	if h.rd == nil || len(cand) == 0 {
 		return dup, nil
 	}
-	err := h.scanStream(ctx, ls, lo, hi+1, store.Forward, func(b *store.Batch) bool {
+	// Blocks holding none of the lines are skipped by their token filters.
+	var hint *store.LineFilterHint
+	if len(cand) <= maxHintLines {
+		group := make([]string, 0, len(cand))
+		for k := range cand {
+			group = append(group, k.line)
+		}
+		hint = &store.LineFilterHint{Groups: [][]string{group}}
+	}
+	err := h.scanStream(ctx, ls, lo, hi+1, store.Forward, hint, func(b *store.Batch) bool {
 		for i, ts := range b.Ts {
 			if j, ok := cand[key{ts, b.Lines[i]}]; ok {
 				dup[j] = true

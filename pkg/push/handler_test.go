@@ -484,3 +484,27 @@ func TestPushStoreClosed(t *testing.T) {
 	}
 	f.open(HandlerOptions{})
 }
+
+// TestPushMetadataCollision: structured metadata named like a stream label
+// is job_extracted in log and metric queries alike, with or without a
+// pipeline.
+func TestPushMetadataCollision(t *testing.T) {
+	f := newFixture(t, HandlerOptions{DisableLevelDetection: true})
+	body := fmt.Sprintf(`{"streams":[{"stream":{"job":"a"},"values":[["%d","x",{"job":"m"}]]}]}`, t0.Add(time.Second).UnixNano())
+	if code, msg := f.do("application/json", "", strings.NewReader(body)); code != http.StatusNoContent {
+		t.Fatalf("push: %d %s", code, msg)
+	}
+	f.want(`{job="a"}`, `10:00:01.000 {job="a", job_extracted="m"} x`)
+	for _, q := range []string{
+		`sum by (job, job_extracted) (count_over_time({job="a"}[1m]))`,
+		`sum by (job, job_extracted) (count_over_time({job="a"} |= "x" [1m]))`,
+	} {
+		res, err := f.eng.Query(context.Background(), engine.Params{Query: q, Start: t0.Add(time.Minute), Instant: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Vector) != 1 || res.Vector[0].Metric.String() != `{job="a", job_extracted="m"}` || res.Vector[0].V != 1 {
+			t.Errorf("%s = %v", q, res.Vector)
+		}
+	}
+}

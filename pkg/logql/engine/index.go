@@ -157,6 +157,13 @@ type VolumeParams struct {
 	Limit int
 }
 
+// DefaultVolumeStep is the step of a volume_range call that gives none
+// (Unix ns in and out): Loki's default resolution, about 250 points and at
+// least a second, as for a range query.
+func DefaultVolumeStep(start, end int64) int64 {
+	return int64(defaultStep(time.Unix(0, start), time.Unix(0, end)))
+}
+
 // Volume sums the line bytes of the streams a selector matches, grouped as
 // VolumeParams say, largest first (ties in label order). Points and sample
 // times are Unix ms as in every Result: an instant volume is stamped at End.

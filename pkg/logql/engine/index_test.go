@@ -88,6 +88,22 @@ func TestVolume(t *testing.T) {
 	}
 }
 
+func TestDefaultVolumeStep(t *testing.T) {
+	tests := []struct {
+		span time.Duration
+		want time.Duration
+	}{
+		{time.Minute, time.Second},
+		{time.Hour, 14 * time.Second},
+		{24 * time.Hour, 345 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := DefaultVolumeStep(0, int64(tt.span)); got != int64(tt.want) {
+			t.Errorf("DefaultVolumeStep over %v = %v, want %v", tt.span, time.Duration(got), tt.want)
+		}
+	}
+}
+
 func TestVolumeErrors(t *testing.T) {
 	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	_, eng := memStore(t, volumeFixture(base))

@@ -19,7 +19,8 @@ func metadataAt(b *store.Batch, i int) labels.Labels {
 
 // withMetadata gives the labels of entries of one stream that a query
 // without a pipeline sees: the stream's labels plus each entry's structured
-// metadata, as Loki 3 does. Entries of a block share their metadata sets, so
+// metadata, as Loki 3 does (a metadata name that is also a stream label
+// takes the _extracted suffix). Entries of a block share their metadata sets, so
 // the last one is remembered by identity.
 type withMetadata struct {
 	stream labels.Labels // without empty values
@@ -45,15 +46,16 @@ func (w *withMetadata) labels(md labels.Labels) (labels.Labels, uint64) {
 		return w.lastLbls, w.lastHash
 	}
 	out := make(labels.Labels, 0, len(w.stream)+len(md))
-	for _, l := range w.stream {
-		if !md.Has(l.Name) {
-			out = append(out, l)
-		}
-	}
+	out = append(out, w.stream...)
 	for _, l := range md {
-		if l.Value != "" {
-			out = append(out, l)
+		if l.Value == "" {
+			continue
 		}
+		if w.stream.Has(l.Name) {
+			// As the pipeline does (log.LabelsBuilder.SetMetadata).
+			l.Name += "_extracted"
+		}
+		out = append(out, l)
 	}
 	slices.SortFunc(out, func(x, y labels.Label) int { return strings.Compare(x.Name, y.Name) })
 	w.last, w.lastLen, w.lastLbls, w.lastHash = unsafe.SliceData(md), len(md), out, out.Hash()

@@ -80,9 +80,10 @@ func (b *LabelsBuilder) Reset() {
 // Base returns the stream labels.
 func (b *LabelsBuilder) Base() labels.Labels { return b.base }
 
-// BaseHas reports whether name is a stream label; parsers use it to decide
-// on the _extracted suffix.
-func (b *LabelsBuilder) BaseHas(name string) bool { return b.base.Has(name) }
+// BaseHas reports whether name is a stream label or structured metadata of
+// the line; parsers use it to decide on the _extracted suffix (Loki gives
+// a parsed label that collides with either the suffix).
+func (b *LabelsBuilder) BaseHas(name string) bool { return b.base.Has(name) || b.md.Has(name) }
 
 // Get returns the current value of name and whether it is present. Labels set
 // by stages take precedence over stream labels.
@@ -256,8 +257,26 @@ func (b *LabelsBuilder) unchanged() bool {
 	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == "" && len(b.md) == 0
 }
 
-// SetMetadata sets the structured metadata of the next line (nil for none).
-func (b *LabelsBuilder) SetMetadata(md labels.Labels) { b.md = md }
+// SetMetadata sets the structured metadata of the next line (nil for
+// none). A name that is also a stream label gets the _extracted suffix, as
+// Loki does, so the stream label keeps its value.
+func (b *LabelsBuilder) SetMetadata(md labels.Labels) {
+	for i, l := range md {
+		if b.base.Has(l.Name) {
+			out := make([]labels.Label, 0, len(md))
+			out = append(out, md[:i]...)
+			for _, l := range md[i:] {
+				if b.base.Has(l.Name) {
+					l.Name += duplicateSuffix
+				}
+				out = append(out, l)
+			}
+			md = labels.New(out...)
+			break
+		}
+	}
+	b.md = md
+}
 
 // Labels returns the line's result label set: stream labels overridden and
 // extended by those set by stages, sorted. The result
