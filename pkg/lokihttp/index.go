@@ -99,7 +99,7 @@ func (h *Handler) volumeCall(w http.ResponseWriter, r *http.Request, ranged bool
 			return nil, badParam(fmt.Errorf("invalid aggregation option %q: want %s or %s", p.AggregateBy, engine.VolumeBySeries, engine.VolumeByLabels))
 		}
 		if ranged {
-			step := defaultStep(start, end)
+			step := time.Duration(engine.DefaultVolumeStep(start, end))
 			if s := r.Form.Get("step"); s != "" {
 				if step, err = parseSecondsOrDuration(s); err != nil {
 					return nil, badParam(err)
@@ -116,12 +116,6 @@ func (h *Handler) volumeCall(w http.ResponseWriter, r *http.Request, ranged bool
 		}
 		return lokiapi.Marshal(res), nil
 	})
-}
-
-// defaultStep is Loki's step when none is given: the range over 250, at
-// least a second.
-func defaultStep(start, end int64) time.Duration {
-	return max(time.Duration(end-start)/250/time.Second*time.Second, time.Second)
 }
 
 func (h *Handler) detectedLabels(w http.ResponseWriter, r *http.Request) {
