@@ -185,6 +185,12 @@ func (it *iter) Next() bool {
 				b.Lines = append(b.Lines, e.Line)
 				bytes += int64(len(e.Line))
 			}
+			if len(e.Metadata) > 0 && b.Metadata == nil {
+				b.Metadata = make([]labels.Labels, k, len(es))
+			}
+			if b.Metadata != nil {
+				b.Metadata = append(b.Metadata, e.Metadata)
+			}
 		}
 		it.stats.Add(store.Stats{BlocksRead: 1, EntriesScanned: int64(len(es)), BytesScanned: bytes})
 		it.b = b
