@@ -6,12 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/lokal-logs/lokal/pkg/lokihttp"
-	"github.com/lokal-logs/lokal/pkg/push"
 )
 
 // isLokiAPIPath reports whether a resource call is for Loki's HTTP API
@@ -82,24 +80,13 @@ func (r *resourceRecorder) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 
-// pushLocks serializes the pushes into one shared store (*host.Store →
-// *sync.Mutex), so entries sent twice by concurrent requests are still
-// stored once.
-var pushLocks sync.Map
-
-// push serves Loki's push endpoint into this datasource's store. The store
-// may be reopened between requests (a settings change), so each request
-// uses it as it is now; the push handler reads what a stream holds back
-// from the store.
+// push serves Loki's push endpoint into this datasource's store; the
+// host keeps one push handler per opened store, so concurrent requests and
+// later ones share its duplicate and out-of-order checks.
 func (ds *Datasource) push(w http.ResponseWriter, r *http.Request) {
 	if err := ds.unavailable(); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	mu, _ := pushLocks.LoadOrStore(ds.shared, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	st, _, done := ds.shared.Use()
-	defer done()
-	push.NewHandler(st, push.HandlerOptions{}).ServeHTTP(w, r)
+	ds.shared.ServePush(w, r)
 }
