@@ -125,14 +125,21 @@ func Detect(ctx context.Context, r store.Reader, query string, start, end, step 
 		m: newMiner(minerOptions{depth: o.Depth, maxChildren: o.MaxChildren, maxClusters: o.MaxClusters,
 			maxTokens: o.MaxTokens, maxBytes: o.MaxBytes, similarity: o.Similarity}),
 	}
+	// The budget is shared out over the windows; what a quiet window does
+	// not use goes to the ones after it.
 	nw := min(int64(windows), (end-start+step-1)/step)
-	per := max(o.MaxLines/int(nw), 1)
+	left := o.MaxLines
 	for w := range nw {
+		if left <= 0 {
+			break
+		}
 		ws := start + (end-start)*w/nw
 		we := start + (end-start)*(w+1)/nw
-		if err := d.readWindow(ctx, r, ms, ws, we, per); err != nil {
+		n, err := d.readWindow(ctx, r, ms, ws, we, max(left/int(nw-w), 1))
+		if err != nil {
 			return nil, err
 		}
+		left -= n
 	}
 	return d.patterns(o.Limit), nil
 }
@@ -188,10 +195,10 @@ type cursor struct {
 // readWindow reads up to budget lines of [start, end), in rounds that give
 // every stream still holding lines an equal share of what is left, so that
 // the streams are sampled alike.
-func (d *detector) readWindow(ctx context.Context, r store.Reader, ms []*labels.Matcher, start, end int64, budget int) error {
+func (d *detector) readWindow(ctx context.Context, r store.Reader, ms []*labels.Matcher, start, end int64, budget int) (read int, err error) {
 	its, err := r.Select(ctx, store.SelectParams{Matchers: ms, Start: start, End: end, Direction: store.Forward, Lines: true})
 	if err != nil {
-		return fmt.Errorf("select streams: %w", err)
+		return 0, fmt.Errorf("select streams: %w", err)
 	}
 	defer func() {
 		for _, it := range its {
@@ -202,17 +209,16 @@ func (d *detector) readWindow(ctx context.Context, r store.Reader, ms []*labels.
 	for i, it := range its {
 		live[i] = &cursor{it: it, level: streamLevel(it.Labels())}
 	}
-	read := 0
 	for len(live) > 0 && read < budget {
 		quota := max((budget-read)/len(live), 1)
 		next := live[:0]
 		for _, c := range live {
 			if err := ctx.Err(); err != nil {
-				return err
+				return read, err
 			}
 			n, err := d.take(c, min(quota, budget-read))
 			if err != nil {
-				return err
+				return read, err
 			}
 			read += n
 			if n > 0 || c.b != nil {
@@ -221,7 +227,7 @@ func (d *detector) readWindow(ctx context.Context, r store.Reader, ms []*labels.
 		}
 		live = next
 	}
-	return nil
+	return read, nil
 }
 
 // take mines up to n lines of c's stream and returns how many it read; a

@@ -230,6 +230,24 @@ func TestLineFilters(t *testing.T) {
 	}
 }
 
+// TestBudgetCarriesOver: lines only at the end of the range still get the
+// whole MaxLines, not the last window's share.
+func TestBudgetCarriesOver(t *testing.T) {
+	lines := make([]string, 300)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("tick %d", i)
+	}
+	s := storeOf(t, labels.FromStrings("job", "x"), lines...) // 5 minutes from t0
+	start := t0.Add(-time.Hour).UnixNano()
+	ps, err := Detect(context.Background(), s, `{job="x"}`, start, t0.Add(10*time.Minute).UnixNano(), int64(time.Minute), Options{MaxLines: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(ps); len(got) != 1 || got[0] != "|tick <_> 200" {
+		t.Errorf("got %v, want the 200 lines of the budget", got)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	s := storeOf(t, labels.FromStrings("job", "x"), "a")
 	start, end := t0.UnixNano(), t0.Add(time.Hour).UnixNano()
