@@ -36,6 +36,12 @@ const (
 	// DefaultOutOfOrderWindow is half of Loki's max_chunk_age (2h): how far
 	// behind its stream's newest entry an entry may be.
 	DefaultOutOfOrderWindow = time.Hour
+	// DefaultRejectOldSamplesMaxAge is Loki's reject_old_samples_max_age
+	// (reject_old_samples is on by default).
+	DefaultRejectOldSamplesMaxAge = 7 * 24 * time.Hour
+	// DefaultCreationGracePeriod is Loki's creation_grace_period: how far
+	// in the future an entry may be.
+	DefaultCreationGracePeriod = 10 * time.Minute
 )
 
 // DetectedLevelLabel is the structured metadata Loki 3's
@@ -65,6 +71,12 @@ type HandlerOptions struct {
 	// OutOfOrderWindow: an entry older than its stream's newest entry by
 	// more than this is rejected, as Loki rejects what is "too far behind".
 	OutOfOrderWindow time.Duration
+	// RejectOldSamplesMaxAge rejects entries older than now minus this;
+	// CreationGracePeriod entries newer than now plus this.
+	RejectOldSamplesMaxAge time.Duration
+	CreationGracePeriod    time.Duration
+	// Now is the clock of those two checks (time.Now when nil).
+	Now func() time.Time
 	// DisableLevelDetection turns off Loki 3's discover_log_levels.
 	DisableLevelDetection bool
 	// Reader lets the handler see what a stream already holds (its newest
@@ -91,6 +103,15 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	def(&o.MaxStructuredMetadataEntries, DefaultMaxStructuredMetadataEntries)
 	if o.OutOfOrderWindow == 0 {
 		o.OutOfOrderWindow = DefaultOutOfOrderWindow
+	}
+	if o.RejectOldSamplesMaxAge == 0 {
+		o.RejectOldSamplesMaxAge = DefaultRejectOldSamplesMaxAge
+	}
+	if o.CreationGracePeriod == 0 {
+		o.CreationGracePeriod = DefaultCreationGracePeriod
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -502,7 +523,13 @@ func (h *Handler) checkLabels(ls labels.Labels, shown string) (labels.Labels, er
 }
 
 // checkEntry applies Loki's per-entry rules.
-func (h *Handler) checkEntry(e *store.Entry, shown string) error {
+func (h *Handler) checkEntry(e *store.Entry, shown string, oldest, newest int64) error {
+	if e.Ts < oldest {
+		return fmt.Errorf("entry for stream '%s' has timestamp too old: %s, oldest acceptable timestamp is: %s", shown, fmtTime(e.Ts), fmtTime(oldest))
+	}
+	if e.Ts > newest {
+		return fmt.Errorf("entry for stream '%s' has timestamp too new: %s", shown, fmtTime(e.Ts))
+	}
 	if over(len(e.Line), h.opts.MaxLineSize) {
 		return fmt.Errorf("Max entry size '%d' bytes exceeded for stream '%s' while adding an entry with length '%d' bytes", h.opts.MaxLineSize, shown, len(e.Line))
 	}
@@ -604,7 +631,17 @@ type accepted struct {
 }
 
 // push checks the streams, appends what passes and reports the rest.
+func fmtTime(ts int64) string { return time.Unix(0, ts).UTC().Format(time.RFC3339) }
+
 func (h *Handler) push(ctx context.Context, streams []inStream) error {
+	now := h.opts.Now().UnixNano()
+	oldest, newest := int64(math.MinInt64), int64(math.MaxInt64)
+	if d := h.opts.RejectOldSamplesMaxAge; d > 0 {
+		oldest = now - d.Nanoseconds()
+	}
+	if d := h.opts.CreationGracePeriod; d > 0 {
+		newest = now + d.Nanoseconds()
+	}
 	var problems []string
 	var checked []accepted
 	for i := range streams {
@@ -630,7 +667,7 @@ func (h *Handler) push(ctx context.Context, streams []inStream) error {
 		ents := in.entries[:0]
 		for j := range in.entries {
 			e := in.entries[j]
-			if err := h.checkEntry(&e, shown); err != nil {
+			if err := h.checkEntry(&e, shown, oldest, newest); err != nil {
 				problems = append(problems, err.Error())
 				continue
 			}

@@ -31,6 +31,14 @@ type fixture struct {
 	eng *engine.Engine
 }
 
+// fixedClock makes the handler's now t0, so the tests do not age.
+func fixedClock(opts HandlerOptions) HandlerOptions {
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return t0 }
+	}
+	return opts
+}
+
 func newFixture(t *testing.T, opts HandlerOptions) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir()}
@@ -45,7 +53,7 @@ func (f *fixture) open(opts HandlerOptions) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.st, f.h, f.eng = st, NewHandler(st, opts), engine.New(st, engine.Options{})
+	f.st, f.h, f.eng = st, NewHandler(st, fixedClock(opts)), engine.New(st, engine.Options{})
 }
 
 // reopen closes the store (committing the head) and opens it with a new
@@ -347,6 +355,16 @@ func TestPushLimits(t *testing.T) {
 			msg:   "has label value too long",
 		},
 		{
+			name:  "too old, too new",
+			ctype: "application/json",
+			body: []byte(fmt.Sprintf(`{"streams":[{"stream":{"job":"ok"},"values":[["%d","old"],["%d","new"],["%d","fine"]]}]}`,
+				t0.Add(-8*24*time.Hour).UnixNano(), t0.Add(11*time.Minute).UnixNano(), t0.UnixNano())),
+			code: 400,
+			msg: "entry for stream '{job=\"ok\"}' has timestamp too old: 2026-11-28T10:00:00Z, oldest acceptable timestamp is: 2026-11-29T10:00:00Z\n" +
+				"entry for stream '{job=\"ok\"}' has timestamp too new: 2026-12-06T10:11:00Z\n",
+			stored: []string{`10:00:00.000 {job="ok"} fine`},
+		},
+		{
 			name:  "timestamp out of range",
 			ctype: "application/x-protobuf",
 			body:  protoBody(t, &pushpb.PushRequest{Streams: []pushpb.Stream{{Labels: `{job="a"}`, Entries: []pushpb.Entry{{Timestamp: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), Line: "x"}}}}}),
@@ -458,7 +476,7 @@ func TestPushStoreFailure(t *testing.T) {
 		t.Fatalf("push: %d %s", code, msg)
 	}
 	fa := &failing{Appender: f.st, n: 1}
-	h := NewHandler(fa, HandlerOptions{DisableLevelDetection: true, Reader: f.st})
+	h := NewHandler(fa, fixedClock(HandlerOptions{DisableLevelDetection: true, Reader: f.st}))
 	body := jsonPush(`{"job":"a"}`, t0.Add(time.Second), "during", t0, "before")
 	code, msg := doPush(h, "application/json", "", strings.NewReader(body))
 	if code != http.StatusServiceUnavailable || !strings.Contains(msg, "store paused") || !strings.Contains(msg, "nothing of this push was stored") {

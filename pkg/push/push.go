@@ -6,6 +6,11 @@
 //
 // The decoder streams: it never holds more than one batch of entries, so a
 // push file larger than memory can be loaded.
+//
+// NewHandler (handler.go) is Loki's POST /loki/api/v1/push in front of a
+// store: JSON through this decoder, protobuf+snappy through pushpb, and
+// Loki's rules (limits and their messages, duplicates stored once, the
+// out-of-order window, detected_level).
 package push
 
 import (
