@@ -63,10 +63,10 @@ func BenchmarkPluginCatchUpCorpus(b *testing.B) {
 		if ds.run == nil {
 			b.Fatalf("no ingester: %v %v", ds.setupErr, ds.ingestErr)
 		}
-		for ds.run.in.Health().Bytes < size {
+		for ds.run.Ingester().Health().Bytes < size {
 			select {
-			case <-ds.run.done:
-				b.Fatalf("ingester stopped: %v", ds.run.err)
+			case <-ds.run.Done():
+				b.Fatalf("ingester stopped: %v", ds.run.Err())
 			case <-time.After(20 * time.Millisecond):
 			}
 		}

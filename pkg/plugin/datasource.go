@@ -8,6 +8,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -18,7 +19,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
 	"github.com/lokal-logs/lokal/pkg/config"
-	"github.com/lokal-logs/lokal/pkg/ingest"
+	"github.com/lokal-logs/lokal/pkg/host"
 )
 
 // Every handler Grafana may call, checked at compile time.
@@ -43,13 +44,13 @@ type Datasource struct {
 	// setupErr stops everything: no store to query.
 	setupErr error
 
-	shared *sharedStore
+	shared *host.Store
 
 	// mu guards what may be set after setup, when the store opens late.
 	mu sync.Mutex
 	// ingestErr stops ingestion only: stored data still answers queries.
 	ingestErr error
-	run       *ingestRun
+	run       *host.Run
 	disposed  bool
 
 	disposeOnce sync.Once
@@ -85,13 +86,13 @@ func (ds *Datasource) setup(jsonData []byte) {
 		return
 	}
 	ds.settings = settings
-	op := ds.host.opts.Operator
+	op := ds.host.Options().Operator
 	dir, err := op.StoreDir(settings, ds.uid)
 	if err != nil {
 		ds.setupErr = err
 		return
 	}
-	ss, err := ds.host.acquire(dir, settings)
+	ss, err := ds.host.Acquire(dir, host.StoreOptions(settings))
 	if err != nil {
 		ds.setupErr = fmt.Errorf("open store %s: %w", dir, err)
 		return
@@ -101,7 +102,7 @@ func (ds *Datasource) setup(jsonData []byte) {
 		ds.ingestErr = fmt.Errorf("no sources configured: add a scrape_configs entry with a __path__ glob, e.g. /root/CosyVoice/logs/*.log")
 		return
 	}
-	ss.whenOpen(ds.startIngest)
+	ss.WhenOpen(ds.startIngest)
 }
 
 // startIngest starts this instance's ingester on its open store, unless the
@@ -119,36 +120,35 @@ func (ds *Datasource) startIngest() {
 			ds.log.Error("ingest start panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}()
-	opts := ds.host.opts.Ingest
+	hopts := ds.host.Options()
+	opts := hopts.Ingest
 	if opts.Logf == nil {
 		lg := ds.log
 		opts.Logf = func(format string, args ...any) { lg.Debug(fmt.Sprintf(format, args...)) }
 	}
-	st, _, done := ds.shared.use()
-	in, err := ingest.New(ds.settings, ds.host.opts.Operator, st, opts)
-	done()
+	run, err := ds.shared.Ingest(ds.settings, hopts.Operator, opts)
 	if err != nil {
 		ds.ingestErr = err
 		return
 	}
-	ds.run = ds.shared.startIngest(in, ds.log)
+	ds.run = run
 }
 
 // ingestion returns the instance's ingester (nil before the store opens or
 // when none could start) and why ingestion stopped.
-func (ds *Datasource) ingestion() (*ingestRun, error) {
+func (ds *Datasource) ingestion() (*host.Run, error) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	return ds.run, ds.ingestErr
 }
 
 // unavailable says why nothing can be queried: bad settings, or a store
-// that is not open yet (a *storeWaitError).
+// that is not open yet (a *host.WaitError).
 func (ds *Datasource) unavailable() error {
 	if ds.setupErr != nil {
 		return ds.setupErr
 	}
-	return ds.shared.waitErr()
+	return ds.shared.WaitErr()
 }
 
 // Dispose stops this instance's ingester (when a newer instance has not
@@ -164,9 +164,9 @@ func (ds *Datasource) Dispose() {
 		run := ds.run
 		ds.mu.Unlock()
 		if run != nil {
-			ds.shared.stopIngest(run)
+			ds.shared.StopIngest(run)
 		}
-		ds.host.release(ds.shared)
+		ds.host.Release(ds.shared)
 	})
 }
 
@@ -177,6 +177,14 @@ func (ds *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReque
 	fromAlert := req.Headers[backend.FromAlertHeaderName] == "true" || req.GetHTTPHeader(backend.FromAlertHeaderName) == "true"
 	for _, q := range req.Queries {
 		resp.Responses[q.RefID] = ds.query(ctx, q, fromAlert)
+	}
+	// The caller went away (a dashboard refresh or a closed panel cancels
+	// its in-flight queries): nobody reads these responses, so say the
+	// request was cancelled rather than answering each query with an error
+	// that Grafana logs as the plugin's failure. A deadline is different: it
+	// is a real timeout, and each query says so.
+	if err := ctx.Err(); errors.Is(err, context.Canceled) {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -191,14 +199,14 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 	if ds.setupErr != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, ds.setupErr.Error())
 	}
-	if err := ds.shared.waitErr(); err != nil {
+	if err := ds.shared.WaitErr(); err != nil {
 		return backend.ErrDataResponse(backend.Status(http.StatusServiceUnavailable), err.Error())
 	}
 	lq, err := parseQuery(q)
 	if err != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
-	st, eng, done := ds.shared.use()
+	st, eng, done := ds.shared.Use()
 	defer done()
 	return runQuery(ctx, eng, lq, fromAlert, ds.readTimeStats(st))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/lokal-logs/lokal/pkg/host"
 	"github.com/lokal-logs/lokal/pkg/ingest"
 )
 
@@ -24,7 +25,7 @@ type healthDetails struct {
 	FilesRejected []ingest.FileReject `json:"filesRejected,omitempty"`
 	LinesIngested int64               `json:"linesIngested"`
 	BytesRead     int64               `json:"bytesRead"`
-	Store         storeSummary        `json:"store"`
+	Store         host.Summary        `json:"store"`
 	Paused        bool                `json:"paused"`
 	Problems      []string            `json:"problems"`
 }
@@ -34,7 +35,7 @@ type healthDetails struct {
 func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
 	d := healthDetails{Problems: []string{}}
 	fatal := false
-	if err := ds.host.opts.OperatorErr; err != nil {
+	if err := ds.host.Options().OperatorErr; err != nil {
 		d.Problems = append(d.Problems, "operator settings: "+err.Error())
 	}
 	if err := ds.unavailable(); err != nil {
@@ -48,8 +49,8 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 	}
 	var h ingest.Health
 	if r := run; r != nil {
-		h = waitFirstScan(ctx, r.in)
-		if running, err := r.running(); !running && ds.shared.current() == r {
+		h = waitFirstScan(ctx, r.Ingester())
+		if running, err := r.Running(); !running && ds.shared.Current() == r {
 			msg := "ingestion stopped"
 			if err != nil {
 				msg += ": " + err.Error()
@@ -80,8 +81,8 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 		d.Problems = append(d.Problems, "no file matches the __path__ globs yet: check the paths (new files are picked up as they appear)")
 		fatal = true
 	}
-	st, _, done := ds.shared.use()
-	sum, err := summarizeStore(st)
+	st, _, done := ds.shared.Use()
+	sum, err := host.Summarize(st)
 	d.Problems = append(d.Problems, ingest.DescribeReadTime(ds.readTimeStats(st))...)
 	done()
 	if err != nil {
@@ -89,7 +90,7 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 		fatal = true
 	}
 	d.Store = sum
-	st, _, done = ds.shared.use()
+	st, _, done = ds.shared.Use()
 	in := st.Info()
 	done()
 	if in.CorruptBlocks > 0 {

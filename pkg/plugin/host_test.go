@@ -13,6 +13,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/lokal-logs/lokal/pkg/host"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -79,10 +80,10 @@ func TestLockedStoreHeals(t *testing.T) {
 	if dr.Error == nil || dr.Status != http.StatusServiceUnavailable || !strings.Contains(dr.Error.Error(), wantPid) {
 		t.Errorf("query while locked: status %d, error %v; want 503 saying %q", dr.Status, dr.Error, wantPid)
 	}
-	var we *storeWaitError
+	var we *host.WaitError
 	var le *store.LockedError
 	if err := ds.unavailable(); !errors.As(err, &we) || !errors.As(err, &le) || le.PID != os.Getpid() {
-		t.Errorf("unavailable() = %v, want a storeWaitError wrapping the store's LockedError", err)
+		t.Errorf("unavailable() = %v, want a host.WaitError wrapping the store's LockedError", err)
 	}
 
 	unlock()
@@ -113,42 +114,8 @@ func TestLockedStoreSettingsChange(t *testing.T) {
 	if run, err := next.ingestion(); run == nil || err != nil {
 		t.Errorf("the newest instance has no ingester: %v", err)
 	}
-	f.host.mu.Lock()
-	got := next.shared.opts.Retention
-	f.host.mu.Unlock()
+	got := next.shared.Options().Retention
 	if got != 720*time.Hour {
 		t.Errorf("store opened with retention %v, want the newest settings' 720h", got)
-	}
-}
-
-// Disposing the last instance of a waiting store, or closing the host as
-// the plugin exits, ends its retries: nothing opens the store afterwards.
-func TestLockedStoreReleased(t *testing.T) {
-	tests := []struct {
-		name string
-		end  func(t *testing.T, f *fixture, ds *Datasource)
-	}{
-		{"last instance disposed", func(_ *testing.T, _ *fixture, ds *Datasource) { ds.Dispose() }},
-		{"host closed", func(t *testing.T, f *fixture, _ *Datasource) {
-			if !f.host.CloseWithin(waitTimeout) {
-				t.Fatal("CloseWithin timed out")
-			}
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, _, _ := lockedFixture(t, 1)
-			ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
-			ss := ds.shared
-			tt.end(t, f, ds)
-			select {
-			case <-ss.retryDone:
-			default:
-				t.Fatal("the open retries still run")
-			}
-			if ss.st != nil {
-				t.Error("the released store was opened")
-			}
-		})
 	}
 }

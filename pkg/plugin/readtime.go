@@ -14,8 +14,8 @@ import (
 // running ingester's (fresher), else those committed in the store.
 func (ds *Datasource) readTimeStats(st *store.Store) []ingest.ReadTimeStat {
 	if ds.shared != nil {
-		if r := ds.shared.current(); r != nil {
-			return r.in.ReadTimeStamped()
+		if r := ds.shared.Current(); r != nil {
+			return r.Ingester().ReadTimeStamped()
 		}
 	}
 	if st == nil {

@@ -29,7 +29,7 @@ func TestReadTimeNotices(t *testing.T) {
 	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
 	waitStored(t, ds, 60)
 	deadline := time.Now().Add(waitTimeout)
-	for len(ds.run.in.ReadTimeStamped()) == 0 {
+	for len(ds.run.Ingester().ReadTimeStamped()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no read-time counts")
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
@@ -22,6 +24,10 @@ import (
 // defaultLookback is the range of a label or series call without start
 // (Loki's default for these endpoints).
 const defaultLookback = 6 * time.Hour
+
+// maxFieldLines bounds detected_fields' line_limit so the call stays
+// interactive.
+const maxFieldLines = 10000
 
 // apiResponse is Loki's HTTP envelope.
 type apiResponse struct {
@@ -34,6 +40,9 @@ type apiResponse struct {
 // autocompletion, template variables and query hints: labels,
 // label/<name>/values, series, index/stats and detected_fields.
 func (ds *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
+	if isLokiAPIPath(req.Path) {
+		return ds.callLokiAPI(ctx, req, sender)
+	}
 	status, body := ds.resource(ctx, req)
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -75,7 +84,7 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 	if err != nil {
 		return fail(http.StatusBadRequest, err)
 	}
-	r, eng, done := ds.shared.use()
+	r, eng, done := ds.shared.Use()
 	defer done()
 	path := strings.Trim(strings.TrimPrefix(req.Path, "api/v1/"), "/")
 	switch {
@@ -130,14 +139,14 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 		}
 		return http.StatusOK, apiResponse{Status: "success", Data: out}
 	case path == "index/stats":
-		st, err := statsFor(ctx, r, params.Get("query"), start, end)
+		st, err := eng.IndexStats(ctx, params.Get("query"), start, end)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
 		// Loki answers index/stats with the bare object.
-		return http.StatusOK, st
+		return http.StatusOK, json.RawMessage(lokiapi.MarshalIndexStats(st))
 	case path == "detected_fields":
-		lineLimit, err := intParam(params, "line_limit", defaultFieldLines, maxFieldLines)
+		lineLimit, err := intParam(params, "line_limit", engine.DefaultFieldLines, maxFieldLines)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
@@ -145,12 +154,12 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
-		df, err := detectFields(ctx, eng, r, params.Get("query"), start, end, lineLimit, fieldLimit)
+		fs, err := eng.DetectedFields(ctx, params.Get("query"), start, end, lineLimit, fieldLimit)
 		if err != nil {
 			return fail(http.StatusBadRequest, err)
 		}
 		// Loki answers detected_fields with the bare object.
-		return http.StatusOK, df
+		return http.StatusOK, json.RawMessage(lokiapi.MarshalDetectedFields(fs, fieldLimit))
 	default:
 		return fail(http.StatusNotFound, fmt.Errorf("no resource %q: try labels, label/<name>/values, series, index/stats or detected_fields", req.Path))
 	}

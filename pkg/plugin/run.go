@@ -26,7 +26,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	expr, err := syntax.ParseExpr(q.Expr)
 	if err != nil {
 		// The parser's message already says "parse error" and where, as Loki's does.
-		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
+		return queryErrorResponse(backend.StatusBadRequest, q.Expr, err)
 	}
 	_, isLog := expr.(syntax.LogSelectorExpr)
 	if isLog && fromAlert {
@@ -52,7 +52,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	}
 	res, err := eng.Query(ctx, p)
 	if err != nil {
-		return backend.ErrDataResponse(errStatus(err), err.Error())
+		return queryErrorResponse(errStatus(err), q.Expr, err)
 	}
 	res.Warnings = append(res.Warnings, ingest.ReadTimeWarnings(readTime, expr, q.Start, q.End)...)
 	return backend.DataResponse{Frames: resultFrames(q, expr, res)}
@@ -115,7 +115,7 @@ func typedResultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.F
 		if !q.Backward {
 			dir = "forward"
 		}
-		custom := logsCustom{SearchWords: searchWords(expr), Limit: q.Limit, LimitReached: res.LimitReached, Direction: dir}
+		custom := logsCustom{SearchWords: engine.LineFilterWords(expr), Limit: q.Limit, LimitReached: res.LimitReached, Direction: dir}
 		return data.Frames{logsFrame(q.RefID, q.Expr, streamRows(res.Streams, q.Backward), custom, st)}
 	case engine.ValueMatrix:
 		ss := make([]series, len(res.Matrix))
@@ -161,38 +161,6 @@ func streamRows(streams []engine.Stream, backward bool) []logRow {
 		return less
 	})
 	return rows
-}
-
-// searchWords are the literals and patterns of a log query's positive line
-// filters, which Grafana highlights in the lines.
-func searchWords(expr syntax.Expr) []string {
-	p, ok := expr.(*syntax.PipelineExpr)
-	if !ok {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(f *syntax.LineFilterExpr) {
-		if f.IP || f.Op.Negative() || f.Value == "" || seen[f.Value] {
-			return
-		}
-		if f.Op != syntax.LineContains && f.Op != syntax.LineMatchRegexp {
-			return
-		}
-		seen[f.Value] = true
-		out = append(out, f.Value)
-	}
-	for _, st := range p.Stages {
-		f, ok := st.(*syntax.LineFilterExpr)
-		if !ok {
-			continue
-		}
-		add(f)
-		for _, alt := range f.Or {
-			add(alt)
-		}
-	}
-	return out
 }
 
 // isLogQuery reports whether text parses as a log query; used by live tail.

@@ -9,6 +9,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
+	"github.com/lokal-logs/lokal/pkg/host"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -22,7 +23,7 @@ const tailLimit = 5000
 func (ds *Datasource) SubscribeStream(_ context.Context, req *backend.SubscribeStreamRequest) (*backend.SubscribeStreamResponse, error) {
 	// A store not open yet gets its ingester when it opens: RunStream
 	// waits for it.
-	if run, _ := ds.ingestion(); ds.setupErr != nil || (run == nil && ds.shared.waitErr() == nil) {
+	if run, _ := ds.ingestion(); ds.setupErr != nil || (run == nil && ds.shared.WaitErr() == nil) {
 		return &backend.SubscribeStreamResponse{Status: backend.SubscribeStreamStatusNotFound}, nil
 	}
 	if _, err := tailQuery(req.Data); err != nil {
@@ -50,7 +51,7 @@ func (ds *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReque
 	for {
 		// Follow whichever ingester currently writes the store: a settings
 		// change replaces it, and the tail must carry on with the new one.
-		run := ds.shared.current()
+		run := ds.shared.Current()
 		if run == nil {
 			select {
 			case <-ctx.Done():
@@ -74,14 +75,14 @@ func (ds *Datasource) RunStream(ctx context.Context, req *backend.RunStreamReque
 
 // tailRun streams the notifications of one ingester until it stops or ctx
 // ends.
-func (ds *Datasource) tailRun(ctx context.Context, expr string, run *ingestRun, sender *backend.StreamSender) error {
-	ch, cancel := run.in.Subscribe()
+func (ds *Datasource) tailRun(ctx context.Context, expr string, run *host.Run, sender *backend.StreamSender) error {
+	ch, cancel := run.Ingester().Subscribe()
 	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-run.done:
+		case <-run.Done():
 			return nil
 		case n, ok := <-ch:
 			if !ok {

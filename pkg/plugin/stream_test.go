@@ -170,7 +170,10 @@ func TestIndexStatsAndDetectedFields(t *testing.T) {
 	fh.Close()
 	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
 	waitStored(t, ds, 5)
-	if err := ds.shared.st.Flush(context.Background()); err != nil {
+	stored, _, done := ds.shared.Use()
+	err = stored.Flush(context.Background())
+	done()
+	if err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,7 +15,8 @@ import (
 
 // overlappingStore has one stream, {job="x"}, in three overlapping blocks
 // (coarse times, so equal Ts with different Seq are common) and a head; a
-// few lines of the second block say "needle".
+// few lines of the second block say "needle"; every third entry carries
+// structured metadata.
 func overlappingStore(t *testing.T) (*Store, []Entry, []*labels.Matcher) {
 	t.Helper()
 	s := openTest(t, t.TempDir())
@@ -38,6 +39,7 @@ func overlappingStore(t *testing.T) (*Store, []Entry, []*labels.Matcher) {
 			}
 			es = append(es, Entry{Ts: day0 + rng.Int64N(2000)*int64(time.Second), Seq: seq, Line: fmt.Sprintf("%05d %s %s", seq, word, strings.Repeat("o", 90+rng.IntN(20)))})
 		}
+		es = withMetadata(streamData{ls, es}).entries
 		all = append(all, es...)
 		appendAll(t, s, []streamData{{ls, es}}, nil)
 		if round < 3 {
@@ -59,7 +61,11 @@ func drainBlock(t *testing.T, it StreamIterator) []Entry {
 	for it.Next() {
 		b := it.At()
 		for i := range b.Ts {
-			out = append(out, Entry{Ts: b.Ts[i], Seq: b.Seq[i], Line: b.Lines[i]})
+			e := Entry{Ts: b.Ts[i], Seq: b.Seq[i], Line: b.Lines[i]}
+			if b.Metadata != nil {
+				e.Metadata = b.Metadata[i]
+			}
+			out = append(out, e)
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -119,7 +125,7 @@ func TestSelectBlocks(t *testing.T) {
 			t.Fatalf("blocks and head hold %d entries in range, want %d", len(got), len(want))
 		}
 		for i := range want {
-			if got[i] != want[i] {
+			if !entryEqual(got[i], want[i]) {
 				t.Fatalf("entry %d: got %+v, want %+v", i, got[i], want[i])
 			}
 		}

@@ -129,17 +129,31 @@ func pipelineKey(x *syntax.RangeAggregationExpr) (string, bool) {
 
 // computePart folds all entries of one block into buckets, per label set
 // after the grouping (so a parser's per-line labels do not make a series
-// each).
+// each). Its samples and label sets are foldStream's: a counting extractor
+// without stages sees the stream's labels and the entry's structured
+// metadata; any other runs the pipeline.
 func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExtractor, gr *grouper, whole bool, maxTs int64, g blockGrid) (*blockPart, error) {
 	lineOnly := ex.LineOnly()
 	bytes := ex.Kind() == log.LineBytes
 	part := &blockPart{}
 	var sx *log.StreamSampleExtractor
+	var wm *withMetadata
 	byHash := map[uint64][]int{}
+	// seriesOf is the index of the grouped series of a label set.
+	seriesOf := func(ls labels.Labels, h uint64) int {
+		ls, h = gr.group(ls, h)
+		for _, j := range byHash[h] {
+			if labels.Equal(part.series[j].ls, ls) {
+				return j
+			}
+		}
+		byHash[h] = append(byHash[h], len(part.series))
+		part.series = append(part.series, partSeries{ls: ls, hash: h})
+		return len(part.series) - 1
+	}
+	plain := -1 // the series of a line-only entry without metadata
 	if lineOnly {
-		ls := it.Labels().WithoutEmpty()
-		gl, gh := gr.group(ls, ls.Hash())
-		part.series = []partSeries{{ls: gl, hash: gh}}
+		wm = newWithMetadata(it.Labels())
 	} else {
 		sx = ex.ForStream(it.Labels())
 	}
@@ -161,30 +175,24 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 				if bytes {
 					v = float64(b.Sizes[i])
 				}
-				part.series[0].add(end, v)
+				j := plain
+				if md := metadataAt(b, i); len(md) > 0 {
+					j = seriesOf(wm.labels(md))
+				} else if j < 0 {
+					j = seriesOf(wm.stream, wm.hash)
+					plain = j
+				}
+				part.series[j].add(end, v)
 				continue
 			}
 			if stopped(ctx) {
 				return nil, ctx.Err()
 			}
-			v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
+			v, ls, h, ok := sx.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
 			if !ok {
 				continue
 			}
-			ls, h = gr.group(ls, h)
-			idx := -1
-			for _, j := range byHash[h] {
-				if labels.Equal(part.series[j].ls, ls) {
-					idx = j
-					break
-				}
-			}
-			if idx < 0 {
-				idx = len(part.series)
-				part.series = append(part.series, partSeries{ls: ls, hash: h})
-				byHash[h] = append(byHash[h], idx)
-			}
-			part.series[idx].add(end, v)
+			part.series[seriesOf(ls, h)].add(end, v)
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -224,18 +232,25 @@ func (ev *evaluator) foldPart(part *blockPart, set *accSet, rng, off int64) erro
 	return nil
 }
 
-// foldsPerBlock reports whether a counting range aggregation under a
-// vector aggregation is better folded per block through the cache than
-// streamed window by window: streaming bounds the memory of a pipeline that
+// foldsPerBlock reports whether a counting range aggregation under the
+// vector aggregation vecOp is better folded per block through the cache than
+// streamed window by window. Streaming bounds the memory of a pipeline that
 // makes many label sets, but a sum with its grouping pushed down holds only
 // its groups either way, and a pipeline of filters alone keeps the streams'
-// label sets.
-func (ev *evaluator) foldsPerBlock(ra *syntax.RangeAggregationExpr, groupingPushed bool) bool {
+// label sets. Only aggregations whose value does not depend on the order
+// their series arrive in (min, max, count) switch: avg and stddev would
+// differ from the streamed answer in the last bits.
+func (ev *evaluator) foldsPerBlock(vecOp string, ra *syntax.RangeAggregationExpr, groupingPushed bool) bool {
 	if ev.e.cache == nil || !additive(ra.Operation) || ra.Left.Unwrap != nil {
 		return false
 	}
 	if groupingPushed {
 		return true
+	}
+	switch vecOp {
+	case syntax.OpTypeMin, syntax.OpTypeMax, syntax.OpTypeCount:
+	default:
+		return false
 	}
 	if p, ok := ra.Left.Left.(*syntax.PipelineExpr); ok {
 		for _, st := range p.Stages {

@@ -238,7 +238,7 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			}
 			left = &pushed
 		}
-		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) && !ev.foldsPerBlock(ra, injected) {
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) && !ev.foldsPerBlock(x.Operation, ra, injected) {
 			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err

@@ -1,4 +1,4 @@
-package plugin
+package host
 
 import (
 	"fmt"
@@ -9,18 +9,19 @@ import (
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
-// storeOptions maps the settings schema onto the store's options.
-func storeOptions(s *config.Settings) store.Options {
+// StoreOptions maps the settings schema onto the options of a store that
+// an ingester writes.
+func StoreOptions(s *config.Settings) store.Options {
 	return store.Options{
 		Retention: s.Storage.RetentionOrDefault(),
 		MaxBytes:  s.Storage.MaxBytesOrDefault(),
-		// The plugin ingests: keep catch-up's peak RSS in budget.
+		// The host ingests: keep catch-up's peak RSS in budget.
 		HeadMemoryBudget: ingest.StoreHeadBudget,
 	}
 }
 
-// storeSummary is what the health check says about the store.
-type storeSummary struct {
+// Summary is what a health check says about a store.
+type Summary struct {
 	Dir         string    `json:"dir"`
 	Streams     int       `json:"streams"`
 	Blocks      int       `json:"blocks"`
@@ -32,7 +33,7 @@ type storeSummary struct {
 	Corrupt     int       `json:"corruptBlocks"`
 }
 
-func (s storeSummary) String() string {
+func (s Summary) String() string {
 	if s.Entries == 0 {
 		return "empty"
 	}
@@ -41,10 +42,10 @@ func (s storeSummary) String() string {
 		s.From.Format(time.RFC3339), s.To.Format(time.RFC3339))
 }
 
-// summarizeStore reads the store's Info; a problem it reports is an error.
-func summarizeStore(st *store.Store) (storeSummary, error) {
+// Summarize reads a store's Info; a problem it reports is an error.
+func Summarize(st *store.Store) (Summary, error) {
 	in := st.Info()
-	s := storeSummary{Dir: in.Dir, Streams: in.Streams, Blocks: in.Blocks, Entries: in.Entries + in.HeadEntries,
+	s := Summary{Dir: in.Dir, Streams: in.Streams, Blocks: in.Blocks, Entries: in.Entries + in.HeadEntries,
 		RawBytes: in.RawBytes + in.HeadBytes, StoredBytes: in.StoredBytes, Corrupt: in.CorruptBlocks}
 	if in.MinTime != 0 || in.MaxTime != 0 {
 		s.From, s.To = time.Unix(0, in.MinTime).UTC(), time.Unix(0, in.MaxTime).UTC()

@@ -1,4 +1,4 @@
-package plugin
+package engine
 
 import (
 	"context"
@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
-	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // memStore opens a store in a temporary directory holding streams, flushed
 // to blocks so that block counts are real.
-func memStore(t testing.TB, streams []store.StreamEntries) (*store.Store, *engine.Engine) {
+func memStore(t testing.TB, streams []store.StreamEntries) (*store.Store, *Engine) {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -32,7 +31,7 @@ func memStore(t testing.TB, streams []store.StreamEntries) (*store.Store, *engin
 	if err := st.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return st, engine.New(st, engine.Options{})
+	return st, New(st, Options{})
 }
 
 // linesAt makes n entries one second apart from base, with line i from
@@ -52,21 +51,21 @@ func TestIndexStatsUnionOfSelectors(t *testing.T) {
 		{Labels: labels.FromStrings("job", "a", "level", "error"), Entries: linesAt(base, 7, func(i int) string { return fmt.Sprintf("an error %d", i) })},
 		{Labels: labels.FromStrings("job", "b", "level", "info"), Entries: linesAt(base, 11, func(i int) string { return fmt.Sprintf("b says %d", i) })},
 	}
-	st, _ := memStore(t, streams)
+	st, eng := memStore(t, streams)
 	start, end := base.Add(-time.Hour).UnixNano(), base.Add(time.Hour).UnixNano()
 	ctx := context.Background()
 
 	// What one stream selector must answer, from the fixture itself.
-	truth := func(ms ...*labels.Matcher) indexStats {
-		var want indexStats
+	truth := func(ms ...*labels.Matcher) IndexStats {
+		var want IndexStats
 		for _, s := range streams {
 			if !labels.MatchLabels(s.Labels, ms...) {
 				continue
 			}
 			want.Streams++
-			want.Entries += int64(len(s.Entries))
+			want.Entries += uint64(len(s.Entries))
 			for _, e := range s.Entries {
-				want.Bytes += int64(len(e.Line))
+				want.Bytes += uint64(len(e.Line))
 			}
 		}
 		return want
@@ -80,21 +79,21 @@ func TestIndexStatsUnionOfSelectors(t *testing.T) {
 		// blocksOf are disjoint selectors covering the same streams: the
 		// query's blocks are the sum of theirs, as the store counts them.
 		blocksOf []string
-		want     indexStats
+		want     IndexStats
 	}{
 		{"log selector", `{job="a"}`, []string{`{job="a"}`}, truth(eq("job", "a"))},
 		{"log query with stages", `{job="a"} |= "error" | logfmt`, []string{`{job="a"}`}, truth(eq("job", "a"))},
 		{"metric query", `sum by (level) (rate({job="a"}[5m]))`, []string{`{job="a"}`}, truth(eq("job", "a"))},
 		{"binary query counts a stream once", `sum(rate({job="a"}[5m])) / sum(rate({job="a", level="error"}[5m]))`, []string{`{job="a"}`}, truth(eq("job", "a"))},
 		{"binary query over two jobs", `count_over_time({job="a", level="error"}[1m]) + on() count_over_time({job="b"} |= "says"[1m])`, []string{`{job="a", level="error"}`, `{job="b"}`},
-			indexStats{Streams: 2, Entries: 7 + 11, Bytes: truth(eq("job", "a"), eq("level", "error")).Bytes + truth(eq("job", "b")).Bytes}},
+			IndexStats{Streams: 2, Entries: 7 + 11, Bytes: truth(eq("job", "a"), eq("level", "error")).Bytes + truth(eq("job", "b")).Bytes}},
 		{"three selectors, all streams", `sum(count_over_time({level="info"}[1m])) + sum(count_over_time({job="a"}[1m])) - sum(count_over_time({job=~".+"}[1m]))`, []string{`{job=~".+"}`}, truth(re("job", ".+"))},
-		{"no selector", `vector(1) + 2`, nil, indexStats{}},
-		{"nothing matches", `rate({job="nope"}[1m])`, nil, indexStats{}},
+		{"no selector", `vector(1) + 2`, nil, IndexStats{}},
+		{"nothing matches", `rate({job="nope"}[1m])`, nil, IndexStats{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := statsFor(ctx, st, tt.query, start, end)
+			got, err := eng.IndexStats(ctx, tt.query, start, end)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +102,7 @@ func TestIndexStatsUnionOfSelectors(t *testing.T) {
 			}
 			var col store.StatsCollector
 			for _, sel := range tt.blocksOf {
-				ms, err := selectorParam(sel, false)
+				ms, err := streamSelector("blocks", sel, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -111,17 +110,17 @@ func TestIndexStatsUnionOfSelectors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				closeIters(its)
+				closeAll(its)
 			}
-			if want := col.Snapshot().BlocksTotal; got.Chunks != want || (want == 0) != (len(tt.blocksOf) == 0) {
+			if want := col.Snapshot().BlocksTotal; got.Chunks != uint64(want) || (want == 0) != (len(tt.blocksOf) == 0) {
 				t.Errorf("chunks = %d, want %d (the blocks of %v)", got.Chunks, want, tt.blocksOf)
 			}
 		})
 	}
 
 	for _, bad := range []string{"", "   ", `{job=`, `sum(rate({job="a"}[5m])`} {
-		if _, err := statsFor(ctx, st, bad, start, end); err == nil {
-			t.Errorf("statsFor(%q): no error", bad)
+		if _, err := eng.IndexStats(ctx, bad, start, end); err == nil {
+			t.Errorf("IndexStats(%q): no error", bad)
 		}
 	}
 }
@@ -148,7 +147,7 @@ func fieldMix(base time.Time) []store.StreamEntries {
 
 func TestDetectedFieldsSampleEveryStream(t *testing.T) {
 	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	st, eng := memStore(t, fieldMix(base))
+	_, eng := memStore(t, fieldMix(base))
 	start, end := base.Add(-time.Hour).UnixNano(), base.Add(3*time.Hour).UnixNano()
 	tests := []struct {
 		name      string
@@ -157,26 +156,26 @@ func TestDetectedFieldsSampleEveryStream(t *testing.T) {
 		want      map[string]string // field: type
 		absent    []string
 	}{
-		{"default limit sees every structured stream", `{job="cosy"}`, defaultFieldLines,
+		{"default limit sees every structured stream", `{job="cosy"}`, DefaultFieldLines,
 			map[string]string{"latency": "float", "user": "string", "rtf": "float", "status": "int", "msg": "string", "gpu": "int", "ok": "boolean"}, nil},
 		{"one line per stream", `{job="cosy"}`, 4,
 			map[string]string{"latency": "float", "user": "string", "rtf": "float", "gpu": "int"}, nil},
 		{"the query's filter applies before sampling", `{job="cosy"} |= "rtf="`, 10,
 			map[string]string{"rtf": "float", "status": "int"}, []string{"latency", "gpu"}},
-		{"one stream", `{job="cosy", filename="app.json"}`, defaultFieldLines,
+		{"one stream", `{job="cosy", filename="app.json"}`, DefaultFieldLines,
 			map[string]string{"latency": "float", "user": "string", "level": "string"}, []string{"rtf", "gpu"}},
 		{"a stream whose labels are a subset of another's", `{job="cosy", filename="short.log"}`, 1,
 			map[string]string{"gpu": "int", "ok": "boolean"}, []string{"latency", "rtf"}},
-		{"nothing matches", `{job="none"}`, defaultFieldLines, map[string]string{}, []string{"latency"}},
+		{"nothing matches", `{job="none"}`, DefaultFieldLines, map[string]string{}, []string{"latency"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			df, err := detectFields(context.Background(), eng, st, tt.query, start, end, tt.lineLimit, 1000)
+			df, err := eng.DetectedFields(context.Background(), tt.query, start, end, tt.lineLimit, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := map[string]string{}
-			for _, f := range df.Fields {
+			for _, f := range df {
 				got[f.Label] = f.Type
 			}
 			for k, v := range tt.want {
@@ -198,7 +197,7 @@ func TestDetectedFieldsSampleEveryStream(t *testing.T) {
 func TestSampleStreamsShares(t *testing.T) {
 	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	streams := fieldMix(base)
-	st, eng := memStore(t, streams)
+	_, eng := memStore(t, streams)
 	start, end := base.Add(-time.Hour).UnixNano(), base.Add(3*time.Hour).UnixNano()
 	sel, err := syntax.ParseExpr(`{job="cosy"}`)
 	if err != nil {
@@ -217,7 +216,7 @@ func TestSampleStreamsShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.limit), func(t *testing.T) {
-			got, err := sampleStreams(context.Background(), eng, st, sel.(syntax.LogSelectorExpr), start, end, tt.limit)
+			got, err := eng.sampleStreams(context.Background(), sel.(syntax.LogSelectorExpr), start, end, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,11 +255,11 @@ func BenchmarkDetectFields(b *testing.B) {
 			}),
 		})
 	}
-	st, eng := memStore(b, streams)
+	_, eng := memStore(b, streams)
 	start, end := base.UnixNano(), base.Add(time.Hour).UnixNano()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := detectFields(context.Background(), eng, st, `{job="cosy"}`, start, end, defaultFieldLines, 1000); err != nil {
+		if _, err := eng.DetectedFields(context.Background(), `{job="cosy"}`, start, end, DefaultFieldLines, 1000); err != nil {
 			b.Fatal(err)
 		}
 	}
