@@ -276,6 +276,15 @@ func (d *decoder) skip(num protowire.Number, typ protowire.Type, off, end int, w
 	return off + n, nil
 }
 
+// lenField checks that the field at off is length-delimited and returns the
+// bounds of its value, which starts at next.
+func (d *decoder) lenField(num protowire.Number, typ protowire.Type, off, next, end int, w where) (int, int, error) {
+	if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
+		return 0, 0, err
+	}
+	return d.bytes(next, end, w)
+}
+
 // expect checks that a known field has the wire type its definition gives.
 func (d *decoder) expect(off int, w where, num protowire.Number, got, want protowire.Type) error {
 	if got != want {
@@ -300,10 +309,7 @@ func (d *decoder) request(r *PushRequest) error {
 		}
 		i := len(r.Streams)
 		w := func() string { return fmt.Sprintf("streams[%d]", i) }
-		if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-			return err
-		}
-		start, stop, err := d.bytes(next, end, w)
+		start, stop, err := d.lenField(num, typ, off, next, end, w)
 		if err != nil {
 			return err
 		}
@@ -325,10 +331,7 @@ func (d *decoder) stream(off, end int, s *Stream, sw where) error {
 		switch num {
 		case fieldStreamLabels:
 			w := func() string { return sw() + ".labels" }
-			if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-				return err
-			}
-			start, stop, err := d.bytes(next, end, w)
+			start, stop, err := d.lenField(num, typ, off, next, end, w)
 			if err != nil {
 				return err
 			}
@@ -337,10 +340,7 @@ func (d *decoder) stream(off, end int, s *Stream, sw where) error {
 		case fieldStreamEntries:
 			i := len(s.Entries)
 			w := func() string { return fmt.Sprintf("%s.entries[%d]", sw(), i) }
-			if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-				return err
-			}
-			start, stop, err := d.bytes(next, end, w)
+			start, stop, err := d.lenField(num, typ, off, next, end, w)
 			if err != nil {
 				return err
 			}
@@ -375,10 +375,7 @@ func (d *decoder) entry(off, end int, e *Entry, ew where) error {
 		switch num {
 		case fieldEntryTimestamp:
 			w := func() string { return ew() + ".timestamp" }
-			if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-				return err
-			}
-			start, stop, err := d.bytes(next, end, w)
+			start, stop, err := d.lenField(num, typ, off, next, end, w)
 			if err != nil {
 				return err
 			}
@@ -388,10 +385,7 @@ func (d *decoder) entry(off, end int, e *Entry, ew where) error {
 			off = stop
 		case fieldEntryLine:
 			w := func() string { return ew() + ".line" }
-			if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-				return err
-			}
-			start, stop, err := d.bytes(next, end, w)
+			start, stop, err := d.lenField(num, typ, off, next, end, w)
 			if err != nil {
 				return err
 			}
@@ -400,10 +394,7 @@ func (d *decoder) entry(off, end int, e *Entry, ew where) error {
 		case fieldEntryMetadata:
 			i := len(e.StructuredMetadata)
 			w := func() string { return fmt.Sprintf("%s.structuredMetadata[%d]", ew(), i) }
-			if err := d.expect(off, w, num, typ, protowire.BytesType); err != nil {
-				return err
-			}
-			start, stop, err := d.bytes(next, end, w)
+			start, stop, err := d.lenField(num, typ, off, next, end, w)
 			if err != nil {
 				return err
 			}
@@ -439,10 +430,7 @@ func (d *decoder) pair(off, end int, p *LabelPair, pw where) error {
 			}
 			continue
 		}
-		if err := d.expect(off, pw, num, typ, protowire.BytesType); err != nil {
-			return err
-		}
-		start, stop, err := d.bytes(next, end, pw)
+		start, stop, err := d.lenField(num, typ, off, next, end, pw)
 		if err != nil {
 			return err
 		}
