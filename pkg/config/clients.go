@@ -13,7 +13,10 @@ const (
 	DefaultClientBatchSize  = 1 << 20
 	DefaultClientTimeout    = 10 * time.Second
 	DefaultClientMinBackoff = 500 * time.Millisecond
-	DefaultClientMaxBackoff = 5 * time.Minute
+	// DefaultClientMaxBackoff is 30 s where Promtail's is 5 m: a retry
+	// resends one batch, and lag must recover within a minute of the remote
+	// coming back.
+	DefaultClientMaxBackoff = 30 * time.Second
 	DefaultClientMaxRetries = 10
 	// MaxClientBatchSize keeps one batch's memory bounded.
 	MaxClientBatchSize = 64 << 20

@@ -14,7 +14,7 @@ func TestParseClients(t *testing.T) {
 		{"defaults", "clients: [{url: 'http://loki:3100/loki/api/v1/push'}]\n", Client{
 			URL: "http://loki:3100/loki/api/v1/push", BatchWait: Duration(time.Second), BatchSize: 1 << 20,
 			Timeout:       Duration(10 * time.Second),
-			BackoffConfig: BackoffConfig{MinPeriod: Duration(500 * time.Millisecond), MaxPeriod: Duration(5 * time.Minute), MaxRetries: 10},
+			BackoffConfig: BackoffConfig{MinPeriod: Duration(500 * time.Millisecond), MaxPeriod: Duration(30 * time.Second), MaxRetries: 10},
 		}},
 		{"promtail block", `clients:
   - url: https://logs.example/loki/api/v1/push
