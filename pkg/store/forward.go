@@ -46,6 +46,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -456,15 +457,31 @@ type ForwardStatus struct {
 	Dropped int64
 }
 
-// ForwardStatus reports a registered client's backlog.
+// ForwardStatus reports a client's backlog: a registered client's from its
+// acknowledged position, another's (a read-only store: lokal stats) from
+// its durable cursor.
 func (s *Store) ForwardStatus(name string, now time.Time) (ForwardStatus, error) {
+	if s.readOnly {
+		if err := s.reload(); err != nil {
+			return ForwardStatus{}, err
+		}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c := s.fwd.clients[name]
-	if c == nil {
-		return ForwardStatus{}, fmt.Errorf("forward: client %q is not registered", name)
+	var acked ForwardPos
+	if c := s.fwd.clients[name]; c != nil {
+		acked = c.acked
+	} else if v, ok := s.m.cursors[ForwardCursorPrefix+name]; ok {
+		p, err := decodeForwardPos(v)
+		if err != nil {
+			return ForwardStatus{}, fmt.Errorf("forward client %q: %w", name, err)
+		}
+		acked = p
+	} else {
+		return ForwardStatus{}, fmt.Errorf("forward: no client %q in store %s", name, s.dir)
 	}
-	st := ForwardStatus{Acked: c.acked, Dropped: s.fwd.dropped[name]}
+	st := ForwardStatus{Acked: acked, Dropped: s.fwd.dropped[name]}
+	c := &fwdClient{acked: acked}
 	var oldest time.Time
 	ak := c.acked.key()
 	for k, b := range s.m.blocks {
@@ -486,7 +503,7 @@ func (s *Store) ForwardStatus(name string, now time.Time) (ForwardStatus, error)
 		}
 		at, ok := s.fwd.committedAt[k.seg]
 		if !ok {
-			at = s.fwd.opened
+			at = s.segmentTime(b.seg)
 		}
 		if oldest.IsZero() || at.Before(oldest) {
 			oldest = at
@@ -524,4 +541,33 @@ func (s *Store) fwdDayUnsent(day int64) bool {
 		}
 	}
 	return false
+}
+
+// segmentTime is when a segment was committed, as its file says (its
+// modification time: segments are written once, by their commit).
+func (s *Store) segmentTime(seg *segment) time.Time {
+	fi, err := os.Stat(segPath(s.dir, seg))
+	if err != nil {
+		return s.fwd.opened
+	}
+	return fi.ModTime()
+}
+
+// ForwardClients lists the clients with a durable cursor in the store.
+func (s *Store) ForwardClients() ([]string, error) {
+	if s.readOnly {
+		if err := s.reload(); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for k := range s.m.cursors {
+		if name, ok := strings.CutPrefix(k, ForwardCursorPrefix); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
