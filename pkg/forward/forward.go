@@ -44,6 +44,7 @@ type Logf func(format string, args ...any)
 
 // Forwarder runs one Client per configured remote.
 type Forwarder struct {
+	dir     string // the store's, for the status file
 	clients []*Client
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -83,6 +84,23 @@ func Start(st *store.Store, cfgs []config.Client, logf Logf) (*Forwarder, error)
 			c.Run(ctx)
 		}()
 	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		t := time.NewTicker(statusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := writeStatus(st.Dir(), f.Status()); err != nil {
+					logf("%v", err)
+				}
+			}
+		}
+	}()
+	f.dir = st.Dir()
 	return f, nil
 }
 
@@ -94,6 +112,7 @@ func (f *Forwarder) Stop() {
 	}
 	f.cancel()
 	f.wg.Wait()
+	_ = writeStatus(f.dir, f.Status()) // lokal stats shows the last counters
 	for _, c := range f.clients {
 		c.close()
 	}

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/forward"
 	"github.com/lokal-logs/lokal/pkg/ingest/stages"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -96,6 +97,8 @@ type Ingester struct {
 	targets  []*target
 
 	running sync.Mutex // one CatchUp or Run at a time
+	fwdMu   sync.Mutex
+	fwd     *forward.Forwarder // while CatchUp or Run forwards (forward.go)
 	buffers sync.Pool  // read buffers of idle files
 
 	mu sync.Mutex // guards hs, subs and pipes
@@ -213,6 +216,7 @@ func (in *Ingester) CatchUp(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
+	defer in.forwarding()()
 	return newTailer(in, false).run(ctx)
 }
 
@@ -224,6 +228,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
+	defer in.forwarding()()
 	return newTailer(in, true).run(ctx)
 }
 
@@ -240,6 +245,7 @@ func (in *Ingester) Health() Health {
 	h.TimestampFailures = st.TimestampFailures
 	h.LabelCapWarnings = st.Warnings
 	h.Dropped = st.Dropped
+	h.Forward = in.forwardStatus()
 	return h
 }
 
