@@ -99,7 +99,7 @@ type Ingester struct {
 	running sync.Mutex // one CatchUp or Run at a time
 	fwdMu   sync.Mutex
 	fwd     *forward.Forwarder // while CatchUp or Run forwards (forward.go)
-	buffers sync.Pool  // read buffers of idle files
+	buffers sync.Pool          // read buffers of idle files
 
 	mu sync.Mutex // guards hs, subs and pipes
 	hs healthState
