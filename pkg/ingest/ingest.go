@@ -97,9 +97,10 @@ type Ingester struct {
 	targets  []*target
 
 	running sync.Mutex // one CatchUp or Run at a time
-	fwdMu   sync.Mutex
-	fwd     *forward.Forwarder // while CatchUp or Run forwards (forward.go)
-	buffers sync.Pool          // read buffers of idle files
+	buffers sync.Pool  // read buffers of idle files
+
+	fwdMu sync.Mutex
+	fwd   *forward.Forwarder // while CatchUp or Run forwards (forward.go)
 
 	mu sync.Mutex // guards hs, subs and pipes
 	hs healthState
