@@ -14,24 +14,13 @@
 package forward
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
-	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/push/pushpb"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
@@ -158,77 +147,30 @@ type Status struct {
 
 // Client sends the store's entries to one remote.
 type Client struct {
-	cfg  config.Client
-	name string
-	st   *store.Store
-	hc   *http.Client
-	logf Logf
-	ext  labels.Labels
-
+	*Sender
+	name  string
+	st    *store.Store
 	start store.ForwardPos
-
-	entries, bytes, batches, retried, dropped, droppedEntries, lost atomic.Int64
-	failures                                                        atomic.Int64
-	mu                                                              sync.Mutex
-	lastErr, lastDrop                                               string
 }
 
 // NewClient registers cfg's client with the store.
 func NewClient(st *store.Store, cfg config.Client, logf Logf) (*Client, error) {
-	cfg.ApplyDefaults()
-	hc, err := httpClient(cfg)
+	snd, err := NewSender(cfg, logf)
 	if err != nil {
-		return nil, fmt.Errorf("client %s: %w", cfg.URL, err)
+		return nil, err
 	}
 	pos, err := st.ForwardRegister(cfg.Name())
 	if err != nil {
 		return nil, err
 	}
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	return &Client{cfg: cfg, name: cfg.Name(), st: st, hc: hc, logf: logf, start: pos,
-		ext: labels.FromMap(cfg.ExternalLabels)}, nil
+	return &Client{Sender: snd, name: cfg.Name(), st: st, start: pos}, nil
 }
 
 func (c *Client) close() { c.st.ForwardUnregister(c.name) }
 
-func httpClient(cfg config.Client) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if t := cfg.TLSConfig; t != nil {
-		tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user's choice, as in Promtail
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("tls_config.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tls_config.ca_file %s: no PEM certificate in it", t.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if t.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("tls_config: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		tr.TLSClientConfig = tc
-	}
-	return &http.Client{Transport: tr, Timeout: cfg.Timeout.D()}, nil
-}
-
 // Status reports the client's counters and the store's view of its lag.
 func (c *Client) Status() Status {
-	s := Status{Name: c.name, URL: c.cfg.URL,
-		EntriesSent: c.entries.Load(), BytesSent: c.bytes.Load(), BatchesSent: c.batches.Load(),
-		BatchesRetried: c.retried.Load(), BatchesDropped: c.dropped.Load(), EntriesDropped: c.droppedEntries.Load(),
-		EntriesLost: c.lost.Load(), Failing: c.failures.Load() > int64(c.cfg.BackoffConfig.MaxRetries)}
-	c.mu.Lock()
-	s.LastError, s.LastDrop = c.lastErr, c.lastDrop
-	c.mu.Unlock()
+	s := c.Counters()
 	if fs, err := c.st.ForwardStatus(c.name, time.Now()); err == nil {
 		s.LagEntries, s.LagBytes, s.Lag = fs.LagEntries, fs.LagBytes, fs.Lag
 		s.EntriesLost += fs.Dropped
@@ -284,12 +226,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (c *Client) setErr(err error) {
-	c.mu.Lock()
-	c.lastErr = err.Error()
-	c.mu.Unlock()
-}
-
 // runner is one client's sending loop state.
 type runner struct {
 	c   *Client
@@ -316,19 +252,13 @@ func (r *runner) step(ctx context.Context) (bool, error) {
 	if n == 0 {
 		return false, nil
 	}
-	dropped, err := r.send(ctx, b, n)
-	if err != nil {
+	if _, err := r.c.Send(ctx, b, n, raw); err != nil {
 		return true, err
 	}
 	if err := r.c.st.ForwardAck(r.c.name, end); err != nil {
 		return true, err
 	}
 	r.pos = end
-	if !dropped {
-		r.c.entries.Add(int64(n))
-		r.c.bytes.Add(raw)
-		r.c.batches.Add(1)
-	}
 	return true, nil
 }
 
@@ -409,8 +339,7 @@ func (r *runner) build() ([]byte, store.ForwardPos, int, int64, error) {
 	if n == 0 {
 		return nil, pos, 0, 0, nil
 	}
-	r.pb = r.req.MarshalAppend(r.pb[:0])
-	r.sn = pushpb.EncodeSnappy(r.sn[:0], r.pb)
+	r.sn, r.pb = Encode(r.sn, r.pb, &r.req)
 	return r.sn, pos, n, raw, nil
 }
 
@@ -420,151 +349,6 @@ func (r *runner) streamEntries(i int) []pushpb.Entry {
 		if es := r.req.Streams[:i+1][i].Entries; es != nil {
 			return es[:0]
 		}
-	}
-	return nil
-}
-
-// streamLabels is the stream's label set with the client's external labels
-// added (the stream's own value wins), in Loki's text form.
-func (c *Client) streamLabels(ls labels.Labels) string {
-	if len(c.ext) == 0 {
-		return ls.String()
-	}
-	m := ls.Map()
-	for _, l := range c.ext {
-		if _, ok := m[l.Name]; !ok {
-			m[l.Name] = l.Value
-		}
-	}
-	return labels.FromMap(m).String()
-}
-
-// errDropped is a batch the remote refused for good.
-type errDropped struct {
-	status int
-	reason string
-}
-
-func (e *errDropped) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.reason) }
-
-// send posts body until the remote acknowledges or refuses it for good; a
-// refusal counts the batch as dropped and reports it.
-func (r *runner) send(ctx context.Context, body []byte, n int) (dropped bool, err error) {
-	c := r.c
-	backoff := c.cfg.BackoffConfig.MinPeriod.D()
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			c.retried.Add(1)
-		}
-		wait, err := c.post(ctx, body)
-		var drop *errDropped
-		switch {
-		case err == nil:
-			c.failures.Store(0)
-			return false, nil
-		case errors.As(err, &drop):
-			c.failures.Store(0)
-			c.dropped.Add(1)
-			c.droppedEntries.Add(int64(n))
-			c.mu.Lock()
-			c.lastDrop = drop.Error()
-			c.mu.Unlock()
-			c.logf("forward to %s: batch of %d entries dropped: the remote refused it: %v", c.cfg.URL, n, drop)
-			return true, nil
-		case ctx.Err() != nil:
-			return false, ctx.Err()
-		}
-		c.failures.Add(1)
-		c.setErr(err)
-		if wait <= 0 {
-			// Jitter so many Lokals do not retry in step.
-			wait = backoff/2 + rand.N(backoff/2+1)
-			backoff = min(2*backoff, c.cfg.BackoffConfig.MaxPeriod.D())
-		}
-		if attempt == 0 || c.failures.Load() == int64(c.cfg.BackoffConfig.MaxRetries)+1 {
-			c.logf("forward to %s: %v; retrying in %s", c.cfg.URL, err, wait.Round(time.Millisecond))
-		}
-		sleep(ctx, wait)
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-	}
-}
-
-// post sends one request. It returns errDropped for a refusal, or an error
-// to retry with the wait the remote asked for (0: use the backoff).
-func (c *Client) post(ctx context.Context, body []byte) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0, &errDropped{0, err.Error()}
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("User-Agent", UserAgent)
-	if c.cfg.TenantID != "" {
-		req.Header.Set("X-Scope-OrgID", c.cfg.TenantID)
-	}
-	for k, v := range c.cfg.Headers {
-		req.Header.Set(k, v)
-	}
-	if err := c.auth(req); err != nil {
-		return 0, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("push: %w", err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	reason := strings.TrimSpace(string(msg))
-	switch {
-	case resp.StatusCode/100 == 2:
-		return 0, nil
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return retryAfter(resp.Header.Get("Retry-After"), time.Now()), fmt.Errorf("push: rate limited (HTTP 429): %s", reason)
-	case resp.StatusCode/100 == 4:
-		return 0, &errDropped{resp.StatusCode, reason}
-	default:
-		return 0, fmt.Errorf("push: HTTP %d: %s", resp.StatusCode, reason)
-	}
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 when
-// absent or unreadable (the backoff applies).
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(h); err == nil {
-		return max(0, time.Duration(s)*time.Second)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(0, t.Sub(now))
-	}
-	return 0
-}
-
-func (c *Client) auth(req *http.Request) error {
-	switch {
-	case c.cfg.BasicAuth != nil:
-		pw := c.cfg.BasicAuth.Password
-		if f := c.cfg.BasicAuth.PasswordFile; f != "" {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return fmt.Errorf("basic_auth.password_file: %w", err)
-			}
-			pw = strings.TrimSpace(string(b))
-		}
-		req.SetBasicAuth(c.cfg.BasicAuth.Username, pw)
-	case c.cfg.BearerToken != "":
-		req.Header.Set("Authorization", "Bearer "+c.cfg.BearerToken)
-	case c.cfg.BearerTokenFile != "":
-		b, err := os.ReadFile(c.cfg.BearerTokenFile)
-		if err != nil {
-			return fmt.Errorf("bearer_token_file: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
 	}
 	return nil
 }
