@@ -24,20 +24,29 @@ type statusDoc struct {
 	Clients []Status  `json:"clients"`
 }
 
-// writeStatus replaces the status file through a temporary file.
+// writeStatus replaces the status file.
 func writeStatus(dir string, ss []Status) error {
-	b, err := json.MarshalIndent(statusDoc{Written: time.Now().UTC(), PID: os.Getpid(), Clients: ss}, "", "  ")
+	err := writeJSONFile(filepath.Join(dir, StatusFile), statusDoc{Written: time.Now().UTC(), PID: os.Getpid(), Clients: ss})
 	if err != nil {
 		return fmt.Errorf("forward status: %w", err)
 	}
-	path := filepath.Join(dir, StatusFile)
+	return nil
+}
+
+// writeJSONFile replaces path with v's indented JSON through a temporary
+// file, so a reader never sees half a file.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("forward status: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("forward status: %w", err)
+		return err
 	}
 	return nil
 }

@@ -216,6 +216,7 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 	if in.Paused {
 		row("paused", in.LastError)
 	}
+	forwardStats(tw, st)
 	return tw.Flush()
 }
 
@@ -335,6 +336,7 @@ func cmdPush(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	defer startForwarding(l, st, e)()
 	var n int
 	err = push.Read(r, push.Options{}, func(b store.AppendBatch) error {
 		for _, s := range b.Streams {
