@@ -185,34 +185,86 @@ func (c *Client) commitAge() time.Duration {
 	return min(c.cfg.BatchWait.D(), 500*time.Millisecond)
 }
 
-// Run sends until ctx is done.
+// Run sends until ctx is done. One goroutine builds batches while another
+// sends: reading and encoding the next batch overlaps the remote's work on
+// the current one. Batches are sent and acknowledged in order.
 func (c *Client) Run(ctx context.Context) {
-	r := &runner{c: c, pos: c.start}
-	for ctx.Err() == nil {
-		sent, err := r.step(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+	// Two batches: one being sent while the next is built. More buy no
+	// speed on two cores and cost a batch's memory each.
+	free := make(chan *batch, 2)
+	free <- &batch{}
+	free <- &batch{}
+	ready := make(chan *batch)
+	go func() {
+		defer close(ready)
+		c.build(ctx, free, ready)
+	}()
+	for b := range ready {
+		if _, err := c.Send(ctx, b.body, b.n, b.raw); err != nil {
+			break // ctx is done
+		}
+		if err := c.st.ForwardAck(c.name, b.end); err != nil {
 			c.setErr(err)
 			c.logf("forward to %s: %v", c.cfg.URL, err)
-			sleep(ctx, time.Second)
-			continue
+			break
 		}
-		if sent {
-			continue
+		free <- b
+	}
+	for range ready { // let the builder see ctx and finish
+	}
+}
+
+// batch is one encoded push request and the position after its last entry.
+type batch struct {
+	body []byte
+	end  store.ForwardPos
+	n    int
+	raw  int64
+}
+
+// build fills free batches from the store into ready until ctx is done.
+func (c *Client) build(ctx context.Context, free <-chan *batch, ready chan<- *batch) {
+	r := &runner{c: c, pos: c.start}
+	for {
+		var b *batch
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-free:
 		}
-		// Caught up: commit the head once it is old enough, or wait for a
-		// commit.
-		done := c.st.CommitNotify()
-		if _, err := c.st.CommitOlderThan(c.commitAge()); err != nil {
-			c.setErr(fmt.Errorf("commit the head: %w", err))
+		for ctx.Err() == nil {
+			n, err := r.fill(b)
+			if err != nil {
+				// Start again from the batch's start, not from where
+				// its blocks stopped.
+				r.blocks, r.cur, r.curOK = nil, nil, false
+				c.setErr(err)
+				c.logf("forward to %s: %v", c.cfg.URL, err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			if n > 0 {
+				break
+			}
+			// Caught up: commit the head once it is old enough, or wait
+			// for a commit.
+			done := c.st.CommitNotify()
+			if _, err := c.st.CommitOlderThan(c.commitAge()); err != nil {
+				c.setErr(fmt.Errorf("commit the head: %w", err))
+			}
+			select {
+			case <-ctx.Done():
+			case <-done:
+			case <-time.After(c.commitAge() / 2):
+			}
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-done:
-		case <-time.After(c.commitAge() / 2):
+		case ready <- b:
 		}
 	}
 }
@@ -226,7 +278,7 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// runner is one client's sending loop state.
+// runner is the builder's state: where the next batch starts.
 type runner struct {
 	c   *Client
 	pos store.ForwardPos
@@ -235,31 +287,20 @@ type runner struct {
 	cur    []store.Entry        // entries of blocks[0]
 	curOK  bool
 
-	req    pushpb.PushRequest
-	pb, sn []byte
+	req     pushpb.PushRequest
+	scratch []byte // the protobuf before snappy
 }
 
-// step builds one batch from pos and sends it until the remote takes or
-// refuses it. It reports whether there was anything to send.
-func (r *runner) step(ctx context.Context) (bool, error) {
-	b, end, n, raw, err := r.build()
-	if err != nil {
-		// Start the next batch from r.pos again, not from where this
-		// one's blocks stopped.
-		r.blocks, r.cur, r.curOK = nil, nil, false
-		return false, err
+// fill builds the next batch into b and moves r.pos past it; it returns
+// the batch's entry count (0: nothing to send).
+func (r *runner) fill(b *batch) (int, error) {
+	body, end, n, raw, err := r.build(b)
+	if err != nil || n == 0 {
+		return 0, err
 	}
-	if n == 0 {
-		return false, nil
-	}
-	if _, err := r.c.Send(ctx, b, n, raw); err != nil {
-		return true, err
-	}
-	if err := r.c.st.ForwardAck(r.c.name, end); err != nil {
-		return true, err
-	}
+	b.body, b.end, b.n, b.raw = body, end, n, raw
 	r.pos = end
-	return true, nil
+	return n, nil
 }
 
 // build fills a request with up to batchsize line bytes from r.pos in
@@ -267,7 +308,7 @@ func (r *runner) step(ctx context.Context) (bool, error) {
 // entry and its entry count. A batch is a function of its start position
 // and the blocks committed by then, so a batch re-sent after a crash holds
 // the same entries (or more, never a part).
-func (r *runner) build() ([]byte, store.ForwardPos, int, int64, error) {
+func (r *runner) build(b *batch) ([]byte, store.ForwardPos, int, int64, error) {
 	c := r.c
 	limit := int64(c.cfg.BatchSize)
 	pos := r.pos
@@ -339,8 +380,13 @@ func (r *runner) build() ([]byte, store.ForwardPos, int, int64, error) {
 	if n == 0 {
 		return nil, pos, 0, 0, nil
 	}
-	r.sn, r.pb = Encode(r.sn, r.pb, &r.req)
-	return r.sn, pos, n, raw, nil
+	b.body, r.scratch = Encode(b.body, r.scratch, &r.req)
+	// The entries point into blocks read from the store: drop them, so
+	// the reused slices do not keep those blocks alive.
+	for i := range r.req.Streams {
+		clear(r.req.Streams[i].Entries)
+	}
+	return b.body, pos, n, raw, nil
 }
 
 // streamEntries reuses the entries slice a previous batch had at index i.
