@@ -94,6 +94,9 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	// The ingester forwarded while it read; send what its last commit
+	// stored before exiting.
+	startForwarding(l, st, e)()
 	fmt.Fprintf(e.stdout, "ingested %d lines (%s) from %d files in %s (%.1f MB/s) into %s\n",
 		h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
 	return reportProblems(e.stderr, h)

@@ -232,9 +232,10 @@ func forwardStats(tw *tabwriter.Writer, st *store.Store) {
 }
 
 // startForwarding runs the config's clients while a command that appends
-// without the ingester (lokal push) runs, so what it stores is forwarded
-// and the clients' cursors exist; it returns the stop function, which
-// waits until the clients caught up (at most forwardDrain).
+// without the ingester (lokal push) runs, or after one whose ingester has
+// stopped (lokal ingest), so what it stored is forwarded and the clients'
+// cursors exist; it returns the stop function, which commits the store
+// and waits until the clients caught up (at most forwardDrain).
 func startForwarding(l *loaded, st *store.Store, e env) func() {
 	if len(l.settings.Clients) == 0 {
 		return func() {}

@@ -139,3 +139,30 @@ func TestMigrateDashboardsCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestIngestForwardsBeforeExiting(t *testing.T) {
+	c := newCLI(t)
+	loki := newLokiStub(t)
+	logs := filepath.Join(c.dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range 500 {
+		b.WriteString("2024-12-17 14:00:00,000 INFO line " + strconv.Itoa(i) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(logs, "a.log"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "storage:\n  path: store\n  retention: 0s\nscrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {job: a, __path__: " +
+		filepath.Join(logs, "*.log") + "}\nclients:\n  - url: " + loki.srv.URL + "/loki/api/v1/push\n"
+	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := c.run("", "ingest", "--config", c.config); code != 0 {
+		t.Fatalf("ingest: exit %d: %s", code, stderr)
+	}
+	if loki.total() != 500 {
+		t.Fatalf("the client got %d of 500 lines", loki.total())
+	}
+}
