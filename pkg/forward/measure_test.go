@@ -121,11 +121,7 @@ func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	raw, err := pushpb.DecodeSnappy(nil, body)
-	var req pushpb.PushRequest
-	if err == nil {
-		err = pushpb.Unmarshal(raw, &req)
-	}
+	req, err := Decode(body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -63,6 +63,20 @@ func (c *Sender) Counters() Status {
 	return s
 }
 
+// Decode reads a push body as Encode writes it (and Loki takes it): a
+// snappy block holding the protobuf.
+func Decode(body []byte) (*pushpb.PushRequest, error) {
+	raw, err := pushpb.DecodeSnappy(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("push body: %w", err)
+	}
+	var req pushpb.PushRequest
+	if err := pushpb.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("push body: %w", err)
+	}
+	return &req, nil
+}
+
 // Encode appends req's protobuf, snappy-framed as Loki's push takes it, to
 // dst, using pb as scratch; it returns both buffers for reuse.
 func Encode(dst, pb []byte, req *pushpb.PushRequest) (body, scratch []byte) {

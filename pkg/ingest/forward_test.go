@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
-	"github.com/lokal-logs/lokal/pkg/push/pushpb"
+	"github.com/lokal-logs/lokal/pkg/forward"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -21,11 +21,7 @@ func TestRunForwardsToClients(t *testing.T) {
 	var got atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		raw, err := pushpb.DecodeSnappy(nil, body)
-		var req pushpb.PushRequest
-		if err == nil {
-			err = pushpb.Unmarshal(raw, &req)
-		}
+		req, err := forward.Decode(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lokal-logs/lokal/pkg/push/pushpb"
+	"github.com/lokal-logs/lokal/pkg/forward"
 )
 
 // lokiStub counts the entries pushed to it, per stream.
@@ -26,11 +26,7 @@ func newLokiStub(t *testing.T) *lokiStub {
 	s := &lokiStub{streams: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		raw, err := pushpb.DecodeSnappy(nil, body)
-		var req pushpb.PushRequest
-		if err == nil {
-			err = pushpb.Unmarshal(raw, &req)
-		}
+		req, err := forward.Decode(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
