@@ -46,13 +46,7 @@ func Start(st *store.Store, cfgs []config.Client, logf Logf) (*Forwarder, error)
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	names := make([]string, len(cfgs))
-	for i, c := range cfgs {
-		names[i] = c.Name()
-	}
-	for _, gone := range st.ForwardForget(names) {
-		logf("forward: client %s is no longer configured: its cursor is forgotten", gone)
-	}
+	Forget(st, cfgs, logf)
 	f := &Forwarder{}
 	for _, cfg := range cfgs {
 		c, err := NewClient(st, cfg, logf)
@@ -91,6 +85,21 @@ func Start(st *store.Store, cfgs []config.Client, logf Logf) (*Forwarder, error)
 	}()
 	f.dir = st.Dir()
 	return f, nil
+}
+
+// Forget deletes the store's cursors of clients not in cfgs (with the next
+// commit), so retention and recompaction stop waiting for them; a client
+// configured again later starts afresh.
+func Forget(st *store.Store, cfgs []config.Client, logf Logf) {
+	names := make([]string, len(cfgs))
+	for i, c := range cfgs {
+		names[i] = c.Name()
+	}
+	for _, gone := range st.ForwardForget(names) {
+		if logf != nil {
+			logf("forward: client %s is no longer configured: its cursor is forgotten", gone)
+		}
+	}
 }
 
 // Stop stops every client (a batch in flight is abandoned; it is sent

@@ -10,10 +10,15 @@ import (
 // what they store, and a client's cursor lives in the store, so a process
 // that stops leaves the rest to the next one. It returns the stop function.
 func (in *Ingester) forwarding() func() {
+	st, ok := in.app.(*store.Store)
 	if len(in.settings.Clients) == 0 {
+		if ok {
+			// Clients removed from the settings: their cursors would
+			// keep retention and recompaction waiting for them.
+			forward.Forget(st, nil, in.problem)
+		}
 		return func() {}
 	}
-	st, ok := in.app.(*store.Store)
 	if !ok {
 		in.problem("clients: forwarding needs Lokal's disk store; nothing is forwarded")
 		return func() {}

@@ -77,3 +77,43 @@ func TestRunForwardsToClients(t *testing.T) {
 		t.Fatalf("problems: %q", h.Problems)
 	}
 }
+
+// Clients removed from the settings are forgotten by the next run, so
+// retention and recompaction stop waiting for them.
+func TestRunForgetsRemovedClients(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ForwardRegister("http://gone/loki/api/v1/push"); err != nil {
+		t.Fatal(err)
+	}
+	st.ForwardUnregister("http://gone/loki/api/v1/push")
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "*.log")
+	e.write("a.log", numbered("a", 0, 1))
+	in, err := New(e.set, e.op, st, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if names, _ := st.ForwardClients(); len(names) != 0 {
+		t.Fatalf("cursors left: %v", names)
+	}
+	if p := strings.Join(in.Health().Problems, "\n"); !strings.Contains(p, "http://gone/loki/api/v1/push is no longer configured") {
+		t.Fatalf("problems: %q", p)
+	}
+}
