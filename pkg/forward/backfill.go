@@ -37,6 +37,10 @@ type BackfillOptions struct {
 	DataFrom, DataTo int64
 	// StatePath is the resume file; empty means no resuming.
 	StatePath string
+	// AdoptRange resumes a backfill of the same remote and selector from
+	// the resume file whatever From and To say (a command line whose range
+	// defaults to the store's oldest entry and now).
+	AdoptRange bool
 	// Progress is called after every batch.
 	Progress func(BackfillProgress)
 }
@@ -57,6 +61,9 @@ type BackfillResult struct {
 	// the backfill ran.
 	Stored  int64
 	Resumed bool // continued an interrupted run
+	// WasComplete: the resume file said this backfill had finished;
+	// nothing was sent again.
+	WasComplete bool
 }
 
 // backfillState is the resume file.
@@ -114,12 +121,16 @@ func Backfill(ctx context.Context, r store.Reader, snd *Sender, opts BackfillOpt
 		if err != nil {
 			return res, err
 		}
+		if old != nil && opts.AdoptRange && old.URL == state.URL && old.Tenant == state.Tenant && old.Selector == state.Selector {
+			opts.From, opts.To = old.From, old.To
+			state.From, state.To = old.From, old.To
+		}
 		if old != nil {
 			if !old.same(state) {
 				return res, fmt.Errorf("backfill state %s belongs to another backfill (to %s, selector %q, %s to %s): remove it or give another --state",
 					opts.StatePath, old.URL, old.Selector, time.Unix(0, old.From).UTC().Format(time.RFC3339), time.Unix(0, old.To).UTC().Format(time.RFC3339))
 			}
-			state, res.Resumed = *old, old.Done > old.From
+			state, res.Resumed, res.WasComplete = *old, old.Done > old.From && !old.Complete, old.Complete
 		}
 	}
 	b := &backfillBatch{snd: snd, limit: int64(snd.cfg.BatchSize)}

@@ -55,26 +55,37 @@ func TestBackfillResumes(t *testing.T) {
 	opts.Progress = func(p BackfillProgress) { progressed++ }
 
 	cases := []struct {
-		name     string
-		cancelAt int64
-		wantErr  bool
+		name              string
+		cancelAt          int64
+		wantErr           bool
+		resumed, complete bool
+		adopt             bool // a later "now" as To, as the CLI's default gives
 	}{
-		{"interrupted", 12, true},
-		{"resumed to the end", 0, false},
-		{"run again: already complete", 0, false},
+		{"interrupted", 12, true, false, false, false},
+		{"resumed to the end", 0, false, true, false, false},
+		{"run again: already complete", 0, false, false, true, false},
+		{"run again with a later end: the recorded range", 0, false, false, true, true},
 	}
 	var res BackfillResult
 	for _, tc := range cases {
 		cancelAt.Store(tc.cancelAt)
 		var ctx context.Context
 		ctx, cancel = context.WithCancel(context.Background())
-		res, err = Backfill(ctx, r, snd, opts)
+		o := opts
+		if tc.adopt {
+			o.To += int64(time.Hour)
+			o.AdoptRange = true
+		}
+		res, err = Backfill(ctx, r, snd, o)
 		cancel()
 		if tc.wantErr != (err != nil) || (err != nil && !errors.Is(err, context.Canceled)) {
 			t.Fatalf("%s: err %v", tc.name, err)
 		}
+		if err == nil && (res.Resumed != tc.resumed || res.WasComplete != tc.complete) {
+			t.Fatalf("%s: %+v", tc.name, res)
+		}
 	}
-	if !res.Resumed || res.Entries != total || res.Stored != total || res.Dropped != 0 {
+	if !res.WasComplete || res.Entries != total || res.Stored != total || res.Dropped != 0 {
 		t.Fatalf("result %+v, want %d entries sent and stored", res, total)
 	}
 	if progressed == 0 {

@@ -35,7 +35,7 @@ func cmdForward(ctx context.Context, args []string, e env) (err error) {
 	cfg := fs.String("config", "", "config file (datasource settings schema)")
 	to := fs.String("to", "", "push URL of the Loki, e.g. http://loki:3100/loki/api/v1/push")
 	from := fs.String("from", "", "start: RFC3339, Unix seconds or now-7d (default: the store's oldest entry)")
-	toTime := fs.String("to-time", "now", "end (exclusive), like --from")
+	toTime := fs.String("to-time", "", "end (exclusive), like --from (default: now)")
 	tenant := fs.String("tenant-id", "", "X-Scope-OrgID to send (default: the matching client's tenant_id)")
 	tokenFile := fs.String("bearer-token-file", "", "file holding a bearer token")
 	statePath := fs.String("state", "", "resume file (default: one per url, selector and range in the user's cache directory)")
@@ -98,14 +98,18 @@ func cmdForward(ctx context.Context, args []string, e env) (err error) {
 	} else if fromT, err = parseTime(*from, now); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	if toT, err = parseTime(*toTime, now); err != nil {
+	if *toTime == "" {
+		toT = now
+	} else if toT, err = parseTime(*toTime, now); err != nil {
 		return fmt.Errorf("--to-time: %w", err)
 	}
 	if !toT.After(fromT) {
 		return fmt.Errorf("--to-time %s is not after --from %s", toT.UTC().Format(time.RFC3339), fromT.UTC().Format(time.RFC3339))
 	}
 	if *statePath == "" {
-		*statePath, err = defaultStatePath(client, selector, fromT, toT, l.storeDir)
+		// Named after the command line, not the times its defaults
+		// give, so the same command finds its resume file again.
+		*statePath, err = defaultStatePath(client, selector, *from, *toTime, l.storeDir)
 		if err != nil {
 			return err
 		}
@@ -119,7 +123,7 @@ func cmdForward(ctx context.Context, args []string, e env) (err error) {
 		fromT.UTC().Format(time.RFC3339), toT.UTC().Format(time.RFC3339), *statePath)
 	res, err := forward.Backfill(ctx, st, snd, forward.BackfillOptions{Selector: selector, Matchers: ms,
 		From: fromT.UnixNano(), To: toT.UnixNano(), DataFrom: in.MinTime, DataTo: in.MaxTime,
-		Window: *window, StatePath: *statePath, Progress: bar.show})
+		Window: *window, StatePath: *statePath, AdoptRange: *from == "" || *toTime == "", Progress: bar.show})
 	bar.end()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -127,7 +131,10 @@ func cmdForward(ctx context.Context, args []string, e env) (err error) {
 		}
 		return err
 	}
-	if res.Resumed {
+	switch {
+	case res.WasComplete:
+		fmt.Fprintf(e.stdout, "this backfill had finished (%s); nothing was sent again: give --from/--to-time for another range\n", *statePath)
+	case res.Resumed:
 		fmt.Fprintln(e.stdout, "resumed an interrupted backfill")
 	}
 	fmt.Fprintf(e.stdout, "sent %d entries (%s) to %s; the store holds %d in the range for %s\n",
@@ -151,8 +158,8 @@ func orAll(selector string) string {
 
 // defaultStatePath names the resume file after what is forwarded, in the
 // user's cache directory (the store's directory belongs to its writer).
-func defaultStatePath(c config.Client, selector string, from, to time.Time, storeDir string) (string, error) {
-	h := sha256.Sum256([]byte(strings.Join([]string{storeDir, c.URL, c.TenantID, selector, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano)}, "\x00")))
+func defaultStatePath(c config.Client, selector, from, to, storeDir string) (string, error) {
+	h := sha256.Sum256([]byte(strings.Join([]string{storeDir, c.URL, c.TenantID, selector, from, to}, "\x00")))
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		dir = os.TempDir()
@@ -170,12 +177,19 @@ type progressBar struct {
 	quiet bool
 	last  time.Time
 	drawn bool
+	p     forward.BackfillProgress // the latest
 }
 
 func (b *progressBar) show(p forward.BackfillProgress) {
+	b.p = p
 	if b.quiet || time.Since(b.last) < 200*time.Millisecond {
 		return
 	}
+	b.draw()
+}
+
+func (b *progressBar) draw() {
+	p := b.p
 	b.last = time.Now()
 	frac := float64(p.Done-p.From) / float64(p.To-p.From)
 	const width = 30
@@ -187,6 +201,7 @@ func (b *progressBar) show(p forward.BackfillProgress) {
 
 func (b *progressBar) end() {
 	if b.drawn {
+		b.draw() // where it ended
 		fmt.Fprintln(b.w)
 	}
 }
