@@ -187,6 +187,10 @@ func (c *Client) Status() Status {
 	return s
 }
 
+// cursorCommitAge bounds how long an acknowledged position waits to
+// become durable while the client catches up.
+const cursorCommitAge = time.Second
+
 // commitAge is how long the forwarder lets entries wait in the store's
 // head before committing it, so they can be sent: batchwait, capped so the
 // live lag stays well under two seconds.
@@ -216,6 +220,12 @@ func (c *Client) Run(ctx context.Context) {
 			c.setErr(err)
 			c.logf("forward to %s: %v", c.cfg.URL, err)
 			break
+		}
+		// Make the cursor durable about once a second while catching up
+		// (the head's age would wait 15 s): a crash then re-sends at most
+		// a second's batches.
+		if _, err := c.st.CommitOlderThan(cursorCommitAge); err != nil {
+			c.setErr(fmt.Errorf("commit the cursor: %w", err))
 		}
 		free <- b
 	}
