@@ -74,6 +74,39 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// served is a `lokal serve` running in the test's process.
+type served struct {
+	base   string // http://127.0.0.1:port
+	stderr *lockedBuffer
+	exited chan int
+}
+
+// startServe runs `lokal serve --listen 127.0.0.1:0 args...` until ctx ends
+// and waits until it listens.
+func startServe(t *testing.T, ctx context.Context, c *cli, args ...string) *served {
+	t.Helper()
+	sv := &served{stderr: &lockedBuffer{}, exited: make(chan int, 1)}
+	go func() {
+		e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: sv.stderr, getenv: func(k string) string { return c.env[k] }}
+		sv.exited <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), e)
+	}()
+	addrRE := regexp.MustCompile(`on (http://127\.0\.0\.1:[0-9]+)`)
+	for deadline := time.Now().Add(30 * time.Second); sv.base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(sv.stderr.String()); m != nil {
+			sv.base = m[1]
+		}
+		select {
+		case code := <-sv.exited:
+			t.Fatalf("serve exited %d: %s", code, sv.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never listened: %s", sv.stderr.String())
+		}
+	}
+	return sv
+}
+
 // TestServe runs `lokal serve` over a followed log file: a token is
 // required, queries answer with the file's lines, a tail receives a line
 // appended while it listens and a pushed one, and the push is answered.
@@ -107,27 +140,8 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &lockedBuffer{}
-	exited := make(chan int, 1)
-	go func() {
-		e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(k string) string { return c.env[k] }}
-		exited <- run(ctx, []string{"serve", "--config", c.config, "--listen", "127.0.0.1:0", "--token-file", tokenFile}, e)
-	}()
-	addrRE := regexp.MustCompile(`on (http://127\.0\.0\.1:[0-9]+)`)
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("serve exited %d: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never listened: %s", stderr.String())
-		}
-	}
+	sv := startServe(t, ctx, c, "--config", c.config, "--token-file", tokenFile)
+	base, stderr, exited := sv.base, sv.stderr, sv.exited
 	get := func(path, token string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		if token != "" {
