@@ -29,8 +29,8 @@ func TestSummarise(t *testing.T) {
 
 func TestQuerySetNamesNeedleAndHasBaselines(t *testing.T) {
 	qs := QuerySet("needle-abc")
-	if len(qs) != 10 {
-		t.Fatalf("query set has %d queries, want the 10 of issue 5", len(qs))
+	if len(qs) != 11 {
+		t.Fatalf("query set has %d queries, want the 10 of issue 5 and issue 15's OOM count over 25h", len(qs))
 	}
 	if !strings.Contains(qs[0].Expr, `|= "needle-abc"`) {
 		t.Errorf("needle query %q does not filter for the needle", qs[0].Expr)

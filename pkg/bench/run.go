@@ -98,6 +98,7 @@ type QueryResult struct {
 	Query
 	Results   int        `json:"results"` // entries, series or samples returned
 	Warm      Timing     `json:"warm"`
+	FirstMs   float64    `json:"first_ms"` // the first of the warm runs, before the block cache holds anything`
 	Cold      *Timing    `json:"cold,omitempty"`
 	Baselines []Baseline `json:"baselines,omitempty"`
 	// Ratio is the grep baseline's median over ours (above 1: we are faster).
@@ -207,7 +208,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	for i, q := range qs {
 		qr := QueryResult{Query: q}
 		if i < len(warm.Queries) {
-			qr.Results, qr.Warm, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].Error
+			qr.Results, qr.Warm, qr.FirstMs, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].FirstMs, warm.Queries[i].Error
 		}
 		if i < len(cold.Queries) {
 			t := cold.Queries[i].Timing

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 )
 
 const fullYAML = `
@@ -149,7 +152,17 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top key", "retention: 7d\n", []string{"retention", "unknown key"}},
 		{"promtail server", "server: {http_listen_port: 9080}\n", []string{"server", "Promtail"}},
-		{"promtail clients", "clients: [{url: x}]\n", []string{"clients"}},
+		{"client url", "clients: [{url: x}]\n", []string{"clients[0].url", "not an http(s) URL"}},
+		{"client no url", "clients: [{tenant_id: a}]\n", []string{"clients[0].url: missing"}},
+		{"client oauth2", "clients: [{url: 'http://l:3100/loki/api/v1/push', oauth2: {}}]\n", []string{"clients[0].oauth2", "OAuth2 is not supported"}},
+		{"client unknown key", "clients: [{url: 'http://l/p', batch_wait: 1s}]\n", []string{"clients[0].batch_wait", "a client takes url"}},
+		{"client drop rate limited", "clients: [{url: 'http://l/p', drop_rate_limited_batches: true}]\n", []string{"drop_rate_limited_batches", "never drops"}},
+		{"client two auths", "clients: [{url: 'http://l/p', bearer_token: t, basic_auth: {username: u}}]\n", []string{"clients[0]", "one of basic_auth"}},
+		{"client dup", "clients: [{url: 'http://l/p'}, {url: 'http://l/p'}]\n", []string{"clients[1]", "same url"}},
+		{"client backoff", "clients: [{url: 'http://l/p', backoff_config: {min_period: 1m, max_period: 1s}}]\n", []string{"backoff_config", "above max_period"}},
+		{"client batchsize", "clients: [{url: 'http://l/p', batchsize: 1GiB}]\n", []string{"clients[0].batchsize"}},
+		{"client bad label", "clients: [{url: 'http://l/p', external_labels: {1x: a}}]\n", []string{"external_labels.1x", "invalid label name"}},
+		{"client bad duration", "clients: [{url: 'http://l/p', batchwait: soon}]\n", []string{"clients[0].batchwait", "invalid duration"}},
 		{"kubernetes_sd", "scrape_configs:\n  - job_name: a\n    kubernetes_sd_configs: [{role: pod}]\n", []string{"scrape_configs[0].kubernetes_sd_configs", "static_configs"}},
 		{"relabel", base("    relabel_configs: []\n"), []string{"scrape_configs[0].relabel_configs", "relabel"}},
 		{"unknown stage", base("    pipeline_stages:\n      - docker: {}\n"), []string{"pipeline_stages[0].docker", "unknown stage type"}},
@@ -405,6 +418,50 @@ func TestStoreDir(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("StoreDir(%q, %q) = %q, %v; want %q", c.path, c.uid, got, err, c.want)
+		}
+	}
+}
+
+// TestSelectorLogQL: a match selector is parsed by LogQL's parser, so it
+// takes every line filter a query takes, allows a selector that matches
+// every stream, and its errors say where.
+func TestSelectorLogQL(t *testing.T) {
+	ls := labels.FromStrings("app", "api", "job", "x")
+	tests := []struct {
+		sel, line string
+		want      bool
+	}{
+		{`{app=~".*"}`, "anything", true},
+		{`{app!="web"} |= "GiB" or "MiB"`, "used 3 MiB", true},
+		{`{app="api"} != "ok" or "fine"`, "all fine", false},
+		{`{app="api"} |> "took <_> ms"`, "took 31 ms", true},
+		{`{app="api"} |= ip("10.0.0.0/8")`, "from 10.1.2.3", true},
+		{`{app="web"}`, "x", false},
+	}
+	for _, tc := range tests {
+		s, err := ParseSelector(tc.sel)
+		if err != nil {
+			t.Errorf("%s: %v", tc.sel, err)
+			continue
+		}
+		if got := s.Matches(ls, tc.line); got != tc.want {
+			t.Errorf("%s on %q: %v, want %v", tc.sel, tc.line, got, tc.want)
+		}
+	}
+	errs := []struct{ sel, want string }{
+		{`{}`, `selector "{}": parse error : a selector needs at least one label matcher`},
+		{`{job="a"} | json`, `selector "{job=\"a\"} | json": parse error at line 1, col 11: syntax error: unexpected PIPE`},
+		{`{job="a"} |~ "("`, `selector "{job=\"a\"} |~ \"(\"": parse error at line 1, col 14: invalid regular expression`},
+		{`job="a"`, `selector "job=\"a\"": must start with {: parse error at line 1, col 1:`},
+	}
+	for _, tc := range errs {
+		_, err := ParseSelector(tc.sel)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to start with %s", tc.sel, err, tc.want)
+			continue
+		}
+		if _, ok := syntax.ErrorRange(err); !ok {
+			t.Errorf("%s: %v carries no position range", tc.sel, err)
 		}
 	}
 }

@@ -26,7 +26,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	expr, err := syntax.ParseExpr(q.Expr)
 	if err != nil {
 		// The parser's message already says "parse error" and where, as Loki's does.
-		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
+		return queryErrorResponse(backend.StatusBadRequest, q.Expr, err)
 	}
 	_, isLog := expr.(syntax.LogSelectorExpr)
 	if isLog && fromAlert {
@@ -52,7 +52,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	}
 	res, err := eng.Query(ctx, p)
 	if err != nil {
-		return backend.ErrDataResponse(errStatus(err), err.Error())
+		return queryErrorResponse(errStatus(err), q.Expr, err)
 	}
 	res.Warnings = append(res.Warnings, ingest.ReadTimeWarnings(readTime, expr, q.Start, q.End)...)
 	return backend.DataResponse{Frames: resultFrames(q, expr, res)}
@@ -105,6 +105,8 @@ func typedResultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.F
 		BlocksTotal:    res.Stats.Store.BlocksTotal,
 		BlocksSkipped:  res.Stats.Store.BlocksSkipped,
 		BlocksCorrupt:  res.Stats.Store.BlocksCorrupt,
+		CacheHits:      res.Stats.Cache.Hits,
+		CacheMisses:    res.Stats.Cache.Misses,
 		Duration:       res.Stats.ExecTime,
 	}
 	switch res.Type {

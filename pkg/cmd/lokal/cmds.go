@@ -94,6 +94,9 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	// The ingester forwarded while it read; send what its last commit
+	// stored before exiting.
+	startForwarding(l, st, e)()
 	fmt.Fprintf(e.stdout, "ingested %d lines (%s) from %d files in %s (%.1f MB/s) into %s\n",
 		h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
 	return reportProblems(e.stderr, h)
@@ -142,15 +145,11 @@ func cmdTail(ctx context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, st, err := openConfigStore(*cfg, e, true)
+	l, st, in, err := openFollower(*cfg, e)
 	if err != nil {
 		return err
 	}
 	defer closeStore(st, &err)
-	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stderr, "following %d sources into %s; stop with Ctrl-C or SIGTERM\n", len(l.settings.ScrapeConfigs), l.storeDir)
 	// Run returns nil once ctx ends (a signal) and its last lines are stored.
 	if err := in.Run(ctx); err != nil {
@@ -216,6 +215,7 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 	if in.Paused {
 		row("paused", in.LastError)
 	}
+	forwardStats(tw, st)
 	return tw.Flush()
 }
 
@@ -335,6 +335,7 @@ func cmdPush(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	defer startForwarding(l, st, e)()
 	var n int
 	err = push.Read(r, push.Options{}, func(b store.AppendBatch) error {
 		for _, s := range b.Streams {

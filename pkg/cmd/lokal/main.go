@@ -4,6 +4,7 @@
 //
 //	lokal ingest --config F          catch up on every source, then exit
 //	lokal tail --config F            keep following until SIGINT/SIGTERM
+//	lokal serve --config F           follow, and serve Loki's HTTP API
 //	lokal stats --config F           streams, blocks, bytes, time range
 //	lokal repair --config F          rebuild a damaged store's manifest
 //	lokal query --config F QUERY     run LogQL (-o raw|jsonl|json)
@@ -12,6 +13,8 @@
 //	lokal push --config F FILE|-     store Loki push-API JSON as given
 //	lokal sample --dir D [--live]    write sample CosyVoice3 logs
 //	lokal demo                       sample → ingest → the seed's queries
+//	lokal forward --config F --to URL [SELECTOR]  backfill into a Loki
+//	lokal migrate-dashboards --from-uid A --to-uid B FILE  switch datasource
 //
 // Operator controls: like the plugin, the CLI reads only below the
 // directories in GF_PLUGIN_ALLOWED_PATHS and keeps stores below
@@ -37,7 +40,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "ingest", "tail", "demo":
+		case "ingest", "tail", "serve", "demo":
 			// Ingesting commands trade some CPU for a heap near their live
 			// set; queries keep Go's default (see ingest.ProcessGCPercent).
 			ingest.SetProcessGC(os.Getenv)
@@ -62,6 +65,7 @@ const usage = `usage: lokal <command> [flags]
 commands:
   ingest  --config F                 catch up on all sources, then exit
   tail    --config F                 follow the sources until SIGINT/SIGTERM, then flush and exit
+  serve   --config F [--listen ADDR] follow the sources and serve Loki's HTTP API (lokal serve -h for auth, TLS)
   stats   --config F [--verify]      streams, blocks, bytes raw/stored, time range, store health
   repair  --config F                 rebuild a damaged store's manifest; quarantine what cannot be read
   query   --config F [flags] QUERY   run a LogQL query (lokal query -h for flags)
@@ -71,6 +75,10 @@ commands:
   sample  --dir D [--live]           write sample CosyVoice3 logs into D
   demo    [--dir D]                  write a sample, ingest it and run the seed's queries
   compact --config F                 recompact the store now (the plugin does it when idle)
+  forward --config F --to URL [--from T] [--to-time T] [SELECTOR]
+                                     backfill the store into a Loki, resumable, with a final count
+  migrate-dashboards --from-uid A --to-uid B FILE.json
+                                     point a dashboard's or rule file's queries at another datasource
   bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep
 
 The config file uses the datasource's settings schema (YAML or JSON).
@@ -87,6 +95,7 @@ func run(ctx context.Context, args []string, e env) int {
 	cmds := map[string]func(context.Context, []string, env) error{
 		"ingest":  cmdIngest,
 		"tail":    cmdTail,
+		"serve":   cmdServe,
 		"stats":   cmdStats,
 		"repair":  cmdRepair,
 		"query":   cmdQuery,
@@ -99,6 +108,10 @@ func run(ctx context.Context, args []string, e env) int {
 		"bench":   cmdBench,
 		// bench-worker is cmdBench's child; not listed in the usage.
 		"bench-worker": cmdBenchWorker,
+
+		// Moving to a Loki cluster.
+		"forward":            cmdForward,
+		"migrate-dashboards": cmdMigrateDashboards,
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {

@@ -224,6 +224,9 @@ func writeStats(b *bytes.Buffer, r engine.Result) {
 	b.WriteString(`,"blocksCorrupt":` + strconv.Itoa(st.Store.BlocksCorrupt))
 	b.WriteString(`,"entriesScanned":` + strconv.FormatInt(st.Store.EntriesScanned, 10))
 	b.WriteString(`,"bytesScanned":` + strconv.FormatInt(st.Store.BytesScanned, 10))
+	// Blocks whose kept result (engine.CacheStats) was reused or computed.
+	b.WriteString(`,"blockResultsReused":` + strconv.FormatInt(st.Cache.Hits, 10))
+	b.WriteString(`,"blockResultsComputed":` + strconv.FormatInt(st.Cache.Misses, 10))
 	b.WriteString(`,"limitReached":` + strconv.FormatBool(r.LimitReached))
 	b.WriteString("}}")
 }

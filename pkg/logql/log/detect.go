@@ -1,4 +1,4 @@
-package stages
+package log
 
 import (
 	"strings"
@@ -76,6 +76,13 @@ func levelWord(w string) (Level, bool) {
 	return LevelUnknown, false
 }
 
+// IsLevelWord reports whether w is a level name (info, WARNING, Error, ...)
+// as DetectLevel reads one: written in upper, lower or title case.
+func IsLevelWord(w string) bool {
+	_, ok := levelWord(w)
+	return ok
+}
+
 // isUpperWord reports whether w has no lower-case letter.
 func isUpperWord(w string) bool {
 	for i := 0; i < len(w); i++ {
@@ -119,6 +126,31 @@ func skipANSI(s string, i int) int {
 	return i
 }
 
+// StripANSI removes ANSI escape sequences; it allocates only when there are some.
+// It is the ingest side's decolorize (the decolorize and multiline stages):
+// ESC plus one byte, or ESC [ up to a final byte; `| decolorize` at query
+// time (NewDecolorizeStage) strips Loki's wider set (CSI U+009B, OSC titles).
+func StripANSI(s string) string {
+	if strings.IndexByte(s, 0x1b) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if s[i] == 0x1b {
+			i = skipANSI(s, i)
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] != 0x1b {
+			j++
+		}
+		b.WriteString(s[i:j])
+		i = j
+	}
+	return b.String()
+}
+
 // nextWord returns the next run of letters at or after i, skipping ANSI
 // codes and the given separator bytes first; it reports where it ends.
 func wordAt(s string, i int) (string, int) {
@@ -131,8 +163,6 @@ func wordAt(s string, i int) (string, int) {
 }
 
 func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // DetectLevel finds the level of a log line written in one of the common
 // shapes: [INFO], uvicorn's "INFO:", "2024-12-17 14:30:52 INFO", Python
