@@ -46,6 +46,13 @@ func (s *Store) roomOps(jobs []*encodeJob, days []int64, merged []*blockRef) []o
 		if total <= s.opts.MaxBytes {
 			break
 		}
+		// The size limit drops what forward clients have not sent, and
+		// counts the loss, as ApplyRetention does (forward.go, rule 3).
+		s.mu.Lock()
+		if s.fwdDayUnsent(d.day) {
+			s.fwdNoteDrop(d.day)
+		}
+		s.mu.Unlock()
 		ops = append(ops, op{kind: opDropDay, day: d.day})
 		total -= d.bytes
 	}
