@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -191,12 +192,12 @@ func TestIndexStatsAndDetectedFields(t *testing.T) {
 		return resp.Status, string(resp.Body)
 	}
 	code, body := call(`index/stats?query=` + url.QueryEscape(`{job="app"}`))
-	var st indexStats
+	var st lokiapi.IndexStatsBody
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Streams == 0 || st.Entries != 5 || st.Bytes == 0 || st.Chunks == 0 {
 		t.Errorf("index/stats: %d %s", code, body)
 	}
 	code, body = call(`detected_fields?query=` + url.QueryEscape(`{job="app"}`))
-	var df detectedFields
+	var df lokiapi.DetectedFieldsBody
 	if code != 200 || json.Unmarshal([]byte(body), &df) != nil {
 		t.Fatalf("detected_fields: %d %s", code, body)
 	}
