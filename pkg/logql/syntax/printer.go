@@ -21,14 +21,19 @@ func (e *MatcherExpr) String() string {
 	return b.String()
 }
 
+// writeList writes xs with write, sep between them.
+func writeList[T any](b *strings.Builder, xs []T, sep string, write func(*strings.Builder, T)) {
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		write(b, x)
+	}
+}
+
 func writeMatchers(b *strings.Builder, ms []*labels.Matcher) {
 	b.WriteByte('{')
-	for i, m := range ms {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		writeMatcher(b, m)
-	}
+	writeList(b, ms, ", ", writeMatcher)
 	b.WriteByte('}')
 }
 
@@ -88,17 +93,14 @@ func (e *LabelParserExpr) String() string {
 }
 
 func writeExtractions(b *strings.Builder, ps []LabelExtraction) {
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(",")
-		}
+	writeList(b, ps, ",", func(b *strings.Builder, p LabelExtraction) {
 		b.WriteByte(' ')
 		b.WriteString(p.Name)
 		if !p.Bare {
 			b.WriteByte('=')
 			b.WriteString(strconv.Quote(p.Expr))
 		}
-	}
+	})
 }
 
 func (e *JSONExpressionParserExpr) String() string {
@@ -184,10 +186,7 @@ func (e *LineFmtExpr) String() string {
 func (e *LabelFmtExpr) String() string {
 	var b strings.Builder
 	b.WriteString("| label_format ")
-	for i, f := range e.Formats {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+	writeList(&b, e.Formats, ", ", func(b *strings.Builder, f LabelFmt) {
 		b.WriteString(f.Name)
 		b.WriteByte('=')
 		if f.Rename {
@@ -195,22 +194,19 @@ func (e *LabelFmtExpr) String() string {
 		} else {
 			b.WriteString(strconv.Quote(f.Value))
 		}
-	}
+	})
 	return b.String()
 }
 
 func writeLabelRefs(b *strings.Builder, rs []LabelRef) {
-	for i, r := range rs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	writeList(b, rs, ",", func(b *strings.Builder, r LabelRef) {
 		b.WriteByte(' ')
 		if r.Matcher != nil {
 			writeMatcher(b, r.Matcher)
 		} else {
 			b.WriteString(r.Name)
 		}
-	}
+	})
 }
 
 func (e *DropLabelsExpr) String() string {
