@@ -198,8 +198,15 @@ func (e *LabelFmtExpr) String() string {
 	return b.String()
 }
 
-func writeLabelRefs(b *strings.Builder, rs []LabelRef) {
-	writeList(b, rs, ",", func(b *strings.Builder, r LabelRef) {
+func (e *DropLabelsExpr) String() string { return labelRefsStage("| drop", e.Labels) }
+
+func (e *KeepLabelsExpr) String() string { return labelRefsStage("| keep", e.Labels) }
+
+// labelRefsStage prints a drop or keep stage: its keyword, then its labels.
+func labelRefsStage(keyword string, rs []LabelRef) string {
+	var b strings.Builder
+	b.WriteString(keyword)
+	writeList(&b, rs, ",", func(b *strings.Builder, r LabelRef) {
 		b.WriteByte(' ')
 		if r.Matcher != nil {
 			writeMatcher(b, r.Matcher)
@@ -207,19 +214,6 @@ func writeLabelRefs(b *strings.Builder, rs []LabelRef) {
 			b.WriteString(r.Name)
 		}
 	})
-}
-
-func (e *DropLabelsExpr) String() string {
-	var b strings.Builder
-	b.WriteString("| drop")
-	writeLabelRefs(&b, e.Labels)
-	return b.String()
-}
-
-func (e *KeepLabelsExpr) String() string {
-	var b strings.Builder
-	b.WriteString("| keep")
-	writeLabelRefs(&b, e.Labels)
 	return b.String()
 }
 
