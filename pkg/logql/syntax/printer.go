@@ -31,6 +31,15 @@ func writeList[T any](b *strings.Builder, xs []T, sep string, write func(*string
 	}
 }
 
+// writeEachAfterSpace writes each of xs after a space: the stages of a
+// pipeline, the filters after an unwrap.
+func writeEachAfterSpace[T interface{ String() string }](b *strings.Builder, xs []T) {
+	for _, x := range xs {
+		b.WriteByte(' ')
+		b.WriteString(x.String())
+	}
+}
+
 func writeMatchers(b *strings.Builder, ms []*labels.Matcher) {
 	b.WriteByte('{')
 	writeList(b, ms, ", ", writeMatcher)
@@ -46,10 +55,7 @@ func writeMatcher(b *strings.Builder, m *labels.Matcher) {
 func (e *PipelineExpr) String() string {
 	var b strings.Builder
 	b.WriteString(e.Left.String())
-	for _, s := range e.Stages {
-		b.WriteByte(' ')
-		b.WriteString(s.String())
-	}
+	writeEachAfterSpace(&b, e.Stages)
 	return b.String()
 }
 
@@ -230,10 +236,7 @@ func (e *UnwrapExpr) String() string {
 	} else {
 		b.WriteString(e.Identifier)
 	}
-	for _, f := range e.PostFilters {
-		b.WriteByte(' ')
-		b.WriteString(f.String())
-	}
+	writeEachAfterSpace(&b, e.PostFilters)
 	return b.String()
 }
 
