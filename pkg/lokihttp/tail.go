@@ -233,9 +233,9 @@ func (h *Handler) tailConn(ws *websocket.Conn, r *http.Request, p tailParams) {
 				case <-time.After(p.delay):
 				}
 			}
-			res, err := evalFresh(ctx, p, b.Streams)
+			res, err := EvalFresh(ctx, p.query, engine.DefaultMaxEntriesLimit, b.Streams)
 			if err != nil {
-				_ = websocket.Message.Send(ws, fmt.Sprintf(`{"error":%q}`, err.Error()))
+				_ = websocket.Message.Send(ws, fmt.Sprintf(`{"error":%q}`, "tail: "+err.Error()))
 				return
 			}
 			if !send(ws, res) {
@@ -260,24 +260,27 @@ func (h *Handler) withBackendErr(f func(Backend), err *error) {
 	f(b)
 }
 
-// evalFresh evaluates the tail's query over freshly stored entries only,
-// on an in-memory reader holding just them, so the tail applies exactly
-// the query's LogQL.
-func evalFresh(ctx context.Context, p tailParams, streams []store.StreamEntries) ([]engine.Stream, error) {
+// EvalFresh evaluates the log query over streams only (entries just
+// stored, as a live tail receives them): the engine runs on an in-memory
+// reader holding just them, so a tail applies exactly the query's LogQL.
+// It answers at most limit entries, and nil when streams hold none. The
+// HTTP tail and the plugin's live tail share it; callers add their context
+// to errors.
+func EvalFresh(ctx context.Context, query string, limit int, streams []store.StreamEntries) ([]engine.Stream, error) {
 	mem := memstore.New()
 	if err := mem.Append(ctx, store.AppendBatch{Streams: streams}); err != nil {
-		return nil, fmt.Errorf("tail: %w", err)
+		return nil, err
 	}
 	minTs, maxTs, ok := mem.Bounds()
 	if !ok {
 		return nil, nil
 	}
 	res, err := engine.New(mem, engine.Options{Parallelism: 1}).Query(ctx, engine.Params{
-		Query: p.query, Start: time.Unix(0, minTs), End: time.Unix(0, maxTs+1),
-		Limit: engine.DefaultMaxEntriesLimit, Direction: store.Forward,
+		Query: query, Start: time.Unix(0, minTs), End: time.Unix(0, maxTs+1),
+		Limit: limit, Direction: store.Forward,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tail: %w", err)
+		return nil, err
 	}
 	return res.Streams, nil
 }

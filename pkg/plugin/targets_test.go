@@ -3,7 +3,6 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // TestPluginTargets measures issue 2's targets for the plugin process on a
@@ -24,21 +25,10 @@ import (
 //
 // It reports numbers with t.Log and asserts only correctness (never speed).
 func TestPluginTargets(t *testing.T) {
-	corpus := os.Getenv("LOKAL_TARGETS_CORPUS")
-	if corpus == "" {
-		t.Skip("set LOKAL_TARGETS_CORPUS to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB) to measure the plugin's targets")
-	}
-	var total int64
-	err := filepath.WalkDir(corpus, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return err
-	})
-	if err != nil || total == 0 {
-		t.Fatalf("no *.log under %s (%v)", corpus, err)
+	corpus := testshared.EnvDir(t, "LOKAL_TARGETS_CORPUS", "set LOKAL_TARGETS_CORPUS to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB) to measure the plugin's targets")
+	total := testshared.LogBytes(t, corpus)
+	if total == 0 {
+		t.Fatalf("no *.log under %s", corpus)
 	}
 	tmp := t.TempDir()
 	bin := buildPlugin(t, tmp)

@@ -58,9 +58,7 @@ func (s *lokiStub) total() int {
 
 func TestForwardCommand(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	cases := []struct {
 		name     string
 		selector []string
@@ -103,9 +101,7 @@ func TestClientsForwardAndStats(t *testing.T) {
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	if loki.total() != 7 {
 		t.Fatalf("the client got %d entries, want 7", loki.total())
 	}

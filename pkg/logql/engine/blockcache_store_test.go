@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/bench"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -20,10 +20,7 @@ import (
 // DIR/work/store) with the block cache off, then on twice, and checks the
 // three answers are the same. It logs the times; it asserts none.
 func TestBlockCacheRealStore(t *testing.T) {
-	dir := os.Getenv("LOKAL_BENCH_STORE")
-	if dir == "" {
-		t.Skip("LOKAL_BENCH_STORE is not set: no real store to compare the cache on")
-	}
+	dir := testshared.EnvDir(t, "LOKAL_BENCH_STORE", "LOKAL_BENCH_STORE is not set: no real store to compare the cache on")
 	st, err := store.OpenReadOnly(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -344,6 +344,28 @@ func num2(s string, i int) (int, bool) {
 	return int(s[i]-'0')*10 + int(s[i+1]-'0'), true
 }
 
+// clockAt parses "hh:mm:ss" at s[at:], then a fraction of a second when one
+// of the bytes in seps and a digit follow; end is the index after it all.
+func clockAt(s string, at int, seps string) (hh, mm, ss, nsec, end int, ok bool) {
+	hh, ok1 := num2(s, at)
+	mm, ok2 := num2(s, at+3)
+	ss, ok3 := num2(s, at+6)
+	if !ok1 || !ok2 || !ok3 || s[at+2] != ':' || s[at+5] != ':' {
+		return 0, 0, 0, 0, 0, false
+	}
+	i := at + 8
+	if i+1 < len(s) && strings.IndexByte(seps, s[i]) >= 0 && isDigit(s[i+1]) {
+		i++
+		scale := 100000000
+		for i < len(s) && isDigit(s[i]) {
+			nsec += int(s[i]-'0') * scale
+			scale /= 10
+			i++
+		}
+	}
+	return hh, mm, ss, nsec, i, true
+}
+
 func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	year := int(s[0]-'0')*1000 + int(s[1]-'0')*100 + int(s[2]-'0')*10 + int(s[3]-'0')
 	sep := s[4]
@@ -352,22 +374,9 @@ func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	if !ok1 || !ok2 || s[7] != sep || (s[10] != 'T' && s[10] != ' ' && s[10] != 't') {
 		return time.Time{}, 0, false
 	}
-	hh, ok3 := num2(s, 11)
-	mm, ok4 := num2(s, 14)
-	ss, ok5 := num2(s, 17)
-	if !ok3 || !ok4 || !ok5 || s[13] != ':' || s[16] != ':' {
+	hh, mm, ss, nsec, i, ok := clockAt(s, 11, ".,")
+	if !ok {
 		return time.Time{}, 0, false
-	}
-	i := 19
-	nsec := 0
-	if i < len(s) && (s[i] == '.' || s[i] == ',') && i+1 < len(s) && isDigit(s[i+1]) {
-		i++
-		scale := 100000000
-		for i < len(s) && isDigit(s[i]) {
-			nsec += int(s[i]-'0') * scale
-			scale /= 10
-			i++
-		}
 	}
 	zone := loc
 	switch {
@@ -474,22 +483,9 @@ func parseSyslog(s string, loc *time.Location, ref time.Time) (time.Time, int, b
 	if s[6] != ' ' {
 		return time.Time{}, 0, false
 	}
-	hh, ok1 := num2(s, 7)
-	mm, ok2 := num2(s, 10)
-	ss, ok3 := num2(s, 13)
-	if !ok1 || !ok2 || !ok3 || s[9] != ':' || s[12] != ':' {
+	hh, mm, ss, nsec, i, ok := clockAt(s, 7, ".")
+	if !ok {
 		return time.Time{}, 0, false
-	}
-	i := 15
-	nsec := 0
-	if i+1 < len(s) && s[i] == '.' && isDigit(s[i+1]) {
-		i++
-		scale := 100000000
-		for i < len(s) && isDigit(s[i]) {
-			nsec += int(s[i]-'0') * scale
-			scale /= 10
-			i++
-		}
 	}
 	if ref.IsZero() {
 		ref = time.Now()
