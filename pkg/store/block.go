@@ -693,6 +693,14 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 			storedLen -= tsRenderLen(layout)
 		}
 		var st []byte
+		if v&1 != 0 && code == 0 { // no timestamp to put back: rebuild in place
+			start := len(out)
+			if out, sp, dp, err = joinDigits(out, skel, digits, sp, dp, start+storedLen); err != nil {
+				return corruptf("lines: entry %d: %v", i, err)
+			}
+			d.lines[i] = bytesToString(out[start:])
+			continue
+		}
 		if v&1 == 0 {
 			if sp+storedLen > len(skel) {
 				return corruptf("lines: entry %d runs past the section", i)
