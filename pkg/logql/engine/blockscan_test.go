@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,23 +47,11 @@ func TestLineScanEach(t *testing.T) {
 				}
 				got = append(got, i)
 			})
-			if !equalInts(got, want) {
+			if !slices.Equal(got, want) {
 				t.Errorf("lines %v, want %v", got, want)
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLineScanFor(t *testing.T) {
