@@ -104,6 +104,11 @@ type QueryResult struct {
 	// Ratio is the grep baseline's median over ours (above 1: we are faster).
 	Ratio float64 `json:"ratio_vs_grep,omitempty"`
 	Error string  `json:"error,omitempty"`
+
+	// FirstScannedBytes are the raw line bytes the first warm run decoded,
+	// in FirstCPUMs of CPU time.
+	FirstScannedBytes int64   `json:"first_scanned_bytes,omitempty"`
+	FirstCPUMs        float64 `json:"first_cpu_ms,omitempty"`
 }
 
 // Run measures everything and returns the results.
@@ -209,6 +214,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		qr := QueryResult{Query: q}
 		if i < len(warm.Queries) {
 			qr.Results, qr.Warm, qr.FirstMs, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].FirstMs, warm.Queries[i].Error
+			qr.FirstScannedBytes, qr.FirstCPUMs = warm.Queries[i].FirstScannedBytes, warm.Queries[i].FirstCPUMs
 		}
 		if i < len(cold.Queries) {
 			t := cold.Queries[i].Timing

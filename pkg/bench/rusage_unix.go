@@ -21,3 +21,13 @@ func childUsage(ps *os.ProcessState) (cpuSeconds, peakRSSMB float64, ok bool) {
 	}
 	return tv(ru.Utime) + tv(ru.Stime), rss, true
 }
+
+// selfCPUSeconds is the CPU time this process has used so far.
+func selfCPUSeconds() (float64, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), true
+}

@@ -28,7 +28,12 @@ type WorkerQuery struct {
 	// in the engine's block cache yet. The later runs repeat it over
 	// unchanged blocks (a dashboard refresh, an alert evaluation).
 	FirstMs float64 `json:"first_ms"`
-	Error   string  `json:"error,omitempty"`
+	// FirstScannedBytes are the raw line bytes the first run decoded and
+	// matched (the store's BytesScanned), in FirstCPUMs of the process's
+	// CPU time (0 where it is not known).
+	FirstScannedBytes int64   `json:"first_scanned_bytes"`
+	FirstCPUMs        float64 `json:"first_cpu_ms"`
+	Error             string  `json:"error,omitempty"`
 }
 
 // Worker runs the query set over the whole time range of the store,
@@ -47,8 +52,12 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 		var ds []time.Duration
 		for r := 0; r < runs; r++ {
 			began := time.Now()
+			cpu0, cpuOK := selfCPUSeconds()
 			res, err := eng.Query(ctx, Params(q, start, end))
 			ds = append(ds, time.Since(began))
+			if cpu1, ok := selfCPUSeconds(); r == 0 && ok && cpuOK {
+				wq.FirstCPUMs = (cpu1 - cpu0) * 1000
+			}
 			if i == 0 && r == 0 {
 				rep.FirstQueryMs = float64(time.Since(t0).Microseconds()) / 1000
 			}
@@ -57,6 +66,9 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 				break
 			}
 			wq.Results = size(res)
+			if r == 0 {
+				wq.FirstScannedBytes = res.Stats.Store.BytesScanned
+			}
 		}
 		wq.Timing = Summarise(ds)
 		if len(ds) > 0 {
@@ -121,10 +133,14 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "restart  first query answered %.0f ms after process start\n", r.Restart.FirstQueryMs)
 	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
 	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)
-	fmt.Fprintf(w, "first: the first run in the warm process (no block result cached yet); median, min, max: all %d runs there\n\n", runsOf(r))
-	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %10s %8s %8s\n", "query", "results", "median ms", "min ms", "max ms", "first ms", "cold ms", "grep ms", "× grep", "first ×")
+	fmt.Fprintf(w, "first: the first run in the warm process (no block result cached yet); median, min, max: all %d runs there;\n", runsOf(r))
+	fmt.Fprintf(w, "first MB/s/core: raw line bytes the first run decoded and matched per CPU-second of the query process\n\n")
+	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %10s %8s %8s %15s\n", "query", "results", "median ms", "min ms", "max ms", "first ms", "cold ms", "grep ms", "× grep", "first ×", "first MB/s/core")
 	for _, q := range r.Queries {
-		cold, grep, ratio, firstRatio := "-", "-", "-", "-"
+		cold, grep, ratio, firstRatio, rate := "-", "-", "-", "-", "-"
+		if q.FirstScannedBytes > 0 && q.FirstCPUMs > 0 {
+			rate = fmt.Sprintf("%.0f", float64(q.FirstScannedBytes)/1e6/(q.FirstCPUMs/1000))
+		}
 		if q.Cold != nil {
 			cold = fmt.Sprintf("%.1f", q.Cold.Median)
 		}
@@ -137,7 +153,7 @@ func WriteTable(w io.Writer, r *Results) {
 		if q.Ratio > 0 {
 			ratio = fmt.Sprintf("%.1f", q.Ratio)
 		}
-		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10.1f %10s %10s %8s %8s\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, q.FirstMs, cold, grep, ratio, firstRatio)
+		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10.1f %10s %10s %8s %8s %15s\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, q.FirstMs, cold, grep, ratio, firstRatio, rate)
 		if q.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", q.Error)
 		}

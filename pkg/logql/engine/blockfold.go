@@ -198,6 +198,12 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", it.Labels(), err)
 	}
+	part.measure()
+	return part, nil
+}
+
+// measure sets the part's size as the cache budgets it.
+func (part *blockPart) measure() {
 	for i := range part.series {
 		s := &part.series[i]
 		part.size += 64 + int64(len(s.ends))*20
@@ -205,7 +211,6 @@ func computePart(ctx context.Context, it store.StreamIterator, ex *log.SampleExt
 			part.size += 32 + int64(len(l.Name)+len(l.Value))
 		}
 	}
-	return part, nil
 }
 
 // foldPart adds a block's buckets to the accumulators of the steps whose
@@ -312,20 +317,21 @@ func (ev *evaluator) foldBlocks(x *syntax.RangeAggregationExpr, rng, off int64) 
 	cache.sweep(br)
 	grid := gridFor(ev.steps, rng, off)
 	counter := cacheCounterFrom(ev.ctx)
+	scan := lineScanFor(x, ex)
 
 	accs, err := ev.foldJobs(x, len(jobs), func(ctx context.Context, gr *grouper, set *accSet, i int) error {
 		if j := jobs[i]; j.head != nil {
 			defer j.head.Close()
 			return ev.foldStream(ctx, j.head, ex, x.Operation, gr, set, ex.LineOnly(), rng, off)
 		}
-		return ev.foldBlock(ctx, cache, counter, jobs[i].block, ex, pipe, grid, gr, set, rng, off)
+		return ev.foldBlock(ctx, cache, counter, jobs[i].block, ex, scan, pipe, grid, gr, set, rng, off)
 	})
 	return accs, true, err
 }
 
 // foldBlock folds one block's kept result, computing and keeping it first
 // when the cache has none.
-func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *cacheCounter, b *store.BlockInfo, ex *log.SampleExtractor, pipe string, grid blockGrid, gr *grouper, set *accSet, rng, off int64) error {
+func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *cacheCounter, b *store.BlockInfo, ex *log.SampleExtractor, scan *lineScan, pipe string, grid blockGrid, gr *grouper, set *accSet, rng, off int64) error {
 	whole := grid.oneBucket(b.MinTs, b.MaxTs)
 	k := cacheKey{block: b.ID, pipe: pipe, gran: grid.gran, phase: grid.phase}
 	if whole {
@@ -338,7 +344,13 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 		return ev.foldPart(v.(*blockPart), set, rng, off)
 	}
 	counter.miss()
-	part, err := computePart(ctx, b.Iter, ex, gr, whole, b.MaxTs, grid)
+	part, scanned, err := (*blockPart)(nil), false, error(nil)
+	if scan != nil {
+		part, scanned, err = scanPart(ctx, b, scan, ex, gr, whole, grid)
+	}
+	if !scanned {
+		part, err = computePart(ctx, b.Iter, ex, gr, whole, b.MaxTs, grid)
+	}
 	b.Iter.Close() // let go of the block's entries now
 	if err != nil {
 		return err
