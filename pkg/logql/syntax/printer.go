@@ -247,6 +247,12 @@ func (e *LogRangeExpr) String() string {
 		b.WriteByte(' ')
 		b.WriteString(e.Unwrap.String())
 	}
+	writeRangeSuffix(&b, e)
+	return b.String()
+}
+
+// writeRangeSuffix writes a log range's " [interval]" and " offset d".
+func writeRangeSuffix(b *strings.Builder, e *LogRangeExpr) {
 	b.WriteString(" [")
 	b.WriteString(FormatDuration(e.Interval))
 	b.WriteByte(']')
@@ -254,7 +260,6 @@ func (e *LogRangeExpr) String() string {
 		b.WriteString(" offset ")
 		b.WriteString(FormatDuration(e.Offset))
 	}
-	return b.String()
 }
 
 func (g *Grouping) String() string {
@@ -331,45 +336,61 @@ func (e *BinOpExpr) String() string {
 	writeBinOpSide(&b, e.LHS, p, rightAssoc)
 	b.WriteByte(' ')
 	b.WriteString(e.Op)
-	if e.Opts != nil {
-		if e.Opts.ReturnBool {
-			b.WriteString(" bool")
-		}
-		if vm := e.Opts.VectorMatching; vm != nil {
-			if vm.On {
-				b.WriteString(" on (")
-			} else {
-				b.WriteString(" ignoring (")
-			}
-			b.WriteString(strings.Join(vm.MatchingLabels, ", "))
-			b.WriteByte(')')
-			switch vm.Card {
-			case CardManyToOne:
-				b.WriteString(" group_left")
-			case CardOneToMany:
-				b.WriteString(" group_right")
-			}
-			if vm.Card != CardOneToOne && len(vm.Include) > 0 {
-				b.WriteString(" (")
-				b.WriteString(strings.Join(vm.Include, ", "))
-				b.WriteByte(')')
-			}
-		}
-	}
+	b.WriteString(binOpModifiers(e.Opts))
 	b.WriteByte(' ')
 	writeBinOpSide(&b, e.RHS, p, !rightAssoc)
 	return b.String()
 }
 
+// binOpModifiers prints what follows a binary operator: " bool",
+// " on (…)"/" ignoring (…)", " group_left (…)"/" group_right (…)".
+func binOpModifiers(opts *BinOpOptions) string {
+	if opts == nil {
+		return ""
+	}
+	var b strings.Builder
+	if opts.ReturnBool {
+		b.WriteString(" bool")
+	}
+	if vm := opts.VectorMatching; vm != nil {
+		if vm.On {
+			b.WriteString(" on (")
+		} else {
+			b.WriteString(" ignoring (")
+		}
+		b.WriteString(strings.Join(vm.MatchingLabels, ", "))
+		b.WriteByte(')')
+		switch vm.Card {
+		case CardManyToOne:
+			b.WriteString(" group_left")
+		case CardOneToMany:
+			b.WriteString(" group_right")
+		}
+		if vm.Card != CardOneToOne && len(vm.Include) > 0 {
+			b.WriteString(" (")
+			b.WriteString(strings.Join(vm.Include, ", "))
+			b.WriteByte(')')
+		}
+	}
+	return b.String()
+}
+
+// binOpSideNeedsParens reports whether a side of a parent operation of
+// precedence parent needs parentheses: a child operator that binds
+// looser, or equally on the side its associativity does not group.
+func binOpSideNeedsParens(side SampleExpr, parent int, parenOnEqual bool) bool {
+	child, ok := side.(*BinOpExpr)
+	if !ok {
+		return false
+	}
+	cp := binOpPrecedence(child.Op)
+	return cp < parent || (cp == parent && parenOnEqual)
+}
+
 // writeBinOpSide parenthesises a child operator that binds looser than its
 // parent, or equally on the side its associativity does not group.
 func writeBinOpSide(b *strings.Builder, side SampleExpr, parent int, parenOnEqual bool) {
-	child, ok := side.(*BinOpExpr)
-	paren := false
-	if ok {
-		cp := binOpPrecedence(child.Op)
-		paren = cp < parent || (cp == parent && parenOnEqual)
-	}
+	paren := binOpSideNeedsParens(side, parent, parenOnEqual)
 	if paren {
 		b.WriteByte('(')
 	}
