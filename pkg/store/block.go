@@ -540,13 +540,14 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	if err != nil {
 		return raw, err
 	}
-	seqDelta := p // the seq column needs the line lengths; read it last
+	// The seq column needs the line lengths: keep its deltas for now.
 	for i := 0; i < n; i++ {
-		_, k := varint(p)
+		ds, k := varint(p)
 		if k <= 0 {
 			return raw, corruptf("meta entry %d: bad seq", i)
 		}
 		p = p[k:]
+		d.seq[i] = uint64(ds)
 	}
 	for i := 0; i < n; i++ {
 		sz, k := uvarint(p)
@@ -607,9 +608,7 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	}
 	var pred uint64
 	for i := 0; i < n; i++ {
-		ds, k := varint(seqDelta)
-		seqDelta = seqDelta[k:]
-		d.seq[i] = pred + uint64(ds)
+		d.seq[i] += pred
 		pred = d.seq[i] + uint64(d.sizes[i]) + 1
 	}
 	if len(p) != 0 {
