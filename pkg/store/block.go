@@ -536,45 +536,21 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	d.sizes = growUint32(d.sizes, n)
 	d.elide = growUint64(d.elide, n)
 	d.elided = false
-	p := raw
-	if len(p) == 0 || p[0] > metaMaxTimeExp {
-		return raw, corruptf("meta: bad time unit")
+	p, err := decodeTimes(h, raw, d.ts)
+	if err != nil {
+		return raw, err
 	}
-	unit := pow10[p[0]]
-	p = p[1:]
+	// The seq column needs the line lengths: keep its deltas for now.
 	for i := 0; i < n; i++ {
-		hi, k := binary.Uvarint(p)
-		if k <= 0 || hi > math.MaxInt64/unit {
-			return raw, corruptf("meta entry %d: bad time", i)
-		}
-		p = p[k:]
-		d.ts[i] = int64(hi * unit)
-	}
-	prevTs := h.MinTs
-	for i := 0; i < n; i++ {
-		lo, k := binary.Uvarint(p)
-		if k <= 0 || lo >= unit {
-			return raw, corruptf("meta entry %d: bad time remainder", i)
-		}
-		p = p[k:]
-		dt := d.ts[i] + int64(lo)
-		ts := prevTs + dt
-		if dt < 0 || ts < prevTs || ts > h.MaxTs {
-			return raw, corruptf("meta entry %d: time outside the block's range", i)
-		}
-		d.ts[i] = ts
-		prevTs = ts
-	}
-	seqDelta := p // the seq column needs the line lengths; read it last
-	for i := 0; i < n; i++ {
-		_, k := binary.Varint(p)
+		ds, k := varint(p)
 		if k <= 0 {
 			return raw, corruptf("meta entry %d: bad seq", i)
 		}
 		p = p[k:]
+		d.seq[i] = uint64(ds)
 	}
 	for i := 0; i < n; i++ {
-		sz, k := binary.Uvarint(p)
+		sz, k := uvarint(p)
 		if k <= 0 || sz > maxBlockRawBytes {
 			return raw, corruptf("meta entry %d: bad size", i)
 		}
@@ -584,7 +560,7 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	var total, stored uint64
 	split := false
 	for i := 0; i < n; i++ {
-		v, k := binary.Uvarint(p)
+		v, k := uvarint(p)
 		if k <= 0 {
 			return raw, corruptf("meta entry %d: bad line code", i)
 		}
@@ -606,12 +582,12 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 		total += full
 		stored += sz
 	}
-	skel, k := binary.Uvarint(p)
+	skel, k := uvarint(p)
 	if k <= 0 {
 		return raw, corruptf("meta: bad skeleton length")
 	}
 	p = p[k:]
-	digits, k := binary.Uvarint(p)
+	digits, k := uvarint(p)
 	if k <= 0 {
 		return raw, corruptf("meta: bad digits length")
 	}
@@ -632,9 +608,7 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	}
 	var pred uint64
 	for i := 0; i < n; i++ {
-		ds, k := binary.Varint(seqDelta)
-		seqDelta = seqDelta[k:]
-		d.seq[i] = pred + uint64(ds)
+		d.seq[i] += pred
 		pred = d.seq[i] + uint64(d.sizes[i]) + 1
 	}
 	if len(p) != 0 {
@@ -643,10 +617,66 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 	if total != h.RawBytes {
 		return raw, corruptf("line sizes sum to %d, header says %d", total, h.RawBytes)
 	}
-	if n > 0 && (d.ts[0] != h.MinTs || d.ts[n-1] != h.MaxTs) {
-		return raw, corruptf("entry times disagree with the header's range")
-	}
 	return raw, nil
+}
+
+// decodeTimes decodes the time columns that open a decompressed meta
+// section into ts (one per entry) and returns what follows them. They are
+// all a count needs of a block (see BlockInfo.ScanTimes).
+func decodeTimes(h *blockHeader, p []byte, ts []int64) ([]byte, error) {
+	if len(p) == 0 || p[0] > metaMaxTimeExp {
+		return p, corruptf("meta: bad time unit")
+	}
+	unit := pow10[p[0]]
+	p = p[1:]
+	for i := range ts {
+		hi, k := uvarint(p)
+		if k <= 0 || hi > math.MaxInt64/unit {
+			return p, corruptf("meta entry %d: bad time", i)
+		}
+		p = p[k:]
+		ts[i] = int64(hi * unit)
+	}
+	prevTs := h.MinTs
+	for i := range ts {
+		lo, k := uvarint(p)
+		if k <= 0 || lo >= unit {
+			return p, corruptf("meta entry %d: bad time remainder", i)
+		}
+		p = p[k:]
+		dt := ts[i] + int64(lo)
+		t := prevTs + dt
+		if dt < 0 || t < prevTs || t > h.MaxTs {
+			return p, corruptf("meta entry %d: time outside the block's range", i)
+		}
+		ts[i] = t
+		prevTs = t
+	}
+	if n := len(ts); n > 0 && (ts[0] != h.MinTs || ts[n-1] != h.MaxTs) {
+		return p, corruptf("entry times disagree with the header's range")
+	}
+	return p, nil
+}
+
+// uvarint is binary.Uvarint with the one-byte case, most of a meta
+// section's values, inlined.
+func uvarint(p []byte) (uint64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		return uint64(p[0]), 1
+	}
+	return binary.Uvarint(p)
+}
+
+// varint is binary.Varint with the one-byte case inlined.
+func varint(p []byte) (int64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		x := int64(p[0] >> 1)
+		if p[0]&1 != 0 {
+			x = ^x
+		}
+		return x, 1
+	}
+	return binary.Varint(p)
 }
 
 // decodeLines decodes the checked, compressed lines section into strings

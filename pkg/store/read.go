@@ -736,6 +736,50 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 	return scratch, nil
 }
 
+// readTimes decodes a block's entry times, and its line sizes when sizes
+// is set, into td's buffers. The first read of a block (or one that wants
+// the sizes) goes through readBlock, which verifies it whole and decodes
+// its whole meta section; later ones read and decode the meta section only
+// up to the end of the time columns.
+func (s *Store) readTimes(b *blockRef, td *timesData, sizes bool) (BlockTimes, error) {
+	if sizes || !b.verified.Load() {
+		var err error
+		td.scratch, err = s.readBlock(b, false, &td.d, td.scratch)
+		if err != nil {
+			return BlockTimes{}, err
+		}
+		bt := BlockTimes{Ts: td.d.ts}
+		if sizes {
+			bt.Sizes = td.d.sizes
+		}
+		return bt, nil
+	}
+	bp, _ := s.bufPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bufPool.Put(bp)
+	raw, err := s.readAt(b, b.h.metaOff(), int64(b.h.MetaLen)+4, *bp)
+	*bp = raw[:0]
+	if err != nil {
+		return BlockTimes{}, err
+	}
+	meta, err := checkSection(raw, "meta")
+	if err != nil {
+		return BlockTimes{}, err
+	}
+	dec, err := s.codecs.decompress(b.h.Codec, td.scratch, meta, int(b.h.MetaRawLen))
+	if err != nil {
+		return BlockTimes{}, fmt.Errorf("meta: %w", err)
+	}
+	td.scratch = dec
+	td.ts = growInt64(td.ts, int(b.h.Count))
+	if _, err := decodeTimes(&b.h, dec, td.ts); err != nil {
+		return BlockTimes{}, err
+	}
+	return BlockTimes{Ts: td.ts}, nil
+}
+
 // verifyBlock reads a whole block into buf and checks every checksum: the
 // header's (and that it is the header the manifest recorded) and those of
 // the meta, lines and filter sections. It marks the block verified when

@@ -28,12 +28,85 @@ var scanData = sync.Pool{New: func() any { return new(blockData) }}
 // context carries a BlockFilter (it wants the lines as strings) or the block
 // holds structured metadata. Close b.Iter afterwards either way.
 func (b *BlockInfo) ScanLines(fn func(*BlockLines) error) (bool, error) {
+	return b.scan(true, func(it *streamIter, blk *blockRef) (bool, error) {
+		d := scanData.Get().(*blockData)
+		defer scanData.Put(d)
+		var err error
+		it.scratch, err = it.s.readBlock(blk, true, d, it.scratch)
+		if err != nil {
+			return true, it.readFailed(blk, err)
+		}
+		if d.md != nil {
+			return false, nil // the iterator reads it again, metadata and all
+		}
+		it.delta.BlocksRead++
+		it.delta.EntriesScanned += int64(len(d.ts))
+		for _, sz := range d.sizes {
+			it.delta.BytesScanned += int64(sz)
+		}
+		return true, fn(&BlockLines{Text: d.text, Sizes: d.sizes, Ts: d.ts})
+	})
+}
+
+// BlockTimes is one block's entry times in the block's order, and the
+// lengths of its lines when asked for, in buffers the store reuses for the
+// next block.
+type BlockTimes struct {
+	Ts    []int64
+	Sizes []uint32 // nil unless asked for
+}
+
+// timesData holds the buffers of ScanTimes: a block's decompressed meta
+// section and its times, or the whole decoded meta section when the sizes
+// are wanted or the block is read for the first time.
+type timesData struct {
+	d       blockData
+	ts      []int64
+	scratch []byte
+}
+
+var timesPool = sync.Pool{New: func() any { return new(timesData) }}
+
+// ScanTimes is ScanLines for a select without lines (a count of lines or
+// bytes): it decodes only the block's time column, and the line sizes when
+// sizes is set, into buffers reused from block to block, and hands them to
+// fn, which must keep nothing of them. A block's first read in the process
+// still checks all of it, every checksum and the whole meta section, so a
+// block is found corrupt (counted and skipped) exactly as its iterator
+// would find it. It reports false, calling nothing, when the iterator must
+// be used instead: b is not one of the store's unread block iterators, the
+// select asked for lines, or the block holds structured metadata (entries
+// may then belong to other series). Close b.Iter afterwards either way.
+func (b *BlockInfo) ScanTimes(sizes bool, fn func(*BlockTimes) error) (bool, error) {
+	if b.ref != nil && b.ref.h.Metadata {
+		return false, nil
+	}
+	return b.scan(false, func(it *streamIter, blk *blockRef) (bool, error) {
+		td := timesPool.Get().(*timesData)
+		defer timesPool.Put(td)
+		bt, err := it.s.readTimes(blk, td, sizes)
+		if err != nil {
+			return true, it.readFailed(blk, err)
+		}
+		it.delta.BlocksRead++
+		it.delta.EntriesScanned += int64(len(bt.Ts))
+		return true, fn(&bt)
+	})
+}
+
+// scan is what ScanLines and ScanTimes share: it checks that b is an
+// unread block iterator of a select with lines or without, as lines says
+// (and with lines, that the context carries no BlockFilter, which wants
+// them as strings), skips (and counts) a corrupt block or one the filter hint rules out, and
+// otherwise calls read, which reports false when the iterator must read the
+// block instead. Once the block is read or skipped, the iterator is done.
+func (b *BlockInfo) scan(lines bool, read func(*streamIter, *blockRef) (bool, error)) (bool, error) {
 	bi, ok := b.Iter.(*blockIter)
 	if !ok || b.ref == nil {
 		return false, nil
 	}
 	it := bi.it
-	if it.closed || it.started || !it.p.Lines || len(it.pending) != 1 || it.pending[0] != b.ref || blockFilterFrom(it.ctx) != nil {
+	if it.closed || it.started || it.p.Lines != lines || len(it.pending) != 1 || it.pending[0] != b.ref || (lines && blockFilterFrom(it.ctx) != nil) {
 		return false, nil
 	}
 	blk := b.ref
@@ -59,20 +132,9 @@ func (b *BlockInfo) ScanLines(fn func(*BlockLines) error) (bool, error) {
 			return done(nil)
 		}
 	}
-	d := scanData.Get().(*blockData)
-	defer scanData.Put(d)
-	var err error
-	it.scratch, err = it.s.readBlock(blk, true, d, it.scratch)
-	if err != nil {
-		return done(it.readFailed(blk, err))
+	handled, err := read(it, blk)
+	if !handled {
+		return false, nil
 	}
-	if d.md != nil {
-		return false, nil // the iterator reads it again, metadata and all
-	}
-	it.delta.BlocksRead++
-	it.delta.EntriesScanned += int64(len(d.ts))
-	for _, sz := range d.sizes {
-		it.delta.BytesScanned += int64(sz)
-	}
-	return done(fn(&BlockLines{Text: d.text, Sizes: d.sizes, Ts: d.ts}))
+	return done(err)
 }

@@ -347,6 +347,8 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	part, scanned, err := (*blockPart)(nil), false, error(nil)
 	if scan != nil {
 		part, scanned, err = scanPart(ctx, b, scan, ex, gr, whole, grid)
+	} else if ex.LineOnly() {
+		part, scanned, err = timesPart(ctx, b, ex, gr, whole, grid)
 	}
 	if !scanned {
 		part, err = computePart(ctx, b.Iter, ex, gr, whole, b.MaxTs, grid)

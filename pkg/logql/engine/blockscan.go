@@ -144,6 +144,47 @@ func scanPart(ctx context.Context, b *store.BlockInfo, s *lineScan, ex *log.Samp
 		})
 		return failed
 	})
+	return scanned(b, part, ok, err)
+}
+
+// timesPart is computePart for a count without a pipeline (`rate({…}[5m])`,
+// `bytes_over_time`): it decodes only the block's time column, and the line
+// sizes for bytes (store.BlockInfo.ScanTimes), and reports false when the
+// block must be read through its iterator instead. Without structured
+// metadata, every entry belongs to the stream's one series.
+func timesPart(ctx context.Context, b *store.BlockInfo, ex *log.SampleExtractor, gr *grouper, whole bool, g blockGrid) (*blockPart, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, true, err
+	}
+	bytes := ex.Kind() == log.LineBytes
+	part := &blockPart{}
+	ok, err := b.ScanTimes(bytes, func(bt *store.BlockTimes) error {
+		if len(bt.Ts) == 0 {
+			return nil
+		}
+		wm := newWithMetadata(b.Iter.Labels())
+		ls, h := gr.group(wm.stream, wm.hash)
+		part.series = append(part.series, partSeries{ls: ls, hash: h})
+		s := &part.series[0]
+		for i, ts := range bt.Ts {
+			v := 1.0
+			if bytes {
+				v = float64(bt.Sizes[i])
+			}
+			e := b.MaxTs
+			if !whole {
+				e = g.end(ts)
+			}
+			s.add(e, v)
+		}
+		return nil
+	})
+	return scanned(b, part, ok, err)
+}
+
+// scanned ends scanPart and timesPart: the part the scan computed, or
+// false when the block's iterator must read it instead.
+func scanned(b *store.BlockInfo, part *blockPart, ok bool, err error) (*blockPart, bool, error) {
 	if err != nil {
 		return nil, true, fmt.Errorf("read stream %s: %w", b.Iter.Labels(), err)
 	}

@@ -15,8 +15,10 @@ import (
 // BenchmarkScanRealStore runs the benchmark's metric queries over a real
 // store (LOKAL_BENCH_STORE) as a first run does: each run in a fresh engine,
 // its block cache empty, so every block is decoded and matched (first/…),
-// and with the cache off (off/…), streamed as before it. Compare runs with
-// benchstat.
+// and with the cache off (off/…), streamed as before it; fresh/… also opens
+// the store again for each run, so every block read is the process's first
+// (verified whole, as in the first query of a `lokal bench` worker).
+// Compare runs with benchstat.
 func BenchmarkScanRealStore(b *testing.B) {
 	dir := os.Getenv("LOKAL_BENCH_STORE")
 	if dir == "" {
@@ -32,7 +34,8 @@ func BenchmarkScanRealStore(b *testing.B) {
 	for _, mode := range []struct {
 		name  string
 		cache int64
-	}{{"first", 0}, {"off", -1}} {
+		fresh bool
+	}{{"first", 0, false}, {"off", -1, false}, {"fresh", 0, true}} {
 		for _, q := range bench.QuerySet("needle") {
 			if q.Kind == "logs" {
 				continue
@@ -42,8 +45,17 @@ func BenchmarkScanRealStore(b *testing.B) {
 				var scanned int64
 				var read, skipped int
 				for b.Loop() {
-					e := engine.New(st, engine.Options{BlockCacheBytes: mode.cache})
+					r := st
+					if mode.fresh {
+						if r, err = store.OpenReadOnly(dir, store.Options{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					e := engine.New(r, engine.Options{BlockCacheBytes: mode.cache})
 					res, err := e.Query(context.Background(), p)
+					if mode.fresh {
+						r.Close()
+					}
 					if err != nil {
 						b.Fatal(err)
 					}
