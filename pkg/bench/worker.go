@@ -61,6 +61,9 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 }
 
 func params(q Query, start, end time.Time) engine.Params {
+	if q.Window > 0 && end.Add(-q.Window).After(start) {
+		start = end.Add(-q.Window)
+	}
 	expr := strings.ReplaceAll(q.Expr, "$__range", formatRange(end.Sub(start)))
 	p := engine.Params{Query: expr, Start: start, End: end, Limit: q.Limit, Direction: store.Backward}
 	switch q.Kind {
@@ -112,7 +115,7 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "restart  first query answered %.0f ms after process start\n", r.Restart.FirstQueryMs)
 	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
 	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)
-	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %8s\n", "query", "results", "median ms", "min ms", "max ms", "cold ms", "grep ms", "× grep")
+	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %8s %8s\n", "query", "results", "median ms", "min ms", "max ms", "cold ms", "grep ms", "× grep", "RSS MB")
 	for _, q := range r.Queries {
 		cold, grep, ratio := "-", "-", "-"
 		if q.Cold != nil {
@@ -124,7 +127,7 @@ func WriteTable(w io.Writer, r *Results) {
 		if q.Ratio > 0 {
 			ratio = fmt.Sprintf("%.1f", q.Ratio)
 		}
-		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10s %10s %8s\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, cold, grep, ratio)
+		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10s %10s %8s %8.0f\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, cold, grep, ratio, q.PeakRSSMB)
 		if q.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", q.Error)
 		}
@@ -132,5 +135,5 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "\ntotal %.0f s\n", r.TotalSeconds)
 }
 
-// Save writes the results as JSON.
-func Save(path string, r *Results) error { return writeJSON(path, r) }
+// Save writes results (*Results or *ScaleResults) as JSON.
+func Save(path string, r any) error { return writeJSON(path, r) }
