@@ -28,18 +28,7 @@ func TestPluginTargets(t *testing.T) {
 	if corpus == "" {
 		t.Skip("set LOKAL_TARGETS_CORPUS to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB) to measure the plugin's targets")
 	}
-	var total int64
-	err := filepath.WalkDir(corpus, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return err
-	})
-	if err != nil || total == 0 {
-		t.Fatalf("no *.log under %s (%v)", corpus, err)
-	}
+	total := corpusLogBytes(t, corpus)
 	tmp := t.TempDir()
 	bin := buildPlugin(t, tmp)
 	dataDir := filepath.Join(tmp, "data")
@@ -169,6 +158,24 @@ func TestPluginTargets(t *testing.T) {
 	cpu1 := procCPUTicks(t, p.pid)
 	t.Logf("idle: RSS %.1f MB, CPU %.2f%% of one core over 10 s",
 		float64(procStatusKB(t, p.pid, "VmRSS"))/1024, float64(cpu1-cpu0)/100/10*100)
+}
+
+// corpusLogBytes is the size of the *.log files below corpus, which must hold some.
+func corpusLogBytes(t *testing.T, corpus string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.WalkDir(corpus, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return err
+	})
+	if err != nil || total == 0 {
+		t.Fatalf("no *.log under %s (%v)", corpus, err)
+	}
+	return total
 }
 
 // procStatusKB reads a kB field of /proc/<pid>/status.
