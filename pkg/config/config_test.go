@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 )
 
 const fullYAML = `
@@ -405,6 +408,50 @@ func TestStoreDir(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("StoreDir(%q, %q) = %q, %v; want %q", c.path, c.uid, got, err, c.want)
+		}
+	}
+}
+
+// TestSelectorLogQL: a match selector is parsed by LogQL's parser, so it
+// takes every line filter a query takes, allows a selector that matches
+// every stream, and its errors say where.
+func TestSelectorLogQL(t *testing.T) {
+	ls := labels.FromStrings("app", "api", "job", "x")
+	tests := []struct {
+		sel, line string
+		want      bool
+	}{
+		{`{app=~".*"}`, "anything", true},
+		{`{app!="web"} |= "GiB" or "MiB"`, "used 3 MiB", true},
+		{`{app="api"} != "ok" or "fine"`, "all fine", false},
+		{`{app="api"} |> "took <_> ms"`, "took 31 ms", true},
+		{`{app="api"} |= ip("10.0.0.0/8")`, "from 10.1.2.3", true},
+		{`{app="web"}`, "x", false},
+	}
+	for _, tc := range tests {
+		s, err := ParseSelector(tc.sel)
+		if err != nil {
+			t.Errorf("%s: %v", tc.sel, err)
+			continue
+		}
+		if got := s.Matches(ls, tc.line); got != tc.want {
+			t.Errorf("%s on %q: %v, want %v", tc.sel, tc.line, got, tc.want)
+		}
+	}
+	errs := []struct{ sel, want string }{
+		{`{}`, `selector "{}": parse error : a selector needs at least one label matcher`},
+		{`{job="a"} | json`, `selector "{job=\"a\"} | json": parse error at line 1, col 11: syntax error: unexpected PIPE`},
+		{`{job="a"} |~ "("`, `selector "{job=\"a\"} |~ \"(\"": parse error at line 1, col 14: invalid regular expression`},
+		{`job="a"`, `selector "job=\"a\"": must start with {: parse error at line 1, col 1:`},
+	}
+	for _, tc := range errs {
+		_, err := ParseSelector(tc.sel)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to start with %s", tc.sel, err, tc.want)
+			continue
+		}
+		if _, ok := syntax.ErrorRange(err); !ok {
+			t.Errorf("%s: %v carries no position range", tc.sel, err)
 		}
 	}
 }

@@ -377,6 +377,8 @@ func TestGrafana(t *testing.T) {
 		}
 	})
 
+	t.Run("Grafana's Loki datasource on Lokal's resources URL", func(t *testing.T) { lokiDatasourceChecks(t, g) })
+
 	watcher := watchRules(t, g)
 	defer watcher.close()
 

@@ -272,7 +272,9 @@ type queryResult struct {
 
 // query posts one query to /api/ds/query, as Grafana's frontend does.
 func (g *grafana) query(from, to string, q map[string]any) (queryResult, time.Duration, error) {
-	q["datasource"] = map[string]string{"type": pluginID, "uid": dsUID}
+	if _, ok := q["datasource"]; !ok {
+		q["datasource"] = map[string]string{"type": pluginID, "uid": dsUID}
+	}
 	if _, ok := q["refId"]; !ok {
 		q["refId"] = "A"
 	}

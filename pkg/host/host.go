@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/lokal-logs/lokal/pkg/config"
 	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/push"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -125,6 +127,13 @@ type Store struct {
 	eng     *engine.Engine
 	openErr error // the last failed open while st is nil
 
+	// pushMu guards the push handler of the store now open: one handler per
+	// opened store keeps its per-stream state (for Loki's duplicate and
+	// out-of-order rules) across requests, and a reopen gets a new one.
+	pushMu  sync.Mutex
+	pushFor *store.Store
+	pushH   http.Handler
+
 	// stopRetry ends the open retries and retryDone closes when they have;
 	// both are nil when the store opened at once.
 	stopRetry chan struct{}
@@ -201,6 +210,28 @@ func (ss *Store) startPending() {
 func (ss *Store) Use() (*store.Store, *engine.Engine, func()) {
 	ss.storeMu.RLock()
 	return ss.st, ss.eng, ss.storeMu.RUnlock
+}
+
+// ServePush answers Loki's push endpoint (POST /loki/api/v1/push) into
+// this store, or 503 while it cannot be opened.
+func (ss *Store) ServePush(w http.ResponseWriter, r *http.Request) {
+	st, _, done := ss.Use()
+	defer done()
+	if st == nil {
+		msg := "store is not open"
+		if err := ss.WaitErr(); err != nil {
+			msg = err.Error()
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
+		return
+	}
+	ss.pushMu.Lock()
+	if ss.pushFor != st {
+		ss.pushH, ss.pushFor = push.NewHandler(st, push.HandlerOptions{}), st
+	}
+	h := ss.pushH
+	ss.pushMu.Unlock()
+	h.ServeHTTP(w, r)
 }
 
 // reopen closes the store and opens it again with new options (retention

@@ -8,6 +8,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -176,6 +177,14 @@ func (ds *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReque
 	fromAlert := req.Headers[backend.FromAlertHeaderName] == "true" || req.GetHTTPHeader(backend.FromAlertHeaderName) == "true"
 	for _, q := range req.Queries {
 		resp.Responses[q.RefID] = ds.query(ctx, q, fromAlert)
+	}
+	// The caller went away (a dashboard refresh or a closed panel cancels
+	// its in-flight queries): nobody reads these responses, so say the
+	// request was cancelled rather than answering each query with an error
+	// that Grafana logs as the plugin's failure. A deadline is different: it
+	// is a real timeout, and each query says so.
+	if err := ctx.Err(); errors.Is(err, context.Canceled) {
+		return nil, err
 	}
 	return resp, nil
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -177,6 +178,38 @@ func TestDatasourceQueriesAndHealth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A query whose caller went away is reported as a cancelled request, not
+// as a failed query that Grafana would log as the plugin's error; a
+// deadline stays a per-query timeout.
+func TestQueryDataCancelled(t *testing.T) {
+	f := newFixture(t)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	writeLines(t, f.logFile, start, 3, "INFO", "served request")
+	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+	waitStored(t, ds, 3)
+	req := &backend.QueryDataRequest{Queries: []backend.DataQuery{{
+		RefID: "A", JSON: json.RawMessage(`{"expr":"{job=\"app\"}"}`),
+		TimeRange: backend.TimeRange{From: start.Add(-time.Minute), To: time.Now().Add(time.Minute)},
+	}}}
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp, err := ds.QueryData(cancelled, req)
+	if !errors.Is(err, context.Canceled) || resp != nil {
+		t.Errorf("cancelled caller: resp %v, err %v; want nil, context.Canceled", resp, err)
+	}
+
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	resp, err = ds.QueryData(expired, req)
+	if err != nil {
+		t.Fatalf("deadline: request error %v, want a per-query timeout", err)
+	}
+	if dr := resp.Responses["A"]; dr.Error == nil || dr.Status != backend.StatusTimeout {
+		t.Errorf("deadline: response %v %v, want status %d", dr.Status, dr.Error, backend.StatusTimeout)
 	}
 }
 

@@ -40,6 +40,9 @@ type apiResponse struct {
 // autocompletion, template variables and query hints: labels,
 // label/<name>/values, series, index/stats and detected_fields.
 func (ds *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
+	if isLokiAPIPath(req.Path) {
+		return ds.callLokiAPI(ctx, req, sender)
+	}
 	status, body := ds.resource(ctx, req)
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -26,7 +26,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	expr, err := syntax.ParseExpr(q.Expr)
 	if err != nil {
 		// The parser's message already says "parse error" and where, as Loki's does.
-		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
+		return queryErrorResponse(backend.StatusBadRequest, q.Expr, err)
 	}
 	_, isLog := expr.(syntax.LogSelectorExpr)
 	if isLog && fromAlert {
@@ -52,7 +52,7 @@ func runQuery(ctx context.Context, eng *engine.Engine, q lokalQuery, fromAlert b
 	}
 	res, err := eng.Query(ctx, p)
 	if err != nil {
-		return backend.ErrDataResponse(errStatus(err), err.Error())
+		return queryErrorResponse(errStatus(err), q.Expr, err)
 	}
 	res.Warnings = append(res.Warnings, ingest.ReadTimeWarnings(readTime, expr, q.Start, q.End)...)
 	return backend.DataResponse{Frames: resultFrames(q, expr, res)}

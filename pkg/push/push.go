@@ -6,6 +6,11 @@
 //
 // The decoder streams: it never holds more than one batch of entries, so a
 // push file larger than memory can be loaded.
+//
+// NewHandler (handler.go) is Loki's POST /loki/api/v1/push in front of a
+// store: JSON through this decoder, protobuf+snappy through pushpb, and
+// Loki's rules (limits and their messages, duplicates stored once, the
+// out-of-order window, detected_level).
 package push
 
 import (
@@ -29,9 +34,13 @@ type Options struct {
 	// (DefaultBatchEntries when 0).
 	BatchEntries int
 	// IgnoreMetadata drops structured metadata (the optional third element
-	// of a value) instead of rejecting the file. Lokal's store has no place
-	// for it, so silently dropping it would lose data the user sent.
+	// of a value, an object of strings) instead of keeping it in
+	// Entry.Metadata.
 	IgnoreMetadata bool
+	// RawLabels takes each stream's labels as given, without Loki's checks
+	// (at least one label, valid names, no empty values), for a caller that
+	// checks them itself and rejects streams one by one.
+	RawLabels bool
 }
 
 // ErrInvalid marks every error caused by the input rather than by emit.
@@ -228,8 +237,9 @@ func (d *decoder) stream(where string) error {
 			if err := d.dec.Decode(&m); err != nil {
 				return d.fail(where+".stream", "labels must be an object of strings: %v", err)
 			}
-			ls, err = validLabels(m)
-			if err != nil {
+			if d.opts.RawLabels {
+				ls = labels.FromMap(m)
+			} else if ls, err = validLabels(m); err != nil {
 				return d.fail(where+".stream", "%v", err)
 			}
 			haveLabels = true
@@ -330,16 +340,17 @@ func (d *decoder) values(where string, each func(store.Entry) error) error {
 		if err := json.Unmarshal(raw[1], &line); err != nil {
 			return d.fail(w, "the line must be a string, found %s", raw[1])
 		}
+		var md labels.Labels
 		if len(raw) == 3 && !d.opts.IgnoreMetadata {
-			var md map[string]any
-			if err := json.Unmarshal(raw[2], &md); err != nil {
-				return d.fail(w, "structured metadata must be an object, found %s", raw[2])
+			var m map[string]string
+			if err := json.Unmarshal(raw[2], &m); err != nil {
+				return d.fail(w, "structured metadata must be an object of strings, found %s", raw[2])
 			}
-			if len(md) > 0 {
-				return d.fail(w, "structured metadata is not supported by Lokal's store; remove it or ask to ignore it")
+			if len(m) > 0 {
+				md = labels.FromMap(m).WithoutEmpty()
 			}
 		}
-		if err := each(store.Entry{Ts: ts, Line: line}); err != nil {
+		if err := each(store.Entry{Ts: ts, Line: line, Metadata: md}); err != nil {
 			return err
 		}
 	}

@@ -48,6 +48,13 @@ func TestDecode(t *testing.T) {
 			}},
 		},
 		{
+			name: "structured metadata kept sorted, empty values dropped",
+			in:   `{"streams":[{"stream":{"job":"a"},"values":[["7","v",{"trace_id":"t1","a":"b","e":""}]]}]}`,
+			want: store.AppendBatch{Streams: []store.StreamEntries{
+				{Labels: labels.FromStrings("job", "a"), Entries: []store.Entry{{Ts: 7, Seq: 0, Line: "v", Metadata: labels.FromStrings("a", "b", "trace_id", "t1")}}},
+			}},
+		},
+		{
 			name: "no streams",
 			in:   `{"streams":[]}`,
 			want: store.AppendBatch{},
@@ -76,7 +83,7 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"streams":[{"stream":{"job":"a"},"values":[[1,"line"]]}]}`, `the timestamp must be a string of Unix nanoseconds, found 1`},
 		{`{"streams":[{"stream":{"job":"a"},"values":[["1",2]]}]}`, `the line must be a string`},
 		{`{"streams":[{"stream":{"job":"a"},"values":[["1"]]}]}`, `found 1 elements`},
-		{`{"streams":[{"stream":{"job":"a"},"values":[["1","l",{"trace":"x"}]]}]}`, `structured metadata is not supported`},
+		{`{"streams":[{"stream":{"job":"a"},"values":[["1","l",{"trace":1}]]}]}`, `structured metadata must be an object of strings`},
 		{`{"streams":[{"stream":{},"values":[]}]}`, `at least one label`},
 		{`{"streams":[{"stream":{"1bad":"x"},"values":[]}]}`, `invalid label name "1bad"`},
 		{`{"streams":[{"stream":{"job":""},"values":[]}]}`, `label "job" has an empty value`},
@@ -110,6 +117,17 @@ func TestIgnoreMetadata(t *testing.T) {
 	}
 	if len(got.Streams) != 1 || got.Streams[0].Entries[0].Line != "l" {
 		t.Errorf("got %v", got)
+	}
+}
+
+func TestRawLabels(t *testing.T) {
+	in := `{"streams":[{"stream":{"1bad":"x","job":""},"values":[["1","l"]]}]}`
+	got, err := Decode(strings.NewReader(in), Options{RawLabels: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := labels.FromStrings("1bad", "x", "job", ""); len(got.Streams) != 1 || !labels.Equal(got.Streams[0].Labels, want) {
+		t.Errorf("got %v, want labels %v", got, want)
 	}
 }
 

@@ -27,6 +27,10 @@ type Entry struct {
 	Seq uint64
 	// Line is the entry's text; multi-line entries are joined with "\n".
 	Line string
+	// Metadata is the entry's structured metadata (Loki's per-entry
+	// name/value pairs, which are not stream labels), sorted by name with
+	// unique names; nil for most entries.
+	Metadata labels.Labels
 }
 
 // Direction is the order in which a stream's entries are returned.
@@ -83,6 +87,10 @@ type Batch struct {
 	Seq    []uint64
 	Sizes  []uint32 // byte length of each line
 	Lines  []string // nil when SelectParams.Lines is false
+	// Metadata is each entry's structured metadata (as Entry.Metadata),
+	// whether or not Lines is asked for; nil when no entry of the batch has
+	// any. Label sets may be shared between entries: do not modify them.
+	Metadata []labels.Labels
 }
 
 // Stats tell the query inspector what a select cost.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
 )
 
 // Block layout constants; FORMAT.md is the prose version of these.
@@ -31,6 +33,17 @@ const (
 	maxBlockRawBytes = 256 << 20
 	// maxBlockEntries bounds the entry count for the same reason.
 	maxBlockEntries = 16 << 20
+)
+
+// Version 3 blocks: structured metadata.
+const (
+	// blockVersionMetadata is a block whose meta section ends with a
+	// structured metadata column; only blocks with metadata use it, so
+	// blocks without are byte for byte what version 2 wrote.
+	blockVersionMetadata = 3
+	// codecFlagMetadata is set in the codec byte (of the header and of the
+	// manifest's copy) of a version 3 block.
+	codecFlagMetadata = 0x80
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -54,6 +67,24 @@ type blockHeader struct {
 	LinesLen   uint32 // compressed lines section
 	FilterLen  uint32 // token filter section
 	MetaRawLen uint32 // uncompressed meta section
+	// Metadata says the block is version 3: its meta section has a
+	// structured metadata column.
+	Metadata bool
+}
+
+// codecByte is the codec with the metadata flag, as the header and the
+// manifest store it.
+func (h *blockHeader) codecByte() byte {
+	if h.Metadata {
+		return h.Codec | codecFlagMetadata
+	}
+	return h.Codec
+}
+
+// setCodecByte is the inverse of codecByte.
+func (h *blockHeader) setCodecByte(b byte) {
+	h.Codec = b &^ codecFlagMetadata
+	h.Metadata = b&codecFlagMetadata != 0
 }
 
 // totalLen is the block's size on disk: header, three sections, three CRCs.
@@ -68,7 +99,10 @@ func (h *blockHeader) filterOff() int64 { return h.linesOff() + int64(h.LinesLen
 func (h *blockHeader) marshal(b []byte) {
 	copy(b[0:4], blockMagic)
 	b[4] = blockVersion
-	b[5] = h.Codec
+	if h.Metadata {
+		b[4] = blockVersionMetadata
+	}
+	b[5] = h.codecByte()
 	b[6], b[7] = 0, 0
 	le := binary.LittleEndian
 	le.PutUint32(b[8:], h.Count)
@@ -94,10 +128,13 @@ func parseHeader(b []byte) (blockHeader, error) {
 	if got, want := crc32.Checksum(b[:52], castagnoli), le.Uint32(b[52:]); got != want {
 		return h, corruptf("header checksum %08x, want %08x", got, want)
 	}
-	if b[4] != blockVersion {
+	if b[4] != blockVersion && b[4] != blockVersionMetadata {
 		return h, corruptf("unsupported block version %d", b[4])
 	}
-	h.Codec = b[5]
+	h.setCodecByte(b[5])
+	if h.Metadata != (b[4] == blockVersionMetadata) {
+		return h, corruptf("block version %d with codec byte %#x", b[4], b[5])
+	}
 	h.Count = le.Uint32(b[8:])
 	h.MinTs = int64(le.Uint64(b[12:]))
 	h.MaxTs = int64(le.Uint64(b[20:]))
@@ -125,8 +162,13 @@ func (h *blockHeader) validate() error {
 		return corruptf("raw size %d over limit", h.RawBytes)
 	}
 	// The time unit byte, then at least 5 bytes per entry and at most
-	// 10+10+10+5+10.
-	if uint64(h.MetaRawLen) < 1+5*uint64(h.Count) || uint64(h.MetaRawLen) > 1+45*uint64(h.Count) {
+	// 10+10+10+5+10, plus the metadata column (at least a count per
+	// entry) in version 3.
+	maxMeta := 1 + 45*uint64(h.Count)
+	if h.Metadata {
+		maxMeta = maxBlockRawBytes
+	}
+	if uint64(h.MetaRawLen) < 1+5*uint64(h.Count) || uint64(h.MetaRawLen) > maxMeta {
 		return corruptf("meta size %d impossible for %d entries", h.MetaRawLen, h.Count)
 	}
 	if h.MetaLen > maxBlockRawBytes || h.LinesLen > maxBlockRawBytes || h.FilterLen > maxBlockRawBytes {
@@ -330,6 +372,12 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 	}
 	meta = binary.AppendUvarint(meta, uint64(len(lines)))
 	meta = binary.AppendUvarint(meta, uint64(len(digits)))
+	if h.Metadata = hasMetadata(entries); h.Metadata {
+		meta = appendMetadataColumn(meta, entries)
+		if len(meta) > maxBlockRawBytes {
+			return dst, h, fmt.Errorf("encode block: %d bytes of meta over the %d limit", len(meta), maxBlockRawBytes)
+		}
+	}
 	lines = append(lines, digits...)
 	h.RawBytes = uint64(raw)
 	h.MetaRawLen = uint32(len(meta))
@@ -350,6 +398,92 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[mark:], castagnoli))
 	h.marshal(dst[start : start+blockHeaderSize])
 	return dst, h, nil
+}
+
+func hasMetadata(entries []Entry) bool {
+	for i := range entries {
+		if len(entries[i].Metadata) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendMetadataColumn appends version 3's structured metadata column: for
+// each entry uvarint(pairs), then each pair's name and value as
+// uvarint(length) and bytes.
+func appendMetadataColumn(meta []byte, entries []Entry) []byte {
+	for i := range entries {
+		md := entries[i].Metadata
+		meta = binary.AppendUvarint(meta, uint64(len(md)))
+		for _, l := range md {
+			meta = binary.AppendUvarint(meta, uint64(len(l.Name)))
+			meta = append(meta, l.Name...)
+			meta = binary.AppendUvarint(meta, uint64(len(l.Value)))
+			meta = append(meta, l.Value...)
+		}
+	}
+	return meta
+}
+
+// decodeMetadataColumn reads the structured metadata column from p into
+// d.md and returns what follows it. Entries with the same metadata share
+// one label set, copied out of p (which the caller reuses).
+func decodeMetadataColumn(p []byte, n int, d *blockData) ([]byte, error) {
+	if cap(d.md) < n {
+		d.md = make([]labels.Labels, n)
+	}
+	d.md = d.md[:n]
+	seen := map[string]labels.Labels{}
+	str := func(q []byte) (string, []byte, bool) {
+		l, k := binary.Uvarint(q)
+		if k <= 0 || l > uint64(len(q)-k) {
+			return "", q, false
+		}
+		return bytesToString(q[k : k+int(l)]), q[k+int(l):], true
+	}
+	for i := 0; i < n; i++ {
+		start := p
+		cnt, k := binary.Uvarint(p)
+		if k <= 0 || cnt > uint64(len(p)) {
+			return p, corruptf("meta entry %d: bad metadata count", i)
+		}
+		p = p[k:]
+		if cnt == 0 {
+			d.md[i] = nil
+			continue
+		}
+		prev := ""
+		for j := uint64(0); j < cnt; j++ {
+			var name string
+			var ok bool
+			if name, p, ok = str(p); !ok || name == "" || (j > 0 && name <= prev) {
+				return p, corruptf("meta entry %d: bad metadata name (empty or not sorted)", i)
+			}
+			if _, p, ok = str(p); !ok {
+				return p, corruptf("meta entry %d: bad metadata value", i)
+			}
+			prev = name
+		}
+		enc := start[:len(start)-len(p)]
+		if have, ok := seen[bytesToString(enc)]; ok {
+			d.md[i] = have
+			continue
+		}
+		// Copy the strings out of the caller's buffer, all in one.
+		own := string(enc)
+		q := unsafe.Slice(unsafe.StringData(own), len(own))
+		_, k = binary.Uvarint(q)
+		q = q[k:]
+		ls := make(labels.Labels, cnt)
+		for j := range ls {
+			ls[j].Name, q, _ = str(q)
+			ls[j].Value, q, _ = str(q)
+		}
+		seen[own] = ls
+		d.md[i] = ls
+	}
+	return p, nil
 }
 
 // checkSection verifies the CRC that follows a section and returns the
@@ -382,6 +516,8 @@ type blockData struct {
 	split     bool
 	skelLen   int
 	digitsLen int
+	// md is each entry's structured metadata; nil when the block has none.
+	md []labels.Labels
 }
 
 // decodeMeta decodes the checked, compressed meta section.
@@ -482,6 +618,14 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 		return raw, corruptf("meta: lines section lengths %d+%d impossible for %d stored bytes", skel, digits, stored)
 	}
 	d.skelLen, d.digitsLen, d.split = int(skel), int(digits), split
+	d.md = d.md[:0]
+	if h.Metadata {
+		if p, err = decodeMetadataColumn(p, n, d); err != nil {
+			return raw, err
+		}
+	} else {
+		d.md = nil
+	}
 	var pred uint64
 	for i := 0; i < n; i++ {
 		ds, k := binary.Varint(seqDelta)

@@ -36,6 +36,9 @@ const (
 	maxLineBytes = 64 << 20
 	// entryOverhead is the head's memory per entry beyond its line.
 	entryOverhead = 32
+	// metadataPairOverhead is the head's memory per structured metadata
+	// pair beyond its bytes.
+	metadataPairOverhead = 32
 	// backgroundTick is how often the background loop checks age and
 	// retention; it also bounds commit latency after a poke is missed.
 	backgroundTick = time.Second

@@ -482,7 +482,9 @@ func faults() []fault {
 
 type entryKey struct {
 	stream string
-	e      Entry
+	ts     int64
+	seq    uint64
+	line   string
 }
 
 // TestFaultRandom damages copies of one store in every way faults() knows,
@@ -511,7 +513,7 @@ func TestFaultRandom(t *testing.T) {
 	input := map[entryKey]bool{}
 	for _, sd := range f.data {
 		for _, e := range sd.entries {
-			input[entryKey{sd.lbls.String(), e}] = true
+			input[entryKey{sd.lbls.String(), e.Ts, e.Seq, e.Line}] = true
 		}
 	}
 	seed := uint64(0x10c41)
@@ -597,7 +599,7 @@ func checkAfterFault(t *testing.T, name, dir string, pristine map[string][]byte,
 				if !lines {
 					continue
 				}
-				k := entryKey{stream, e}
+				k := entryKey{stream, e.Ts, e.Seq, e.Line}
 				if !input[k] || seen[k] {
 					t.Fatalf("%s: read %+v of %s, which was not written or is read twice", name, e, stream)
 				}

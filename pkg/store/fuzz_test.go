@@ -7,6 +7,9 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -44,7 +47,21 @@ func seedBlocks(tb testing.TB) [][]byte {
 		}
 		out = append(out, b)
 	}
-	return out
+	// A version 3 block: structured metadata on some entries.
+	c, err := newCodecs(codecZstd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.close()
+	md := slices.Clone(entries)
+	md[0].Metadata = labels.FromStrings("detected_level", "info", "trace_id", "0af7651916cd43dd")
+	md[3].Metadata = labels.FromStrings("detected_level", "info", "trace_id", "0af7651916cd43dd")
+	md[4].Metadata = labels.FromStrings("a", "")
+	b, _, err := encodeBlock(nil, md, c, newFilterBuilder())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return append(out, b)
 }
 
 func FuzzDecodeBlock(f *testing.F) {
@@ -105,6 +122,9 @@ func checkDecoded(t *testing.T, data []byte, c *codecs) {
 		if sum != h.RawBytes {
 			t.Fatalf("sizes sum %d, header %d", sum, h.RawBytes)
 		}
+		if h.Metadata != (d.md != nil) || (d.md != nil && len(d.md) != int(h.Count)) {
+			t.Fatalf("version 3 is %v, but %d metadata sets for %d entries", h.Metadata, len(d.md), h.Count)
+		}
 	}
 }
 
@@ -137,6 +157,46 @@ func FuzzReadManifest(f *testing.F) {
 func TestFuzzSeeds(t *testing.T) {
 	for name, seeds := range map[string][][]byte{"FuzzDecodeBlock": seedBlocks(t), "FuzzReadManifest": seedManifests()} {
 		checkSeeds(t, name, seeds)
+	}
+}
+
+// TestVersion2BlocksUnchanged reads the seed blocks written before block
+// version 3 existed: they still decode, and blocks without metadata are
+// still written byte for byte as they were.
+func TestVersion2BlocksUnchanged(t *testing.T) {
+	seeds := seedBlocks(t)
+	c, err := newCodecs(codecZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i, whole := range []bool{true, false, true, true, false, true} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecodeBlock", fmt.Sprintf("seed-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, quoted, _ := strings.Cut(strings.TrimSpace(string(raw)), "[]byte(")
+		old, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
+		if err != nil {
+			t.Fatalf("seed-%d: %v", i, err)
+		}
+		if old != string(seeds[i]) {
+			t.Errorf("seed-%d: the encoder no longer writes the version 2 block it wrote", i)
+		}
+		if !whole {
+			continue
+		}
+		h, d, err := decodeBlock([]byte(old), c, true)
+		if err != nil || h.Metadata || d.md != nil || len(d.lines) != 5 || d.lines[2] != "CUDA out of memory\n  traceback line" {
+			t.Errorf("seed-%d: %+v %v", i, h, err)
+		}
+	}
+	h, d, err := decodeBlock(seeds[len(seeds)-1], c, true)
+	if err != nil || !h.Metadata || len(d.md) != 5 || d.md[0].Get("trace_id") != "0af7651916cd43dd" || d.md[1] != nil || !labels.Equal(d.md[4], labels.FromStrings("a", "")) {
+		t.Fatalf("version 3 seed: %+v %v %v", h, d.md, err)
+	}
+	if &d.md[0][0] != &d.md[3][0] {
+		t.Error("equal metadata sets of a block are not shared")
 	}
 }
 

@@ -86,7 +86,7 @@ func killRound(t *testing.T, mode string, round int, delay time.Duration) {
 		t.Fatalf("%s round %d: cursor at %d but %d entries stored", mode, round, upto, len(got))
 	}
 	for i, e := range got {
-		if want := killEntry(from + i); e != want {
+		if want := killEntry(from + i); !entryEqual(e, want) {
 			t.Fatalf("%s round %d: entry %d is %+v, want %+v", mode, round, from+i, e, want)
 		}
 	}

@@ -83,7 +83,7 @@ func encodeOps(ops []op) []byte {
 			b = binary.AppendUvarint(b, o.seg)
 			b = binary.AppendVarint(b, o.off)
 			h := &o.hdr
-			b = append(b, h.Codec)
+			b = append(b, h.codecByte())
 			b = binary.AppendUvarint(b, uint64(h.Count))
 			b = binary.AppendVarint(b, h.MinTs)
 			b = binary.AppendVarint(b, h.MaxTs)
@@ -205,7 +205,7 @@ func decodeOps(b []byte) ([]op, error) {
 			o.seg = r.uvarint("block segment")
 			o.off = r.varint("block offset")
 			h := &o.hdr
-			h.Codec = r.byte1("codec")
+			h.setCodecByte(r.byte1("codec"))
 			h.Count = r.u32("count")
 			h.MinTs = r.varint("min time")
 			h.MaxTs = r.varint("max time")

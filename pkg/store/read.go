@@ -246,6 +246,7 @@ type source struct {
 	seq    []uint64
 	sizes  []uint32
 	lines  []string
+	md     []labels.Labels // nil when no entry has metadata
 	lo, hi int
 }
 
@@ -326,6 +327,7 @@ func (it *streamIter) Next() bool {
 	b := &it.batch
 	b.Labels = it.lbls
 	b.Ts, b.Seq, b.Sizes = b.Ts[:0], b.Seq[:0], b.Sizes[:0]
+	b.Metadata = b.Metadata[:0]
 	if it.p.Lines {
 		b.Lines = b.Lines[:0]
 	} else {
@@ -363,6 +365,9 @@ func (it *streamIter) Next() bool {
 	if len(b.Ts) == 0 {
 		it.finish()
 		return false
+	}
+	if len(b.Metadata) == 0 {
+		b.Metadata = nil
 	}
 	return true
 }
@@ -430,6 +435,19 @@ func (it *streamIter) take(bi int) {
 		src.hi = lo
 	}
 	k := hi - lo
+	if src.md != nil || len(b.Metadata) > 0 {
+		// Entries before the batch's first metadata have none.
+		b.Metadata = append(b.Metadata, make([]labels.Labels, len(b.Ts)-len(b.Metadata))...)
+		if src.md == nil {
+			b.Metadata = append(b.Metadata, make([]labels.Labels, k)...)
+		} else if it.p.Direction == Forward {
+			b.Metadata = append(b.Metadata, src.md[lo:hi]...)
+		} else {
+			for i := hi - 1; i >= lo; i-- {
+				b.Metadata = append(b.Metadata, src.md[i])
+			}
+		}
+	}
 	if it.p.Direction == Forward {
 		b.Ts = append(b.Ts, src.ts[lo:hi]...)
 		b.Seq = append(b.Seq, src.seq[lo:hi]...)
@@ -482,6 +500,12 @@ func (it *streamIter) memSource() *source {
 		if src.lines != nil {
 			src.lines[i] = e.Line
 		}
+		if len(e.Metadata) > 0 {
+			if src.md == nil {
+				src.md = make([]labels.Labels, len(es))
+			}
+			src.md[i] = e.Metadata
+		}
 	}
 	return src
 }
@@ -515,7 +539,7 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 	if lo >= hi {
 		return nil, nil
 	}
-	return &source{ts: d.ts, seq: d.seq, sizes: d.sizes, lines: d.lines, lo: lo, hi: hi}, nil
+	return &source{ts: d.ts, seq: d.seq, sizes: d.sizes, lines: d.lines, md: d.md, lo: lo, hi: hi}, nil
 }
 
 // readFailed marks corrupt blocks and skips them; other errors end the
@@ -747,6 +771,9 @@ func (s *Store) readBlockEntries(b *blockRef) ([]Entry, error) {
 	out := make([]Entry, len(d.ts))
 	for i := range out {
 		out[i] = Entry{Ts: d.ts[i], Seq: d.seq[i], Line: d.lines[i]}
+		if d.md != nil {
+			out[i].Metadata = d.md[i]
+		}
 	}
 	return out, nil
 }

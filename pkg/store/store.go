@@ -577,7 +577,7 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 			if len(e.Line) > maxLineBytes {
 				return fmt.Errorf("append: a line of %d bytes in stream %s is over the store's %d-byte limit", len(e.Line), ls, maxLineBytes)
 			}
-			add += int64(len(e.Line)) + entryOverhead
+			add += entrySize(&e)
 		}
 		prep[i] = prepared{ls, labelsKey(ls)}
 	}
@@ -623,7 +623,7 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 		}
 		for _, e := range se.Entries {
 			st.head = append(st.head, e)
-			n := int64(len(e.Line)) + entryOverhead
+			n := entrySize(&e)
 			st.headBytes += n
 			s.headBytes += n
 		}
@@ -641,6 +641,16 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 		s.poke()
 	}
 	return nil
+}
+
+// entrySize is what an entry costs the head: its line, its metadata and
+// the fixed overhead.
+func entrySize(e *Entry) int64 {
+	n := int64(len(e.Line)) + entryOverhead
+	for _, l := range e.Metadata {
+		n += int64(len(l.Name)+len(l.Value)) + metadataPairOverhead
+	}
+	return n
 }
 
 func (s *Store) poke() {

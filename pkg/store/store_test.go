@@ -65,6 +65,12 @@ func readAll(t *testing.T, r Reader, p SelectParams) map[string][]Entry {
 			}
 			for i := range b.Ts {
 				e := Entry{Ts: b.Ts[i], Seq: b.Seq[i]}
+				if b.Metadata != nil {
+					if len(b.Metadata) != len(b.Ts) {
+						t.Fatalf("batch has %d metadata for %d entries", len(b.Metadata), len(b.Ts))
+					}
+					e.Metadata = b.Metadata[i]
+				}
 				if p.Lines {
 					e.Line = b.Lines[i]
 					if int(b.Sizes[i]) != len(e.Line) {
@@ -117,6 +123,11 @@ func expected(data []streamData, p SelectParams) map[string][]Entry {
 	return out
 }
 
+// entryEqual compares entries field by field, metadata included.
+func entryEqual(a, b Entry) bool {
+	return a.Ts == b.Ts && a.Seq == b.Seq && a.Line == b.Line && labels.Equal(a.Metadata, b.Metadata)
+}
+
 func diff(t *testing.T, got, want map[string][]Entry) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -131,7 +142,7 @@ func diff(t *testing.T, got, want map[string][]Entry) {
 			t.Fatalf("stream %s: got %d entries, want %d", k, len(g), len(w))
 		}
 		for i := range w {
-			if g[i] != w[i] {
+			if !entryEqual(g[i], w[i]) {
 				t.Fatalf("stream %s entry %d: got %+v, want %+v", k, i, g[i], w[i])
 			}
 		}
@@ -165,7 +176,30 @@ func mustMatcher(t testing.TB, typ labels.MatchType, n, v string) *labels.Matche
 	return m
 }
 
-func TestRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) { roundTrip(t, false) }
+
+// TestRoundTripMetadata is TestRoundTrip with structured metadata on some
+// entries of some streams: version 3 blocks beside version 2 ones, merged
+// in commits and recompaction.
+func TestRoundTripMetadata(t *testing.T) { roundTrip(t, true) }
+
+// withMetadata gives every third entry of sd structured metadata, one of a
+// few sets so blocks share them.
+func withMetadata(sd streamData) streamData {
+	sets := []labels.Labels{
+		labels.FromStrings("detected_level", "info"),
+		labels.FromStrings("detected_level", "error", "trace_id", "0af7651916cd43dd"),
+		labels.FromStrings("a", "", "z", "\x00 \"quoted\" ünïcode"),
+	}
+	for i := range sd.entries {
+		if i%3 == 0 {
+			sd.entries[i].Metadata = sets[(i/3)%len(sets)]
+		}
+	}
+	return sd
+}
+
+func roundTrip(t *testing.T, metadata bool) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	words := []string{"info", "error", "warn CUDA out of memory", "debug"}
 	hour := int64(time.Hour)
@@ -178,6 +212,16 @@ func TestRoundTrip(t *testing.T) {
 		{genStream(rng, a, 3000, day0, 30*hour, words), genStream(rng, b, 500, day0, 2*hour, words)},
 		{genStream(rng, a, 2000, day0+hour, 3*hour, words), genStream(rng, c, 10, day0-hour, hour, words)},
 		{genStream(rng, a, 300, day0, 40*hour, words), genStream(rng, b, 100, day0, hour, words)},
+	}
+	if metadata {
+		// Stream c stays without: its blocks remain version 2.
+		for _, r := range rounds {
+			for i := range r {
+				if !labels.Equal(r[i].lbls, c) {
+					r[i] = withMetadata(r[i])
+				}
+			}
+		}
 	}
 	// Unique (Ts, Seq) per stream so the expected order is total.
 	seq := uint64(0)
@@ -243,6 +287,21 @@ func TestRoundTrip(t *testing.T) {
 	defer ro.Close()
 	for _, tc := range cases[:2] {
 		diff(t, readAll(t, ro, tc.p), expected(all, tc.p))
+	}
+	if !metadata {
+		return
+	}
+	// Recompaction rewrites the blocks; nothing may change.
+	if err := s.Compact(context.Background()); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run("compacted "+tc.name, func(t *testing.T) {
+			diff(t, readAll(t, s, tc.p), expected(all, tc.p))
+		})
+	}
+	if n, err := s.Verify(); err != nil || n != 0 {
+		t.Fatalf("verify: %d corrupt blocks, %v", n, err)
 	}
 }
 

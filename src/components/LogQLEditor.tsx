@@ -7,6 +7,7 @@ import type { LanguageProvider } from '../languageProvider';
 import { CompletionItem, getCompletions } from '../logql/completion';
 import { HighlightToken, highlightTokens, TokenKind } from '../logql/highlight';
 import { findFieldHints, LogQLHint, readsUnextractedFields } from '../logql/hints';
+import { formatBackendError } from '../logql/backendErrors';
 import { findSyntaxErrors, formatSyntaxError, LogQLSyntaxError } from '../logql/parse';
 
 export const LOGQL_LANGUAGE_ID = 'lokal-logql';
@@ -23,6 +24,12 @@ interface Props {
   onRunQuery: () => void;
   languageProvider: LanguageProvider;
   range?: TimeRange;
+  /**
+   * The backend's parse and validation errors of this very text, with their
+   * spans (see logql/backendErrors): underlined like the editor's own
+   * syntax errors, which take precedence when there are any.
+   */
+  backendErrors?: LogQLSyntaxError[];
 }
 
 interface Mounted {
@@ -37,9 +44,11 @@ interface Mounted {
  * markers and hints computed from the lezer-logql tree and completion of
  * label names and values from the backend. Shift+Enter runs the query.
  */
-export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, range }: Props) {
+export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, range, backendErrors }: Props) {
   const styles = useStyles2(getStyles);
-  const errors = useMemo(() => findSyntaxErrors(value), [value]);
+  const syntaxErrors = useMemo(() => findSyntaxErrors(value), [value]);
+  const fromBackend = syntaxErrors.length === 0 && backendErrors !== undefined && backendErrors.length > 0;
+  const errors = fromBackend ? backendErrors : syntaxErrors;
   const tokens = useMemo(() => highlightTokens(value), [value]);
   const streamLabels = useStreamLabels(languageProvider, range, readsUnextractedFields(value));
   const hints = useMemo(() => findFieldHints(value, streamLabels), [value, streamLabels]);
@@ -47,9 +56,9 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
   // Monaco's content height, wrapped lines included, so the editor grows with the query.
   const [contentHeight, setContentHeight] = useState<number>();
   // Monaco callbacks outlive renders: they read the latest props through this ref.
-  const latest = useRef({ languageProvider, range, styles });
+  const latest = useRef({ languageProvider, range, styles, errors });
   useEffect(() => {
-    latest.current = { languageProvider, range, styles };
+    latest.current = { languageProvider, range, styles, errors };
   });
 
   useEffect(() => {
@@ -113,7 +122,11 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
       })
     );
     state.disposables.push(editor.onDidContentSizeChange((e) => setContentHeight(e.contentHeight)));
-    paint(state, highlightTokens(editor.getValue()), findSyntaxErrors(editor.getValue()), [], latest.current.styles);
+    // The text is the last rendered value until the user types, so the
+    // errors of that render (the backend's included) still fit it.
+    const text = editor.getValue();
+    const errs = findSyntaxErrors(text);
+    paint(state, highlightTokens(text), errs.length > 0 ? errs : latest.current.errors, [], latest.current.styles);
   }, []);
 
   // The text last run, so leaving the editor runs a changed query once, as in
@@ -172,9 +185,13 @@ export function LogQLEditor({ value, onChange, onRunQuery, languageProvider, ran
         onEditorDidMount={onEditorDidMount}
       />
       {errors.length > 0 && (
-        <div className={styles.errors} role="alert" aria-label="LogQL syntax errors">
+        <div
+          className={styles.errors}
+          role="alert"
+          aria-label={fromBackend ? 'LogQL query errors' : 'LogQL syntax errors'}
+        >
           {errors.slice(0, 3).map((err) => (
-            <div key={`${err.from}-${err.to}`}>{formatSyntaxError(err)}</div>
+            <div key={`${err.from}-${err.to}`}>{fromBackend ? formatBackendError(err) : formatSyntaxError(err)}</div>
           ))}
         </div>
       )}

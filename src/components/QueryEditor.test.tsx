@@ -7,7 +7,7 @@ import {
   PanelData,
   toDataFrame,
 } from '@grafana/data';
-import { TemplateSrv } from '@grafana/runtime';
+import { TemplateSrv, toDataQueryResponse } from '@grafana/runtime';
 import { act, fireEvent, render, screen } from '@testing-library/react';
 import React, { useState } from 'react';
 
@@ -203,5 +203,91 @@ describe('QueryEditor', () => {
   it('does not warn for a metric query in an alert rule', () => {
     setup({ expr: 'count_over_time({job="a"}[5m])' }, undefined, CoreApp.UnifiedAlerting);
     expect(screen.queryByText('Alert rules need a metric query')).not.toBeInTheDocument();
+  });
+});
+
+describe('QueryEditor backend errors', () => {
+  const expr = 'sum(sum_over_time({job="x"}[5m]))';
+  // The error response pkg/plugin sends for expr (errrange.go), as it comes over the wire.
+  const wire = {
+    data: {
+      results: {
+        A: {
+          status: 400,
+          error: 'parse error : invalid aggregation sum_over_time without unwrap',
+          frames: [
+            {
+              schema: {
+                meta: {
+                  typeVersion: [0, 0],
+                  custom: {
+                    lokalErrorRange: {
+                      expr,
+                      message: 'parse error : invalid aggregation sum_over_time without unwrap',
+                      start: { offset: 4, line: 1, col: 5 },
+                      end: { offset: 32, line: 1, col: 33 },
+                    },
+                  },
+                },
+                fields: [],
+              },
+              data: { values: [] },
+            },
+          ],
+        },
+      },
+    },
+  };
+  const panelData = () => {
+    const rsp = toDataQueryResponse(wire as never);
+    return { series: rsp.data, errors: rsp.errors, state: LoadingState.Error, timeRange: {} } as unknown as PanelData;
+  };
+
+  it('underlines the range of a validation error the backend reports', () => {
+    setup({ expr }, panelData());
+    expect(screen.getByRole('alert', { name: 'LogQL query errors' })).toHaveTextContent(
+      'Query error at line 1, column 5: invalid aggregation sum_over_time without unwrap'
+    );
+    expect(mockRecord.current.markers).toEqual([
+      expect.objectContaining({
+        message: 'invalid aggregation sum_over_time without unwrap',
+        severity: 8,
+        startLineNumber: 1,
+        startColumn: 5,
+        endColumn: 33,
+      }),
+    ]);
+  });
+
+  it('drops the underline once the query is edited', () => {
+    const data = panelData();
+    const { rerender, ds, onChange, onRunQuery } = setup({ expr }, data);
+    const edited = expr.replace('5m', '10m');
+    rerender(
+      <QueryEditor
+        datasource={ds}
+        query={{ refId: 'A', expr: edited }}
+        onChange={onChange}
+        onRunQuery={onRunQuery}
+        data={data}
+      />
+    );
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+    expect(mockRecord.current.markers).toHaveLength(0);
+  });
+
+  it("prefers the editor's own syntax errors", () => {
+    const data = panelData();
+    const { rerender, ds, onChange, onRunQuery } = setup({ expr }, data);
+    rerender(
+      <QueryEditor
+        datasource={ds}
+        query={{ refId: 'A', expr: '{job=x}' }}
+        onChange={onChange}
+        onRunQuery={onRunQuery}
+        data={data}
+      />
+    );
+    expect(screen.getByRole('alert', { name: 'LogQL syntax errors' })).toHaveTextContent(/Syntax error at line 1/);
   });
 });

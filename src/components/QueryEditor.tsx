@@ -4,6 +4,7 @@ import { Alert, Button, Stack, useStyles2 } from '@grafana/ui';
 import React, { useMemo, useState } from 'react';
 
 import { DataSource } from '../datasource';
+import { backendErrors } from '../logql/backendErrors';
 import { selectorMatchers } from '../logql/modify';
 import { isLogsQuery } from '../logql/parse';
 import { LokalJsonData, LokalQuery } from '../types';
@@ -23,6 +24,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
 
   const alerting = app === CoreApp.UnifiedAlerting || app === CoreApp.CloudAlerting;
   const hints = useMemo(() => datasource.getQueryHints(query, data?.series ?? []), [datasource, query, data]);
+  const serverErrors = useMemo(() => backendErrors(expr, data?.series, query.refId), [expr, data, query.refId]);
 
   const setExpr = (next: string, run = false) => {
     onChange({ ...query, expr: next });
@@ -50,6 +52,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
             onRunQuery={onRunQuery}
             languageProvider={datasource.languageProvider}
             range={range}
+            backendErrors={serverErrors}
           />
         </div>
         <Button

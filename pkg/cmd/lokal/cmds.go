@@ -142,15 +142,11 @@ func cmdTail(ctx context.Context, args []string, e env) (err error) {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	l, st, err := openConfigStore(*cfg, e, true)
+	l, st, in, err := openFollower(*cfg, e)
 	if err != nil {
 		return err
 	}
 	defer closeStore(st, &err)
-	in, err := ingest.New(l.settings, l.op, st, ingest.Options{})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stderr, "following %d sources into %s; stop with Ctrl-C or SIGTERM\n", len(l.settings.ScrapeConfigs), l.storeDir)
 	// Run returns nil once ctx ends (a signal) and its last lines are stored.
 	if err := in.Run(ctx); err != nil {

@@ -4,6 +4,7 @@
 //
 //	lokal ingest --config F          catch up on every source, then exit
 //	lokal tail --config F            keep following until SIGINT/SIGTERM
+//	lokal serve --config F           follow, and serve Loki's HTTP API
 //	lokal stats --config F           streams, blocks, bytes, time range
 //	lokal repair --config F          rebuild a damaged store's manifest
 //	lokal query --config F QUERY     run LogQL (-o raw|jsonl|json)
@@ -37,7 +38,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "ingest", "tail", "demo":
+		case "ingest", "tail", "serve", "demo":
 			// Ingesting commands trade some CPU for a heap near their live
 			// set; queries keep Go's default (see ingest.ProcessGCPercent).
 			ingest.SetProcessGC(os.Getenv)
@@ -62,6 +63,7 @@ const usage = `usage: lokal <command> [flags]
 commands:
   ingest  --config F                 catch up on all sources, then exit
   tail    --config F                 follow the sources until SIGINT/SIGTERM, then flush and exit
+  serve   --config F [--listen ADDR] follow the sources and serve Loki's HTTP API (lokal serve -h for auth, TLS)
   stats   --config F [--verify]      streams, blocks, bytes raw/stored, time range, store health
   repair  --config F                 rebuild a damaged store's manifest; quarantine what cannot be read
   query   --config F [flags] QUERY   run a LogQL query (lokal query -h for flags)
@@ -87,6 +89,7 @@ func run(ctx context.Context, args []string, e env) int {
 	cmds := map[string]func(context.Context, []string, env) error{
 		"ingest":  cmdIngest,
 		"tail":    cmdTail,
+		"serve":   cmdServe,
 		"stats":   cmdStats,
 		"repair":  cmdRepair,
 		"query":   cmdQuery,

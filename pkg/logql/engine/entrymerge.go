@@ -54,7 +54,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			if stopped(f.ctx) {
 				return nil, false
 			}
-			line, ls, h, ok := c.sp.ProcessString(ts, b.Lines[i])
+			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
 			if !ok {
 				continue
 			}
@@ -120,7 +120,7 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			i := c.i
 			c.i++
 			ts := c.batch.Ts[i]
-			line, ls, h, ok := c.sp.ProcessString(ts, c.batch.Lines[i])
+			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, c.batch.Lines[i], metadataAt(c.batch, i))
 			if !ok {
 				continue
 			}

@@ -52,67 +52,14 @@ func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) 
 	return out, nil
 }
 
-func lineFilterOp(op syntax.LineFilterOp) (log.LineFilterOp, error) {
-	switch op {
-	case syntax.LineContains:
-		return log.OpContains, nil
-	case syntax.LineNotContains:
-		return log.OpNotContains, nil
-	case syntax.LineMatchRegexp:
-		return log.OpRegexp, nil
-	case syntax.LineNotMatchRegexp:
-		return log.OpNotRegexp, nil
-	case syntax.LineMatchPattern:
-		return log.OpPattern, nil
-	case syntax.LineNotMatchPattern:
-		return log.OpNotPattern, nil
-	}
-	return 0, queryErr(ErrBadQuery, "unknown line filter operator %q", op)
-}
-
-// lineFilter builds one line filter with its `or` alternatives: any of them
-// for a positive operator, none of them for a negative one (Loki's reading).
+// lineFilter builds one line filter with its `or` alternatives (see
+// syntax.LineFilterExpr.Filter); a bad one is the client's error.
 func lineFilter(x *syntax.LineFilterExpr) (log.Filter, error) {
-	one := func(y *syntax.LineFilterExpr) (log.Filter, error) {
-		if y.IP {
-			if x.Op != syntax.LineContains && x.Op != syntax.LineNotContains {
-				return nil, queryErr(ErrBadQuery, "ip() line filters only support |= and !=")
-			}
-			f, err := log.NewIPLineFilter(y.Value, x.Op.Negative())
-			if err != nil {
-				return nil, queryErr(ErrBadQuery, "invalid ip filter %q: %v", y.Value, err)
-			}
-			return f, nil
-		}
-		op, err := lineFilterOp(x.Op)
-		if err != nil {
-			return nil, err
-		}
-		f, err := log.NewLineFilter(op, y.Value)
-		if err != nil {
-			return nil, queryErr(ErrBadQuery, "invalid line filter %s %q: %v", x.Op, y.Value, err)
-		}
-		return f, nil
-	}
-	first, err := one(x)
+	f, err := x.Filter()
 	if err != nil {
-		return nil, err
+		return nil, queryErr(ErrBadQuery, "%s", err.Error())
 	}
-	if len(x.Or) == 0 {
-		return first, nil
-	}
-	fs := []log.Filter{first}
-	for _, alt := range x.Or {
-		f, err := one(alt)
-		if err != nil {
-			return nil, err
-		}
-		fs = append(fs, f)
-	}
-	if x.Op.Negative() {
-		return log.NewAndFilter(fs...), nil
-	}
-	return log.NewOrFilter(fs...), nil
+	return f, nil
 }
 
 // unusedParsersDropped is the selector a range aggregation reads, less the

@@ -449,9 +449,10 @@ feed:
 func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex *log.SampleExtractor, op string, g *grouper, set *accSet, lineOnly bool, rng, off int64) error {
 	var sx *log.StreamSampleExtractor
 	var fixed *rangeAcc
+	var wm *withMetadata
 	if lineOnly {
-		ls := it.Labels().WithoutEmpty()
-		gl, gh := g.group(ls, ls.Hash())
+		wm = newWithMetadata(it.Labels())
+		gl, gh := g.group(wm.stream, wm.hash)
 		var err error
 		if fixed, err = set.get(gl, gh); err != nil {
 			return err
@@ -482,11 +483,18 @@ func (ev *evaluator) foldStream(ctx context.Context, it store.StreamIterator, ex
 				if bytes {
 					v = float64(b.Sizes[i])
 				}
+				if md := metadataAt(b, i); len(md) > 0 {
+					gl, gh := g.group(wm.labels(md))
+					var err error
+					if a, err = set.get(gl, gh); err != nil {
+						return err
+					}
+				}
 			} else {
 				var ls labels.Labels
 				var h uint64
 				var ok bool
-				v, ls, h, ok = sx.ProcessString(ts, b.Lines[i])
+				v, ls, h, ok = sx.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
 				if !ok {
 					continue
 				}

@@ -102,7 +102,7 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 			if lo, hi := ev.stepSpan(ts+off, rng); lo > hi {
 				continue
 			}
-			v, ls, h, ok := sx.ProcessString(ts, b.Lines[i])
+			v, ls, h, ok := sx.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
 			if ok {
 				gl, gh := g.group(ls, h)
 				recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})

@@ -171,3 +171,24 @@ func BenchmarkCorpus(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanLogfmt scans a metrics.log line in both dialects: Loki's
+// (`| logfmt`) and Promtail's (the ingest logfmt stage).
+func BenchmarkScanLogfmt(b *testing.B) {
+	const line = `ts=2024-12-17T02:46:15.301Z level=info msg="tts done" request_id=req-5358c72b speaker=zh_female_1 mode=instruct text_len=330 audio_sec=0.72s duration=10040ms rtf=1.248 gpu_mem=19.8GiB bytes=1976KB seq=10096`
+	for _, d := range []struct {
+		name    string
+		dialect LogfmtDialect
+	}{{"loki", LogfmtLoki}, {"promtail", LogfmtPromtail}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(line)))
+			pairs := 0
+			for b.Loop() {
+				ScanLogfmt(line, d.dialect, func(_, _ string) { pairs++ })
+			}
+			if pairs == 0 {
+				b.Fatal("no pairs")
+			}
+		})
+	}
+}

@@ -195,6 +195,15 @@ func (s *StreamSampleExtractor) ProcessString(ts int64, line string) (float64, l
 	return s.Process(ts, unsafeBytes(line))
 }
 
+// ProcessStringMetadata is ProcessString for a line with structured
+// metadata md (nil for none), which the pipeline sees as labels of the line.
+func (s *StreamSampleExtractor) ProcessStringMetadata(ts int64, line string, md labels.Labels) (float64, labels.Labels, uint64, bool) {
+	s.sp.builder.SetMetadata(md)
+	v, res, hash, ok := s.Process(ts, unsafeBytes(line))
+	s.sp.builder.SetMetadata(nil)
+	return v, res, hash, ok
+}
+
 func convert(c Conversion, v string) (float64, error) {
 	switch c {
 	case ConvDuration, ConvDurationSeconds:

@@ -104,6 +104,10 @@ func FilterOf(s Stage) (Filter, bool) {
 	return fs.f, true
 }
 
+// MatchString runs f on a line held as a string, without copying it:
+// filters neither keep nor modify the line they are given.
+func MatchString(f Filter, line string) bool { return f.Match(unsafeBytes(line)) }
+
 // TrueFilter keeps every line (`|= ""`).
 type TrueFilter struct{}
 

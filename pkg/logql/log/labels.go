@@ -41,6 +41,10 @@ type LabelsBuilder struct {
 	base       labels.Labels
 	baseResult labels.Labels // base without empty values: the result when nothing changed
 	baseHash   uint64
+	// md is the structured metadata of the line being processed (set by
+	// the caller before the stages run, not by Reset): labels of this line
+	// only, above the stream labels, below what stages set.
+	md labels.Labels
 
 	add        []labels.Label // unique names, in order of first Set
 	owner      []int          // parallel to add: the stage that set the label
@@ -76,9 +80,10 @@ func (b *LabelsBuilder) Reset() {
 // Base returns the stream labels.
 func (b *LabelsBuilder) Base() labels.Labels { return b.base }
 
-// BaseHas reports whether name is a stream label; parsers use it to decide
-// on the _extracted suffix.
-func (b *LabelsBuilder) BaseHas(name string) bool { return b.base.Has(name) }
+// BaseHas reports whether name is a stream label or structured metadata of
+// the line; parsers use it to decide on the _extracted suffix (Loki gives
+// a parsed label that collides with either the suffix).
+func (b *LabelsBuilder) BaseHas(name string) bool { return b.base.Has(name) || b.md.Has(name) }
 
 // Get returns the current value of name and whether it is present. Labels set
 // by stages take precedence over stream labels.
@@ -97,6 +102,11 @@ func (b *LabelsBuilder) Get(name string) (string, bool) {
 	for _, d := range b.del {
 		if d == name {
 			return "", false
+		}
+	}
+	for _, l := range b.md {
+		if l.Name == name {
+			return l.Value, true
 		}
 	}
 	for _, l := range b.base {
@@ -184,7 +194,7 @@ func (b *LabelsBuilder) Del(names ...string) {
 				break
 			}
 		}
-		if b.base.Has(name) && !slices.Contains(b.del, name) {
+		if (b.base.Has(name) || b.md.Has(name)) && !slices.Contains(b.del, name) {
 			b.del = append(b.del, name)
 		}
 	}
@@ -206,6 +216,12 @@ func (b *LabelsBuilder) HasErr() bool { return b.err != "" }
 // __error_details__ when set, in no particular order. fn must not modify b.
 func (b *LabelsBuilder) Range(fn func(name, value string)) {
 	for _, l := range b.base {
+		if b.overridden(l.Name) || b.md.Has(l.Name) {
+			continue
+		}
+		fn(l.Name, l.Value)
+	}
+	for _, l := range b.md {
 		if b.overridden(l.Name) {
 			continue
 		}
@@ -238,7 +254,28 @@ func (b *LabelsBuilder) overridden(name string) bool {
 }
 
 func (b *LabelsBuilder) unchanged() bool {
-	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == ""
+	return len(b.add) == 0 && len(b.del) == 0 && b.err == "" && b.errDetails == "" && len(b.md) == 0
+}
+
+// SetMetadata sets the structured metadata of the next line (nil for
+// none). A name that is also a stream label gets the _extracted suffix, as
+// Loki does, so the stream label keeps its value.
+func (b *LabelsBuilder) SetMetadata(md labels.Labels) {
+	for i, l := range md {
+		if b.base.Has(l.Name) {
+			out := make([]labels.Label, 0, len(md))
+			out = append(out, md[:i]...)
+			for _, l := range md[i:] {
+				if b.base.Has(l.Name) {
+					l.Name += duplicateSuffix
+				}
+				out = append(out, l)
+			}
+			md = labels.New(out...)
+			break
+		}
+	}
+	b.md = md
 }
 
 // Labels returns the line's result label set: stream labels overridden and
@@ -256,6 +293,12 @@ func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
 	}
 	s := b.scratch[:0]
 	for _, l := range b.base {
+		if l.Value == "" || b.overridden(l.Name) || b.md.Has(l.Name) {
+			continue
+		}
+		s = append(s, l)
+	}
+	for _, l := range b.md {
 		if l.Value == "" || b.overridden(l.Name) {
 			continue
 		}

@@ -68,7 +68,7 @@ func (sp *StreamPipeline) BaseLabels() labels.Labels { return sp.builder.base }
 // internal buffers: out is valid until the next call, res is immutable and may
 // be kept (identical result sets are returned as the same cached slice).
 func (sp *StreamPipeline) Process(ts int64, line []byte) (out []byte, res labels.Labels, hash uint64, ok bool) {
-	if len(sp.stages) == 0 {
+	if len(sp.stages) == 0 && len(sp.builder.md) == 0 {
 		return line, sp.builder.baseResult, sp.builder.baseHash, true
 	}
 	sp.builder.Reset()
@@ -83,10 +83,20 @@ func (sp *StreamPipeline) Process(ts int64, line []byte) (out []byte, res labels
 	return line, res, hash, true
 }
 
+// ProcessStringMetadata is ProcessString for a line with structured
+// metadata md (nil for none): its pairs are labels of this line, as in
+// Loki 3, for label filters, formats and the result labels.
+func (sp *StreamPipeline) ProcessStringMetadata(ts int64, line string, md labels.Labels) (out string, res labels.Labels, hash uint64, ok bool) {
+	sp.builder.SetMetadata(md)
+	out, res, hash, ok = sp.ProcessString(ts, line)
+	sp.builder.SetMetadata(nil)
+	return out, res, hash, ok
+}
+
 // ProcessString is Process for a string line; the returned line is a string
 // that does not alias internal buffers.
 func (sp *StreamPipeline) ProcessString(ts int64, line string) (out string, res labels.Labels, hash uint64, ok bool) {
-	if len(sp.stages) == 0 {
+	if len(sp.stages) == 0 && len(sp.builder.md) == 0 {
 		return line, sp.builder.baseResult, sp.builder.baseHash, true
 	}
 	b, res, hash, ok := sp.Process(ts, unsafeBytes(line))

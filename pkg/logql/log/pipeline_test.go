@@ -181,3 +181,47 @@ func TestRewritesLine(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredMetadata: an entry's structured metadata is labels of its
+// line, above the stream labels and below what stages set, as in Loki 3.
+func TestStructuredMetadata(t *testing.T) {
+	base := labels.FromStrings("job", "app", "level", "stream")
+	md := labels.FromStrings("trace_id", "t1", "level", "md", "empty", "")
+	logfmt := NewLogfmtParser(LogfmtOptions{})
+	lf, _ := NewLineFormatter("{{.trace_id}} {{.level}} {{.job}}")
+	cases := []struct {
+		name string
+		p    *Pipeline
+		md   labels.Labels
+		line string
+		ls   string
+		ok   bool
+	}{
+		{"no stages", NewPipeline(), md, "x", `{job="app", level="stream", level_extracted="md", trace_id="t1"}`, true},
+		{"no metadata", NewPipeline(), nil, "x", `{job="app", level="stream"}`, true},
+		{"label filter keeps", NewPipeline(NewStringLabelFilter(labels.MustNewMatcher(labels.MatchEqual, "trace_id", "t1"))), md, "x", `{job="app", level="stream", level_extracted="md", trace_id="t1"}`, true},
+		{"label filter drops", NewPipeline(NewStringLabelFilter(labels.MustNewMatcher(labels.MatchEqual, "trace_id", "t2"))), md, "x", "", false},
+		{"line_format sees it", NewPipeline(lf), md, "x", `{job="app", level="stream", level_extracted="md", trace_id="t1"}`, true},
+		{"drop", NewPipeline(NewDropStage([]string{"trace_id"}, nil)), md, "x", `{job="app", level="stream", level_extracted="md"}`, true},
+		{"keep", NewPipeline(NewKeepStage([]string{"trace_id"}, nil)), md, "x", `{trace_id="t1"}`, true},
+		{"parsed label collides", NewPipeline(logfmt), md, "trace_id=t9 level=p", `{job="app", level="stream", level_extracted="p", trace_id="t1", trace_id_extracted="t9"}`, true},
+	}
+	for _, tc := range cases {
+		sp := tc.p.ForStream(base)
+		out, ls, h, ok := sp.ProcessStringMetadata(1, tc.line, tc.md)
+		if ok != tc.ok || (ok && (ls.String() != tc.ls || h != ls.Hash())) {
+			t.Errorf("%s: %v %s, want %v %s", tc.name, ok, ls, tc.ok, tc.ls)
+		}
+		if tc.name == "line_format sees it" && out != "t1 stream app" {
+			t.Errorf("line_format: %q", out)
+		}
+		// The next line without metadata sees none of it.
+		if _, ls, _, ok := sp.ProcessString(2, "y"); ok && ls.Has("trace_id") {
+			t.Errorf("%s: metadata leaked to the next line: %s", tc.name, ls)
+		}
+	}
+	ex := NewLineSampleExtractor(LineCount, NewPipeline()).WithGrouping([]string{"trace_id"}, false)
+	if _, ls, _, ok := ex.ForStream(base).ProcessStringMetadata(1, "x", md); !ok || ls.String() != `{trace_id="t1"}` {
+		t.Errorf("count by metadata: %v %s", ok, ls)
+	}
+}

@@ -549,18 +549,25 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := ParseExpr(tt.q)
-		if err == nil {
-			t.Errorf("%q: parsed, want error %q", tt.q, tt.want)
-			continue
-		}
-		if !errors.Is(err, ErrParse) {
-			t.Errorf("%q: errors.Is(err, ErrParse) is false for %v", tt.q, err)
-		}
-		if err.Error() != tt.want {
-			t.Errorf("%q:\n got %s\nwant %s", tt.q, err, tt.want)
-		}
-		checkErrorRange(t, tt.q, err, tt.span)
+		checkParseError(t, tt.q, err, tt.want, tt.span)
 	}
+}
+
+// checkParseError asserts that parsing q failed with the message want and
+// a range over span.
+func checkParseError(t *testing.T, q string, err error, want, span string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%q: parsed, want error %q", q, want)
+		return
+	}
+	if !errors.Is(err, ErrParse) {
+		t.Errorf("%q: errors.Is(err, ErrParse) is false for %v", q, err)
+	}
+	if err.Error() != want {
+		t.Errorf("%q:\n got %s\nwant %s", q, err, want)
+	}
+	checkErrorRange(t, q, err, span)
 }
 
 // checkErrorRange asserts that err's Range covers span, that its ends

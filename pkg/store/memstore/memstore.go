@@ -22,8 +22,9 @@ import (
 const blockSize = 64
 
 type stream struct {
-	ls      labels.Labels
-	entries []store.Entry
+	ls       labels.Labels
+	entries  []store.Entry
+	metadata bool // some entry has structured metadata
 }
 
 // Store holds streams in memory. It is not safe for concurrent Append; reads
@@ -62,8 +63,11 @@ func (s *Store) Append(_ context.Context, b store.AppendBatch) error {
 			s.streams[k] = st
 		}
 		st.entries = append(st.entries, se.Entries...)
+		for i := range se.Entries {
+			st.metadata = st.metadata || len(se.Entries[i].Metadata) > 0
+		}
 		sort.SliceStable(st.entries, func(i, j int) bool {
-			a, b := st.entries[i], st.entries[j]
+			a, b := &st.entries[i], &st.entries[j]
 			if a.Ts != b.Ts {
 				return a.Ts < b.Ts
 			}
@@ -111,21 +115,22 @@ func (s *Store) Select(ctx context.Context, p store.SelectParams) ([]store.Strea
 		if len(es) == 0 {
 			continue
 		}
-		its = append(its, &iter{ls: st.ls, entries: es, p: p, stats: stats, ctx: ctx})
+		its = append(its, &iter{ls: st.ls, entries: es, metadata: st.metadata, p: p, stats: stats, ctx: ctx})
 		stats.Add(store.Stats{Streams: 1, BlocksTotal: (len(es) + blockSize - 1) / blockSize})
 	}
 	return its, nil
 }
 
 type iter struct {
-	ls      labels.Labels
-	entries []store.Entry
-	p       store.SelectParams
-	stats   *store.StatsCollector
-	ctx     context.Context
-	pos     int // blocks consumed
-	b       store.Batch
-	err     error
+	ls       labels.Labels
+	entries  []store.Entry
+	metadata bool
+	p        store.SelectParams
+	stats    *store.StatsCollector
+	ctx      context.Context
+	pos      int // blocks consumed
+	b        store.Batch
+	err      error
 }
 
 func (it *iter) Labels() labels.Labels { return it.ls }
@@ -174,9 +179,9 @@ func (it *iter) Next() bool {
 		b := store.Batch{Labels: it.ls}
 		var bytes int64
 		for k := range es {
-			e := es[k]
+			e := &es[k]
 			if it.p.Direction == store.Backward {
-				e = es[len(es)-1-k]
+				e = &es[len(es)-1-k]
 			}
 			b.Ts = append(b.Ts, e.Ts)
 			b.Seq = append(b.Seq, e.Seq)
@@ -184,6 +189,14 @@ func (it *iter) Next() bool {
 			if it.p.Lines {
 				b.Lines = append(b.Lines, e.Line)
 				bytes += int64(len(e.Line))
+			}
+			if it.metadata {
+				if len(e.Metadata) > 0 && b.Metadata == nil {
+					b.Metadata = make([]labels.Labels, k, len(es))
+				}
+				if b.Metadata != nil {
+					b.Metadata = append(b.Metadata, e.Metadata)
+				}
 			}
 		}
 		it.stats.Add(store.Stats{BlocksRead: 1, EntriesScanned: int64(len(es)), BytesScanned: bytes})
