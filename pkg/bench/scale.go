@@ -41,6 +41,9 @@ type ScaleFigure struct {
 
 // ScaleResults is a run over several corpus sizes, smallest first.
 type ScaleResults struct {
+	// Names label the sizes in the table (e.g. the --size arguments); the
+	// corpus sizes when empty.
+	Names []string   `json:"names,omitempty"`
 	Sizes []*Results `json:"sizes"`
 	// DataGrowth is each corpus's bytes over the first one's.
 	DataGrowth []float64 `json:"data_growth"`
@@ -159,10 +162,10 @@ func WriteScaleTable(w io.Writer, s *ScaleResults) {
 		return
 	}
 	fmt.Fprintf(w, "Scaling (growth against the %s corpus; flat figures are flagged past %.0f×, linear ones past %.2f× the data's growth, day ones past %.2f× the growth of the data per day)\n\n",
-		sizeName(s.Sizes[0].Corpus.Bytes), FlatLimit, LinearSlack, LinearSlack)
+		s.name(0), FlatLimit, LinearSlack, LinearSlack)
 	head := fmt.Sprintf("%-34s %-6s", "figure", "expect")
-	for _, r := range s.Sizes {
-		head += fmt.Sprintf(" %11s", sizeName(r.Corpus.Bytes))
+	for i := range s.Sizes {
+		head += fmt.Sprintf(" %11s", s.name(i))
 	}
 	for i := 1; i < len(s.Sizes); i++ {
 		head += fmt.Sprintf(" %7s", fmt.Sprintf("×%.1f", s.DataGrowth[i]))
@@ -181,6 +184,13 @@ func WriteScaleTable(w io.Writer, s *ScaleResults) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
+}
+
+func (s *ScaleResults) name(i int) string {
+	if i < len(s.Names) && s.Names[i] != "" {
+		return s.Names[i]
+	}
+	return sizeName(s.Sizes[i].Corpus.Bytes)
 }
 
 // sizeName prints a corpus size in GiB, or MiB below 1 GiB.

@@ -89,6 +89,13 @@ func TestScaleFlags(t *testing.T) {
 			t.Errorf("%s: expect %s, flag %q; want expect %s, flagged %v", name, f.Expect, f.Flag, w.expect, w.flagged)
 		}
 	}
+	named := *s
+	named.Names = []string{"1GiB", "4GiB"}
+	var nb bytes.Buffer
+	WriteScaleTable(&nb, &named)
+	if !strings.Contains(nb.String(), "        4GiB") {
+		t.Errorf("scale table does not label the sizes with their names:\n%s", nb.String())
+	}
 	if _, ok := got["volume-24h peak RSS"]; ok {
 		t.Error("a query without a measured peak RSS got a peak RSS figure")
 	}

@@ -109,6 +109,9 @@ func cmdBench(ctx context.Context, args []string, e env) error {
 		err = bench.Save(*out, all[0])
 	} else {
 		sc := bench.Scale(all)
+		for _, n := range names {
+			sc.Names = append(sc.Names, strings.TrimSpace(n))
+		}
 		bench.WriteScaleTable(e.stdout, sc)
 		err = bench.Save(*out, sc)
 	}
