@@ -44,6 +44,9 @@ type Settings struct {
 	ScrapeConfigsYAML string   `yaml:"scrape_configs_yaml,omitempty" json:"scrape_configs_yaml,omitempty"`
 	PollInterval      Duration `yaml:"poll_interval" json:"poll_interval"`
 	MaxLineBytes      ByteSize `yaml:"max_line_bytes" json:"max_line_bytes"`
+	// Clients are Promtail's clients: remote Lokis that receive every
+	// stored entry (clients.go).
+	Clients []Client `yaml:"clients,omitempty" json:"clients,omitempty"`
 }
 
 // Storage says where and how long entries are kept.
@@ -131,6 +134,9 @@ func (s *Settings) ApplyDefaults() {
 	for i := range s.ScrapeConfigs {
 		applyStageDefaults(s.ScrapeConfigs[i].PipelineStages)
 	}
+	for i := range s.Clients {
+		s.Clients[i].ApplyDefaults()
+	}
 }
 
 func applyStageDefaults(st []Stage) {
@@ -201,6 +207,7 @@ func (s *Settings) Validate() error {
 		}
 		validateStages(&errs, p+".pipeline_stages", sc.PipelineStages)
 	}
+	validateClients(&errs, s.Clients)
 	return errs.err()
 }
 

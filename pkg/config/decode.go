@@ -260,7 +260,6 @@ func describe(n *yaml.Node) string {
 // implement; naming them turns "unknown key" into an actionable message.
 var promtailKeys = map[string]string{
 	"server":                 "Promtail's own server block has no meaning in Lokal",
-	"clients":                "Lokal stores entries itself: there is no Loki client to configure",
 	"positions":              "Lokal keeps file positions in its store",
 	"limits_config":          "not supported",
 	"target_config":          "use poll_interval instead",

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/forward"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -36,6 +37,10 @@ type Health struct {
 
 	// Problems lists everything else a user should act on, newest last.
 	Problems []string
+
+	// Forward reports each of the settings' clients while the ingester
+	// forwards (see package forward).
+	Forward []forward.Status
 }
 
 // FileReject is a matched path Lokal refused to read.

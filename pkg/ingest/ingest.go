@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/forward"
 	"github.com/lokal-logs/lokal/pkg/ingest/stages"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -103,6 +104,9 @@ type Ingester struct {
 
 	running sync.Mutex // one CatchUp or Run at a time
 	buffers sync.Pool  // read buffers of idle files
+
+	fwdMu sync.Mutex
+	fwd   *forward.Forwarder // while CatchUp or Run forwards (forward.go)
 
 	mu sync.Mutex // guards hs, subs and pipes
 	hs healthState
@@ -219,6 +223,7 @@ func (in *Ingester) CatchUp(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
+	defer in.forwarding()()
 	return newPump(in, false).run(ctx)
 }
 
@@ -230,6 +235,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
+	defer in.forwarding()()
 	return newPump(in, true).run(ctx)
 }
 
@@ -246,6 +252,7 @@ func (in *Ingester) Health() Health {
 	h.TimestampFailures = st.TimestampFailures
 	h.LabelCapWarnings = st.Warnings
 	h.Dropped = st.Dropped
+	h.Forward = in.forwardStatus()
 	return h
 }
 

@@ -28,6 +28,8 @@ type healthDetails struct {
 	Store         host.Summary        `json:"store"`
 	Paused        bool                `json:"paused"`
 	Problems      []string            `json:"problems"`
+	Forward       []forwardHealth     `json:"forward,omitempty"` // clients: (forwardhealth.go)
+	forwardLines  []string
 }
 
 // CheckHealth reports what the datasource reads and stores, and every
@@ -77,6 +79,9 @@ func (ds *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthReq
 	}
 	d.Problems = append(d.Problems, h.LabelCapWarnings...)
 	d.Problems = append(d.Problems, h.Problems...)
+	var fwdProblems []string
+	d.Forward, d.forwardLines, fwdProblems = describeForward(h.Forward)
+	d.Problems = append(d.Problems, fwdProblems...)
 	if run != nil && h.FilesMatched == 0 && len(h.FilesRejected) == 0 {
 		d.Problems = append(d.Problems, "no file matches the __path__ globs yet: check the paths (new files are picked up as they appear)")
 		fatal = true
@@ -123,6 +128,9 @@ func healthResult(d healthDetails, fatal bool) *backend.CheckHealthResult {
 	var b strings.Builder
 	if d.Store.Streams > 0 || d.FilesMatched > 0 || !fatal {
 		fmt.Fprintf(&b, "%d %s matched, %d lines ingested; store: %s.", d.FilesMatched, plural(d.FilesMatched, "file", "files"), d.LinesIngested, d.Store)
+	}
+	for _, l := range d.forwardLines {
+		b.WriteString("\n" + l)
 	}
 	for _, p := range d.Problems {
 		if b.Len() > 0 {

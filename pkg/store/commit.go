@@ -91,10 +91,13 @@ func (s *Store) commitLocked() (bool, error) {
 		tails     map[int64]*blockRef // newest small block per day, to merge into
 	}
 	works := make([]work, 0, len(streams))
+	// A block a forwarder was handed must not take new lines: they would
+	// be sent again with it (forward.go, rule 1).
+	floor := s.fwdMergeFloor()
 	for _, st := range streams {
 		w := work{st: st, entries: st.flushing, persisted: st.persisted, tails: map[int64]*blockRef{}}
 		for _, b := range st.blocks {
-			if b.h.RawBytes >= blockTargetRaw/2 || b.corrupt.Load() {
+			if b.h.RawBytes >= blockTargetRaw/2 || b.corrupt.Load() || compareKeys(blockKey{b.seg.id, b.off}, floor) < 0 {
 				continue
 			}
 			d := b.seg.day
@@ -233,6 +236,11 @@ func (s *Store) commitLocked() (bool, error) {
 		w.st.flushB = 0
 	}
 	s.flushCur = nil
+	ids := make([]uint64, 0, len(segIDs))
+	for _, id := range segIDs {
+		ids = append(ids, id)
+	}
+	s.fwdNoteCommit(ids, time.Now())
 	s.mu.Unlock()
 	if err != nil {
 		return true, fmt.Errorf("commit applied to memory: %w", err)
@@ -541,6 +549,17 @@ func (s *Store) ApplyRetention(now time.Time) error {
 		old := s.opts.Retention > 0 && (d.day+1)*nsPerDay <= cutoff
 		big := s.opts.MaxBytes > 0 && total > s.opts.MaxBytes && len(days) > 1
 		if !old && !big {
+			break
+		}
+		// Age alone never drops what a forward client has not sent; the
+		// size limit does, and the loss is counted (forward.go, rule 3).
+		s.mu.Lock()
+		unsent := s.fwdDayUnsent(d.day)
+		if unsent && big {
+			s.fwdNoteDrop(d.day)
+		}
+		s.mu.Unlock()
+		if unsent && !big {
 			break
 		}
 		ops = append(ops, op{kind: opDropDay, day: d.day})

@@ -268,12 +268,14 @@ func (s *Store) pickBatch(sameDay bool, day int64, picked map[*blockRef]bool) []
 	}
 	slices.Sort(ids)
 	var batch []*blockRef
+	// Only blocks every forward client has sent (forward.go, rule 2).
+	floor, fwd := s.fwdSentFloor()
 	for _, id := range ids {
 		st := s.m.streams[id]
 		tail := liveTail(st)
 		var raw uint64
 		for _, b := range st.blocks { // sorted by MinTs
-			if !compactCandidate(b) || b == tail || picked[b] {
+			if !compactCandidate(b) || b == tail || picked[b] || fwdUnsent(b, floor, fwd) {
 				continue
 			}
 			if len(batch) == 0 && !sameDay {

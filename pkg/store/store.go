@@ -120,6 +120,7 @@ type Store struct {
 	failing    bool      // the last commit failed
 	closed     bool
 	manStamp   manifestStamp // read-only: what was loaded
+	fwd        fwdState      // forwarders' positions (forward.go)
 
 	// faults, when set by tests, can fail a commit stage to simulate a
 	// full disk or a crash.

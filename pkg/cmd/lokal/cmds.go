@@ -94,6 +94,9 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 	if err != nil {
 		return err
 	}
+	// The ingester forwarded while it read; send what its last commit
+	// stored before exiting.
+	startForwarding(l, st, e)()
 	fmt.Fprintf(e.stdout, "ingested %d lines (%s) from %d files in %s (%.1f MB/s) into %s\n",
 		h.Lines, config.HumanBytes(h.Bytes), h.FilesMatched, el.Round(time.Millisecond), float64(h.Bytes)/1e6/max(el.Seconds(), 1e-9), l.storeDir)
 	return reportProblems(e.stderr, h)
@@ -212,6 +215,7 @@ func cmdStats(_ context.Context, args []string, e env) (err error) {
 	if in.Paused {
 		row("paused", in.LastError)
 	}
+	forwardStats(tw, st)
 	return tw.Flush()
 }
 
@@ -331,6 +335,7 @@ func cmdPush(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	defer startForwarding(l, st, e)()
 	var n int
 	err = push.Read(r, push.Options{}, func(b store.AppendBatch) error {
 		for _, s := range b.Streams {

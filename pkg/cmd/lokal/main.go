@@ -13,6 +13,8 @@
 //	lokal push --config F FILE|-     store Loki push-API JSON as given
 //	lokal sample --dir D [--live]    write sample CosyVoice3 logs
 //	lokal demo                       sample → ingest → the seed's queries
+//	lokal forward --config F --to URL [SELECTOR]  backfill into a Loki
+//	lokal migrate-dashboards --from-uid A --to-uid B FILE  switch datasource
 //
 // Operator controls: like the plugin, the CLI reads only below the
 // directories in GF_PLUGIN_ALLOWED_PATHS and keeps stores below
@@ -73,6 +75,10 @@ commands:
   sample  --dir D [--live]           write sample CosyVoice3 logs into D
   demo    [--dir D]                  write a sample, ingest it and run the seed's queries
   compact --config F                 recompact the store now (the plugin does it when idle)
+  forward --config F --to URL [--from T] [--to-time T] [SELECTOR]
+                                     backfill the store into a Loki, resumable, with a final count
+  migrate-dashboards --from-uid A --to-uid B FILE.json
+                                     point a dashboard's or rule file's queries at another datasource
   bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep
 
 The config file uses the datasource's settings schema (YAML or JSON).
@@ -102,6 +108,10 @@ func run(ctx context.Context, args []string, e env) int {
 		"bench":   cmdBench,
 		// bench-worker is cmdBench's child; not listed in the usage.
 		"bench-worker": cmdBenchWorker,
+
+		// Moving to a Loki cluster.
+		"forward":            cmdForward,
+		"migrate-dashboards": cmdMigrateDashboards,
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
