@@ -107,6 +107,9 @@ type Machine struct {
 	OS        string  `json:"os"`
 	Commit    string  `json:"commit"`
 	Date      string  `json:"date"`
+	// Load is /proc/loadavg's 1, 5 and 15 minute load averages when the
+	// run started: on a shared machine, wall times follow it.
+	Load string `json:"load,omitempty"`
 }
 
 func describeMachine(repo string) Machine {
@@ -117,6 +120,11 @@ func describeMachine(repo string) Machine {
 				kb, _ := strconv.ParseFloat(f[1], 64)
 				m.MemoryGiB = kb / (1 << 20)
 			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.Load = strings.Join(f[:3], " ")
 		}
 	}
 	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {

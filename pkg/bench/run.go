@@ -98,8 +98,10 @@ type IdleResult struct {
 // baselines on the raw files.
 type QueryResult struct {
 	Query
-	Results int     `json:"results"` // entries, series or samples returned
-	Warm    Timing  `json:"warm"`
+	Results int    `json:"results"` // entries, series or samples returned
+	Warm    Timing `json:"warm"`
+	// WarmCPU is the worker's CPU time during the warm runs.
+	WarmCPU Timing  `json:"warm_cpu"`
 	Cold    *Timing `json:"cold,omitempty"`
 	// PeakRSSMB is the peak RSS of a process that opened the store and ran
 	// this query alone, once.
@@ -221,7 +223,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	for i, q := range qs {
 		qr := QueryResult{Query: q, PeakRSSMB: alone[i]}
 		if i < len(warm.Queries) {
-			qr.Results, qr.Warm, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].Error
+			qr.Results, qr.Warm, qr.WarmCPU, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].CPU, warm.Queries[i].Error
 		}
 		if i < len(cold.Queries) {
 			t := cold.Queries[i].Timing

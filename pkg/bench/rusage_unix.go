@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // childUsage is the CPU time and peak resident memory of a finished child.
@@ -20,4 +21,14 @@ func childUsage(ps *os.ProcessState) (cpuSeconds, peakRSSMB float64, ok bool) {
 		rss /= 1024 // macOS reports bytes
 	}
 	return tv(ru.Utime) + tv(ru.Stime), rss, true
+}
+
+// selfCPU is the CPU time this process has used so far. On a shared
+// machine it varies much less with the load than wall time does.
+func selfCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }

@@ -125,6 +125,10 @@ func Scale(runs []*Results) *ScaleResults {
 			qr, ok := byName(r)
 			return qr.Warm.Median, ok
 		})
+		add(q.Name+" warm CPU", "ms", expect, func(r *Results) (float64, bool) {
+			qr, ok := byName(r)
+			return qr.WarmCPU.Median, ok && qr.WarmCPU.Runs > 0
+		})
 		add(q.Name+" cold", "ms", expect, func(r *Results) (float64, bool) {
 			qr, ok := byName(r)
 			return coldMedian(qr), ok && qr.Cold != nil
@@ -161,8 +165,9 @@ func WriteScaleTable(w io.Writer, s *ScaleResults) {
 	if len(s.Sizes) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "Scaling (growth against the %s corpus; flat figures are flagged past %.0f×, linear ones past %.2f× the data's growth, day ones past %.2f× the growth of the data per day)\n\n",
+	fmt.Fprintf(w, "Scaling (growth against the %s corpus; flat figures are flagged past %.0f×, linear ones past %.2f× the data's growth, day ones past %.2f× the growth of the data per day)\n",
 		s.name(0), FlatLimit, LinearSlack, LinearSlack)
+	fmt.Fprintf(w, "Wall times follow the machine's load, which changes between sizes; CPU times much less.\n\n")
 	head := fmt.Sprintf("%-34s %-6s", "figure", "expect")
 	for i := range s.Sizes {
 		head += fmt.Sprintf(" %11s", s.name(i))

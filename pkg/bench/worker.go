@@ -24,7 +24,9 @@ type WorkerQuery struct {
 	Name    string `json:"name"`
 	Results int    `json:"results"`
 	Timing  Timing `json:"timing"`
-	Error   string `json:"error,omitempty"`
+	// CPU is the process's CPU time during each run (its GC included).
+	CPU   Timing `json:"cpu"`
+	Error string `json:"error,omitempty"`
 }
 
 // Worker runs the query set over the whole time range of the store,
@@ -40,11 +42,15 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 	rep := &WorkerReport{}
 	for i, q := range qs {
 		wq := WorkerQuery{Name: q.Name}
-		var ds []time.Duration
+		var ds, cpus []time.Duration
 		for r := 0; r < runs; r++ {
 			began := time.Now()
+			cpu0, cpuOK := selfCPU()
 			res, err := eng.Query(ctx, params(q, start, end))
 			ds = append(ds, time.Since(began))
+			if cpu1, ok := selfCPU(); ok && cpuOK {
+				cpus = append(cpus, cpu1-cpu0)
+			}
 			if i == 0 && r == 0 {
 				rep.FirstQueryMs = float64(time.Since(t0).Microseconds()) / 1000
 			}
@@ -54,7 +60,7 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 			}
 			wq.Results = size(res)
 		}
-		wq.Timing = Summarise(ds)
+		wq.Timing, wq.CPU = Summarise(ds), Summarise(cpus)
 		rep.Queries = append(rep.Queries, wq)
 	}
 	return rep, nil
@@ -106,7 +112,11 @@ func size(r engine.Result) int {
 
 // WriteTable prints the results for people.
 func WriteTable(w io.Writer, r *Results) {
-	fmt.Fprintf(w, "Lokal benchmark — %s, %d cores, %.0f GiB, %s, commit %s\n", r.Machine.Date, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.Commit)
+	fmt.Fprintf(w, "Lokal benchmark — %s, %d cores, %.0f GiB, %s, commit %s", r.Machine.Date, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.Commit)
+	if r.Machine.Load != "" {
+		fmt.Fprintf(w, ", load %s", r.Machine.Load)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "corpus: %s, %d files, %s, %d lines\n\n", r.Corpus.Dir, r.Corpus.Files, mib(r.Corpus.Bytes), r.Corpus.Lines)
 	fmt.Fprintf(w, "ingest   %.1f s wall, %.1f CPU-s, %.0f MB/s, %.0f lines/s, peak RSS %.0f MB, store %s = %.1f%% of raw\n",
 		r.Ingest.WallSeconds, r.Ingest.CPUSeconds, r.Ingest.MBPerSec, r.Ingest.LinesPerSec, r.Ingest.PeakRSSMB, mib(r.Ingest.StoreBytes), 100*r.Ingest.StoreRatio)
@@ -115,7 +125,7 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "restart  first query answered %.0f ms after process start\n", r.Restart.FirstQueryMs)
 	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
 	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)
-	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %8s %8s\n", "query", "results", "median ms", "min ms", "max ms", "cold ms", "grep ms", "× grep", "RSS MB")
+	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %8s %10s %10s %8s %8s\n", "query", "results", "median ms", "min ms", "max ms", "CPU ms", "cold ms", "grep ms", "× grep", "RSS MB")
 	for _, q := range r.Queries {
 		cold, grep, ratio := "-", "-", "-"
 		if q.Cold != nil {
@@ -127,7 +137,7 @@ func WriteTable(w io.Writer, r *Results) {
 		if q.Ratio > 0 {
 			ratio = fmt.Sprintf("%.1f", q.Ratio)
 		}
-		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10s %10s %8s %8.0f\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, cold, grep, ratio, q.PeakRSSMB)
+		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %8.1f %10s %10s %8s %8.0f\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, q.WarmCPU.Median, cold, grep, ratio, q.PeakRSSMB)
 		if q.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", q.Error)
 		}
