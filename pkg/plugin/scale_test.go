@@ -522,6 +522,7 @@ func TestDashboardLoad(t *testing.T) {
 	var mu sync.Mutex
 	var panelTimes, exploreTimes []time.Duration
 	byPanel := map[string][]time.Duration{}
+	var inFlight, maxInFlight int
 	var queryErrs []string
 	for v := 0; v < loadViewers; v++ {
 		wg.Add(1)
@@ -543,8 +544,13 @@ func TestDashboardLoad(t *testing.T) {
 						if m == explore {
 							from, interval = to.Add(-time.Hour), 2*time.Second
 						}
+						mu.Lock()
+						inFlight++
+						maxInFlight = max(maxInFlight, inFlight)
+						mu.Unlock()
 						el, _, err := s.query(ctx, p, m.model, from, to, interval)
 						mu.Lock()
+						inFlight--
 						defer mu.Unlock()
 						byPanel[m.name] = append(byPanel[m.name], el)
 						switch {
@@ -611,7 +617,7 @@ func TestDashboardLoad(t *testing.T) {
 		ms(percentile(exploreTimes, 50)), ms(percentile(exploreTimes, 95)), ms(percentile(exploreTimes, 99)))
 	t.Logf("ingest lag (line written → queryable, %d probes): p50 %s, p95 %s, p99 %s, max %s", len(lags),
 		ms(percentile(lags, 50)), ms(percentile(lags, 95)), ms(percentile(lags, 99)), ms(percentile(lags, 100)))
-	t.Logf("plugin: CPU %.0f%% of one core, RSS mean %.0f MB, max %.0f MB (peak %.0f MB)", 100*cpu, rssSum/float64(max(samples, 1)), rssMax,
+	t.Logf("plugin: CPU %.0f%% of one core, at most %d queries in flight, RSS mean %.0f MB, max %.0f MB (peak %.0f MB)", 100*cpu, maxInFlight, rssSum/float64(max(samples, 1)), rssMax,
 		float64(procStatusKB(t, p.pid, "VmHWM"))/1024)
 	// Everything written must have been read: the lag probes prove it
 	// reached queries, this that the tailer kept up to the end.
