@@ -47,6 +47,7 @@ func QuerySet(needle string) []Query {
 		{Name: "oom-limit-1000", Kind: "logs", Limit: 1000, Expr: sel + ` |= "CUDA out of memory"`, Grep: []string{"-F", "-c", "CUDA out of memory"}},
 		{Name: "timeout-or-fail", Kind: "logs", Limit: 1000, Expr: sel + ` |~ "timeout|fail"`, Grep: []string{"-E", "-c", "timeout|fail"}},
 		{Name: "error-count", Kind: "instant", Expr: `sum(count_over_time(` + sel + ` |= "error" [$__range]))`, Grep: []string{"-F", "-c", "error"}},
+		{Name: "oom-count-25h", Kind: "instant", Expr: `sum(count_over_time(` + sel + ` |= "CUDA out of memory" [25h]))`, Grep: []string{"-F", "-c", "CUDA out of memory"}},
 		{Name: "oom-count-over-time", Kind: "range", Step: 5 * time.Minute, Expr: `count_over_time(` + sel + ` |= "CUDA out of memory"[5m])`, Grep: []string{"-F", "-c", "CUDA out of memory"}},
 		{Name: "rate-by-level", Kind: "range", Step: 5 * time.Minute, Expr: `sum by (level) (rate(` + sel + `[5m]))`, Grep: []string{"-c", ""}},
 		{Name: "logfmt-duration", Kind: "logs", Limit: 1000, Expr: sel + ` |= "duration=" | logfmt | duration > 10s`, Grep: []string{"-F", "-c", "duration="}},

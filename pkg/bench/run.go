@@ -98,10 +98,9 @@ type IdleResult struct {
 // baselines on the raw files.
 type QueryResult struct {
 	Query
-	Results int    `json:"results"` // entries, series or samples returned
-	Warm    Timing `json:"warm"`
-	// WarmCPU is the worker's CPU time during the warm runs.
-	WarmCPU Timing  `json:"warm_cpu"`
+	Results int     `json:"results"` // entries, series or samples returned
+	Warm    Timing  `json:"warm"`
+	FirstMs float64 `json:"first_ms"` // the first of the warm runs, before the block cache holds anything`
 	Cold    *Timing `json:"cold,omitempty"`
 	// PeakRSSMB is the peak RSS of a process that opened the store and ran
 	// this query alone, once.
@@ -110,6 +109,11 @@ type QueryResult struct {
 	// Ratio is the grep baseline's median over ours (above 1: we are faster).
 	Ratio float64 `json:"ratio_vs_grep,omitempty"`
 	Error string  `json:"error,omitempty"`
+
+	// FirstScannedBytes are the raw line bytes the first warm run decoded,
+	// in FirstCPUMs of CPU time.
+	FirstScannedBytes int64   `json:"first_scanned_bytes,omitempty"`
+	FirstCPUMs        float64 `json:"first_cpu_ms,omitempty"`
 }
 
 // Run measures everything and returns the results.
@@ -223,7 +227,8 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	for i, q := range qs {
 		qr := QueryResult{Query: q, PeakRSSMB: alone[i]}
 		if i < len(warm.Queries) {
-			qr.Results, qr.Warm, qr.WarmCPU, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].CPU, warm.Queries[i].Error
+			qr.Results, qr.Warm, qr.FirstMs, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].FirstMs, warm.Queries[i].Error
+			qr.FirstScannedBytes, qr.FirstCPUMs = warm.Queries[i].FirstScannedBytes, warm.Queries[i].FirstCPUMs
 		}
 		if i < len(cold.Queries) {
 			t := cold.Queries[i].Timing

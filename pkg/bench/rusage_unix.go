@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"syscall"
-	"time"
 )
 
 // childUsage is the CPU time and peak resident memory of a finished child.
@@ -23,12 +22,12 @@ func childUsage(ps *os.ProcessState) (cpuSeconds, peakRSSMB float64, ok bool) {
 	return tv(ru.Utime) + tv(ru.Stime), rss, true
 }
 
-// selfCPU is the CPU time this process has used so far. On a shared
-// machine it varies much less with the load than wall time does.
-func selfCPU() (time.Duration, bool) {
+// selfCPUSeconds is the CPU time this process has used so far.
+func selfCPUSeconds() (float64, bool) {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), true
 }

@@ -23,14 +23,14 @@ func TestParamsWindow(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := params(c.q, start, end)
+			p := Params(c.q, start, end)
 			if !p.Start.Equal(c.wantStart) || !p.End.Equal(end) || p.Instant != c.instant {
 				t.Errorf("params = %s..%s instant %v, want %s..%s instant %v", p.Start, p.End, p.Instant, c.wantStart, end, c.instant)
 			}
 		})
 	}
 	// $__range of a windowed instant query is the window, not the store's span.
-	p := params(Query{Kind: "instant", Window: 24 * time.Hour, Expr: `count_over_time({a="b"}[$__range])`}, start, end)
+	p := Params(Query{Kind: "instant", Window: 24 * time.Hour, Expr: `count_over_time({a="b"}[$__range])`}, start, end)
 	if !strings.Contains(p.Query, "[86400s]") {
 		t.Errorf("windowed instant query = %s, want its range to be the window (86400s)", p.Query)
 	}

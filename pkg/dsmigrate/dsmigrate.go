@@ -158,40 +158,38 @@ func parseJSON(dec *json.Decoder) (*node, error) {
 func (n *node) write(b *bytes.Buffer, indent string) {
 	switch n.kind {
 	case '{':
-		if len(n.obj) == 0 {
-			b.WriteString("{}")
-			return
-		}
-		b.WriteString("{\n")
-		for i, m := range n.obj {
-			b.WriteString(indent + "  ")
-			b.Write(marshal(m.key))
+		writeItems(b, indent, "{", "}", len(n.obj), func(i int, inner string) {
+			b.Write(marshal(n.obj[i].key))
 			b.WriteString(": ")
-			m.val.write(b, indent+"  ")
-			if i < len(n.obj)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
-		b.WriteString(indent + "}")
+			n.obj[i].val.write(b, inner)
+		})
 	case '[':
-		if len(n.arr) == 0 {
-			b.WriteString("[]")
-			return
-		}
-		b.WriteString("[\n")
-		for i, v := range n.arr {
-			b.WriteString(indent + "  ")
-			v.write(b, indent+"  ")
-			if i < len(n.arr)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
-		b.WriteString(indent + "]")
+		writeItems(b, indent, "[", "]", len(n.arr), func(i int, inner string) {
+			n.arr[i].write(b, inner)
+		})
 	default:
 		b.Write(n.lit)
 	}
+}
+
+// writeItems writes n items between opening and closing, one a line indented two
+// spaces deeper than indent, or opening+closing alone when there are none.
+func writeItems(b *bytes.Buffer, indent, opening, closing string, n int, item func(i int, inner string)) {
+	if n == 0 {
+		b.WriteString(opening + closing)
+		return
+	}
+	inner := indent + "  "
+	b.WriteString(opening + "\n")
+	for i := 0; i < n; i++ {
+		b.WriteString(inner)
+		item(i, inner)
+		if i < n-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString(indent + closing)
 }
 
 // RewriteJSON rewrites a dashboard (or exported rule) JSON document.

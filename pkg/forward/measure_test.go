@@ -242,14 +242,7 @@ func TestMeasureThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &countingReceiver{discard: os.Getenv("LOKAL_FWD_MEASURE_RECEIVER") == "discard"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/loki/api/v1/push"
+	url := serveReceiver(t, rec)
 	dir := t.TempDir()
 	entries := buildMeasureStore(t, dir, url, size)
 	fwd := runMeasureChild(t, dir, url)
@@ -267,6 +260,20 @@ func TestMeasureThroughput(t *testing.T) {
 		float64(fwd.RSSBeforeKiB)/1024, float64(fwd.PeakKiB)/1024, float64(fwd.PeakKiB-fwd.RSSBeforeKiB)/1024)
 }
 
+// serveReceiver serves rec on a loopback port until the test ends and
+// returns its push URL.
+func serveReceiver(t *testing.T, rec http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: rec, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/loki/api/v1/push"
+}
+
 func TestMeasureLagRecovery(t *testing.T) {
 	if os.Getenv(measureLagEnv) == "" {
 		t.Skip("set " + measureLagEnv + "=1 to measure lag recovery after an outage at 1 MB/s")
@@ -274,19 +281,13 @@ func TestMeasureLagRecovery(t *testing.T) {
 	const rate = 1 << 20 // bytes of lines per second
 	const before, outage, after = 10 * time.Second, 60 * time.Second, 60 * time.Second
 	rec := &countingReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rec, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	url := serveReceiver(t, rec)
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f, err := Start(st, []config.Client{measureClient("http://" + ln.Addr().String() + "/loki/api/v1/push")}, t.Logf)
+	f, err := Start(st, []config.Client{measureClient(url)}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,6 +191,20 @@ func (e *env) rename(from, to string) {
 	}
 }
 
+func (e *env) remove(name string) {
+	e.t.Helper()
+	if err := os.Remove(e.path(name)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// compress gzips name to gz and removes name, as logrotate's compress does.
+func (e *env) compress(name, gz string) {
+	e.t.Helper()
+	gzipFile(e.t, e.path(name), e.path(gz))
+	e.remove(name)
+}
+
 // numbered returns n lines "<prefix> line i" each with a newline.
 func numbered(prefix string, from, to int) string {
 	var b strings.Builder

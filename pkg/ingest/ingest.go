@@ -219,24 +219,25 @@ func (in *Ingester) pollInterval() time.Duration {
 // included), stores everything and returns: `lokal ingest`. An active file's
 // unterminated last line stays unread, since its writer may still finish it.
 func (in *Ingester) CatchUp(ctx context.Context) error {
-	if !in.running.TryLock() {
-		return errors.New("ingest: already running")
-	}
-	defer in.running.Unlock()
-	defer in.forwarding()()
-	return newPump(in, false).run(ctx)
+	return in.runPump(ctx, false)
 }
 
 // Run follows the files until ctx ends, then stores what it has read and
 // returns nil: `lokal tail` and the plugin. It returns an error only when it
 // could not start, or could not store its last lines.
 func (in *Ingester) Run(ctx context.Context) error {
+	return in.runPump(ctx, true)
+}
+
+// runPump runs one pump at a time (follow: until ctx ends, else to the files'
+// ends), with forwarding to the clients running alongside.
+func (in *Ingester) runPump(ctx context.Context, follow bool) error {
 	if !in.running.TryLock() {
 		return errors.New("ingest: already running")
 	}
 	defer in.running.Unlock()
 	defer in.forwarding()()
-	return newPump(in, true).run(ctx)
+	return newPump(in, follow).run(ctx)
 }
 
 // Health returns a snapshot of the ingester's state.

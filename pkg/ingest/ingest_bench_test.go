@@ -5,12 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"github.com/lokal-logs/lokal/pkg/sample"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
@@ -43,24 +43,10 @@ func corpusSettings(dir string) *config.Settings {
 	return s
 }
 
-func dirBytes(b *testing.B, dir string) int64 {
-	var n int64
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && strings.HasSuffix(p, ".log") {
-			n += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
-}
-
 // benchCatchUp ingests dir once per iteration into app (made fresh each
 // time) and reports raw MB/s.
 func benchCatchUp(b *testing.B, dir string, newApp func(b *testing.B) (store.Appender, func())) {
-	size := dirBytes(b, dir)
+	size := testshared.LogBytes(b, dir)
 	b.SetBytes(size)
 	b.ReportAllocs()
 	var cpu time.Duration
@@ -114,10 +100,7 @@ func realStore(b *testing.B) (store.Appender, func()) {
 // LOKAL_BENCH_CORPUS (e.g. /work/shared/bin/loggen -out /tmp/corpus1g -size
 // 1GiB -needles 20), with LOKAL_BENCH_STORE=1 into a real store.
 func BenchmarkCatchUpCorpus(b *testing.B) {
-	dir := os.Getenv("LOKAL_BENCH_CORPUS")
-	if dir == "" {
-		b.Skip("set LOKAL_BENCH_CORPUS to a loggen corpus directory")
-	}
+	dir := testshared.EnvDir(b, "LOKAL_BENCH_CORPUS", "set LOKAL_BENCH_CORPUS to a loggen corpus directory")
 	newApp := func(*testing.B) (store.Appender, func()) { return &discardStore{}, func() {} }
 	if os.Getenv("LOKAL_BENCH_STORE") != "" {
 		newApp = realStore

@@ -138,9 +138,7 @@ func TestCatchUpScenarios(t *testing.T) {
 			steps: func(e *env) {
 				e.write("app.log", a1)
 				e.catchUp()
-				if err := os.Remove(e.path("app.log")); err != nil {
-					e.t.Fatal(err)
-				}
+				e.remove("app.log")
 				e.write("app.log", b1)
 				e.catchUp()
 				e.catchUp()
@@ -154,10 +152,7 @@ func TestCatchUpScenarios(t *testing.T) {
 				e.write("app.log", a1)
 				e.catchUp()
 				e.rename("app.log", "app.log.1")
-				gzipFile(e.t, e.path("app.log.1"), e.path("app.log.1.gz"))
-				if err := os.Remove(e.path("app.log.1")); err != nil {
-					e.t.Fatal(err)
-				}
+				e.compress("app.log.1", "app.log.1.gz")
 				e.write("app.log", b1)
 				e.catchUp()
 				e.catchUp()
@@ -172,10 +167,7 @@ func TestCatchUpScenarios(t *testing.T) {
 				e.catchUp()
 				e.write("app.log", a2)
 				e.rename("app.log", "app.log.1")
-				gzipFile(e.t, e.path("app.log.1"), e.path("app.log.1.gz"))
-				if err := os.Remove(e.path("app.log.1")); err != nil {
-					e.t.Fatal(err)
-				}
+				e.compress("app.log.1", "app.log.1.gz")
 				e.catchUp()
 				e.catchUp()
 			},
@@ -186,10 +178,7 @@ func TestCatchUpScenarios(t *testing.T) {
 			glob: "*",
 			steps: func(e *env) {
 				e.write("old.log", a1)
-				gzipFile(e.t, e.path("old.log"), e.path("older.log.gz"))
-				if err := os.Remove(e.path("old.log")); err != nil {
-					e.t.Fatal(err)
-				}
+				e.compress("old.log", "older.log.gz")
 				e.catchUp()
 				e.catchUp()
 			},

@@ -203,7 +203,7 @@ func (h *Handler) formatQuery(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	successData(w, expr.String())
+	successData(w, syntax.Prettify(expr))
 }
 
 func (h *Handler) buildInfo(w http.ResponseWriter, _ *http.Request) {

@@ -93,6 +93,8 @@ func TestEndpoints(t *testing.T) {
 			`{"status":"success","data":[{"pattern":"api line a","level":"info","samples":[[1734393600,1]]},{"pattern":"api line b","level":"info","samples":[[1734393600,1]]},{"pattern":"api line c","level":"info","samples":[[1734393600,1]]}]}`},
 		{"patterns zero step", "/loki/api/v1/patterns?step=0&query=" + all, 400, "zero or negative query resolution step widths are not accepted. Try a positive integer\n"},
 		{"format_query", "/loki/api/v1/format_query?query=" + url.QueryEscape(`{app="api"}|="x"`), 200, `{"status":"success","data":"{app=\"api\"} |= \"x\""}`},
+		{"format_query pretty", "/loki/api/v1/format_query?query=" + url.QueryEscape(`sum by (app) (rate({app="api", namespace="production", container="nginx-ingress-controller"} |= "error" | json [5m]))`), 200,
+			`{"status":"success","data":"sum by (app) (\n  rate(\n    {app=\"api\", namespace=\"production\", container=\"nginx-ingress-controller\"} |= \"error\" | json [5m]\n  )\n)"}`},
 		{"buildinfo", "/loki/api/v1/status/buildinfo", 200, `{"branch":"lokal","buildUser":"lokal","goVersion":…`},
 		{"ready", "/ready", 200, "ready\n"},
 		{"push not enabled", "/loki/api/v1/push", 404, "push is not enabled here\n"},

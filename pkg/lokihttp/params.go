@@ -16,10 +16,12 @@ import (
 
 // Loki's defaults for the time range of a request without start.
 const (
-	// defaultQuerySince is query_range's and tail's lookback.
+	// defaultQuerySince is query_range's and tail's lookback (documented),
+	// and that of the index, detected_* and patterns endpoints (whose
+	// start Loki's API reference lists as required).
 	defaultQuerySince = time.Hour
-	// defaultLabelSince is the lookback of labels, label values, series
-	// and the index and detected_* endpoints.
+	// defaultLabelSince is the lookback of labels and label values
+	// (documented), and of series.
 	defaultLabelSince = 6 * time.Hour
 )
 
@@ -83,9 +85,11 @@ func parseSecondsOrDuration(s string) (time.Duration, error) {
 }
 
 // timeRange reads start, end and since: end defaults to now, start to end
-// minus since (or def).
+// minus since (or def) or, as Loki's API documents, when end is in the
+// future, to now minus since.
 func (h *Handler) timeRange(r *http.Request, def time.Duration) (start, end time.Time, err error) {
-	end, err = timeParam(r, "end", h.opts.Now())
+	now := h.opts.Now()
+	end, err = timeParam(r, "end", now)
 	if err != nil {
 		return start, end, err
 	}
@@ -95,7 +99,11 @@ func (h *Handler) timeRange(r *http.Request, def time.Duration) (start, end time
 			return start, end, fmt.Errorf("cannot parse %q to a valid duration", s)
 		}
 	}
-	start, err = timeParam(r, "start", end.Add(-since))
+	from := end
+	if end.After(now) {
+		from = now
+	}
+	start, err = timeParam(r, "start", from.Add(-since))
 	return start, end, err
 }
 

@@ -1,6 +1,7 @@
 package lokihttp
 
 import (
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -47,5 +48,44 @@ func TestParseSecondsOrDuration(t *testing.T) {
 		if (err != nil) != tt.err || got != tt.want {
 			t.Errorf("parseSecondsOrDuration(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+// TestTimeRange: Loki's documented defaults for start, end and since,
+// including a future end, from which since counts back from now.
+func TestTimeRange(t *testing.T) {
+	now := time.Unix(1734393600, 0)
+	h := New(Options{Now: func() time.Time { return now }})
+	hour := time.Hour
+	tests := []struct {
+		name       string
+		query      string
+		def        time.Duration
+		start, end time.Time
+		err        bool
+	}{
+		{"defaults", "", hour, now.Add(-hour), now, false},
+		{"label default", "", defaultLabelSince, now.Add(-6 * hour), now, false},
+		{"since", "since=15m", hour, now.Add(-15 * time.Minute), now, false},
+		{"since before a past end", "since=15m&end=1734390000", hour, time.Unix(1734390000, 0).Add(-15 * time.Minute), time.Unix(1734390000, 0), false},
+		{"since before now when end is in the future", "since=15m&end=1734397200", hour, now.Add(-15 * time.Minute), time.Unix(1734397200, 0), false},
+		{"default before now when end is in the future", "end=1734397200", hour, now.Add(-hour), time.Unix(1734397200, 0), false},
+		{"start supersedes since", "since=15m&start=1734300000", hour, time.Unix(1734300000, 0), now, false},
+		{"bad since", "since=soon", hour, time.Time{}, time.Time{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/loki/api/v1/labels?"+tt.query, nil)
+			if err := form(r); err != nil {
+				t.Fatal(err)
+			}
+			start, end, err := h.timeRange(r, tt.def)
+			if (err != nil) != tt.err {
+				t.Fatalf("error %v, want error %v", err, tt.err)
+			}
+			if !tt.err && (!start.Equal(tt.start) || !end.Equal(tt.end)) {
+				t.Errorf("got [%v, %v], want [%v, %v]", start, end, tt.start, tt.end)
+			}
+		})
 	}
 }

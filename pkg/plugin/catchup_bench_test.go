@@ -5,10 +5,8 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // BenchmarkPluginCatchUpCorpus is issue 2's catch-up as the plugin does it:
@@ -26,20 +25,8 @@ import (
 // byte is stored. peak-rss-MB is the process's peak RSS so far, so run it
 // alone (-run XXX -bench PluginCatchUp -benchtime 1x).
 func BenchmarkPluginCatchUpCorpus(b *testing.B) {
-	corpus := os.Getenv("LOKAL_BENCH_CORPUS")
-	if corpus == "" {
-		b.Skip("set LOKAL_BENCH_CORPUS to a loggen corpus directory")
-	}
-	var size int64
-	err := filepath.Walk(corpus, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && strings.HasSuffix(p, ".log") {
-			size += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	corpus := testshared.EnvDir(b, "LOKAL_BENCH_CORPUS", "set LOKAL_BENCH_CORPUS to a loggen corpus directory")
+	size := testshared.LogBytes(b, corpus)
 	// TuneGC changes this process's collector: put it back afterwards.
 	prevGC := debug.SetGCPercent(-1)
 	debug.SetGCPercent(prevGC)

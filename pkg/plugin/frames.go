@@ -42,7 +42,11 @@ type queryStats struct {
 	BlocksTotal    int
 	BlocksSkipped  int
 	BlocksCorrupt  int
-	Duration       time.Duration
+	// CacheHits and CacheMisses count blocks whose kept result was reused,
+	// or computed and kept (engine.CacheStats).
+	CacheHits   int64
+	CacheMisses int64
+	Duration    time.Duration
 }
 
 func (s queryStats) frameStats() []data.QueryStat {
@@ -57,6 +61,8 @@ func (s queryStats) frameStats() []data.QueryStat {
 		stat("Store: blocks in range", "", float64(s.BlocksTotal)),
 		stat("Store: blocks skipped by token filters", "", float64(s.BlocksSkipped)),
 		stat("Store: corrupt blocks skipped", "", float64(s.BlocksCorrupt)),
+		stat("Cache: block results reused", "", float64(s.CacheHits)),
+		stat("Cache: block results computed", "", float64(s.CacheMisses)),
 	}
 }
 

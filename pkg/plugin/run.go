@@ -105,6 +105,8 @@ func typedResultFrames(q lokalQuery, expr syntax.Expr, res engine.Result) data.F
 		BlocksTotal:    res.Stats.Store.BlocksTotal,
 		BlocksSkipped:  res.Stats.Store.BlocksSkipped,
 		BlocksCorrupt:  res.Stats.Store.BlocksCorrupt,
+		CacheHits:      res.Stats.Cache.Hits,
+		CacheMisses:    res.Stats.Cache.Misses,
 		Duration:       res.Stats.ExecTime,
 	}
 	switch res.Type {

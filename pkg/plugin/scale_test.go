@@ -20,6 +20,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
 
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"github.com/lokal-logs/lokal/pkg/sample"
 )
 
@@ -56,15 +57,13 @@ func newScaleSetup(t *testing.T) *scaleSetup {
 	if testing.Short() {
 		t.Skip("scale measurements build the plugin and read a large corpus; skipped with -short")
 	}
-	corpus := os.Getenv(scaleCorpusEnv)
-	if corpus == "" {
-		t.Skipf("set %s to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB -span 168h) to measure the plugin at scale", scaleCorpusEnv)
-	}
-	corpus, err := filepath.Abs(corpus)
+	corpus, err := filepath.Abs(testshared.EnvDir(t, scaleCorpusEnv, "set "+scaleCorpusEnv+" to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB -span 168h) to measure the plugin at scale"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	corpusLogBytes(t, corpus) // it must hold logs
+	if testshared.LogBytes(t, corpus) == 0 {
+		t.Fatalf("no *.log under %s", corpus)
+	}
 	tmp := t.TempDir()
 	data := os.Getenv(scaleDataEnv)
 	if data == "" {

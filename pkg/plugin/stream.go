@@ -10,10 +10,9 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/lokal-logs/lokal/pkg/host"
-	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/lokihttp"
 	"github.com/lokal-logs/lokal/pkg/store"
-	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
 
 // tailLimit bounds the lines one live-tail push carries.
@@ -115,29 +114,14 @@ func tailQuery(raw json.RawMessage) (string, error) {
 	return expr, nil
 }
 
-// tailFrame evaluates the query over freshly stored entries only: the
-// engine runs on an in-memory reader holding just them, so the tail applies
-// exactly the same LogQL semantics as a query.
+// tailFrame evaluates the query over freshly stored entries only, as the
+// HTTP tail does (lokihttp.EvalFresh), and frames the lines.
 func tailFrame(ctx context.Context, expr string, streams []store.StreamEntries) (*data.Frame, error) {
-	mem := memstore.New()
-	if err := mem.Append(ctx, store.AppendBatch{Streams: streams}); err != nil {
-		return nil, fmt.Errorf("live tail: %w", err)
-	}
-	minTs, maxTs, ok := mem.Bounds()
-	if !ok {
-		return nil, nil
-	}
-	res, err := engine.New(mem, engine.Options{Parallelism: 1}).Query(ctx, engine.Params{
-		Query:     expr,
-		Start:     time.Unix(0, minTs),
-		End:       time.Unix(0, maxTs+1),
-		Limit:     tailLimit,
-		Direction: store.Forward,
-	})
+	fresh, err := lokihttp.EvalFresh(ctx, expr, tailLimit, streams)
 	if err != nil {
 		return nil, fmt.Errorf("live tail: %w", err)
 	}
-	rows := streamRows(res.Streams, false)
+	rows := streamRows(fresh, false)
 	if len(rows) == 0 {
 		return nil, nil
 	}

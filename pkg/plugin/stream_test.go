@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/lokiapi"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -24,6 +25,22 @@ type packets struct {
 	mu  sync.Mutex
 	got []json.RawMessage
 	ch  chan struct{}
+}
+
+// feedUntilFrame calls write, then waits up to wait for the tail to send a
+// frame, until one arrives; it fails with msg when ctx ends first.
+func feedUntilFrame(t *testing.T, ctx context.Context, pk *packets, wait time.Duration, msg string, write func()) {
+	t.Helper()
+	for {
+		write()
+		select {
+		case <-pk.ch:
+			return
+		case <-time.After(wait):
+		case <-ctx.Done():
+			t.Fatal(msg)
+		}
+	}
 }
 
 func (p *packets) Send(pk *backend.StreamPacket) error {
@@ -74,18 +91,10 @@ func TestLiveTail(t *testing.T) {
 	// Lines appended after the subscription reach the stream with the
 	// query's pipeline applied; non-matching ones never do. Append until
 	// one arrives, since the subscription starts asynchronously.
-	for i := 0; ; i++ {
+	feedUntilFrame(t, ctx, pk, 200*time.Millisecond, "no live tail frame arrived", func() {
 		writeLines(t, f.logFile, time.Now(), 1, "INFO", "no match here")
 		writeLines(t, f.logFile, time.Now(), 1, "ERROR", "CUDA out of memory")
-		select {
-		case <-pk.ch:
-		case <-time.After(200 * time.Millisecond):
-			continue
-		case <-ctx.Done():
-			t.Fatal("no live tail frame arrived")
-		}
-		break
-	}
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("RunStream: %v", err)
@@ -191,12 +200,12 @@ func TestIndexStatsAndDetectedFields(t *testing.T) {
 		return resp.Status, string(resp.Body)
 	}
 	code, body := call(`index/stats?query=` + url.QueryEscape(`{job="app"}`))
-	var st indexStats
+	var st lokiapi.IndexStatsBody
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Streams == 0 || st.Entries != 5 || st.Bytes == 0 || st.Chunks == 0 {
 		t.Errorf("index/stats: %d %s", code, body)
 	}
 	code, body = call(`detected_fields?query=` + url.QueryEscape(`{job="app"}`))
-	var df detectedFields
+	var df lokiapi.DetectedFieldsBody
 	if code != 200 || json.Unmarshal([]byte(body), &df) != nil {
 		t.Fatalf("detected_fields: %d %s", code, body)
 	}
@@ -234,17 +243,9 @@ func TestLiveTailAcrossSettingsChange(t *testing.T) {
 	if next.shared != old.shared {
 		t.Fatal("instances do not share the store")
 	}
-	for {
+	feedUntilFrame(t, ctx, pk, 300*time.Millisecond, "the tail went silent after the settings change", func() {
 		writeLines(t, f.logFile, time.Now(), 1, "ERROR", "after-change")
-		select {
-		case <-pk.ch:
-		case <-time.After(300 * time.Millisecond):
-			continue
-		case <-ctx.Done():
-			t.Fatal("the tail went silent after the settings change")
-		}
-		break
-	}
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("RunStream: %v", err)

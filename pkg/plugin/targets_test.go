@@ -3,7 +3,6 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 )
 
 // TestPluginTargets measures issue 2's targets for the plugin process on a
@@ -24,11 +25,11 @@ import (
 //
 // It reports numbers with t.Log and asserts only correctness (never speed).
 func TestPluginTargets(t *testing.T) {
-	corpus := os.Getenv("LOKAL_TARGETS_CORPUS")
-	if corpus == "" {
-		t.Skip("set LOKAL_TARGETS_CORPUS to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB) to measure the plugin's targets")
+	corpus := testshared.EnvDir(t, "LOKAL_TARGETS_CORPUS", "set LOKAL_TARGETS_CORPUS to a directory of logs (e.g. from ../shared/bin/loggen -size 1GiB) to measure the plugin's targets")
+	total := testshared.LogBytes(t, corpus)
+	if total == 0 {
+		t.Fatalf("no *.log under %s", corpus)
 	}
-	total := corpusLogBytes(t, corpus)
 	tmp := t.TempDir()
 	bin := buildPlugin(t, tmp)
 	dataDir := filepath.Join(tmp, "data")
@@ -158,24 +159,6 @@ func TestPluginTargets(t *testing.T) {
 	cpu1 := procCPUTicks(t, p.pid)
 	t.Logf("idle: RSS %.1f MB, CPU %.2f%% of one core over 10 s",
 		float64(procStatusKB(t, p.pid, "VmRSS"))/1024, float64(cpu1-cpu0)/100/10*100)
-}
-
-// corpusLogBytes is the size of the *.log files below corpus, which must hold some.
-func corpusLogBytes(t *testing.T, corpus string) int64 {
-	t.Helper()
-	var total int64
-	err := filepath.WalkDir(corpus, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return err
-	})
-	if err != nil || total == 0 {
-		t.Fatalf("no *.log under %s (%v)", corpus, err)
-	}
-	return total
 }
 
 // procStatusKB reads a kB field of /proc/<pid>/status.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/lokal-logs/lokal/pkg/ingest/stages"
 	"github.com/lokal-logs/lokal/pkg/labels"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/push/pushpb"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -568,16 +568,16 @@ func detectLevel(e *store.Entry) {
 	if e.Metadata.Has(DetectedLevelLabel) {
 		return
 	}
-	var lvl stages.Level
+	var lvl logql.Level
 	found := false
 	for _, n := range levelLabels {
 		if v := e.Metadata.Get(n); v != "" {
-			lvl, found = stages.DetectLevel(v), true
+			lvl, found = logql.DetectLevel(v), true
 			break
 		}
 	}
 	if !found {
-		lvl = stages.DetectLevel(e.Line)
+		lvl = logql.DetectLevel(e.Line)
 	}
 	add := labels.Label{Name: DetectedLevelLabel, Value: lvl.String()}
 	if len(e.Metadata) == 0 {
@@ -592,9 +592,9 @@ func detectLevel(e *store.Entry) {
 
 // levelMetadata are the shared one-pair metadata sets of each level (most
 // entries have no other metadata; the store copies what it keeps).
-var levelMetadata = func() map[stages.Level]labels.Labels {
-	m := map[stages.Level]labels.Labels{}
-	for l := stages.LevelUnknown; l <= stages.LevelCritical; l++ {
+var levelMetadata = func() map[logql.Level]labels.Labels {
+	m := map[logql.Level]labels.Labels{}
+	for l := logql.LevelUnknown; l <= logql.LevelCritical; l++ {
 		m[l] = labels.Labels{{Name: DetectedLevelLabel, Value: l.String()}}
 	}
 	return m

@@ -518,6 +518,10 @@ type blockData struct {
 	digitsLen int
 	// md is each entry's structured metadata; nil when the block has none.
 	md []labels.Labels
+	// text is every line back to back, as lines holds them; raw and rebuilt
+	// are the decompressed section and the rebuilt lines, kept so a reused
+	// blockData (ScanLines) decodes the next block without allocating.
+	text, raw, rebuilt []byte
 }
 
 // decodeMeta decodes the checked, compressed meta section.
@@ -648,10 +652,11 @@ func decodeMeta(h *blockHeader, comp []byte, c *codecs, scratch []byte, d *block
 // decodeLines decodes the checked, compressed lines section into strings
 // sharing one fresh buffer.
 func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
-	buf, err := c.decompress(h.Codec, nil, comp, d.skelLen+d.digitsLen)
+	buf, err := c.decompress(h.Codec, d.raw[:0], comp, d.skelLen+d.digitsLen)
 	if err != nil {
 		return fmt.Errorf("lines: %w", err)
 	}
+	d.raw = buf
 	n := int(h.Count)
 	if cap(d.lines) < n {
 		d.lines = make([]string, n)
@@ -664,13 +669,17 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 			d.lines[i] = bytesToString(buf[off : off+sz])
 			off += sz
 		}
+		d.text = buf[:off]
 		return nil
 	}
 	// Rebuild each line (digits back into the skeleton, the timestamp back
 	// into the line) into one fresh buffer of the lines as appended, which
 	// the strings share.
 	skel, digits := buf[:d.skelLen], buf[d.skelLen:]
-	out := make([]byte, 0, h.RawBytes)
+	out := d.rebuilt[:0]
+	if uint64(cap(out)) < h.RawBytes {
+		out = make([]byte, 0, h.RawBytes)
+	}
 	var line []byte
 	sp, dp := 0, 0
 	for i := 0; i < n; i++ {
@@ -684,6 +693,14 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 			storedLen -= tsRenderLen(layout)
 		}
 		var st []byte
+		if v&1 != 0 && code == 0 { // no timestamp to put back: rebuild in place
+			start := len(out)
+			if out, sp, dp, err = joinDigits(out, skel, digits, sp, dp, start+storedLen); err != nil {
+				return corruptf("lines: entry %d: %v", i, err)
+			}
+			d.lines[i] = bytesToString(out[start:])
+			continue
+		}
 		if v&1 == 0 {
 			if sp+storedLen > len(skel) {
 				return corruptf("lines: entry %d runs past the section", i)
@@ -712,6 +729,7 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 	if sp != len(skel) || dp != len(digits) {
 		return corruptf("lines: %d skeleton and %d digit bytes left over", len(skel)-sp, len(digits)-dp)
 	}
+	d.rebuilt, d.text = out, out
 	return nil
 }
 

@@ -180,6 +180,7 @@ func (s *Store) commitLocked() (bool, error) {
 			ops = append(ops, op{kind: opStream, id: w.st.id, lbls: w.st.lbls})
 		}
 	}
+	ops = append(ops, s.roomOps(jobs, days, merged)...)
 	var written []string
 	cleanup := func() {
 		for _, p := range written {

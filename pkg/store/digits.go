@@ -75,12 +75,17 @@ func joinDigits(line, skel, digits []byte, sp, dp, want int) ([]byte, int, int, 
 		}
 		line = append(line, skel[sp:sp+m]...)
 		sp += m + 1
-		t := bytes.IndexByte(digits[dp:], digitSeparator)
-		if t <= 0 {
+		// Runs are a few digits: a loop finds their end sooner than a
+		// call to IndexByte.
+		t := dp
+		for t < len(digits) && digits[t] != digitSeparator {
+			t++
+		}
+		if t == dp || t == len(digits) {
 			return line, sp, dp, errDigitRun
 		}
-		line = append(line, digits[dp:dp+t]...)
-		dp += t + 1
+		line = append(line, digits[dp:t]...)
+		dp = t + 1
 	}
 	if len(line) != want {
 		return line, sp, dp, errLineLength

@@ -79,14 +79,7 @@ func TestSplitDigitsBlock(t *testing.T) {
 	slices.SortStableFunc(es, compareEntries)
 	for _, split := range []bool{false, true} {
 		c.splitDigits = split
-		b, _, err := encodeBlock(nil, es, c, newFilterBuilder())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, d, err := decodeBlock(b, c, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, d := encodeDecode(t, es, c, newFilterBuilder())
 		if d.split != split {
 			t.Fatalf("split=%v but block says %v", split, d.split)
 		}

@@ -541,6 +541,9 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		it.delta.BlocksCorrupt++
 		return nil, nil
 	}
+	if it.skipByFilter(b) {
+		return nil, nil
+	}
 	if hintPrunes(it.p.Hint) {
 		f, err := it.s.readFilter(b)
 		if err != nil {
@@ -558,6 +561,9 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		return nil, it.readFailed(b, err)
 	}
 	it.delta.BlocksRead++
+	if !it.wantedByFilter(b, d) {
+		return nil, nil
+	}
 	lo := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.Start })
 	hi := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.End })
 	if lo >= hi {
@@ -614,6 +620,11 @@ func (it *streamIter) finish() {
 	}
 	it.srcs = nil
 	it.pending = nil
+	// The last batch's lines share the last decoded block: a query that
+	// keeps its finished iterators until the end (every stream of a count
+	// folded one after another) must not keep a block per stream.
+	it.batch = Batch{Labels: it.lbls}
+	it.scratch = nil
 }
 
 func (it *streamIter) Close() error {

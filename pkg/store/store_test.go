@@ -853,35 +853,8 @@ func TestConcurrentAppendSelect(t *testing.T) {
 // TestOverlappingBlocks merges blocks too big to be merged at commit, whose
 // time ranges interleave, with the head.
 func TestOverlappingBlocks(t *testing.T) {
-	s := openTest(t, t.TempDir())
-	defer s.Close()
-	rng := rand.New(rand.NewPCG(9, 9))
+	s, all, m := overlappingStore(t)
 	ls := labels.FromStrings("job", "x")
-	var all []Entry
-	seq := uint64(0)
-	for round := 0; round < 4; round++ {
-		var es []Entry
-		n := 7000
-		if round == 3 {
-			n = 500 // stays in the head
-		}
-		for i := 0; i < n; i++ {
-			seq++
-			// Coarse times so equal Ts with different Seq are common.
-			es = append(es, Entry{Ts: day0 + rng.Int64N(2000)*int64(time.Second), Seq: seq, Line: fmt.Sprintf("%05d %s", seq, strings.Repeat("o", 90+rng.IntN(20)))})
-		}
-		all = append(all, es...)
-		appendAll(t, s, []streamData{{ls, es}}, nil)
-		if round < 3 {
-			if err := s.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if in := s.Info(); in.Blocks < 3 {
-		t.Fatalf("only %d blocks; the test needs overlapping ones", in.Blocks)
-	}
-	m := []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")}
 	sec := int64(time.Second)
 	for _, p := range []SelectParams{
 		{Matchers: m, Start: day0, End: day0 + 3000*sec, Lines: true},

@@ -109,14 +109,7 @@ func TestTsElideRoundTrip(t *testing.T) {
 	defer c.close()
 	sorted := slices.Clone(entries)
 	slices.SortStableFunc(sorted, compareEntries)
-	b, h, err := encodeBlock(nil, sorted, c, newFilterBuilder())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, d, err := decodeBlock(b, c, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, d := encodeDecode(t, sorted, c, newFilterBuilder())
 	elided := 0
 	for i, e := range sorted {
 		if d.lines[i] != e.Line || d.ts[i] != e.Ts || int(d.sizes[i]) != len(e.Line) {
@@ -178,14 +171,7 @@ func FuzzTsElide(f *testing.F) {
 			line = time.Unix(0, ts).UTC().Format(time.RFC3339Nano) + line
 		}
 		es := []Entry{{Ts: ts, Seq: 1, Line: line}, {Ts: ts, Seq: 2, Line: line + line}}
-		b, _, err := encodeBlock(nil, es, c, fb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, d, err := decodeBlock(b, c, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, d := encodeDecode(t, es, c, fb)
 		for i, e := range es {
 			if d.lines[i] != e.Line {
 				t.Fatalf("entry %d: got %q, want %q", i, d.lines[i], e.Line)
@@ -228,14 +214,7 @@ func TestMetaTimeUnit(t *testing.T) {
 				es = append(es, Entry{Ts: tsOf(i), Seq: uint64(i * 10), Line: fmt.Sprintf("line %d", i)})
 			}
 			slices.SortStableFunc(es, compareEntries)
-			b, _, err := encodeBlock(nil, es, c, newFilterBuilder())
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, d, err := decodeBlock(b, c, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, d := encodeDecode(t, es, c, newFilterBuilder())
 			for i, e := range es {
 				if d.ts[i] != e.Ts || d.seq[i] != e.Seq || d.lines[i] != e.Line {
 					t.Fatalf("entry %d: got (%d, %d, %q), want %+v", i, d.ts[i], d.seq[i], d.lines[i], e)
@@ -243,4 +222,19 @@ func TestMetaTimeUnit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeDecode encodes es (sorted) into a block and decodes it with its lines;
+// it returns the encoder's header and the decoded block.
+func encodeDecode(t testing.TB, es []Entry, c *codecs, fb *filterBuilder) (blockHeader, *blockData) {
+	t.Helper()
+	b, h, err := encodeBlock(nil, es, c, fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := decodeBlock(b, c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, d
 }

@@ -151,6 +151,8 @@ func cmdBenchWorker(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	// As `lokal query`, so the suite's peak RSS is what a query run costs.
+	defer limitQueryMemory(e)()
 	rep, err := bench.Worker(ctx, st, qs, *runs, began)
 	if err != nil {
 		return err

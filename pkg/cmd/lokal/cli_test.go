@@ -35,6 +35,14 @@ func newCLI(t *testing.T) *cli {
 	return c
 }
 
+// pushFixture stores testdata/push.json with `lokal push`.
+func (c *cli) pushFixture() {
+	c.t.Helper()
+	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
+		c.t.Fatalf("push: exit %d: %s", code, stderr)
+	}
+}
+
 func (c *cli) run(stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	e := env{
@@ -72,9 +80,7 @@ func checkGolden(t *testing.T, name, got string) {
 
 func TestQueryGolden(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	rng := []string{"--from", "2024-12-17T14:29:00Z", "--to", "2024-12-17T14:33:00Z"}
 	tests := []struct {
 		name string
@@ -107,9 +113,7 @@ func TestQueryGolden(t *testing.T) {
 
 func TestQueryErrors(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	tests := []struct {
 		name       string
 		args       []string
@@ -153,9 +157,7 @@ func TestQueryErrors(t *testing.T) {
 
 func TestLabelsSeriesStats(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	tests := []struct {
 		args []string
 		want string
@@ -310,9 +312,7 @@ func TestTailStopsCleanly(t *testing.T) {
 // an argument, or one with quotes a shell mangles), with the same answer.
 func TestQueryFromFile(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	q := `{job="cosyvoice3"} |~ "timeout|fail"`
 	file := filepath.Join(c.dir, "q.logql")
 	if err := os.WriteFile(file, []byte("\n"+q+"\n"), 0o644); err != nil {

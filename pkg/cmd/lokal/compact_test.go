@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,9 +8,7 @@ import (
 // Compaction must leave every entry answerable exactly as before.
 func TestCompactKeepsEveryEntry(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	q := []string{"query", "--config", c.config, "-o", "json", "--limit", "1000", "--from", "2024-12-17T00:00:00Z", "--to", "2024-12-18T00:00:00Z", `{job="cosyvoice3"}`}
 	code, before, stderr := c.run("", q...)
 	if code != 0 {

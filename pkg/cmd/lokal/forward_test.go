@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lokal-logs/lokal/pkg/forward"
 )
@@ -54,9 +58,7 @@ func (s *lokiStub) total() int {
 
 func TestForwardCommand(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	cases := []struct {
 		name     string
 		selector []string
@@ -99,9 +101,7 @@ func TestClientsForwardAndStats(t *testing.T) {
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	if loki.total() != 7 {
 		t.Fatalf("the client got %d entries, want 7", loki.total())
 	}
@@ -160,5 +160,77 @@ func TestIngestForwardsBeforeExiting(t *testing.T) {
 	}
 	if loki.total() != 500 {
 		t.Fatalf("the client got %d of 500 lines", loki.total())
+	}
+}
+
+// TestForwardIntoServe backfills one Lokal into another that runs `lokal
+// serve` as the receiving Loki: Loki's push protobuf, the receiver's push
+// rules and its query API meet end to end. Every entry arrives once, and a
+// second backfill of the same range (a re-sent batch, as after a crash)
+// stores nothing twice.
+func TestForwardIntoServe(t *testing.T) {
+	src := newCLI(t)
+	now := time.Now().Truncate(time.Second)
+	var b strings.Builder
+	b.WriteString(`{"streams":[`)
+	const streams, perStream = 3, 400
+	for s := 0; s < streams; s++ {
+		if s > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"stream":{"job":"app","instance":"host-%d"},"values":[`, s)
+		for i := 0; i < perStream; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `["%d","line %d of host-%d"]`, now.Add(-30*time.Minute+time.Duration(i)*time.Second).UnixNano(), i, s)
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString("]}")
+	pushFile := filepath.Join(src.dir, "push.json")
+	if err := os.WriteFile(pushFile, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := src.run("", "push", "--config", src.config, pushFile); code != 0 {
+		t.Fatalf("push: exit %d: %s", code, stderr)
+	}
+
+	dst := newCLI(t)
+	tokenFile := filepath.Join(dst.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("sekrit\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sv := startServe(t, ctx, dst, "--config", dst.config, "--token-file", tokenFile)
+
+	from, to := strconv.FormatInt(now.Add(-time.Hour).Unix(), 10), strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+	for round := 1; round <= 2; round++ {
+		code, stdout, stderr := src.run("", "forward", "--config", src.config, "--to", sv.base+"/loki/api/v1/push",
+			"--bearer-token-file", tokenFile, "--from", from, "--to-time", to, "--quiet",
+			"--state", filepath.Join(t.TempDir(), "state.json"))
+		if code != 0 || !strings.Contains(stdout, fmt.Sprintf("sent %d entries", streams*perStream)) {
+			t.Fatalf("forward round %d: exit %d\n%s\n%s", round, code, stdout, stderr)
+		}
+		q := "/loki/api/v1/query?" + url.Values{"query": {`sum by (instance) (count_over_time({job="app"}[2h]))`}, "time": {to}}.Encode()
+		req, _ := http.NewRequest("GET", sv.base+q, nil)
+		req.Header.Set("Authorization", "Bearer sekrit")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for s := 0; s < streams; s++ {
+			want := fmt.Sprintf(`{"metric":{"instance":"host-%d"},"value":[%s,"%d"]}`, s, to, perStream)
+			if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Fatalf("round %d: the receiver answers %d %s, want %s", round, resp.StatusCode, body, want)
+			}
+		}
+	}
+	cancel()
+	if code := <-sv.exited; code != 0 {
+		t.Errorf("serve exited %d: %s", code, sv.stderr.String())
 	}
 }

@@ -11,9 +11,7 @@ import (
 // "0 entries", exit 0) and deletes nothing; repair rebuilds it.
 func TestRepairDamagedManifest(t *testing.T) {
 	c := newCLI(t)
-	if code, _, stderr := c.run("", "push", "--config", c.config, filepath.Join("testdata", "push.json")); code != 0 {
-		t.Fatalf("push: exit %d: %s", code, stderr)
-	}
+	c.pushFixture()
 	code, before, stderr := c.run("", "stats", "--config", c.config)
 	if code != 0 || !strings.Contains(before, "manifest") {
 		t.Fatalf("stats: exit %d: %s%s", code, before, stderr)

@@ -175,8 +175,21 @@ func serveAuth(htpasswd, tokenFile string, e env) (*lokihttp.Auth, error) {
 }
 
 // checkExposure refuses to serve without authentication on an address
-// other machines can reach.
+// other machines can reach. A host name is resolved: every address it
+// names must be loopback, since Listen binds whichever one comes first.
 func checkExposure(listen string, auth *lokihttp.Auth) error {
+	return checkExposureWith(listen, auth, func(host string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), exposureLookupTimeout)
+		defer cancel()
+		return net.DefaultResolver.LookupHost(ctx, host)
+	})
+}
+
+// exposureLookupTimeout bounds the resolution of --listen's host name.
+const exposureLookupTimeout = 10 * time.Second
+
+// checkExposureWith is checkExposure resolving host names with lookup.
+func checkExposureWith(listen string, auth *lokihttp.Auth, lookup func(host string) ([]string, error)) error {
 	if auth.Enabled() {
 		return nil
 	}
@@ -184,16 +197,30 @@ func checkExposure(listen string, auth *lokihttp.Auth) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", listen, err)
 	}
-	if host == "localhost" {
-		return nil
+	refuse := func(where string) error {
+		return fmt.Errorf("refusing to serve on %s (%s) without authentication: anyone who can reach it could read every stored line and push new ones; "+
+			"give --htpasswd FILE (bcrypt users) or --token-file FILE (or %s), or listen on 127.0.0.1", listen, where, tokenEnv)
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
+	if host == "" {
+		return refuse("every interface")
 	}
-	where := host
-	if where == "" {
-		where = "every interface"
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsLoopback() {
+			return nil
+		}
+		return refuse(host)
 	}
-	return fmt.Errorf("refusing to serve on %s (%s) without authentication: anyone who can reach it could read every stored line and push new ones; "+
-		"give --htpasswd FILE (bcrypt users) or --token-file FILE (or %s), or listen on 127.0.0.1", listen, where, tokenEnv)
+	addrs, err := lookup(host)
+	if err != nil {
+		return fmt.Errorf("--listen %q: resolve %s to check it is loopback-only: %w", listen, host, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("--listen %q: %s resolves to no address", listen, host)
+	}
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			return refuse(host + " resolves to " + a)
+		}
+	}
+	return nil
 }

@@ -44,6 +44,58 @@ func TestCheckExposure(t *testing.T) {
 	}
 }
 
+// TestCheckExposureResolves: a host name is accepted without
+// authentication only when every address it resolves to is loopback.
+func TestCheckExposureResolves(t *testing.T) {
+	none := lokihttp.NewAuth(nil, "")
+	resolver := map[string][]string{
+		"localhost":  {"127.0.0.1", "::1"},
+		"loop6":      {"::1"},
+		"mixed":      {"127.0.0.1", "10.0.0.7"},
+		"lan":        {"192.168.1.5"},
+		"hijacked":   {"203.0.113.9"},
+		"empty":      {},
+		"not-an-ip":  {"garbage"},
+		"zoned-link": {"fe80::1%eth0"},
+	}
+	lookup := func(host string) ([]string, error) {
+		addrs, ok := resolver[host]
+		if !ok {
+			return nil, fmt.Errorf("lookup %s: no such host", host)
+		}
+		return addrs, nil
+	}
+	tests := []struct {
+		listen  string
+		wantErr string // "" when accepted
+	}{
+		{"localhost:3100", ""},
+		{"loop6:3100", ""},
+		{"127.0.0.2:3100", ""},
+		{"mixed:3100", "refusing to serve on mixed:3100 (mixed resolves to 10.0.0.7) without authentication"},
+		{"lan:3100", "refusing to serve on lan:3100 (lan resolves to 192.168.1.5)"},
+		{"hijacked:3100", "(hijacked resolves to 203.0.113.9)"},
+		{"zoned-link:3100", "(zoned-link resolves to fe80::1%eth0)"},
+		{"not-an-ip:3100", "(not-an-ip resolves to garbage)"},
+		{"empty:3100", `--listen "empty:3100": empty resolves to no address`},
+		{"unknown:3100", `--listen "unknown:3100": resolve unknown to check it is loopback-only: lookup unknown: no such host`},
+		{":3100", "(every interface)"},
+		{"[::]:3100", "(::)"},
+	}
+	for _, tt := range tests {
+		err := checkExposureWith(tt.listen, none, lookup)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("checkExposure(%q) = %v, want accepted", tt.listen, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("checkExposure(%q) = %v, want an error containing %q", tt.listen, err, tt.wantErr)
+		}
+	}
+	if err := checkExposureWith("lan:3100", lokihttp.NewAuth(nil, "tok"), lookup); err != nil {
+		t.Errorf("with a token, lan:3100 refused: %v", err)
+	}
+}
+
 func TestServeRefusesWithoutAuth(t *testing.T) {
 	c := newCLI(t)
 	code, _, stderr := c.run("", "serve", "--config", c.config, "--listen", "0.0.0.0:0")
@@ -72,6 +124,39 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// served is a `lokal serve` running in the test's process.
+type served struct {
+	base   string // http://127.0.0.1:port
+	stderr *lockedBuffer
+	exited chan int
+}
+
+// startServe runs `lokal serve --listen 127.0.0.1:0 args...` until ctx ends
+// and waits until it listens.
+func startServe(t *testing.T, ctx context.Context, c *cli, args ...string) *served {
+	t.Helper()
+	sv := &served{stderr: &lockedBuffer{}, exited: make(chan int, 1)}
+	go func() {
+		e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: sv.stderr, getenv: func(k string) string { return c.env[k] }}
+		sv.exited <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), e)
+	}()
+	addrRE := regexp.MustCompile(`on (http://127\.0\.0\.1:[0-9]+)`)
+	for deadline := time.Now().Add(30 * time.Second); sv.base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(sv.stderr.String()); m != nil {
+			sv.base = m[1]
+		}
+		select {
+		case code := <-sv.exited:
+			t.Fatalf("serve exited %d: %s", code, sv.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never listened: %s", sv.stderr.String())
+		}
+	}
+	return sv
 }
 
 // TestServe runs `lokal serve` over a followed log file: a token is
@@ -107,27 +192,8 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &lockedBuffer{}
-	exited := make(chan int, 1)
-	go func() {
-		e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: stderr, getenv: func(k string) string { return c.env[k] }}
-		exited <- run(ctx, []string{"serve", "--config", c.config, "--listen", "127.0.0.1:0", "--token-file", tokenFile}, e)
-	}()
-	addrRE := regexp.MustCompile(`on (http://127\.0\.0\.1:[0-9]+)`)
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("serve exited %d: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never listened: %s", stderr.String())
-		}
-	}
+	sv := startServe(t, ctx, c, "--config", c.config, "--token-file", tokenFile)
+	base, stderr, exited := sv.base, sv.stderr, sv.exited
 	get := func(path, token string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		if token != "" {

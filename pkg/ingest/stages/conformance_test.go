@@ -2,11 +2,13 @@ package stages
 
 import (
 	"encoding/json"
-	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // TestConformanceLabels checks the default detectors against the entries
@@ -33,14 +35,14 @@ func TestConformanceLabels(t *testing.T) {
 		for _, v := range s.Values {
 			n++
 			line := v[1]
-			if got := DetectLevel(firstLine(line)).String(); got != s.Stream["level"] {
+			if got := logql.DetectLevel(firstLine(line)).String(); got != s.Stream["level"] {
 				t.Errorf("level %s, Loki's label %s: %.100q", got, s.Stream["level"], line)
 			}
 			ns, err := strconv.ParseInt(v[0], 10, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ts, ok, _ := DetectTime(line, time.UTC, time.Unix(0, ns)); ok {
+			if ts, ok, _ := logql.DetectTime(line, time.UTC, time.Unix(0, ns)); ok {
 				timed++
 				if ts.UnixNano() != ns {
 					t.Errorf("time %s, Loki's %s: %.100q", ts.UTC().Format(time.RFC3339Nano), time.Unix(0, ns).UTC().Format(time.RFC3339Nano), line)

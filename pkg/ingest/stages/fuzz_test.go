@@ -6,70 +6,14 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
-
-var fuzzSeeds = []string{
-	"[INFO] 2024-12-17T00:00:08Z Audio sample received seq=14",
-	"[\x1b[32mDEBUG\x1b[0m] 2026-11-23T20:36:51Z tokenizer",
-	"INFO:     127.0.0.1:59044 - \"POST /inference_instruct HTTP/1.1\" 200 OK",
-	"ts=2024-12-17T00:00:09.061Z level=info msg=\"tts done\"",
-	`{"ts":"2024-12-17T00:00:55.734175678Z","level":"error","queue":{"depth":3}}`,
-	"2024-12-17 14:30:52,123 - cosyvoice - INFO - msg",
-	"2024-12-17 14:30:52.123 | INFO | mod:fn:42 - msg",
-	"Dec 17 14:30:52 host x",
-	"1734393607123 x",
-	"2024-12-17T14:30:52,5+08:00",
-	"2024-02-30 14:30:52",
-	"\xff\xfe[ERROR]\r",
-}
-
-// FuzzDetectTime: never panics, and a found time agrees with the standard
-// library for the plain RFC 3339 prefix it claims to have read.
-func FuzzDetectTime(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	ref := time.Date(2024, 12, 20, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, line string) {
-		got, found, bad := DetectTime(line, time.UTC, ref)
-		if found && bad {
-			t.Fatal("found and malformed at once")
-		}
-		if !found && !got.IsZero() {
-			t.Fatal("a time without found")
-		}
-		// differential check on the strict RFC 3339 shape
-		if len(line) >= 20 && line[10] == 'T' && line[19] == 'Z' {
-			want, err := time.Parse(time.RFC3339, line[:20])
-			if err == nil && (!found || !got.Equal(want)) {
-				t.Fatalf("DetectTime(%q) = %s %v, time.Parse says %s", line, got, found, want)
-			}
-		}
-	})
-}
-
-// FuzzDetectLevel: never panics; a line that is "[LEVEL] " + anything is
-// that level, whatever follows.
-func FuzzDetectLevel(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, line string) {
-		l := DetectLevel(line)
-		if l >= numLevels {
-			t.Fatalf("level %d out of range", l)
-		}
-		if DetectLevel("[ERROR] "+line) != LevelError {
-			t.Fatalf("[ERROR] prefix not detected before %q", line)
-		}
-	})
-}
 
 // FuzzJSONStage: any line through a json stage never panics, and extracted
 // values come only from valid JSON.
 func FuzzJSONStage(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range testshared.FuzzLines {
 		f.Add(s)
 	}
 	f.Add(`{"items":[{"name":"x"}],"a.b":{"c":null}}`)

@@ -3,17 +3,15 @@ package stages
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/internal/golden"
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 type goldenEntry struct {
 	Offset int64             `json:"offset"`
@@ -61,18 +59,7 @@ func TestGolden(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := filepath.Join("testdata", c.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (run with -update after checking):\n%s", path, got)
-			}
+			golden.Check(t, path, got)
 		})
 	}
 }

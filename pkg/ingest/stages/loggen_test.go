@@ -2,10 +2,8 @@ package stages
 
 import (
 	"bufio"
-	"encoding/json"
 	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,39 +11,11 @@ import (
 	"time"
 )
 
-type loggenManifest struct {
-	Files []struct {
-		Path    string `json:"path"`
-		Lines   int    `json:"lines"`
-		Entries int    `json:"entries"`
-	} `json:"files"`
-	TotalEntries int `json:"total_entries"`
-}
-
-// runLoggen writes a loggen history and returns its directory and manifest.
-func runLoggen(t testing.TB, size string, seed string) (string, loggenManifest) {
-	loggen := testshared.Path(t, "bin/loggen")
-	out := t.TempDir()
-	cmd := exec.Command(loggen, "-out", out, "-size", size, "-seed", seed, "-needles", "3")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("loggen: %v\n%s", err, b)
-	}
-	var m loggenManifest
-	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return out, m
-}
-
 // TestLoggenGroundTruth checks entry counts and levels against the
 // generator's manifest: every file must give exactly its entries (tracebacks
 // joined), and levels must be distributed as the generator wrote them.
 func TestLoggenGroundTruth(t *testing.T) {
-	dir, m := runLoggen(t, "1MiB", "11")
+	dir, m := testshared.Loggen(t, "1MiB", "11")
 	levels, refLevels := map[string]int{}, map[string]int{}
 	total := 0
 	for _, f := range m.Files {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // joiner holds lines until it knows where an entry ends: with the
@@ -129,7 +130,7 @@ func newMultiline(c *config.MultilineStage) (*multiline, error) {
 }
 
 func (m *multiline) push(e Entry, readTs time.Time, out func(Entry)) {
-	if m.re.MatchString(StripANSI(e.Line)) || !m.cur.active {
+	if m.re.MatchString(logql.StripANSI(e.Line)) || !m.cur.active {
 		if m.cur.active {
 			out(m.cur.take())
 		}
@@ -150,28 +151,6 @@ func (m *multiline) flush(now time.Time, out func(Entry)) {
 
 func (m *multiline) pending() (int64, bool) {
 	return m.cur.first.Offset, m.cur.active
-}
-
-// StripANSI removes ANSI escape sequences; it allocates only when there are some.
-func StripANSI(s string) string {
-	if strings.IndexByte(s, 0x1b) < 0 {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		if s[i] == 0x1b {
-			i = skipANSI(s, i)
-			continue
-		}
-		j := i
-		for j < len(s) && s[j] != 0x1b {
-			j++
-		}
-		b.WriteString(s[i:j])
-		i = j
-	}
-	return b.String()
 }
 
 // tracebackJoiner keeps a Python traceback with the log line before it:
@@ -300,18 +279,27 @@ func isBlank(s string) bool {
 // (not a level word) followed by ':' or the end, e.g.
 // "torch.OutOfMemoryError: CUDA out of memory" or "KeyboardInterrupt".
 func isExceptionLine(s string) bool {
-	if s == "" || !(isLetter(s[0]) || s[0] == '_') {
+	if s == "" || !exceptionNameByte(s[0], true) {
 		return false
 	}
 	i := 0
-	for i < len(s) && i < 200 && (isLetter(s[i]) || isDigit(s[i]) || s[i] == '_' || s[i] == '.') {
+	for i < len(s) && i < 200 && exceptionNameByte(s[i], false) {
 		i++
 	}
 	if i < len(s) && s[i] != ':' {
 		return false
 	}
-	if _, ok := levelWord(s[:i]); ok {
-		return false
+	return !logql.IsLevelWord(s[:i])
+}
+
+// exceptionNameByte reports whether c can stand in a dotted exception name:
+// a letter or '_', and after the first byte also a digit or '.'.
+func exceptionNameByte(c byte, first bool) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		return true
+	case c >= '0' && c <= '9', c == '.':
+		return !first
 	}
-	return true
+	return false
 }

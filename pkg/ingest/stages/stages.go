@@ -23,6 +23,7 @@ import (
 
 	"github.com/lokal-logs/lokal/pkg/config"
 	"github.com/lokal-logs/lokal/pkg/labels"
+	logql "github.com/lokal-logs/lokal/pkg/logql/log"
 )
 
 // Limits, with why.
@@ -109,7 +110,7 @@ type Pipeline struct {
 	haveTimestampStage bool
 	// levelSets are Options.Labels plus each level: the zero-stage path
 	// picks one instead of building a label set per entry.
-	levelSets [numLevels]labels.Labels
+	levelSets [logql.LevelCritical + 1]labels.Labels
 	baseLevel bool // Options.Labels already has a level label
 	values    map[string]map[string]struct{}
 	lastTs    time.Time // for timestamp's action_on_failure: fudge
@@ -190,7 +191,7 @@ func New(cfg []config.Stage, opts Options) (*Pipeline, error) {
 		p.joiner.tb = &tracebackJoiner{wait: DefaultTracebackWait}
 	}
 	p.baseLevel = opts.Labels.Has(LevelLabel)
-	for l := Level(0); l < numLevels; l++ {
+	for l := logql.LevelUnknown; l <= logql.LevelCritical; l++ {
 		if p.baseLevel {
 			p.levelSets[l] = opts.Labels
 			continue
@@ -208,7 +209,7 @@ func (p *Pipeline) Process(e Entry, emit func(Entry)) {
 	// The line's own time is found before the stages so that drop's
 	// older_than and match see it; a timestamp stage replaces this.
 	if !p.haveTimestampStage {
-		t, found, bad := DetectTime(e.Line, p.opts.Location, readTs)
+		t, found, bad := logql.DetectTime(e.Line, p.opts.Location, readTs)
 		switch {
 		case found:
 			e.Ts, e.tsSet = t, true
@@ -328,10 +329,10 @@ func (p *Pipeline) deliver(e Entry) {
 		if p.baseLevel {
 			e.Labels = p.levelSets[0]
 		} else {
-			e.Labels = p.levelSets[DetectLevel(firstLine(e.Line))]
+			e.Labels = p.levelSets[logql.DetectLevel(firstLine(e.Line))]
 		}
 	} else if !e.Labels.Has(LevelLabel) {
-		lv := DetectLevel(firstLine(e.Line)).String()
+		lv := logql.DetectLevel(firstLine(e.Line)).String()
 		p.work = setLabel(append(p.work[:0], e.Labels...), LevelLabel, lv)
 		e.Labels = p.intern(p.work)
 	}

@@ -547,4 +547,4 @@ func (s *replaceStage) apply(p *Pipeline, st *state) {
 
 type decolorizeStage struct{}
 
-func (decolorizeStage) apply(p *Pipeline, st *state) { st.e.Line = StripANSI(st.e.Line) }
+func (decolorizeStage) apply(p *Pipeline, st *state) { st.e.Line = logql.StripANSI(st.e.Line) }

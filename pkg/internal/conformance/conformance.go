@@ -77,6 +77,14 @@ func Load(t testing.TB, dir string, app store.Appender) {
 // flushed to blocks on disk; it is closed when the test ends.
 func Store(t testing.TB, dir string) *store.Store {
 	t.Helper()
+	return FlushedStore(t, func(app store.Appender) { Load(t, dir, app) })
+}
+
+// FlushedStore opens a store in a temporary directory, lets fill append to
+// it and flushes it to blocks on disk, so that block counts are real; it is
+// closed when the test ends.
+func FlushedStore(t testing.TB, fill func(store.Appender)) *store.Store {
+	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +94,7 @@ func Store(t testing.TB, dir string) *store.Store {
 			t.Error(err)
 		}
 	})
-	Load(t, dir, st)
+	fill(st)
 	if err := st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -71,34 +71,58 @@ func TestLokiConformance(t *testing.T) {
 			// The reference reader only cross-checks the real store.
 			continue
 		}
-		t.Run(name, func(t *testing.T) { runConformance(t, dir, rows, engine.New(st, engine.Options{})) })
+		t.Run(name, func(t *testing.T) {
+			if hits := runConformance(t, dir, rows, engine.New(st, engine.Options{BlockCacheBytes: -1}), 1); hits != 0 {
+				t.Errorf("%d block results reused with the cache off", hits)
+			}
+		})
+		// With the per-block cache, each query twice: the warmed answer
+		// must be Loki's too.
+		t.Run(name+"/cached", func(t *testing.T) {
+			hits := runConformance(t, dir, rows, engine.New(st, engine.Options{}), 2)
+			if name == "store" && hits == 0 {
+				t.Error("the repeated queries reused no block result")
+			}
+		})
 	}
 }
 
-func runConformance(t *testing.T, dir string, rows []conformance.Row, eng *engine.Engine) {
+// runConformance evaluates each row repeat times, checking every answer,
+// and returns the block results the engine reused.
+func runConformance(t *testing.T, dir string, rows []conformance.Row, eng *engine.Engine, repeat int) (hits int64) {
 	for _, r := range rows {
 		t.Run(r.ID, func(t *testing.T) {
 			want, raw := conformance.Answer(t, dir, r.ID)
-			res, qerr := eng.Query(context.Background(), rowParams(t, r))
-			if r.Status != "200" {
-				if qerr == nil {
-					t.Fatalf("%s (%s): Loki rejects it with %q; we answered", r.Query, r.Note, raw)
-				}
-				if qerr.Error() != raw {
-					t.Errorf("%s: error message differs\n got: %s\nwant: %s", r.Query, qerr, raw)
-				}
-				return
-			}
-			if qerr != nil {
-				t.Fatalf("%s (%s): %v", r.Query, r.Note, qerr)
-			}
-			diff, err := conformance.Compare(lokiapi.Marshal(res), want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff != "" {
-				t.Errorf("%s (%s) differs from Loki:\n%s", r.Query, r.Note, diff)
+			for i := 0; i < repeat; i++ {
+				res, qerr := eng.Query(context.Background(), rowParams(t, r))
+				hits += res.Stats.Cache.Hits
+				checkConformance(t, r, want, raw, res, qerr)
 			}
 		})
+	}
+	return hits
+}
+
+// checkConformance compares one answer with Loki's.
+func checkConformance(t *testing.T, r conformance.Row, want []byte, raw string, res engine.Result, qerr error) {
+	t.Helper()
+	if r.Status != "200" {
+		if qerr == nil {
+			t.Fatalf("%s (%s): Loki rejects it with %q; we answered", r.Query, r.Note, raw)
+		}
+		if qerr.Error() != raw {
+			t.Errorf("%s: error message differs\n got: %s\nwant: %s", r.Query, qerr, raw)
+		}
+		return
+	}
+	if qerr != nil {
+		t.Fatalf("%s (%s): %v", r.Query, r.Note, qerr)
+	}
+	diff, err := conformance.Compare(lokiapi.Marshal(res), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff != "" {
+		t.Errorf("%s (%s) differs from Loki:\n%s", r.Query, r.Note, diff)
 	}
 }

@@ -66,6 +66,9 @@ type Options struct {
 	Timeout time.Duration
 	// MemoryBudget is DefaultMemoryBudget when 0.
 	MemoryBudget int64
+	// BlockCacheBytes bounds the results kept per immutable block for the
+	// next query (DefaultBlockCacheBytes when 0, no cache when negative).
+	BlockCacheBytes int64
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -78,6 +81,8 @@ type Engine struct {
 	// noHints leaves hints out of Result.Warnings (tests check the answer
 	// is the same without them).
 	noHints bool
+	// cache keeps partial results per immutable block (nil: off).
+	cache *blockCache
 }
 
 // New returns an engine reading from r.
@@ -97,7 +102,14 @@ func New(r store.Reader, opts Options) *Engine {
 	if opts.MemoryBudget <= 0 {
 		opts.MemoryBudget = DefaultMemoryBudget
 	}
-	return &Engine{r: r, opts: opts}
+	if opts.BlockCacheBytes == 0 {
+		opts.BlockCacheBytes = DefaultBlockCacheBytes
+	}
+	e := &Engine{r: r, opts: opts}
+	if opts.BlockCacheBytes > 0 {
+		e.cache = newBlockCache(opts.BlockCacheBytes)
+	}
+	return e
 }
 
 // Params describe one query.
@@ -180,6 +192,8 @@ type Stats struct {
 	Store           store.Stats
 	ExecTime        time.Duration
 	EntriesReturned int
+	// Cache counts the blocks whose kept results this query reused.
+	Cache CacheStats
 }
 
 // Result is a query's value; Type says which field holds it.
@@ -267,6 +281,8 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 		collector = &store.StatsCollector{}
 		ctx = store.WithStats(ctx, collector)
 	}
+	counter := &cacheCounter{}
+	ctx = withCacheCounter(ctx, counter)
 	switch x := expr.(type) {
 	case syntax.LogSelectorExpr:
 		res, err = e.logQuery(ctx, x, p)
@@ -282,6 +298,7 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 		return Result{}, err
 	}
 	res.Stats.Store = collector.Snapshot()
+	res.Stats.Cache = counter.snapshot()
 	res.Stats.ExecTime = time.Since(began)
 	if n := res.Stats.Store.BlocksCorrupt; n > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d corrupt block(s) in the range were skipped: their entries are missing from this answer (see the store's health)", n))

@@ -162,20 +162,27 @@ func TestCancellation(t *testing.T) {
 	}
 }
 
+// querySequentialAndParallel answers p on one goroutine and on parallelism.
+func querySequentialAndParallel(t *testing.T, st store.Reader, p Params, parallelism int) (one, many Result) {
+	t.Helper()
+	one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	many, err = New(st, Options{Parallelism: parallelism}).Query(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return one, many
+}
+
 // TestParallelMatchesSequential checks that folding streams on many
 // goroutines gives the same answer as one goroutine.
 func TestParallelMatchesSequential(t *testing.T) {
 	st := testStore(t, 9, 500)
 	q := Params{Query: `sum by (pod) (count_over_time({app="a"}[30s])) + on (pod) sum by (pod) (bytes_over_time({app="a"}[30s]))`,
 		Start: at(0), End: at(10 * time.Minute), Step: 10 * time.Second}
-	one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	many, err := New(st, Options{Parallelism: 8}).Query(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
+	one, many := querySequentialAndParallel(t, st, q, 8)
 	if fmt.Sprint(one.Matrix) != fmt.Sprint(many.Matrix) {
 		t.Errorf("parallel result differs")
 	}
@@ -222,14 +229,7 @@ func TestLogQueryFeedsMatchSequential(t *testing.T) {
 	for _, dir := range []store.Direction{store.Forward, store.Backward} {
 		for _, q := range []string{`{app="a"} |~ "n=[0-9]*7 "`, `{app="a"} | logfmt | n > 2990`, `{app="a"} |= "n=29"`} {
 			p := Params{Query: q, Start: at(0), End: at(3 * time.Hour), Limit: 1500, Direction: dir}
-			one, err := New(st, Options{Parallelism: 1}).Query(context.Background(), p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			many, err := New(st, Options{Parallelism: 4}).Query(context.Background(), p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			one, many := querySequentialAndParallel(t, st, p, 4)
 			if fmt.Sprint(one.Streams) != fmt.Sprint(many.Streams) || one.LimitReached != many.LimitReached {
 				t.Errorf("%s %v: read-ahead changes the answer", q, dir)
 			}

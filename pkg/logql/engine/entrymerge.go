@@ -29,9 +29,15 @@ type processed struct {
 // core.
 const sequentialBatches = 16
 
-// maxFedBatchBytes bounds the lines of one batch a stream's goroutine
-// hands to the merge.
-const maxFedBatchBytes = 256 << 10
+// maxFedBatchBytes bounds the lines (or, for samples, the label sets) of
+// one batch a stream's goroutine hands to the merge, and maxFedItems its
+// items: every stream of a merge has a batch waiting and one being made,
+// so a store batch of 8192 entries, each with a parser's label set, would
+// cost every stream megabytes.
+const (
+	maxFedBatchBytes = 256 << 10
+	maxFedItems      = 1024
+)
 
 // feeder hands a stream's reading and filtering to a goroutine once a query
 // has read enough batches to be a long scan.
@@ -61,7 +67,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
 			// Lines a template made long leave in smaller batches, so what
 			// waits for the merge stays bounded.
-			if size += len(line); size >= maxFedBatchBytes {
+			if size += len(line); size >= maxFedBatchBytes || len(out) >= maxFedItems {
 				if !r.flush(out) {
 					return nil, false
 				}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/internal/conformance"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -15,22 +16,11 @@ import (
 // to blocks so that block counts are real.
 func memStore(t testing.TB, streams []store.StreamEntries) (*store.Store, *Engine) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Error(err)
+	st := conformance.FlushedStore(t, func(app store.Appender) {
+		if err := app.Append(context.Background(), store.AppendBatch{Streams: streams}); err != nil {
+			t.Fatal(err)
 		}
 	})
-	ctx := context.Background()
-	if err := st.Append(ctx, store.AppendBatch{Streams: streams}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return st, New(st, Options{})
 }
 

@@ -35,6 +35,7 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	if err != nil {
 		return Result{}, err
 	}
+	ctx = e.withNoMatchMemo(ctx, pl)
 	its, err := e.r.Select(ctx, store.SelectParams{
 		Matchers:  pl.matchers,
 		Start:     p.Start.UnixNano(),

@@ -224,7 +224,9 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 		return ev.rangeAgg(x)
 	case *syntax.VectorAggregationExpr:
 		left := x.Left
+		injected := false
 		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && canInjectGrouping(x.Operation, ra) {
+			injected = true
 			// sum by (g) (rate(…)) is evaluated as rate over samples
 			// grouped by g, as Loki does: the division by the range happens
 			// once per group, which is both cheaper and the float Loki
@@ -236,7 +238,12 @@ func (ev *evaluator) eval(expr syntax.SampleExpr) (*value, error) {
 			}
 			left = &pushed
 		}
-		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusable(x.Operation, ra) {
+		// fusable judges the query as written: once the sum's grouping is
+		// pushed down, the samples are grouped already and fold per
+		// stream in parallel, holding one block per worker instead of one
+		// per stream and every sample of every window (with or without the
+		// block cache).
+		if ra, ok := left.(*syntax.RangeAggregationExpr); ok && !ev.noFuse && fusesInto(x) && !ev.foldsPerBlock(x.Operation, ra, injected) {
 			agg := ev.newAggSet(x.Operation, x.Grouping)
 			if err := ev.rangeAggInto(ra, agg); err != nil {
 				return nil, err

@@ -15,6 +15,10 @@ type selector struct {
 	matchers []*labels.Matcher
 	pipeline *log.Pipeline
 	hint     *store.LineFilterHint
+	// lineFilters are the filters every wanted line, as stored, must pass
+	// (those before any stage rewrites the line); filterKey prints them.
+	lineFilters []log.Filter
+	filterKey   string
 }
 
 func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) {
@@ -41,6 +45,8 @@ func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) 
 		if _, ok := st.(*syntax.LineFilterExpr); ok && lineIntact {
 			if f, ok := log.FilterOf(s); ok {
 				groups = append(groups, log.RequiredLiterals(f)...)
+				out.lineFilters = append(out.lineFilters, f)
+				out.filterKey += " " + st.String()
 			}
 		}
 		built = append(built, s)

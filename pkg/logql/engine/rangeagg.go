@@ -124,10 +124,16 @@ func newDiffAcc(ls labels.Labels, hash uint64, n int) *rangeAcc {
 }
 
 func (a *rangeAcc) addSpan(lo, hi int, x float64) {
+	a.addSpanN(lo, hi, x, 1)
+}
+
+// addSpanN adds n samples summing to x (a bucket of a block's partial
+// result) to steps lo..hi.
+func (a *rangeAcc) addSpanN(lo, hi int, x, n float64) {
 	a.v[lo] += x
 	a.v[hi+1] -= x
-	a.c[lo]++
-	a.c[hi+1]--
+	a.c[lo] += n
+	a.c[hi+1] -= n
 }
 
 // merge adds b's partial difference arrays into a.
@@ -202,28 +208,37 @@ func ceilDiv(a, b int64) int64 {
 // when the extractor needs them or allLines asks for them. The caller closes
 // the iterators.
 func (ev *evaluator) selectRange(x *syntax.RangeAggregationExpr, allLines bool) ([]store.StreamIterator, *log.SampleExtractor, error) {
-	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
+	p, ex, err := ev.rangeSelectParams(x, allLines)
 	if err != nil {
 		return nil, nil, err
+	}
+	its, err := ev.e.r.Select(ev.ctx, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("select streams: %w", err)
+	}
+	return its, ex, nil
+}
+
+// rangeSelectParams is what selectRange selects, and the extractor.
+func (ev *evaluator) rangeSelectParams(x *syntax.RangeAggregationExpr, allLines bool) (store.SelectParams, *log.SampleExtractor, error) {
+	sel, err := ev.e.compileSelector(unusedParsersDropped(x))
+	if err != nil {
+		return store.SelectParams{}, nil, err
 	}
 	ex, err := sampleExtractor(x, sel.pipeline)
 	if err != nil {
-		return nil, nil, err
+		return store.SelectParams{}, nil, err
 	}
 	rng, off := int64(x.Left.Interval), int64(x.Left.Offset)
 	last := ev.steps[len(ev.steps)-1]
-	its, err := ev.e.r.Select(ev.ctx, store.SelectParams{
+	return store.SelectParams{
 		Matchers:  sel.matchers,
 		Start:     ev.steps[0] - off - rng + 1,
 		End:       last - off + 1,
 		Direction: store.Forward,
 		Hint:      sel.hint,
 		Lines:     allLines || !ex.LineOnly(),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("select streams: %w", err)
-	}
-	return its, ex, nil
+	}, ex, nil
 }
 
 // rangeAgg evaluates a range aggregation over the store.
@@ -232,23 +247,31 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	if lr == nil || lr.Interval <= 0 {
 		return nil, queryErr(ErrBadQuery, "%s needs a positive range", x.Operation)
 	}
-	its, ex, err := ev.selectRange(x, false)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(its)
+	var err error
 	rng, off := int64(lr.Interval), int64(lr.Offset)
-	lineOnly := ex.LineOnly()
-
 	op := x.Operation
 	var accs []*rangeAcc
+	cached := false
 	if additive(op) && lr.Unwrap == nil {
-		accs, err = ev.foldParallel(its, ex, x, lineOnly, rng, off)
-	} else {
-		accs, err = ev.foldOrdered(its, ex, x, rng, off)
+		accs, cached, err = ev.foldBlocks(x, rng, off)
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
+	if !cached {
+		its, ex, err := ev.selectRange(x, false)
+		if err != nil {
+			return nil, err
+		}
+		defer closeAll(its)
+		if additive(op) && lr.Unwrap == nil {
+			accs, err = ev.foldParallel(its, ex, x, ex.LineOnly(), rng, off)
+		} else {
+			accs, err = ev.foldOrdered(its, ex, x, rng, off)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if op == syntax.OpRangeTypeAbsent {
 		return ev.absent(accs, lr.Left), nil
@@ -380,10 +403,18 @@ func firstCause(errs []error) error {
 // foldParallel folds additive functions stream by stream on all cores and
 // sums the partial step arrays.
 func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtractor, x *syntax.RangeAggregationExpr, lineOnly bool, rng, off int64) ([]*rangeAcc, error) {
-	workers := min(ev.e.opts.Parallelism, len(its))
+	return ev.foldJobs(x, len(its), func(ctx context.Context, g *grouper, set *accSet, i int) error {
+		return ev.foldStream(ctx, its[i], ex, x.Operation, g, set, lineOnly, rng, off)
+	})
+}
+
+// foldJobs runs fold for jobs 0..n-1 on all cores, each worker into its own
+// difference arrays, and sums them. The first failure stops the others.
+func (ev *evaluator) foldJobs(x *syntax.RangeAggregationExpr, n int, fold func(ctx context.Context, g *grouper, set *accSet, i int) error) ([]*rangeAcc, error) {
+	workers := min(ev.e.opts.Parallelism, n)
 	ctx, cancel := context.WithCancel(ev.ctx)
 	defer cancel()
-	jobs := make(chan store.StreamIterator)
+	jobs := make(chan int)
 	parts := make([]*accSet, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -400,11 +431,11 @@ func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtr
 				}
 			}()
 			g := &grouper{g: x.Grouping}
-			for it := range jobs {
+			for i := range jobs {
 				if errs[w] != nil {
 					continue
 				}
-				if err := ev.foldStream(ctx, it, ex, x.Operation, g, parts[w], lineOnly, rng, off); err != nil {
+				if err := fold(ctx, g, parts[w], i); err != nil {
 					errs[w] = err
 					cancel()
 				}
@@ -412,9 +443,9 @@ func (ev *evaluator) foldParallel(its []store.StreamIterator, ex *log.SampleExtr
 		}(w)
 	}
 feed:
-	for _, it := range its {
+	for i := 0; i < n; i++ {
 		select {
-		case jobs <- it:
+		case jobs <- i:
 		case <-ctx.Done():
 			break feed
 		}

@@ -93,8 +93,9 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 // time-ordered merge compare the short grouped label sets.
 func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) *feed[sampleRec] {
 	g := &grouper{g: grouping}
-	return startFeed(ctx, wg, sem, it, func(b *store.Batch, _ *feedRun[sampleRec]) ([]sampleRec, bool) {
+	return startFeed(ctx, wg, sem, it, func(b *store.Batch, r *feedRun[sampleRec]) ([]sampleRec, bool) {
 		var recs []sampleRec
+		size := 0 // bytes of the label sets made for these samples
 		for i, ts := range b.Ts {
 			if stopped(ctx) {
 				return nil, false
@@ -105,9 +106,28 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 			v, ls, h, ok := sx.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
 			if ok {
 				gl, gh := g.group(ls, h)
+				if n := len(recs); n == 0 || recs[n-1].hash != gh {
+					size += labelsBytes(gl)
+				}
 				recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
+				if size >= maxFedBatchBytes || len(recs) >= maxFedItems {
+					if !r.flush(recs) {
+						return nil, false
+					}
+					recs, size = nil, 0
+				}
 			}
 		}
 		return recs, true
 	})
+}
+
+// labelsBytes is about what a label set costs in memory: its strings and
+// their headers.
+func labelsBytes(ls labels.Labels) int {
+	n := 24
+	for _, l := range ls {
+		n += 32 + len(l.Name) + len(l.Value)
+	}
+	return n
 }

@@ -321,15 +321,41 @@ func TestScripts(t *testing.T) {
 				name string
 				r    store.Reader
 			}{{"memstore", mem}, {"store-head", head}, {"store-blocks", flushed}} {
-				t.Run(r.name, func(t *testing.T) { runScript(t, New(r.r, Options{Parallelism: 2}), cmds) })
+				t.Run(r.name, func(t *testing.T) {
+					runScript(t, New(r.r, Options{Parallelism: 2, BlockCacheBytes: -1}), cmds, 1)
+				})
+				// With the per-block cache, every query twice: the second
+				// answer comes from the first one's kept block results and
+				// must be the same.
+				t.Run(r.name+"/cached", func(t *testing.T) {
+					hits := runScript(t, New(r.r, Options{Parallelism: 2}), cmds, 2)
+					if r.name == "store-blocks" && hits == 0 && scriptHasCount(cmds) {
+						t.Error("the repeated queries reused no block result")
+					}
+				})
 			}
 		})
 	}
 }
 
-func runScript(t *testing.T, eng *Engine, cmds []scriptCmd) {
+// scriptHasCount reports whether a script counts lines over time (the
+// queries the per-block cache serves).
+func scriptHasCount(cmds []scriptCmd) bool {
 	for _, c := range cmds {
+		if strings.Contains(c.query, "count_over_time") || strings.Contains(c.query, "rate(") {
+			return true
+		}
+	}
+	return false
+}
+
+// runScript evaluates each query of a script repeat times, checking every
+// answer, and returns the block results the engine reused.
+func runScript(t *testing.T, eng *Engine, cmds []scriptCmd, repeat int) (hits int64) {
+	for i := 0; i < len(cmds)*repeat; i++ {
+		c := cmds[i/repeat]
 		res, err := eng.Query(context.Background(), c.params)
+		hits += res.Stats.Cache.Hits
 		where := fmt.Sprintf("%s:%d: %s", c.file, c.line, c.query)
 		if len(c.expect) == 1 && strings.HasPrefix(c.expect[0], "expect error") {
 			want := strings.TrimSpace(strings.TrimPrefix(c.expect[0], "expect error"))
@@ -354,4 +380,5 @@ func runScript(t *testing.T, eng *Engine, cmds []scriptCmd) {
 			t.Errorf("%s:\n got:\n\t%s\nwant:\n\t%s", where, strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 		}
 	}
+	return hits
 }

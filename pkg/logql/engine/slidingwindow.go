@@ -24,7 +24,7 @@ import (
 // aggregation should be streamed into it: functions over a pipeline, unless
 // Loki's sum push-down already groups the samples.
 func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
-	if !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
+	if ra == nil || !streamable(vecOp) || ra.Left == nil || canInjectGrouping(vecOp, ra) {
 		return false
 	}
 	if ra.Operation == syntax.OpRangeTypeAbsent {
@@ -39,6 +39,16 @@ func fusable(vecOp string, ra *syntax.RangeAggregationExpr) bool {
 	}
 	return true
 }
+
+// fusesInto reports whether x's range aggregation, as written (before
+// the sum push-down), streams into x.
+func fusesInto(x *syntax.VectorAggregationExpr) bool {
+	ra, _ := x.Left.(*syntax.RangeAggregationExpr)
+	return fusable(x.Operation, ra)
+}
+
+// winSeriesBytes is about what a window series costs besides its samples.
+func winSeriesBytes(ws *winSeries) int64 { return int64(labelsBytes(ws.ls)) + 96 }
 
 // winSeries is one series alive in the current window.
 type winSeries struct {
@@ -158,6 +168,9 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	// what this aggregation keeps (a sample costs 16 bytes).
 	held := 0
 	maxHeld := int(ev.e.opts.MemoryBudget / 16)
+	// seriesBytes is what the live series cost besides their samples:
+	// a parser's label set per line makes them the larger part.
+	var seriesBytes int64
 	active := map[uint64][]*winSeries{}
 	var order []*winSeries
 	next := 0
@@ -174,6 +187,7 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 				if len(w) == 0 {
 					// Every sample it had is out of every window to come.
 					ws.dead = true
+					seriesBytes -= winSeriesBytes(ws)
 					continue
 				}
 				if errV := ws.ls.Get(log.ErrorLabel); errV != "" {
@@ -235,6 +249,10 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 				ws = &winSeries{ls: gl, hash: gh}
 				active[gh] = append(active[gh], ws)
 				order = append(order, ws)
+				if seriesBytes += winSeriesBytes(ws); seriesBytes+int64(held)*16 > ev.e.opts.MemoryBudget {
+					return queryErr(ErrMemoryBudget, "%s would hold %d series and %d samples of its [%s] windows at once, more than the memory budget of one query (%d MiB); group by fewer labels, drop labels the parser makes or shorten the range",
+						x.Operation, len(order), held, lr.Interval, ev.e.opts.MemoryBudget>>20)
+				}
 			}
 			ws.win = append(ws.win, tv{shifted, c.v})
 			if held++; held > maxHeld {

@@ -24,6 +24,9 @@
 //     StreamPipeline whose Process returns the rewritten line and the
 //     entry's labels; NewLineSampleExtractor / NewLabelSampleExtractor do
 //     the same for metric queries.
+//   - Line detection, shared by ingestion (the level label, entry times,
+//     traceback joining) and the query side (detected_level, patterns):
+//     DetectLevel and Level, DetectTime, IsLevelWord, StripANSI.
 //
 // Per-line failures are data, as in Loki: a parser or filter that fails
 // keeps the line and sets __error__ / __error_details__ (LabelsBuilder).

@@ -2,17 +2,15 @@ package log
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/lokal-logs/lokal/pkg/internal/golden"
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
 
 // TestGoldenNastyLines runs every parser and formatter over testdata/nasty.log
 // (tracebacks, ANSI colours, CRLF, invalid UTF-8, broken JSON and logfmt,
@@ -70,22 +68,7 @@ func TestGoldenNastyLines(t *testing.T) {
 				out.WriteString(" " + ls.String() + "\n  " + strconv.Quote(string(line)) + "\n")
 			}
 			path := filepath.Join("testdata", "golden", p.name+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(want) != out.String() {
-				t.Errorf("%s differs from the golden file; got:\n%s", path, out.String())
-			}
+			golden.Check(t, path, []byte(out.String()))
 		})
 	}
 }

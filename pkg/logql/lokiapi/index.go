@@ -12,7 +12,8 @@ import (
 // and detected_labels that way. index/volume and index/volume_range answer
 // with an engine.Result, encoded by Marshal. Field order follows Loki's.
 
-type indexStatsBody struct {
+// IndexStatsBody is the body of index/stats; clients and tests decode into it.
+type IndexStatsBody struct {
 	Streams uint64 `json:"streams"`
 	Chunks  uint64 `json:"chunks"`
 	Bytes   uint64 `json:"bytes"`
@@ -22,18 +23,20 @@ type indexStatsBody struct {
 // MarshalIndexStats returns Loki's /loki/api/v1/index/stats body:
 // {"streams":…,"chunks":…,"bytes":…,"entries":…}.
 func MarshalIndexStats(s engine.IndexStats) []byte {
-	return encode(indexStatsBody{Streams: s.Streams, Chunks: s.Chunks, Bytes: s.Bytes, Entries: s.Entries})
+	return encode(IndexStatsBody{Streams: s.Streams, Chunks: s.Chunks, Bytes: s.Bytes, Entries: s.Entries})
 }
 
-type detectedFieldBody struct {
+// DetectedFieldBody is one field of a detected_fields body.
+type DetectedFieldBody struct {
 	Label       string   `json:"label"`
 	Type        string   `json:"type"`
 	Cardinality uint64   `json:"cardinality"`
 	Parsers     []string `json:"parsers"`
 }
 
-type detectedFieldsBody struct {
-	Fields []detectedFieldBody `json:"fields"`
+// DetectedFieldsBody is the body of detected_fields.
+type DetectedFieldsBody struct {
+	Fields []DetectedFieldBody `json:"fields"`
 	Limit  int                 `json:"limit"`
 }
 
@@ -41,9 +44,9 @@ type detectedFieldsBody struct {
 // {"fields":[{"label":…,"type":…,"cardinality":…,"parsers":[…]}],"limit":…}.
 // A field no parser produced has "parsers":null, as in Loki.
 func MarshalDetectedFields(fs []engine.DetectedField, limit int) []byte {
-	body := detectedFieldsBody{Fields: make([]detectedFieldBody, len(fs)), Limit: limit}
+	body := DetectedFieldsBody{Fields: make([]DetectedFieldBody, len(fs)), Limit: limit}
 	for i, f := range fs {
-		body.Fields[i] = detectedFieldBody(f)
+		body.Fields[i] = DetectedFieldBody(f)
 	}
 	return encode(body)
 }

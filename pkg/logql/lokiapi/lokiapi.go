@@ -95,6 +95,18 @@ func writeString(b *bytes.Buffer, s string) {
 	b.Truncate(b.Len() - 1) // Encode's newline
 }
 
+// writeArray writes xs as a JSON array, each element by write.
+func writeArray[T any](b *bytes.Buffer, xs []T, write func(*bytes.Buffer, T)) {
+	b.WriteByte('[')
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		write(b, x)
+	}
+	b.WriteByte(']')
+}
+
 func writeLabels(b *bytes.Buffer, ls labels.Labels) {
 	b.WriteByte('{')
 	for i, l := range ls {
@@ -108,63 +120,46 @@ func writeLabels(b *bytes.Buffer, ls labels.Labels) {
 	b.WriteByte('}')
 }
 
+// writeSeries writes {"<key>":<labels>,"values":[...]}, the element shared
+// by streams and matrices.
+func writeSeries[T any](b *bytes.Buffer, key string, ls labels.Labels, values []T, write func(*bytes.Buffer, T)) {
+	b.WriteString(`{"`)
+	b.WriteString(key)
+	b.WriteString(`":`)
+	writeLabels(b, ls)
+	b.WriteString(`,"values":`)
+	writeArray(b, values, write)
+	b.WriteByte('}')
+}
+
 func writeStreams(b *bytes.Buffer, ss []engine.Stream) {
-	b.WriteByte('[')
-	for i, s := range ss {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"stream":`)
-		writeLabels(b, s.Labels)
-		b.WriteString(`,"values":[`)
-		for j, e := range s.Entries {
-			if j > 0 {
-				b.WriteByte(',')
-			}
+	writeArray(b, ss, func(b *bytes.Buffer, s engine.Stream) {
+		writeSeries(b, "stream", s.Labels, s.Entries, func(b *bytes.Buffer, e engine.Entry) {
 			b.WriteString(`["`)
 			b.WriteString(strconv.FormatInt(e.Ts, 10))
 			b.WriteString(`",`)
 			writeString(b, e.Line)
 			b.WriteByte(']')
-		}
-		b.WriteString("]}")
-	}
-	b.WriteByte(']')
+		})
+	})
 }
 
 func writeMatrix(b *bytes.Buffer, ms []engine.Series) {
-	b.WriteByte('[')
-	for i, s := range ms {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"metric":`)
-		writeLabels(b, s.Metric)
-		b.WriteString(`,"values":[`)
-		for j, p := range s.Points {
-			if j > 0 {
-				b.WriteByte(',')
-			}
+	writeArray(b, ms, func(b *bytes.Buffer, s engine.Series) {
+		writeSeries(b, "metric", s.Metric, s.Points, func(b *bytes.Buffer, p engine.Point) {
 			writePoint(b, p.T, p.V)
-		}
-		b.WriteString("]}")
-	}
-	b.WriteByte(']')
+		})
+	})
 }
 
 func writeVector(b *bytes.Buffer, vs []engine.Sample) {
-	b.WriteByte('[')
-	for i, s := range vs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	writeArray(b, vs, func(b *bytes.Buffer, s engine.Sample) {
 		b.WriteString(`{"metric":`)
 		writeLabels(b, s.Metric)
 		b.WriteString(`,"value":`)
 		writePoint(b, s.T, s.V)
 		b.WriteByte('}')
-	}
-	b.WriteByte(']')
+	})
 }
 
 // writePoint writes [<unix seconds>, "<value>"]; the time keeps its
@@ -224,6 +219,9 @@ func writeStats(b *bytes.Buffer, r engine.Result) {
 	b.WriteString(`,"blocksCorrupt":` + strconv.Itoa(st.Store.BlocksCorrupt))
 	b.WriteString(`,"entriesScanned":` + strconv.FormatInt(st.Store.EntriesScanned, 10))
 	b.WriteString(`,"bytesScanned":` + strconv.FormatInt(st.Store.BytesScanned, 10))
+	// Blocks whose kept result (engine.CacheStats) was reused or computed.
+	b.WriteString(`,"blockResultsReused":` + strconv.FormatInt(st.Cache.Hits, 10))
+	b.WriteString(`,"blockResultsComputed":` + strconv.FormatInt(st.Cache.Misses, 10))
 	b.WriteString(`,"limitReached":` + strconv.FormatBool(r.LimitReached))
 	b.WriteString("}}")
 }

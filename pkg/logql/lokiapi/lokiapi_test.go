@@ -1,23 +1,18 @@
 package lokiapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/internal/golden"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // stable zeroes what changes between runs.
 func stable(r engine.Result) engine.Result {
@@ -60,27 +55,7 @@ func TestMarshalGolden(t *testing.T) {
 // (rewritten with -update).
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	if !json.Valid(got) {
-		t.Fatalf("invalid JSON: %s", got)
-	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", name+".golden.json")
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, pretty.Bytes(), want)
-	}
+	golden.JSON(t, filepath.Join("testdata", name+".golden.json"), got, "  ")
 }
 
 func TestFormat(t *testing.T) {

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/lokal-logs/lokal/pkg/ingest/stages"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
@@ -254,7 +253,7 @@ func (d *detector) take(c *cursor, n int) (int, error) {
 		}
 		lv := c.level
 		if lv == "" {
-			lv = stages.DetectLevel(line).String()
+			lv = log.DetectLevel(line).String()
 		}
 		d.m.add(lv, line, ts/d.step*d.step/1e9)
 	}

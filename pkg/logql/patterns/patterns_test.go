@@ -2,11 +2,8 @@ package patterns
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,14 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/internal/golden"
 	"github.com/lokal-logs/lokal/pkg/labels"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/sample"
 	"github.com/lokal-logs/lokal/pkg/store"
 	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // t0 is the start of every test corpus.
 var t0 = time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -354,28 +350,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := MarshalResponse(ps)
-	var indented bytes.Buffer
-	if err := json.Indent(&indented, got, "", " "); err != nil {
-		t.Fatalf("response is not JSON: %v\n%s", err, got)
-	}
-	indented.WriteByte('\n')
-	path := filepath.Join("testdata", "cosyvoice.golden.json")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, indented.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(indented.Bytes(), want) {
-		t.Errorf("response differs from %s (go test -update rewrites it):\n%s", path, indented.Bytes())
-	}
+	golden.JSON(t, filepath.Join("testdata", "cosyvoice.golden.json"), MarshalResponse(ps), " ")
 }
 
 func TestMarshalResponse(t *testing.T) {

@@ -1,6 +1,7 @@
 package syntax
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -144,22 +145,10 @@ func TestParsePattern(t *testing.T) {
 			t.Errorf("ParsePattern(%q, %v) error = %v, want error %v", tt.in, tt.extractor, err, tt.err)
 			continue
 		}
-		if !tt.err && !equalParts(got, tt.want) {
+		if !tt.err && !slices.Equal(got, tt.want) {
 			t.Errorf("ParsePattern(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
-}
-
-func equalParts(a, b []PatternPart) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLexPositions(t *testing.T) {

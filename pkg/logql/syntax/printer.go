@@ -21,14 +21,28 @@ func (e *MatcherExpr) String() string {
 	return b.String()
 }
 
+// writeList writes xs with write, sep between them.
+func writeList[T any](b *strings.Builder, xs []T, sep string, write func(*strings.Builder, T)) {
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		write(b, x)
+	}
+}
+
+// writeEachAfterSpace writes each of xs after a space: the stages of a
+// pipeline, the filters after an unwrap.
+func writeEachAfterSpace[T interface{ String() string }](b *strings.Builder, xs []T) {
+	for _, x := range xs {
+		b.WriteByte(' ')
+		b.WriteString(x.String())
+	}
+}
+
 func writeMatchers(b *strings.Builder, ms []*labels.Matcher) {
 	b.WriteByte('{')
-	for i, m := range ms {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		writeMatcher(b, m)
-	}
+	writeList(b, ms, ", ", writeMatcher)
 	b.WriteByte('}')
 }
 
@@ -41,10 +55,7 @@ func writeMatcher(b *strings.Builder, m *labels.Matcher) {
 func (e *PipelineExpr) String() string {
 	var b strings.Builder
 	b.WriteString(e.Left.String())
-	for _, s := range e.Stages {
-		b.WriteByte(' ')
-		b.WriteString(s.String())
-	}
+	writeEachAfterSpace(&b, e.Stages)
 	return b.String()
 }
 
@@ -88,17 +99,14 @@ func (e *LabelParserExpr) String() string {
 }
 
 func writeExtractions(b *strings.Builder, ps []LabelExtraction) {
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(",")
-		}
+	writeList(b, ps, ",", func(b *strings.Builder, p LabelExtraction) {
 		b.WriteByte(' ')
 		b.WriteString(p.Name)
 		if !p.Bare {
 			b.WriteByte('=')
 			b.WriteString(strconv.Quote(p.Expr))
 		}
-	}
+	})
 }
 
 func (e *JSONExpressionParserExpr) String() string {
@@ -184,10 +192,7 @@ func (e *LineFmtExpr) String() string {
 func (e *LabelFmtExpr) String() string {
 	var b strings.Builder
 	b.WriteString("| label_format ")
-	for i, f := range e.Formats {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+	writeList(&b, e.Formats, ", ", func(b *strings.Builder, f LabelFmt) {
 		b.WriteString(f.Name)
 		b.WriteByte('=')
 		if f.Rename {
@@ -195,35 +200,26 @@ func (e *LabelFmtExpr) String() string {
 		} else {
 			b.WriteString(strconv.Quote(f.Value))
 		}
-	}
+	})
 	return b.String()
 }
 
-func writeLabelRefs(b *strings.Builder, rs []LabelRef) {
-	for i, r := range rs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+func (e *DropLabelsExpr) String() string { return labelRefsStage("| drop", e.Labels) }
+
+func (e *KeepLabelsExpr) String() string { return labelRefsStage("| keep", e.Labels) }
+
+// labelRefsStage prints a drop or keep stage: its keyword, then its labels.
+func labelRefsStage(keyword string, rs []LabelRef) string {
+	var b strings.Builder
+	b.WriteString(keyword)
+	writeList(&b, rs, ",", func(b *strings.Builder, r LabelRef) {
 		b.WriteByte(' ')
 		if r.Matcher != nil {
 			writeMatcher(b, r.Matcher)
 		} else {
 			b.WriteString(r.Name)
 		}
-	}
-}
-
-func (e *DropLabelsExpr) String() string {
-	var b strings.Builder
-	b.WriteString("| drop")
-	writeLabelRefs(&b, e.Labels)
-	return b.String()
-}
-
-func (e *KeepLabelsExpr) String() string {
-	var b strings.Builder
-	b.WriteString("| keep")
-	writeLabelRefs(&b, e.Labels)
+	})
 	return b.String()
 }
 
@@ -240,10 +236,7 @@ func (e *UnwrapExpr) String() string {
 	} else {
 		b.WriteString(e.Identifier)
 	}
-	for _, f := range e.PostFilters {
-		b.WriteByte(' ')
-		b.WriteString(f.String())
-	}
+	writeEachAfterSpace(&b, e.PostFilters)
 	return b.String()
 }
 
@@ -254,6 +247,12 @@ func (e *LogRangeExpr) String() string {
 		b.WriteByte(' ')
 		b.WriteString(e.Unwrap.String())
 	}
+	writeRangeSuffix(&b, e)
+	return b.String()
+}
+
+// writeRangeSuffix writes a log range's " [interval]" and " offset d".
+func writeRangeSuffix(b *strings.Builder, e *LogRangeExpr) {
 	b.WriteString(" [")
 	b.WriteString(FormatDuration(e.Interval))
 	b.WriteByte(']')
@@ -261,7 +260,6 @@ func (e *LogRangeExpr) String() string {
 		b.WriteString(" offset ")
 		b.WriteString(FormatDuration(e.Offset))
 	}
-	return b.String()
 }
 
 func (g *Grouping) String() string {
@@ -338,45 +336,61 @@ func (e *BinOpExpr) String() string {
 	writeBinOpSide(&b, e.LHS, p, rightAssoc)
 	b.WriteByte(' ')
 	b.WriteString(e.Op)
-	if e.Opts != nil {
-		if e.Opts.ReturnBool {
-			b.WriteString(" bool")
-		}
-		if vm := e.Opts.VectorMatching; vm != nil {
-			if vm.On {
-				b.WriteString(" on (")
-			} else {
-				b.WriteString(" ignoring (")
-			}
-			b.WriteString(strings.Join(vm.MatchingLabels, ", "))
-			b.WriteByte(')')
-			switch vm.Card {
-			case CardManyToOne:
-				b.WriteString(" group_left")
-			case CardOneToMany:
-				b.WriteString(" group_right")
-			}
-			if vm.Card != CardOneToOne && len(vm.Include) > 0 {
-				b.WriteString(" (")
-				b.WriteString(strings.Join(vm.Include, ", "))
-				b.WriteByte(')')
-			}
-		}
-	}
+	b.WriteString(binOpModifiers(e.Opts))
 	b.WriteByte(' ')
 	writeBinOpSide(&b, e.RHS, p, !rightAssoc)
 	return b.String()
 }
 
+// binOpModifiers prints what follows a binary operator: " bool",
+// " on (…)"/" ignoring (…)", " group_left (…)"/" group_right (…)".
+func binOpModifiers(opts *BinOpOptions) string {
+	if opts == nil {
+		return ""
+	}
+	var b strings.Builder
+	if opts.ReturnBool {
+		b.WriteString(" bool")
+	}
+	if vm := opts.VectorMatching; vm != nil {
+		if vm.On {
+			b.WriteString(" on (")
+		} else {
+			b.WriteString(" ignoring (")
+		}
+		b.WriteString(strings.Join(vm.MatchingLabels, ", "))
+		b.WriteByte(')')
+		switch vm.Card {
+		case CardManyToOne:
+			b.WriteString(" group_left")
+		case CardOneToMany:
+			b.WriteString(" group_right")
+		}
+		if vm.Card != CardOneToOne && len(vm.Include) > 0 {
+			b.WriteString(" (")
+			b.WriteString(strings.Join(vm.Include, ", "))
+			b.WriteByte(')')
+		}
+	}
+	return b.String()
+}
+
+// binOpSideNeedsParens reports whether a side of a parent operation of
+// precedence parent needs parentheses: a child operator that binds
+// looser, or equally on the side its associativity does not group.
+func binOpSideNeedsParens(side SampleExpr, parent int, parenOnEqual bool) bool {
+	child, ok := side.(*BinOpExpr)
+	if !ok {
+		return false
+	}
+	cp := binOpPrecedence(child.Op)
+	return cp < parent || (cp == parent && parenOnEqual)
+}
+
 // writeBinOpSide parenthesises a child operator that binds looser than its
 // parent, or equally on the side its associativity does not group.
 func writeBinOpSide(b *strings.Builder, side SampleExpr, parent int, parenOnEqual bool) {
-	child, ok := side.(*BinOpExpr)
-	paren := false
-	if ok {
-		cp := binOpPrecedence(child.Op)
-		paren = cp < parent || (cp == parent && parenOnEqual)
-	}
+	paren := binOpSideNeedsParens(side, parent, parenOnEqual)
 	if paren {
 		b.WriteByte('(')
 	}

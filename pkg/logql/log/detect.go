@@ -1,4 +1,4 @@
-package stages
+package log
 
 import (
 	"strings"
@@ -76,6 +76,13 @@ func levelWord(w string) (Level, bool) {
 	return LevelUnknown, false
 }
 
+// IsLevelWord reports whether w is a level name (info, WARNING, Error, ...)
+// as DetectLevel reads one: written in upper, lower or title case.
+func IsLevelWord(w string) bool {
+	_, ok := levelWord(w)
+	return ok
+}
+
 // isUpperWord reports whether w has no lower-case letter.
 func isUpperWord(w string) bool {
 	for i := 0; i < len(w); i++ {
@@ -119,6 +126,31 @@ func skipANSI(s string, i int) int {
 	return i
 }
 
+// StripANSI removes ANSI escape sequences; it allocates only when there are some.
+// It is the ingest side's decolorize (the decolorize and multiline stages):
+// ESC plus one byte, or ESC [ up to a final byte; `| decolorize` at query
+// time (NewDecolorizeStage) strips Loki's wider set (CSI U+009B, OSC titles).
+func StripANSI(s string) string {
+	if strings.IndexByte(s, 0x1b) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if s[i] == 0x1b {
+			i = skipANSI(s, i)
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] != 0x1b {
+			j++
+		}
+		b.WriteString(s[i:j])
+		i = j
+	}
+	return b.String()
+}
+
 // nextWord returns the next run of letters at or after i, skipping ANSI
 // codes and the given separator bytes first; it reports where it ends.
 func wordAt(s string, i int) (string, int) {
@@ -131,8 +163,6 @@ func wordAt(s string, i int) (string, int) {
 }
 
 func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // DetectLevel finds the level of a log line written in one of the common
 // shapes: [INFO], uvicorn's "INFO:", "2024-12-17 14:30:52 INFO", Python
@@ -314,6 +344,28 @@ func num2(s string, i int) (int, bool) {
 	return int(s[i]-'0')*10 + int(s[i+1]-'0'), true
 }
 
+// clockAt parses "hh:mm:ss" at s[at:], then a fraction of a second when one
+// of the bytes in seps and a digit follow; end is the index after it all.
+func clockAt(s string, at int, seps string) (hh, mm, ss, nsec, end int, ok bool) {
+	hh, ok1 := num2(s, at)
+	mm, ok2 := num2(s, at+3)
+	ss, ok3 := num2(s, at+6)
+	if !ok1 || !ok2 || !ok3 || s[at+2] != ':' || s[at+5] != ':' {
+		return 0, 0, 0, 0, 0, false
+	}
+	i := at + 8
+	if i+1 < len(s) && strings.IndexByte(seps, s[i]) >= 0 && isDigit(s[i+1]) {
+		i++
+		scale := 100000000
+		for i < len(s) && isDigit(s[i]) {
+			nsec += int(s[i]-'0') * scale
+			scale /= 10
+			i++
+		}
+	}
+	return hh, mm, ss, nsec, i, true
+}
+
 func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	year := int(s[0]-'0')*1000 + int(s[1]-'0')*100 + int(s[2]-'0')*10 + int(s[3]-'0')
 	sep := s[4]
@@ -322,22 +374,9 @@ func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	if !ok1 || !ok2 || s[7] != sep || (s[10] != 'T' && s[10] != ' ' && s[10] != 't') {
 		return time.Time{}, 0, false
 	}
-	hh, ok3 := num2(s, 11)
-	mm, ok4 := num2(s, 14)
-	ss, ok5 := num2(s, 17)
-	if !ok3 || !ok4 || !ok5 || s[13] != ':' || s[16] != ':' {
+	hh, mm, ss, nsec, i, ok := clockAt(s, 11, ".,")
+	if !ok {
 		return time.Time{}, 0, false
-	}
-	i := 19
-	nsec := 0
-	if i < len(s) && (s[i] == '.' || s[i] == ',') && i+1 < len(s) && isDigit(s[i+1]) {
-		i++
-		scale := 100000000
-		for i < len(s) && isDigit(s[i]) {
-			nsec += int(s[i]-'0') * scale
-			scale /= 10
-			i++
-		}
 	}
 	zone := loc
 	switch {
@@ -444,22 +483,9 @@ func parseSyslog(s string, loc *time.Location, ref time.Time) (time.Time, int, b
 	if s[6] != ' ' {
 		return time.Time{}, 0, false
 	}
-	hh, ok1 := num2(s, 7)
-	mm, ok2 := num2(s, 10)
-	ss, ok3 := num2(s, 13)
-	if !ok1 || !ok2 || !ok3 || s[9] != ':' || s[12] != ':' {
+	hh, mm, ss, nsec, i, ok := clockAt(s, 7, ".")
+	if !ok {
 		return time.Time{}, 0, false
-	}
-	i := 15
-	nsec := 0
-	if i+1 < len(s) && s[i] == '.' && isDigit(s[i+1]) {
-		i++
-		scale := 100000000
-		for i < len(s) && isDigit(s[i]) {
-			nsec += int(s[i]-'0') * scale
-			scale /= 10
-			i++
-		}
 	}
 	if ref.IsZero() {
 		ref = time.Now()

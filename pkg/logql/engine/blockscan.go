@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/lokal-logs/lokal/pkg/logql/log"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// lineScan counts a block's lines through a pipeline of `|=` filters alone
+// (`count_over_time({…} |= "a" |= "b" [5m])`) without a batch or a string
+// per line: the first literal is searched across the block's whole text,
+// each hit is mapped to its line through the line sizes, the other literals
+// are checked in that line only, and the search goes on after it. The
+// timestamp column alone places a counted line in its bucket.
+type lineScan struct {
+	first []byte   // searched across the text; empty counts every line
+	rest  [][]byte // each must be in the line too
+	bytes bool     // bytes_over_time: a line counts its length
+}
+
+// lineScanFor is the scan of x, or nil when its pipeline does more than
+// keep lines containing literals (then lines go through the pipeline).
+func lineScanFor(x *syntax.RangeAggregationExpr, ex *log.SampleExtractor) *lineScan {
+	if x.Left == nil || x.Left.Unwrap != nil || ex.LineOnly() {
+		return nil
+	}
+	p, ok := x.Left.Left.(*syntax.PipelineExpr)
+	if !ok {
+		return nil
+	}
+	var lits []string
+	for _, st := range p.Stages {
+		f, ok := st.(*syntax.LineFilterExpr)
+		if !ok || f.Op != syntax.LineContains || f.IP || len(f.Or) > 0 {
+			return nil
+		}
+		lits = append(lits, f.Value)
+	}
+	return newLineScan(lits, ex.Kind() == log.LineBytes)
+}
+
+// newLineScan keeps lines holding every literal of lits.
+func newLineScan(lits []string, bytes bool) *lineScan {
+	s := &lineScan{bytes: bytes}
+	for _, l := range lits {
+		switch lit := []byte(l); {
+		case len(lit) == 0: // `|= ""` keeps every line
+		case len(lit) > len(s.first): // the longest literal finds the fewest false starts
+			if len(s.first) > 0 {
+				s.rest = append(s.rest, s.first)
+			}
+			s.first = lit
+		default:
+			s.rest = append(s.rest, lit)
+		}
+	}
+	return s
+}
+
+// each calls fn with the index, start and end of every line of text (lines
+// back to back, sizes long) that holds all the literals, in order.
+func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int)) {
+	line, start, end := 0, 0, 0 // the line holding pos, and its bounds
+	if len(sizes) > 0 {
+		end = int(sizes[0])
+	}
+	for pos := 0; line < len(sizes); {
+		if len(s.first) > 0 {
+			k := bytes.Index(text[pos:], s.first)
+			if k < 0 {
+				return
+			}
+			pos += k
+			for end <= pos && line < len(sizes)-1 {
+				line++
+				start, end = end, end+int(sizes[line])
+			}
+			if pos+len(s.first) > end { // the hit runs over into the next line
+				pos++
+				continue
+			}
+		}
+		if s.restIn(text[start:end]) {
+			fn(line, start, end)
+		}
+		line++
+		if line < len(sizes) {
+			start, end = end, end+int(sizes[line])
+		}
+		pos = start
+	}
+}
+
+func (s *lineScan) restIn(l []byte) bool {
+	for _, lit := range s.rest {
+		if !bytes.Contains(l, lit) {
+			return false
+		}
+	}
+	return true
+}
+
+// scanPart is computePart for a lineScan: it reads the block's lines at
+// once (store.BlockInfo.ScanLines) and reports false when the block must be
+// read through its iterator instead. The first counted line goes through
+// the pipeline, which gives the series' labels as computePart would get
+// them (and checks the scan agrees with the pipeline).
+func scanPart(ctx context.Context, b *store.BlockInfo, s *lineScan, ex *log.SampleExtractor, gr *grouper, whole bool, g blockGrid) (*blockPart, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, true, err
+	}
+	part := &blockPart{}
+	var sx *log.StreamSampleExtractor
+	var failed error
+	ok, err := b.ScanLines(func(bl *store.BlockLines) error {
+		s.each(bl.Text, bl.Sizes, func(i, start, end int) {
+			if failed != nil {
+				return
+			}
+			ts := bl.Ts[i]
+			if sx == nil {
+				sx = ex.ForStream(b.Iter.Labels())
+				_, ls, h, ok := sx.ProcessStringMetadata(ts, string(bl.Text[start:end]), nil)
+				if !ok {
+					failed = fmt.Errorf("internal error: the pipeline drops line %d of block %s, which its literal scan keeps", i, b.ID)
+					return
+				}
+				ls, h = gr.group(ls, h)
+				part.series = append(part.series, partSeries{ls: ls, hash: h})
+			}
+			v := 1.0
+			if s.bytes {
+				v = float64(end - start)
+			}
+			e := b.MaxTs
+			if !whole {
+				e = g.end(ts)
+			}
+			part.series[0].add(e, v)
+		})
+		return failed
+	})
+	if err != nil {
+		return nil, true, fmt.Errorf("read stream %s: %w", b.Iter.Labels(), err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	part.measure()
+	return part, true, nil
+}

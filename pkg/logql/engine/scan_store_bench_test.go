@@ -1,0 +1,61 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/lokal-logs/lokal/pkg/bench"
+	"github.com/lokal-logs/lokal/pkg/logql/engine"
+	"github.com/lokal-logs/lokal/pkg/store"
+)
+
+// BenchmarkScanRealStore runs the benchmark's metric queries over a real
+// store (LOKAL_BENCH_STORE) as a first run does: each run in a fresh engine,
+// its block cache empty, so every block is decoded and matched (first/…),
+// and with the cache off (off/…), streamed as before it. Compare runs with
+// benchstat.
+func BenchmarkScanRealStore(b *testing.B) {
+	dir := os.Getenv("LOKAL_BENCH_STORE")
+	if dir == "" {
+		b.Skip("LOKAL_BENCH_STORE is not set: no real store to scan")
+	}
+	st, err := store.OpenReadOnly(dir, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	info := st.Info()
+	start, end := time.Unix(0, info.MinTime).UTC(), time.Unix(0, info.MaxTime+1).UTC()
+	for _, mode := range []struct {
+		name  string
+		cache int64
+	}{{"first", 0}, {"off", -1}} {
+		for _, q := range bench.QuerySet("needle") {
+			if q.Kind == "logs" {
+				continue
+			}
+			b.Run(mode.name+"/"+q.Name, func(b *testing.B) {
+				p := bench.Params(q, start, end)
+				var scanned int64
+				var read, skipped int
+				for b.Loop() {
+					e := engine.New(st, engine.Options{BlockCacheBytes: mode.cache})
+					res, err := e.Query(context.Background(), p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					scanned, read, skipped = res.Stats.Store.BytesScanned, res.Stats.Store.BlocksRead, res.Stats.Store.BlocksSkipped
+				}
+				// MB/s of raw lines per core: what the query decoded over
+				// the CPU time it could use.
+				perCore := b.Elapsed().Seconds() / float64(b.N) * float64(runtime.GOMAXPROCS(0))
+				b.ReportMetric(float64(scanned)/1e6/perCore, "MB/s/core")
+				b.ReportMetric(float64(read), "blocks-read")
+				b.ReportMetric(float64(skipped), "blocks-skipped")
+			})
+		}
+	}
+}
