@@ -29,8 +29,16 @@ func TestSummarise(t *testing.T) {
 
 func TestQuerySetNamesNeedleAndHasBaselines(t *testing.T) {
 	qs := QuerySet("needle-abc")
-	if len(qs) != 11 {
-		t.Fatalf("query set has %d queries, want the 10 of issue 5 and issue 15's OOM count over 25h", len(qs))
+	if len(qs) != 14 {
+		t.Fatalf("query set has %d queries, want the 10 of issue 5, issue 15's OOM count over 25h and issue 12's 3 windowed ones", len(qs))
+	}
+	for i, q := range qs {
+		if (i < 11) != (q.Window == 0) {
+			t.Errorf("%s: window %s; the first 11 cover the whole store, the rest a window", q.Name, q.Window)
+		}
+		if q.Window > 0 && len(q.Grep) > 0 {
+			t.Errorf("%s: a windowed query has a grep baseline, which cannot pick a time range", q.Name)
+		}
 	}
 	if !strings.Contains(qs[0].Expr, `|= "needle-abc"`) {
 		t.Errorf("needle query %q does not filter for the needle", qs[0].Expr)

@@ -59,6 +59,8 @@ type CorpusInfo struct {
 	Bytes  int64  `json:"bytes"`
 	Lines  int64  `json:"lines"`
 	Needle string `json:"needle"`
+	// SpanHours is the time the corpus covers, from its manifest (0: unknown).
+	SpanHours float64 `json:"span_h,omitempty"`
 }
 
 // IngestResult is the catch-up of the whole corpus into a fresh store.
@@ -96,10 +98,13 @@ type IdleResult struct {
 // baselines on the raw files.
 type QueryResult struct {
 	Query
-	Results   int        `json:"results"` // entries, series or samples returned
-	Warm      Timing     `json:"warm"`
-	FirstMs   float64    `json:"first_ms"` // the first of the warm runs, before the block cache holds anything`
-	Cold      *Timing    `json:"cold,omitempty"`
+	Results int     `json:"results"` // entries, series or samples returned
+	Warm    Timing  `json:"warm"`
+	FirstMs float64 `json:"first_ms"` // the first of the warm runs, before the block cache holds anything`
+	Cold    *Timing `json:"cold,omitempty"`
+	// PeakRSSMB is the peak RSS of a process that opened the store and ran
+	// this query alone, once.
+	PeakRSSMB float64    `json:"peak_rss_mb,omitempty"`
 	Baselines []Baseline `json:"baselines,omitempty"`
 	// Ratio is the grep baseline's median over ours (above 1: we are faster).
 	Ratio float64 `json:"ratio_vs_grep,omitempty"`
@@ -139,6 +144,9 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	man := readManifest(o.Corpus)
 	res.Corpus = CorpusInfo{Dir: o.Corpus, Files: len(files), Bytes: total, Lines: lines, Needle: man.needle()}
+	if man.End.After(man.Start) && !man.Start.IsZero() {
+		res.Corpus.SpanHours = man.End.Sub(man.Start).Hours()
+	}
 	if res.Corpus.Needle == "" {
 		res.Corpus.Needle = "needle-0000000000000000" // a miss is still the needle workload
 	}
@@ -210,8 +218,14 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return nil, fmt.Errorf("warm queries: %w", err)
 	}
 	res.QueryPeakRSSMB = wp.PeakRSSMB
+	// 3b. each query alone in its own process, for its own peak RSS
+	logf("queries: each alone in a process, for its peak RSS…")
+	alone, err := runEachAlone(ctx, env, o.Lokal, cfg, o.Work, qs)
+	if err != nil {
+		return nil, err
+	}
 	for i, q := range qs {
-		qr := QueryResult{Query: q}
+		qr := QueryResult{Query: q, PeakRSSMB: alone[i]}
 		if i < len(warm.Queries) {
 			qr.Results, qr.Warm, qr.FirstMs, qr.Error = warm.Queries[i].Results, warm.Queries[i].Timing, warm.Queries[i].FirstMs, warm.Queries[i].Error
 			qr.FirstScannedBytes, qr.FirstCPUMs = warm.Queries[i].FirstScannedBytes, warm.Queries[i].FirstCPUMs
@@ -287,6 +301,25 @@ func runWorker(ctx context.Context, env []string, lokal, cfg, spec string, runs 
 		return nil, p, fmt.Errorf("bench-worker report: %w", err)
 	}
 	return &r, p, nil
+}
+
+// runEachAlone runs each query once in a process of its own and returns
+// each process's peak RSS.
+func runEachAlone(ctx context.Context, env []string, lokal, cfg, work string, qs []Query) ([]float64, error) {
+	peaks := make([]float64, len(qs))
+	for i, q := range qs {
+		spec := filepath.Join(work, "query-"+q.Name+".json")
+		if err := writeJSON(spec, []Query{q}); err != nil {
+			return nil, err
+		}
+		_, p, err := runWorker(ctx, env, lokal, cfg, spec, 1)
+		if err != nil {
+			return nil, fmt.Errorf("query %s alone: %w", q.Name, err)
+		}
+		// a query's own error is reported by the warm run
+		peaks[i] = p.PeakRSSMB
+	}
+	return peaks, nil
 }
 
 // measureIdle runs `lokal tail` on the full store and samples its RSS and CPU.
@@ -412,6 +445,8 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // manifest is the part of pkg/sample's and loggen's manifests we use.
 type manifest struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 	Files []struct {
 		Path   string            `json:"path"`
 		Labels map[string]string `json:"labels"`

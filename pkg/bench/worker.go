@@ -82,6 +82,9 @@ func Worker(ctx context.Context, st *store.Store, qs []Query, runs int, t0 time.
 // Params are the engine parameters of q over [start, end), as the worker
 // runs it.
 func Params(q Query, start, end time.Time) engine.Params {
+	if q.Window > 0 && end.Add(-q.Window).After(start) {
+		start = end.Add(-q.Window)
+	}
 	expr := strings.ReplaceAll(q.Expr, "$__range", formatRange(end.Sub(start)))
 	p := engine.Params{Query: expr, Start: start, End: end, Limit: q.Limit, Direction: store.Backward}
 	switch q.Kind {
@@ -124,7 +127,11 @@ func size(r engine.Result) int {
 
 // WriteTable prints the results for people.
 func WriteTable(w io.Writer, r *Results) {
-	fmt.Fprintf(w, "Lokal benchmark — %s, %d cores, %.0f GiB, %s, commit %s\n", r.Machine.Date, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.Commit)
+	fmt.Fprintf(w, "Lokal benchmark — %s, %d cores, %.0f GiB, %s, commit %s", r.Machine.Date, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.Commit)
+	if r.Machine.Load != "" {
+		fmt.Fprintf(w, ", load %s", r.Machine.Load)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "corpus: %s, %d files, %s, %d lines\n\n", r.Corpus.Dir, r.Corpus.Files, mib(r.Corpus.Bytes), r.Corpus.Lines)
 	fmt.Fprintf(w, "ingest   %.1f s wall, %.1f CPU-s, %.0f MB/s, %.0f lines/s, peak RSS %.0f MB, store %s = %.1f%% of raw\n",
 		r.Ingest.WallSeconds, r.Ingest.CPUSeconds, r.Ingest.MBPerSec, r.Ingest.LinesPerSec, r.Ingest.PeakRSSMB, mib(r.Ingest.StoreBytes), 100*r.Ingest.StoreRatio)
@@ -134,8 +141,9 @@ func WriteTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "idle     RSS %.1f MB after %.0f s, CPU %.2f%%\n", r.Idle.RSSMB, r.Idle.AfterSeconds, r.Idle.CPUPercent)
 	fmt.Fprintf(w, "queries  peak RSS %.0f MB; cold: %s\n\n", r.QueryPeakRSSMB, r.ColdCache)
 	fmt.Fprintf(w, "first: the first run in the warm process (no block result cached yet); median, min, max: all %d runs there;\n", runsOf(r))
-	fmt.Fprintf(w, "first MB/s/core: raw line bytes the first run decoded and matched per CPU-second of the query process\n\n")
-	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %10s %8s %8s %15s\n", "query", "results", "median ms", "min ms", "max ms", "first ms", "cold ms", "grep ms", "× grep", "first ×", "first MB/s/core")
+	fmt.Fprintf(w, "first MB/s/core: raw line bytes the first run decoded and matched per CPU-second of the query process;\n")
+	fmt.Fprintf(w, "RSS MB: peak RSS of a process that ran the query alone, once\n\n")
+	fmt.Fprintf(w, "%-20s %8s %10s %10s %10s %10s %10s %10s %8s %8s %15s %8s\n", "query", "results", "median ms", "min ms", "max ms", "first ms", "cold ms", "grep ms", "× grep", "first ×", "first MB/s/core", "RSS MB")
 	for _, q := range r.Queries {
 		cold, grep, ratio, firstRatio, rate := "-", "-", "-", "-", "-"
 		if q.FirstScannedBytes > 0 && q.FirstCPUMs > 0 {
@@ -153,7 +161,7 @@ func WriteTable(w io.Writer, r *Results) {
 		if q.Ratio > 0 {
 			ratio = fmt.Sprintf("%.1f", q.Ratio)
 		}
-		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10.1f %10s %10s %8s %8s %15s\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, q.FirstMs, cold, grep, ratio, firstRatio, rate)
+		fmt.Fprintf(w, "%-20s %8d %10.1f %10.1f %10.1f %10.1f %10s %10s %8s %8s %15s %8.0f\n", q.Name, q.Results, q.Warm.Median, q.Warm.Min, q.Warm.Max, q.FirstMs, cold, grep, ratio, firstRatio, rate, q.PeakRSSMB)
 		if q.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", q.Error)
 		}
@@ -170,5 +178,5 @@ func runsOf(r *Results) int {
 	return 0
 }
 
-// Save writes the results as JSON.
-func Save(path string, r *Results) error { return writeJSON(path, r) }
+// Save writes results (*Results or *ScaleResults) as JSON.
+func Save(path string, r any) error { return writeJSON(path, r) }

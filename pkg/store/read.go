@@ -225,8 +225,32 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 			}
 		}
 	}
+	if hintPrunes(p.Hint) {
+		s.prefetchFilters(its)
+	}
 	stats.Add(Stats{Streams: len(its), BlocksTotal: total})
 	return its, nil
+}
+
+// prefetchFilters asks the kernel to read the token filters of every block
+// a query with a pruning line filter may read, in the order it reads them.
+// A query after a restart (cold page cache) otherwise waits for one small
+// read per block in turn, and a store of a week holds thousands of blocks:
+// the kernel reads them in parallel instead. Warm, the advice costs a
+// system call per block.
+func (s *Store) prefetchFilters(its []StreamIterator) {
+	for _, it := range its {
+		for _, b := range it.(*streamIter).pending {
+			if b.corrupt.Load() {
+				continue
+			}
+			f, err := s.segFile(b.seg)
+			if err != nil {
+				continue // the read itself reports it
+			}
+			adviseWillNeed(f, b.off+b.h.filterOff(), int64(b.h.FilterLen)+4)
+		}
+	}
 }
 
 func cmpInt64(a, b int64) int {

@@ -79,7 +79,8 @@ commands:
                                      backfill the store into a Loki, resumable, with a final count
   migrate-dashboards --from-uid A --to-uid B FILE.json
                                      point a dashboard's or rule file's queries at another datasource
-  bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep
+  bench   [--corpus D] [--size 1GiB] measure ingest, restart, idle and the query set beside grep;
+                                     --size 1GiB,4GiB,10GiB: each figure's growth with the data
 
 The config file uses the datasource's settings schema (YAML or JSON).
 GF_PLUGIN_ALLOWED_PATHS and GF_PLUGIN_DATA_PATH work as in the plugin; when
