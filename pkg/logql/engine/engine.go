@@ -44,12 +44,13 @@ const (
 	DefaultTimeout = time.Minute
 	// DefaultMemoryBudget is what one query may hold at once where it
 	// accumulates: the lines of a log query's result, a metric query's
-	// step arrays and window samples. With the garbage collector's headroom
-	// it keeps a query well under 256 MB of process memory; a query past
-	// it fails with ErrMemoryBudget instead of taking the process down.
-	// A metric query may always hold MaxSeries series, whatever their
-	// steps cost.
-	DefaultMemoryBudget = 64 << 20
+	// series (labels and step arrays) and window samples. The garbage
+	// collector lets the heap grow to about twice what is live, and the
+	// process itself takes some 30 MB, so it keeps one query under 100 MB
+	// of process memory; a query past it fails with ErrMemoryBudget instead
+	// of taking the process down. A metric query may always hold MaxSeries
+	// series, whatever their steps cost.
+	DefaultMemoryBudget = 32 << 20
 )
 
 // Options configure an Engine. Zero values take the defaults above.
