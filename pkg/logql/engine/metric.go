@@ -82,10 +82,13 @@ type evaluator struct {
 	noFuse bool
 	// seriesCap bounds the series any node holds (see Engine.seriesCap).
 	seriesCap int
+	// held counts what the query's accumulators hold against
+	// Options.MemoryBudget.
+	held *heldBytes
 }
 
 func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Params) (Result, error) {
-	ev := &evaluator{e: e, ctx: ctx, noFuse: e.noFuse}
+	ev := &evaluator{e: e, ctx: ctx, noFuse: e.noFuse, held: &heldBytes{max: e.opts.MemoryBudget}}
 	if p.Instant {
 		t := p.Start
 		if t.IsZero() {

@@ -323,12 +323,15 @@ type accSet struct {
 	all     []*rangeAcc
 	limit   int
 	overErr error
+	// held counts the series' bytes against the query's memory budget
+	// (shared by all the sets of one query).
+	held *heldBytes
 }
 
 // newAccSet holds a range aggregation's series, bounded by the query's
 // series cap.
 func (ev *evaluator) newAccSet(op string) *accSet {
-	return &accSet{op: op, n: len(ev.steps), byKey: map[uint64][]*rangeAcc{}, limit: ev.seriesCap, overErr: ev.tooManyHeld()}
+	return &accSet{op: op, n: len(ev.steps), byKey: map[uint64][]*rangeAcc{}, limit: ev.seriesCap, overErr: ev.tooManyHeld(), held: ev.held}
 }
 
 func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
@@ -345,6 +348,10 @@ func (s *accSet) get(ls labels.Labels, h uint64) (*rangeAcc, error) {
 		a = newDiffAcc(ls, h, s.n)
 	} else {
 		a = newRangeAcc(s.op, ls, h, s.n)
+	}
+	if !s.held.add(accBytes(a)) {
+		return nil, queryErr(ErrMemoryBudget, "%s would hold more than %d series (%d MiB with their labels and %d steps) at once, more than the memory budget of one query (%d MiB); group by fewer labels, drop labels the parser makes or shorten the range",
+			s.op, len(s.all), mib(s.held.n.Load()), s.n, mib(s.held.max))
 	}
 	s.byKey[h] = append(s.byKey[h], a)
 	s.all = append(s.all, a)
@@ -584,7 +591,15 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 			}
 			if windowed {
 				finishUpTo(shifted)
+				c0 := cap(a.win)
 				a.win = append(a.win, tv{shifted, c.v})
+				if d := cap(a.win) - c0; d != 0 && !ev.held.add(int64(d)*tvBytes) {
+					held := 0
+					for _, a := range set.all {
+						held += len(a.win) - a.wHead
+					}
+					return nil, ev.windowsOverBudget(x, len(set.all), held)
+				}
 			} else {
 				for k := lo; k <= hi; k++ {
 					a.add(x.Operation, k, c.ts, c.v)

@@ -48,7 +48,7 @@ func fusesInto(x *syntax.VectorAggregationExpr) bool {
 }
 
 // winSeriesBytes is about what a window series costs besides its samples.
-func winSeriesBytes(ws *winSeries) int64 { return int64(labelsBytes(ws.ls)) + 96 }
+func winSeriesBytes(ws *winSeries) int64 { return int64(labelsBytes(ws.ls)) + seriesOverhead }
 
 // winSeries is one series alive in the current window.
 type winSeries struct {
@@ -164,13 +164,9 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 	if x.Params != nil {
 		q = *x.Params
 	}
-	// held counts the samples in all windows: with the series they bound
-	// what this aggregation keeps (a sample costs 16 bytes).
+	// held counts the samples in all windows (for the error message); what
+	// they and their series cost counts against ev.held.
 	held := 0
-	maxHeld := int(ev.e.opts.MemoryBudget / 16)
-	// seriesBytes is what the live series cost besides their samples:
-	// a parser's label set per line makes them the larger part.
-	var seriesBytes int64
 	active := map[uint64][]*winSeries{}
 	var order []*winSeries
 	next := 0
@@ -187,7 +183,8 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 				if len(w) == 0 {
 					// Every sample it had is out of every window to come.
 					ws.dead = true
-					seriesBytes -= winSeriesBytes(ws)
+					ev.held.add(-winSeriesBytes(ws) - int64(cap(ws.win))*tvBytes)
+					ws.win = nil
 					continue
 				}
 				if errV := ws.ls.Get(log.ErrorLabel); errV != "" {
@@ -249,15 +246,15 @@ func (ev *evaluator) rangeAggInto(x *syntax.RangeAggregationExpr, agg *aggSet) e
 				ws = &winSeries{ls: gl, hash: gh}
 				active[gh] = append(active[gh], ws)
 				order = append(order, ws)
-				if seriesBytes += winSeriesBytes(ws); seriesBytes+int64(held)*16 > ev.e.opts.MemoryBudget {
-					return queryErr(ErrMemoryBudget, "%s would hold %d series and %d samples of its [%s] windows at once, more than the memory budget of one query (%d MiB); group by fewer labels, drop labels the parser makes or shorten the range",
-						x.Operation, len(order), held, lr.Interval, ev.e.opts.MemoryBudget>>20)
+				if !ev.held.add(winSeriesBytes(ws)) {
+					return ev.windowsOverBudget(x, len(order), held)
 				}
 			}
+			c0 := cap(ws.win)
 			ws.win = append(ws.win, tv{shifted, c.v})
-			if held++; held > maxHeld {
-				return queryErr(ErrMemoryBudget, "%s would hold more than %d samples of its [%s] windows at once (the memory budget of one query is %d MiB); shorten the range or select fewer lines",
-					x.Operation, maxHeld, lr.Interval, ev.e.opts.MemoryBudget>>20)
+			held++
+			if d := cap(ws.win) - c0; d != 0 && !ev.held.add(int64(d)*tvBytes) {
+				return ev.windowsOverBudget(x, len(order), held)
 			}
 		}
 		if err := m.next(ev.ctx); err != nil {
