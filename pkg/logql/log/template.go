@@ -402,6 +402,12 @@ func toInt64(v any) int64 {
 		return 0
 	case time.Duration:
 		return int64(x)
+	case int64: // the common cases, without reflection
+		return x
+	case int:
+		return int64(x)
+	case float64:
+		return int64(x)
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
@@ -431,6 +437,12 @@ func toFloat64(v any) float64 {
 			return 1
 		}
 		return 0
+	case float64: // the common cases, without reflection
+		return x
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
