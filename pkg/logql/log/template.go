@@ -386,15 +386,7 @@ func toInt64(v any) int64 {
 	case nil:
 		return 0
 	case string:
-		s := x
-		if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
-			s = s[:i]
-		}
-		n, err := strconv.ParseInt(s, 0, 64)
-		if err != nil {
-			return 0
-		}
-		return n
+		return stringToInt64(x)
 	case bool:
 		if x {
 			return 1
@@ -419,6 +411,19 @@ func toInt64(v any) int64 {
 		return int64(rv.Float())
 	}
 	return 0
+}
+
+// stringToInt64 is toInt64 of a string: an integer in Go's syntax, a
+// ".0" fraction allowed, else 0.
+func stringToInt64(s string) int64 {
+	if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
+		s = s[:i]
+	}
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // toFloat64 converts numbers and numeric strings; anything else is 0.

@@ -50,11 +50,53 @@ var fastFuncs = map[string]struct {
 	"printf": {fastPrintf, 1, -1},
 }
 
+// fastVal is a value of a fast template, unboxed: a string, an int (a
+// constant), an int64 (what the integer functions return) or a float64.
+type fastVal struct {
+	kind fastKind
+	s    string
+	n    int64
+	f    float64
+}
+
+type fastKind uint8
+
+const (
+	fastString fastKind = iota
+	fastInt
+	fastInt64
+	fastFloat
+)
+
+// int64 is toInt64 of the value.
+func (v fastVal) int64() int64 {
+	switch v.kind {
+	case fastString:
+		return stringToInt64(v.s)
+	case fastFloat:
+		return int64(v.f)
+	}
+	return v.n
+}
+
+// boxed is the value as text/template would pass it to a function.
+func (v fastVal) boxed() any {
+	switch v.kind {
+	case fastString:
+		return v.s
+	case fastInt:
+		return int(v.n)
+	case fastInt64:
+		return v.n
+	}
+	return v.f
+}
+
 // fastExpr is a field (field >= 0), a constant (fn == fastNone and
 // field < 0) or a call of fn with args.
 type fastExpr struct {
 	field int
-	konst any
+	konst fastVal
 	fn    fastFunc
 	args  []*fastExpr
 }
@@ -151,7 +193,7 @@ func (ft *fastTemplate) compileArg(n parse.Node) *fastExpr {
 		}
 		return &fastExpr{field: ft.fieldIndex(x.Ident[0])}
 	case *parse.StringNode:
-		return &fastExpr{field: -1, konst: x.Text}
+		return &fastExpr{field: -1, konst: fastVal{kind: fastString, s: x.Text}}
 	case *parse.NumberNode:
 		if k, ok := fastNumber(x.Text); ok {
 			return &fastExpr{field: -1, konst: k}
@@ -166,7 +208,7 @@ func (ft *fastTemplate) compileArg(n parse.Node) *fastExpr {
 // fastNumber is the value text/template gives a numeric constant passed
 // as an interface: an int for plain decimal digits, a float64 for
 // digits.digits; other spellings (hex, runes, exponents) are not handled.
-func fastNumber(text string) (any, bool) {
+func fastNumber(text string) (fastVal, bool) {
 	digits, dot := 0, -1
 	for i := 0; i < len(text); i++ {
 		c := text[i]
@@ -177,27 +219,27 @@ func fastNumber(text string) (any, bool) {
 			dot = i
 		case (c == '-' || c == '+') && i == 0:
 		default:
-			return nil, false
+			return fastVal{}, false
 		}
 	}
 	if digits == 0 || dot == len(text)-1 {
-		return nil, false
+		return fastVal{}, false
 	}
 	if dot < 0 {
 		if text[0] == '0' && len(text) > 1 { // octal in Go's syntax
-			return nil, false
+			return fastVal{}, false
 		}
 		n, err := strconv.ParseInt(text, 10, 64)
 		if err != nil || int64(int(n)) != n {
-			return nil, false
+			return fastVal{}, false
 		}
-		return int(n), true
+		return fastVal{kind: fastInt, n: n}, true
 	}
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil {
-		return nil, false
+		return fastVal{}, false
 	}
-	return f, true
+	return fastVal{kind: fastFloat, f: f}, true
 }
 
 func (ft *fastTemplate) fieldIndex(name string) int {
@@ -226,15 +268,13 @@ func (ft *fastTemplate) execute(buf *bytes.Buffer, st *templateState, vals []str
 		if err != nil {
 			return errFastFallback
 		}
-		switch x := v.(type) {
-		case string:
-			buf.WriteString(x)
-		case int64:
-			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
-		case int:
-			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+		switch v.kind {
+		case fastString:
+			buf.WriteString(v.s)
+		case fastInt, fastInt64:
+			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), v.n, 10))
 		default:
-			buf.Write(fmt.Append(buf.AvailableBuffer(), x))
+			buf.Write(fmt.Append(buf.AvailableBuffer(), v.f))
 		}
 		if buf.Len() > st.limit {
 			return errFastFallback
@@ -243,45 +283,69 @@ func (ft *fastTemplate) execute(buf *bytes.Buffer, st *templateState, vals []str
 	return nil
 }
 
-func (e *fastExpr) eval(st *templateState, vals []string) (any, error) {
+func (e *fastExpr) eval(st *templateState, vals []string) (fastVal, error) {
 	if e.field >= 0 {
-		return vals[e.field], nil
+		return fastVal{kind: fastString, s: vals[e.field]}, nil
 	}
 	if e.fn == fastNone {
 		return e.konst, nil
 	}
-	var store [4]any
+	var store [4]fastVal
 	args := store[:0]
 	for _, a := range e.args {
 		v, err := a.eval(st, vals)
 		if err != nil {
-			return nil, err
+			return fastVal{}, err
 		}
 		args = append(args, v)
 	}
+	if e.fn == fastPrintf {
+		if args[0].kind != fastString {
+			return fastVal{}, errFastFallback
+		}
+		boxed := make([]any, len(args)-1)
+		for i, a := range args[1:] {
+			boxed[i] = a.boxed()
+		}
+		out, err := st.printf(args[0].s, boxed...)
+		return fastVal{kind: fastString, s: out}, err
+	}
+	var n int64
 	switch e.fn {
 	case fastAdd:
-		return tplAdd(args...), nil
-	case fastSub:
-		return tplSub(args[0], args[1]), nil
-	case fastMul:
-		return tplMul(args[0], args[1:]...), nil
-	case fastDiv:
-		return tplDiv(args[0], args[1])
-	case fastMod:
-		return tplMod(args[0], args[1])
-	case fastMax:
-		return tplMax(args[0], args[1:]...), nil
-	case fastMin:
-		return tplMin(args[0], args[1:]...), nil
-	case fastPrintf:
-		format, ok := args[0].(string)
-		if !ok {
-			return nil, errFastFallback
+		for _, a := range args {
+			n += a.int64()
 		}
-		return st.printf(format, args[1:]...)
+	case fastSub:
+		n = args[0].int64() - args[1].int64()
+	case fastMul:
+		n = args[0].int64()
+		for _, a := range args[1:] {
+			n *= a.int64()
+		}
+	case fastDiv, fastMod:
+		d := args[1].int64()
+		if d == 0 { // text/template reports the error
+			return fastVal{}, errFastFallback
+		}
+		if e.fn == fastDiv {
+			n = args[0].int64() / d
+		} else {
+			n = args[0].int64() % d
+		}
+	case fastMax, fastMin:
+		n = args[0].int64()
+		for _, a := range args[1:] {
+			if e.fn == fastMax {
+				n = max(n, a.int64())
+			} else {
+				n = min(n, a.int64())
+			}
+		}
+	default:
+		return fastVal{}, errFastFallback
 	}
-	return nil, errFastFallback
+	return fastVal{kind: fastInt64, n: n}, nil
 }
 
 // isStepAction reports whether n is the call guardTree puts first.
