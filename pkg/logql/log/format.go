@@ -25,6 +25,7 @@ type lineFormatter struct {
 	// the stage's result until the next line.
 	buf  bytes.Buffer
 	data map[string]string
+	vals []string // the fast template's field values
 }
 
 func (f *lineFormatter) ForStream() Stage {
@@ -36,9 +37,16 @@ func (f *lineFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]by
 		// the shared instance keeps no state: work on a private copy
 		return f.ForStream().Process(ts, line, lbs)
 	}
-	fillTemplateData(f.data, lbs)
 	f.buf.Reset()
-	if err := f.t.execute(&f.buf, ts, line, f.data); err != nil {
+	var err error
+	if f.t.fast != nil {
+		f.vals = fastValues(f.vals, f.t.fast.fields, lbs)
+		err = f.t.executeFast(&f.buf, ts, line, f.vals, f.data)
+	} else {
+		fillTemplateData(f.data, lbs)
+		err = f.t.execute(&f.buf, ts, line, f.data)
+	}
+	if err != nil {
 		lbs.SetErr(ErrTemplateFormat, err.Error())
 		return line, true
 	}
@@ -100,16 +108,24 @@ type labelsFormatter struct {
 	owned     bool
 	buf       bytes.Buffer
 	data      map[string]string
+	// vals[i] holds the field values of templates[i] when it is fast,
+	// fastData is its fallback's data, and slow tells whether some
+	// template needs all labels in data.
+	vals     [][]string
+	fastData map[string]string
+	slow     bool
 }
 
 func (lf *labelsFormatter) ForStream() Stage {
-	out := &labelsFormatter{formats: lf.formats, owned: true, data: map[string]string{}}
+	out := &labelsFormatter{formats: lf.formats, owned: true, data: map[string]string{}, fastData: map[string]string{}}
 	for _, t := range lf.templates {
 		if t != nil {
 			t = t.clone()
+			out.slow = out.slow || t.fast == nil
 		}
 		out.templates = append(out.templates, t)
 	}
+	out.vals = make([][]string, len(lf.templates))
 	return out
 }
 
@@ -129,11 +145,25 @@ func (lf *labelsFormatter) Process(ts int64, line []byte, lbs *LabelsBuilder) ([
 			continue
 		}
 		if !filled {
-			fillTemplateData(lf.data, lbs)
+			// every template reads the labels as they are here
+			if lf.slow {
+				fillTemplateData(lf.data, lbs)
+			}
+			for j, t := range lf.templates {
+				if t != nil && t.fast != nil {
+					lf.vals[j] = fastValues(lf.vals[j], t.fast.fields, lbs)
+				}
+			}
 			filled = true
 		}
 		lf.buf.Reset()
-		if err := lf.templates[i].execute(&lf.buf, ts, line, lf.data); err != nil {
+		var err error
+		if t := lf.templates[i]; t.fast != nil {
+			err = t.executeFast(&lf.buf, ts, line, lf.vals[i], lf.fastData)
+		} else {
+			err = t.execute(&lf.buf, ts, line, lf.data)
+		}
+		if err != nil {
 			lbs.SetErr(ErrTemplateFormat, err.Error())
 			continue
 		}

@@ -179,51 +179,14 @@ func templateFuncs(st *templateState) template.FuncMap {
 		// numbers
 		"int":     func(v any) int { return int(toInt64(v)) },
 		"float64": toFloat64,
-		"add": func(vs ...any) int64 {
-			var s int64
-			for _, v := range vs {
-				s += toInt64(v)
-			}
-			return s
-		},
-		"sub": func(a, b any) int64 { return toInt64(a) - toInt64(b) },
-		"mul": func(a any, vs ...any) int64 {
-			p := toInt64(a)
-			for _, v := range vs {
-				p *= toInt64(v)
-			}
-			return p
-		},
-		"div": func(a, b any) (int64, error) {
-			d := toInt64(b)
-			if d == 0 {
-				// the text a Go division panic gives, as Loki reports it
-				return 0, errors.New("runtime error: integer divide by zero")
-			}
-			return toInt64(a) / d, nil
-		},
-		"mod": func(a, b any) (int64, error) {
-			d := toInt64(b)
-			if d == 0 {
-				return 0, errors.New("runtime error: integer divide by zero")
-			}
-			return toInt64(a) % d, nil
-		},
-		"max": func(a any, vs ...any) int64 {
-			m := toInt64(a)
-			for _, v := range vs {
-				m = max(m, toInt64(v))
-			}
-			return m
-		},
-		"min": func(a any, vs ...any) int64 {
-			m := toInt64(a)
-			for _, v := range vs {
-				m = min(m, toInt64(v))
-			}
-			return m
-		},
-		"addf": func(vs ...any) float64 { return decimalFold(0, vs, (*big.Rat).Add) },
+		"add":     tplAdd,
+		"sub":     tplSub,
+		"mul":     tplMul,
+		"div":     tplDiv,
+		"mod":     tplMod,
+		"max":     tplMax,
+		"min":     tplMin,
+		"addf":    func(vs ...any) float64 { return decimalFold(0, vs, (*big.Rat).Add) },
 		"subf": func(a any, vs ...any) float64 {
 			return decimalFold(0, append([]any{a}, vs...), (*big.Rat).Sub)
 		},
@@ -262,6 +225,61 @@ func templateFuncs(st *templateState) template.FuncMap {
 		"unixEpochNanos":  func(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) },
 		"unixToTime":      unixToTime,
 	}
+}
+
+// The integer functions (Sprig's): arguments convert with toInt64.
+
+func tplAdd(vs ...any) int64 {
+	var s int64
+	for _, v := range vs {
+		s += toInt64(v)
+	}
+	return s
+}
+
+func tplSub(a, b any) int64 { return toInt64(a) - toInt64(b) }
+
+func tplMul(a any, vs ...any) int64 {
+	p := toInt64(a)
+	for _, v := range vs {
+		p *= toInt64(v)
+	}
+	return p
+}
+
+// errIntDivide is the text a Go division panic gives, as Loki reports it.
+var errIntDivide = errors.New("runtime error: integer divide by zero")
+
+func tplDiv(a, b any) (int64, error) {
+	d := toInt64(b)
+	if d == 0 {
+		return 0, errIntDivide
+	}
+	return toInt64(a) / d, nil
+}
+
+func tplMod(a, b any) (int64, error) {
+	d := toInt64(b)
+	if d == 0 {
+		return 0, errIntDivide
+	}
+	return toInt64(a) % d, nil
+}
+
+func tplMax(a any, vs ...any) int64 {
+	m := toInt64(a)
+	for _, v := range vs {
+		m = max(m, toInt64(v))
+	}
+	return m
+}
+
+func tplMin(a any, vs ...any) int64 {
+	m := toInt64(a)
+	for _, v := range vs {
+		m = min(m, toInt64(v))
+	}
+	return m
 }
 
 // durationSeconds is the template twin of unwrap's duration_seconds().
@@ -368,21 +386,19 @@ func toInt64(v any) int64 {
 	case nil:
 		return 0
 	case string:
-		s := x
-		if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
-			s = s[:i]
-		}
-		n, err := strconv.ParseInt(s, 0, 64)
-		if err != nil {
-			return 0
-		}
-		return n
+		return stringToInt64(x)
 	case bool:
 		if x {
 			return 1
 		}
 		return 0
 	case time.Duration:
+		return int64(x)
+	case int64: // the common cases, without reflection
+		return x
+	case int:
+		return int64(x)
+	case float64:
 		return int64(x)
 	}
 	rv := reflect.ValueOf(v)
@@ -395,6 +411,19 @@ func toInt64(v any) int64 {
 		return int64(rv.Float())
 	}
 	return 0
+}
+
+// stringToInt64 is toInt64 of a string: an integer in Go's syntax, a
+// ".0" fraction allowed, else 0.
+func stringToInt64(s string) int64 {
+	if i := strings.IndexByte(s, '.'); i >= 0 && strings.Trim(s[i+1:], "0") == "" {
+		s = s[:i]
+	}
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // toFloat64 converts numbers and numeric strings; anything else is 0.
@@ -413,6 +442,12 @@ func toFloat64(v any) float64 {
 			return 1
 		}
 		return 0
+	case float64: // the common cases, without reflection
+		return x
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
@@ -565,6 +600,9 @@ func unixToTime(epoch string) (time.Time, error) {
 type compiledTemplate struct {
 	tmpl *template.Template
 	st   *templateState
+	// fast is the template's reflection-free form, nil when it has none
+	// (see compileFast); it is immutable and shared by the clones.
+	fast *fastTemplate
 }
 
 // maxTemplateLen bounds template text: a template is user input parsed on
@@ -582,7 +620,11 @@ func parseTemplate(name, text string) (*compiledTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &compiledTemplate{tmpl: t, st: st}, nil
+	var trees []*parse.Tree
+	for _, tt := range t.Templates() {
+		trees = append(trees, tt.Tree)
+	}
+	return &compiledTemplate{tmpl: t, st: st, fast: compileFast(trees)}, nil
 }
 
 // parseGuarded parses text into t, a panic of the parser being an error,
@@ -616,10 +658,10 @@ func (c *compiledTemplate) clone() *compiledTemplate {
 	if err != nil {
 		// Clone fails only after execution started on c.tmpl, which the
 		// shared (never executed) original never does; fall back to it.
-		return &compiledTemplate{tmpl: c.tmpl, st: c.st}
+		return &compiledTemplate{tmpl: c.tmpl, st: c.st, fast: c.fast}
 	}
 	t.Funcs(templateFuncs(st))
-	return &compiledTemplate{tmpl: t, st: st}
+	return &compiledTemplate{tmpl: t, st: st, fast: c.fast}
 }
 
 // execute runs the template for one line into buf.
@@ -633,4 +675,33 @@ func (c *compiledTemplate) execute(buf *bytes.Buffer, ts int64, line []byte, dat
 	c.st.begin(len(line))
 	defer func() { c.st.line = nil }()
 	return c.tmpl.Execute(limitWriter{b: buf, max: c.st.limit}, data)
+}
+
+// executeFast runs a template that has a fast form for one line into buf,
+// vals being the values of c.fast.fields. A line the fast form cannot
+// evaluate runs through text/template, with data (cleared first) holding
+// just those fields: the only labels such a template reads.
+func (c *compiledTemplate) executeFast(buf *bytes.Buffer, ts int64, line []byte, vals []string, data map[string]string) error {
+	start := buf.Len()
+	c.st.begin(len(line))
+	if c.fast.execute(buf, c.st, vals) == nil {
+		return nil
+	}
+	buf.Truncate(start)
+	clear(data)
+	for i, name := range c.fast.fields {
+		data[name] = vals[i]
+	}
+	return c.execute(buf, ts, line, data)
+}
+
+// fastValues appends to vals the values of the labels fields names (""
+// for a missing one, as missingkey=zero gives).
+func fastValues(vals []string, fields []string, lbs *LabelsBuilder) []string {
+	vals = vals[:0]
+	for _, name := range fields {
+		v, _ := lbs.Get(name)
+		vals = append(vals, v)
+	}
+	return vals
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template/parse"
 	"unicode"
@@ -238,9 +239,14 @@ func (s *templateState) sprint(what string, fn func(...any) string, args []any) 
 // string and checked against what is left of the limit after used bytes.
 func (s *templateState) printedSize(what string, a any, used uint64) (uint64, error) {
 	var n uint64
-	if str, ok := a.(string); ok {
-		n = uint64(len(str))
-	} else {
+	switch x := a.(type) {
+	case string:
+		n = uint64(len(x))
+	case int64:
+		n = uint64(len(strconv.AppendInt(make([]byte, 0, 24), x, 10)))
+	case int:
+		n = uint64(len(strconv.AppendInt(make([]byte, 0, 24), int64(x), 10)))
+	default:
 		var c countWriter
 		fmt.Fprint(&c, a)
 		n = c.n
