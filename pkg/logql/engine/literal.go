@@ -80,6 +80,23 @@ func (l *literal) index(text []byte) int {
 		return l.indexRare(text)
 	}
 	i := 0
+	// Sixteen positions a round while they last, then eight.
+	for ; i+n-1+16 <= len(text); i += 16 {
+		w, x := text[i:i+16], text[i+n-1:i+n-1+16]
+		m0 := zeroLanes(binary.LittleEndian.Uint64(w)^l.first) &
+			zeroLanes(binary.LittleEndian.Uint64(x)^l.last)
+		m1 := zeroLanes(binary.LittleEndian.Uint64(w[8:])^l.first) &
+			zeroLanes(binary.LittleEndian.Uint64(x[8:])^l.last)
+		if m0|m1 == 0 {
+			continue
+		}
+		if k := l.check(text, i, m0); k >= 0 {
+			return k
+		}
+		if k := l.check(text, i+8, m1); k >= 0 {
+			return k
+		}
+	}
 	for ; i+n-1+8 <= len(text); i += 8 {
 		m := zeroLanes(binary.LittleEndian.Uint64(text[i:])^l.first) &
 			zeroLanes(binary.LittleEndian.Uint64(text[i+n-1:])^l.last)
@@ -113,6 +130,19 @@ func (l *literal) indexRare(text []byte) int {
 			return k
 		}
 		i += j + 1
+	}
+	return -1
+}
+
+// check compares the literal whole at each candidate lane of m, the word
+// at i, and returns the first match, or -1.
+func (l *literal) check(text []byte, i int, m uint64) int {
+	n := len(l.lit)
+	for ; m != 0; m &= m - 1 {
+		k := i + bits.TrailingZeros64(m)>>3
+		if bytes.Equal(text[k:k+n], l.lit) {
+			return k
+		}
 	}
 	return -1
 }
