@@ -17,7 +17,7 @@ import (
 // are checked in that line only, and the search goes on after it. The
 // timestamp column alone places a counted line in its bucket.
 type lineScan struct {
-	first []byte   // searched across the text; empty counts every line
+	first literal  // searched across the text; empty counts every line
 	rest  [][]byte // each must be in the line too
 	bytes bool     // bytes_over_time: a line counts its length
 }
@@ -49,11 +49,11 @@ func newLineScan(lits []string, bytes bool) *lineScan {
 	for _, l := range lits {
 		switch lit := []byte(l); {
 		case len(lit) == 0: // `|= ""` keeps every line
-		case len(lit) > len(s.first): // the longest literal finds the fewest false starts
-			if len(s.first) > 0 {
-				s.rest = append(s.rest, s.first)
+		case len(lit) > len(s.first.lit): // the longest literal finds the fewest false starts
+			if len(s.first.lit) > 0 {
+				s.rest = append(s.rest, s.first.lit)
 			}
-			s.first = lit
+			s.first = newLiteral(lit)
 		default:
 			s.rest = append(s.rest, lit)
 		}
@@ -69,8 +69,8 @@ func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int))
 		end = int(sizes[0])
 	}
 	for pos := 0; line < len(sizes); {
-		if len(s.first) > 0 {
-			k := bytes.Index(text[pos:], s.first)
+		if len(s.first.lit) > 0 {
+			k := s.first.index(text[pos:])
 			if k < 0 {
 				return
 			}
@@ -79,7 +79,7 @@ func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int))
 				line++
 				start, end = end, end+int(sizes[line])
 			}
-			if pos+len(s.first) > end { // the hit runs over into the next line
+			if pos+len(s.first.lit) > end { // the hit runs over into the next line
 				pos++
 				continue
 			}
