@@ -55,7 +55,7 @@ func TestQueriesTakeTurns(t *testing.T) {
 	}
 	queries := f.host.Queries()
 	// queued waits until n calls wait for their turn.
-	queued := func(n int) {
+	queued := func(t *testing.T, n int) {
 		t.Helper()
 		for i := 0; ; i++ {
 			if _, q := queries.Stats(); q == n {
@@ -98,7 +98,7 @@ func TestQueriesTakeTurns(t *testing.T) {
 					s, err := k.call(ctx)
 					done <- result{s, err}
 				}()
-				queued(1)
+				queued(t, 1)
 				stillHeld := len(held)
 				if giveUp {
 					cancel()
