@@ -314,6 +314,27 @@ func TestOperatorFromEnv(t *testing.T) {
 			t.Errorf("%s=%q: the error does not name the setting: %v", EnvQueryTimeout, c.value, err)
 		}
 	}
+	for _, c := range []struct {
+		value string
+		want  int
+		err   bool
+	}{
+		{"", 0, false},
+		{"4", 4, false},
+		{" 1 ", 1, false},
+		{"0", 0, true},
+		{"-2", 0, true},
+		{"two", 0, true},
+		{"2.5", 0, true},
+	} {
+		op, err := operatorFrom(env(map[string]string{EnvDataPath: "/d", EnvMaxConcurrent: c.value}), "")
+		if (err != nil) != c.err || (err == nil && op.MaxConcurrent != c.want) {
+			t.Errorf("%s=%q: limit %d, error %v; want %d, error %v", EnvMaxConcurrent, c.value, op.MaxConcurrent, err, c.want, c.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), EnvMaxConcurrent) {
+			t.Errorf("%s=%q: the error does not name the setting: %v", EnvMaxConcurrent, c.value, err)
+		}
+	}
 	if _, err := OperatorFromEnv(env(map[string]string{EnvAllowedPaths: "logs", EnvDataPath: "/d"})); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("relative allowed path: %v", err)
 	}

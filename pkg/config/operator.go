@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +21,9 @@ const (
 	// (a Go duration, e.g. 2m); Grafana's own request deadline can only
 	// shorten it.
 	EnvQueryTimeout = "GF_PLUGIN_QUERY_TIMEOUT"
+	// EnvMaxConcurrent is how many queries the plugin process runs at
+	// once (Loki's querier max_concurrent); the others wait in order.
+	EnvMaxConcurrent = "GF_PLUGIN_MAX_CONCURRENT"
 	// EnvGrafanaData is Grafana's data directory, the first fallback root.
 	EnvGrafanaData = "GF_PATHS_DATA"
 )
@@ -39,6 +43,9 @@ type Operator struct {
 	// QueryTimeout is the longest a query may run; 0 means the engine's
 	// default.
 	QueryTimeout time.Duration
+	// MaxConcurrent is how many queries run at once in the process; 0
+	// means the host's default.
+	MaxConcurrent int
 }
 
 // OperatorFromEnv reads the operator's controls. The data path falls back to
@@ -104,6 +111,13 @@ func operatorFrom(getenv func(string) string, exe string) (*Operator, error) {
 			return op, fmt.Errorf("%s: %q is not a positive duration such as 2m", EnvQueryTimeout, v)
 		}
 		op.QueryTimeout = d
+	}
+	if v := strings.TrimSpace(getenv(EnvMaxConcurrent)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return op, fmt.Errorf("%s: %q is not a positive whole number such as 2", EnvMaxConcurrent, v)
+		}
+		op.MaxConcurrent = n
 	}
 	if len(bad) > 0 {
 		return op, fmt.Errorf("%s: relative directories %q are ignored: give absolute paths", EnvAllowedPaths, bad)

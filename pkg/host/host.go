@@ -74,6 +74,9 @@ type Host struct {
 	opts Options
 	log  Logger
 
+	// queries bounds the queries running at once over all the stores.
+	queries *Limiter
+
 	mu     sync.Mutex
 	stores map[string]*Store
 }
@@ -93,8 +96,22 @@ func New(opts Options) *Host {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Host{opts: opts, log: opts.Logger, stores: map[string]*Store{}}
+	limit := opts.Operator.MaxConcurrent
+	if limit == 0 {
+		limit = DefaultMaxConcurrent
+	}
+	return &Host{opts: opts, log: opts.Logger, queries: NewLimiter(limit), stores: map[string]*Store{}}
 }
+
+// Admit waits, in arrival order, until fewer than the operator's
+// max_concurrent queries run in the process (GF_PLUGIN_MAX_CONCURRENT,
+// else DefaultMaxConcurrent), and returns the function that ends the
+// query's turn. A query whose ctx ends while waiting gets an error wrapping
+// ctx.Err().
+func (h *Host) Admit(ctx context.Context) (func(), error) { return h.queries.Admit(ctx) }
+
+// Queries is the process's query limiter.
+func (h *Host) Queries() *Limiter { return h.queries }
 
 // Options returns the host's settings.
 func (h *Host) Options() Options { return h.opts }
@@ -118,6 +135,7 @@ type Store struct {
 	refs    int            // guarded by hostMu
 	opts    store.Options  // guarded by hostMu
 	engOpts engine.Options // the operator's query bounds
+	queries *Limiter       // the Host's
 
 	// storeMu guards st, eng and openErr: users hold it shared while they
 	// read, so a reopen with new options waits for them instead of
@@ -212,6 +230,9 @@ func (ss *Store) Use() (*store.Store, *engine.Engine, func()) {
 	return ss.st, ss.eng, ss.storeMu.RUnlock
 }
 
+// Admit is the Host's Admit: every store of a process shares one bound.
+func (ss *Store) Admit(ctx context.Context) (func(), error) { return ss.queries.Admit(ctx) }
+
 // ServePush answers Loki's push endpoint (POST /loki/api/v1/push) into
 // this store, or 503 while it cannot be opened.
 func (ss *Store) ServePush(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +305,7 @@ func (h *Host) Acquire(dir string, opts store.Options) (*Store, error) {
 		ss.refs++
 		return ss, nil
 	}
-	ss := &Store{dir: dir, log: h.log, hostMu: &h.mu, refs: 1, opts: opts, engOpts: h.engineOptions()}
+	ss := &Store{dir: dir, log: h.log, hostMu: &h.mu, refs: 1, opts: opts, engOpts: h.engineOptions(), queries: h.queries}
 	st, err := store.Open(dir, opts)
 	if err != nil {
 		h.log.Warn("store cannot be opened yet, retrying", "dir", dir, "error", err.Error())

@@ -36,13 +36,15 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, params func(*http.
 		badRequest(w, err)
 		return
 	}
-	h.withBackend(w, func(b Backend) {
-		res, err := b.Engine.Query(r.Context(), p)
-		if err != nil {
-			writeError(w, queryStatus(err), err)
-			return
-		}
-		writeJSON(w, lokiapi.Marshal(res))
+	h.withTurn(w, r, func() {
+		h.withBackend(w, func(b Backend) {
+			res, err := b.Engine.Query(r.Context(), p)
+			if err != nil {
+				writeError(w, queryStatus(err), err)
+				return
+			}
+			writeJSON(w, lokiapi.Marshal(res))
+		})
 	})
 }
 

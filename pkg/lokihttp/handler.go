@@ -40,6 +40,12 @@ type Options struct {
 	// the handler calls when the request is done. An error answers 503
 	// (the store is not open yet, or failed to open).
 	Acquire func() (Backend, func(), error)
+	// Admit, when set, waits for the request's turn to run the engine
+	// (queries, index and detected_* calls; Loki's querier
+	// max_concurrent) and returns the function that ends it. Its error,
+	// which wraps the context's when the wait was cancelled or timed out,
+	// is answered 499 or 504 like a query's.
+	Admit func(ctx context.Context) (func(), error)
 	// Push serves POST /loki/api/v1/push; nil answers 404 saying so.
 	Push http.Handler
 	// Tail feeds /loki/api/v1/tail; nil answers 400 saying why.
@@ -102,6 +108,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	h.mux.ServeHTTP(w, r)
+}
+
+// withTurn runs f once Admit lets the request run the engine.
+func (h *Handler) withTurn(w http.ResponseWriter, r *http.Request, f func()) {
+	if h.opts.Admit == nil {
+		f()
+		return
+	}
+	release, err := h.opts.Admit(r.Context())
+	if err != nil {
+		writeError(w, queryStatus(err), err)
+		return
+	}
+	defer release()
+	f()
 }
 
 // withBackend runs f with the request's backend, answering 503 when the

@@ -42,13 +42,15 @@ func (h *Handler) indexCall(w http.ResponseWriter, r *http.Request, queryRequire
 		badRequest(w, fmt.Errorf("end timestamp must not be before or equal to start time"))
 		return
 	}
-	h.withBackend(w, func(b Backend) {
-		body, err := f(b, query, start.UnixNano(), end.UnixNano())
-		if err != nil {
-			writeError(w, queryStatus(err), err)
-			return
-		}
-		writeJSON(w, body)
+	h.withTurn(w, r, func() {
+		h.withBackend(w, func(b Backend) {
+			body, err := f(b, query, start.UnixNano(), end.UnixNano())
+			if err != nil {
+				writeError(w, queryStatus(err), err)
+				return
+			}
+			writeJSON(w, body)
+		})
 	})
 }
 

@@ -206,6 +206,13 @@ func (ds *Datasource) query(ctx context.Context, q backend.DataQuery, fromAlert 
 	if err != nil {
 		return backend.ErrDataResponse(backend.StatusBadRequest, err.Error())
 	}
+	// Wait for the process's turn before holding the store: a reopen must
+	// not wait behind the queue.
+	release, err := ds.shared.Admit(ctx)
+	if err != nil {
+		return backend.ErrDataResponse(errStatus(err), err.Error())
+	}
+	defer release()
 	st, eng, done := ds.shared.Use()
 	defer done()
 	return runQuery(ctx, eng, lq, fromAlert, ds.readTimeStats(st))

@@ -31,6 +31,7 @@ func (ds *Datasource) lokiAPI() *lokihttp.Handler {
 			st, eng, done := ds.shared.Use()
 			return lokihttp.Backend{Reader: st, Engine: eng}, done, nil
 		},
+		Admit:           ds.shared.Admit,
 		Push:            http.HandlerFunc(ds.push),
 		TailUnsupported: "tail needs a websocket, which Grafana's resource calls cannot hold: use Explore's live tail with the Lokal datasource, or /loki/api/v1/tail of `lokal serve`",
 	})

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -84,9 +85,22 @@ func (ds *Datasource) resource(ctx context.Context, req *backend.CallResourceReq
 	if err != nil {
 		return fail(http.StatusBadRequest, err)
 	}
+	path := strings.Trim(strings.TrimPrefix(req.Path, "api/v1/"), "/")
+	if path == "index/stats" || path == "detected_fields" {
+		// These run the engine: they take their turn like queries, before
+		// holding the store so that a reopen does not wait behind the queue.
+		release, err := ds.shared.Admit(ctx)
+		if err != nil {
+			code := 499 // the client went away, as Loki answers
+			if errors.Is(err, context.DeadlineExceeded) {
+				code = http.StatusGatewayTimeout
+			}
+			return fail(code, err)
+		}
+		defer release()
+	}
 	r, eng, done := ds.shared.Use()
 	defer done()
-	path := strings.Trim(strings.TrimPrefix(req.Path, "api/v1/"), "/")
 	switch {
 	case path == "labels" || path == "label":
 		names, err := r.LabelNames(ctx, start, end)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lokal-logs/lokal/pkg/host"
 	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
 	"github.com/lokal-logs/lokal/pkg/lokihttp"
@@ -35,9 +36,14 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 	tokenFile := fs.String("token-file", "", "file holding the bearer token clients must send (or set "+tokenEnv+")")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
+	maxConcurrent := fs.Int("max-concurrent", host.DefaultMaxConcurrent, "queries run at once (Loki's querier max_concurrent); later ones wait in arrival order")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *maxConcurrent < 1 {
+		return fmt.Errorf("--max-concurrent %d: give a positive number of queries, such as %d", *maxConcurrent, host.DefaultMaxConcurrent)
+	}
+	queries := host.NewLimiter(*maxConcurrent)
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
 	}
@@ -60,6 +66,7 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 		Acquire: func() (lokihttp.Backend, func(), error) {
 			return lokihttp.Backend{Reader: st, Engine: eng}, func() {}, nil
 		},
+		Admit: queries.Admit,
 		// The hub sees pushed entries too, for tails; the handler reads
 		// what a stream holds from the store itself.
 		Push: push.NewHandler(hub.Appender(st), push.HandlerOptions{Reader: st}),

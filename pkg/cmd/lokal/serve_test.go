@@ -108,6 +108,21 @@ func TestServeRefusesWithoutAuth(t *testing.T) {
 	}
 }
 
+// --max-concurrent must be a positive number of queries.
+func TestServeMaxConcurrentFlag(t *testing.T) {
+	c := newCLI(t)
+	for _, tt := range []struct{ value, want string }{
+		{"0", "--max-concurrent 0: give a positive number of queries"},
+		{"-3", "--max-concurrent -3: give a positive number of queries"},
+		{"many", "many"},
+	} {
+		code, _, stderr := c.run("", "serve", "--config", c.config, "--max-concurrent", tt.value)
+		if code == 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("--max-concurrent %s: exit %d: %s", tt.value, code, stderr)
+		}
+	}
+}
+
 // lockedBuffer is a stderr a running command and the test share.
 type lockedBuffer struct {
 	mu sync.Mutex
