@@ -23,29 +23,17 @@ const lokiDSUID = "lokal-as-loki"
 // look-ups, and the calls Logs Drilldown makes through the Loki
 // datasource's resource proxy.
 func lokiDatasourceChecks(t *testing.T, g *grafana) {
-	var sa struct {
-		ID int64 `json:"id"`
-	}
-	code, raw, err := g.api("POST", "/api/serviceaccounts", map[string]any{"name": "lokal-loki-api", "role": "Viewer"}, &sa)
-	if err != nil || code != 201 && code != 200 {
-		t.Fatalf("create service account: HTTP %d %v %s", code, err, raw)
-	}
-	var tok struct {
-		Key string `json:"key"`
-	}
-	code, raw, err = g.api("POST", fmt.Sprintf("/api/serviceaccounts/%d/tokens", sa.ID), map[string]any{"name": "loki-datasource"}, &tok)
-	if err != nil || code != 200 || tok.Key == "" {
-		t.Fatalf("create service account token: HTTP %d %v %s", code, err, raw)
-	}
+	// A read-only Loki datasource carries a Viewer's token.
+	tok := serviceAccountToken(t, g, "lokal-loki-api", "Viewer")
 	ds := map[string]any{
 		"name": "Lokal via Loki API", "type": "loki", "uid": lokiDSUID, "access": "proxy",
 		"url": g.base + "/api/datasources/uid/" + dsUID + "/resources",
 		// Lokal has no Loki ruler: without manageAlerts false, Grafana's
 		// alert list asks this datasource for ruler rules (a 404).
 		"jsonData":       map[string]any{"httpHeaderName1": "Authorization", "manageAlerts": false},
-		"secureJsonData": map[string]any{"httpHeaderValue1": "Bearer " + tok.Key},
+		"secureJsonData": map[string]any{"httpHeaderValue1": "Bearer " + tok},
 	}
-	code, raw, err = g.api("POST", "/api/datasources", ds, nil)
+	code, raw, err := g.api("POST", "/api/datasources", ds, nil)
 	if err != nil || code != 200 {
 		t.Fatalf("create the Loki datasource: HTTP %d %v %s", code, err, raw)
 	}
@@ -99,24 +87,31 @@ func lokiDatasourceChecks(t *testing.T, g *grafana) {
 	})
 
 	// Another host's shipper (Alloy's loki.write) pushes through Grafana
-	// to the Lokal datasource's resources URL with the same token; the
-	// Loki datasource then answers the pushed line.
+	// to the Lokal datasource's resources URL with an Editor's token (a
+	// Viewer's is refused: Viewers may query, not write); the Loki
+	// datasource then answers the pushed line.
 	t.Run("push through Grafana, then query", func(t *testing.T) {
 		body := fmt.Sprintf(`{"streams":[{"stream":{"job":"pushed-remote","host":"far"},"values":[["%d","pushed through grafana"]]}]}`, time.Now().UnixNano())
-		req, err := http.NewRequest("POST", g.base+"/api/datasources/uid/"+dsUID+"/resources/loki/api/v1/push", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
+		push := func(token string) (int, string) {
+			req, err := http.NewRequest("POST", g.base+"/api/datasources/uid/"+dsUID+"/resources/loki/api/v1/push", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := g.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, string(raw)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok.Key)
-		resp, err := g.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		if code, raw := push(tok); code != http.StatusForbidden || !strings.Contains(raw, "Editor or Admin role") {
+			t.Fatalf("push with a Viewer's token: HTTP %d %s, want 403", code, raw)
 		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("push: HTTP %d %s", resp.StatusCode, raw)
+		if code, raw := push(serviceAccountToken(t, g, "lokal-shipper", "Editor")); code != http.StatusNoContent {
+			t.Fatalf("push with an Editor's token: HTTP %d %s", code, raw)
 		}
 		r, err := lokiQuery(map[string]any{"expr": `{job="pushed-remote"}`, "queryType": "range", "maxLines": 10})
 		if err != nil {
@@ -150,4 +145,25 @@ func lokiDatasourceChecks(t *testing.T, g *grafana) {
 			}
 		})
 	}
+}
+
+// serviceAccountToken creates a Grafana service account with an org role
+// and returns a token of it.
+func serviceAccountToken(t *testing.T, g *grafana, name, role string) string {
+	t.Helper()
+	var sa struct {
+		ID int64 `json:"id"`
+	}
+	code, raw, err := g.api("POST", "/api/serviceaccounts", map[string]any{"name": name, "role": role}, &sa)
+	if err != nil || code != 201 && code != 200 {
+		t.Fatalf("create service account %s: HTTP %d %v %s", name, code, err, raw)
+	}
+	var tok struct {
+		Key string `json:"key"`
+	}
+	code, raw, err = g.api("POST", fmt.Sprintf("/api/serviceaccounts/%d/tokens", sa.ID), map[string]any{"name": name}, &tok)
+	if err != nil || code != 200 || tok.Key == "" {
+		t.Fatalf("create a token of %s: HTTP %d %v %s", name, code, err, raw)
+	}
+	return tok.Key
 }

@@ -3,6 +3,8 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,6 +45,11 @@ func (ds *Datasource) callLokiAPI(ctx context.Context, req *backend.CallResource
 	if err != nil {
 		return sender.Send(&backend.CallResourceResponse{Status: http.StatusBadRequest, Body: []byte("bad resource URL: " + err.Error() + "\n")})
 	}
+	if strings.TrimPrefix(req.Path, "/") == "loki/api/v1/push" {
+		if err := mayPush(req.PluginContext.User); err != nil {
+			return sender.Send(&backend.CallResourceResponse{Status: http.StatusForbidden, Body: []byte(err.Error() + "\n")})
+		}
+	}
 	target := &url.URL{Path: "/" + strings.TrimPrefix(req.Path, "/"), RawQuery: u.RawQuery}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, target.String(), bytes.NewReader(req.Body))
 	if err != nil {
@@ -59,6 +66,26 @@ func (ds *Datasource) callLokiAPI(ctx context.Context, req *backend.CallResource
 		rec.status = http.StatusOK
 	}
 	return sender.Send(&backend.CallResourceResponse{Status: rec.status, Headers: rec.header, Body: rec.body.Bytes()})
+}
+
+// mayPush says whether the caller may write into the store. Grafana lets
+// every user who can query a datasource call its resources, Viewers too;
+// writing log lines (which alert rules count) is an Editor's or Admin's
+// act, as in Grafana's own model, so a shipper uses a service account
+// token with one of those roles and a read-only Loki datasource a Viewer's.
+func mayPush(u *backend.User) error {
+	switch {
+	case u == nil:
+		return errors.New("pushing logs through Grafana needs a signed-in user or service account with the Editor or Admin role")
+	case u.Role == "Editor" || u.Role == "Admin":
+		return nil
+	default:
+		role := u.Role
+		if role == "" {
+			role = "no role"
+		}
+		return fmt.Errorf("pushing logs through Grafana needs the Editor or Admin role; %s has %s (Viewers may query, not write)", u.Login, role)
+	}
 }
 
 // resourceRecorder keeps what a handler writes for one resource response.

@@ -46,13 +46,28 @@ func TestLokiAPIResources(t *testing.T) {
 		{"tail", "loki/api/v1/tail", with("query", `{job="app"}`), 400, "tail needs a websocket"},
 		{"pushed entry", "loki/api/v1/query_range", with("query", `{host="remote"}`), 200, `"pushed line"`},
 	}
-	push := fmt.Sprintf(`{"streams":[{"stream":{"job":"app","host":"remote"},"values":[["%d","pushed line"]]}]}`, start.UnixNano())
-	var pushed *backend.CallResourceResponse
-	err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Path: "loki/api/v1/push", Method: "POST", URL: "loki/api/v1/push",
-		Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: []byte(push)},
-		backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { pushed = r; return nil }))
-	if err != nil || pushed.Status != 204 {
-		t.Fatalf("push: %v %+v", err, pushed)
+	// Writing needs Grafana's Editor or Admin role; Viewers may only query.
+	for _, pt := range []struct {
+		name string
+		user *backend.User
+		code int
+		want string
+	}{
+		{"no user", nil, 403, "needs a signed-in user or service account with the Editor or Admin role"},
+		{"viewer", &backend.User{Login: "sa-reader", Role: "Viewer"}, 403, "sa-reader has Viewer"},
+		{"no role", &backend.User{Login: "nobody"}, 403, "nobody has no role"},
+		{"editor", &backend.User{Login: "sa-shipper", Role: "Editor"}, 204, ""},
+		{"admin, the same entry again (stored once)", &backend.User{Login: "admin", Role: "Admin"}, 204, ""},
+	} {
+		push := fmt.Sprintf(`{"streams":[{"stream":{"job":"app","host":"remote"},"values":[["%d","pushed line"]]}]}`, start.UnixNano())
+		var pushed *backend.CallResourceResponse
+		err := ds.CallResource(context.Background(), &backend.CallResourceRequest{Path: "loki/api/v1/push", Method: "POST", URL: "loki/api/v1/push",
+			PluginContext: backend.PluginContext{User: pt.user},
+			Headers:       map[string][]string{"Content-Type": {"application/json"}}, Body: []byte(push)},
+			backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { pushed = r; return nil }))
+		if err != nil || pushed.Status != pt.code || !strings.Contains(string(pushed.Body), pt.want) {
+			t.Fatalf("push as %s: %v status %d %s; want %d %q", pt.name, err, pushed.Status, pushed.Body, pt.code, pt.want)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
