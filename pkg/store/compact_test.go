@@ -267,11 +267,7 @@ func TestCompactReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	s.Close()
-	r, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReadOnlyTest(t, dir)
 	if err := r.Compact(context.Background()); err == nil {
 		t.Fatal("read-only store compacted")
 	}
@@ -290,11 +286,7 @@ func TestReadOnlyAcrossCompaction(t *testing.T) {
 	data := compactFixture(t, s)
 	p := allParams(t)
 	want := expected(data, p)
-	r, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReadOnlyTest(t, dir)
 	its, err := r.Select(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)

@@ -731,11 +731,7 @@ func TestReaderDuringCheckpoints(t *testing.T) {
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReadOnlyTest(t, dir)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

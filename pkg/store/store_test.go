@@ -33,6 +33,18 @@ func openTest(t *testing.T, dir string) *Store {
 	return s
 }
 
+// openReadOnlyTest opens a read-only reader of dir (the CLI beside a
+// writer), closed when the test ends.
+func openReadOnlyTest(t *testing.T, dir string) *Store {
+	t.Helper()
+	r, err := OpenReadOnly(dir, Options{})
+	if err != nil {
+		t.Fatalf("open read-only: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func appendAll(t *testing.T, s *Store, data []streamData, cursors map[string][]byte) {
 	t.Helper()
 	var b AppendBatch
@@ -876,11 +888,7 @@ func TestReadOnlySeesNewCommits(t *testing.T) {
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openReadOnlyTest(t, dir)
 	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")}, Start: day0, End: day0 + 100, Lines: true}
 	if got := readAll(t, r, p)[ls.String()]; len(got) != 1 {
 		t.Fatalf("reader saw %d entries", len(got))
