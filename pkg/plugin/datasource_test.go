@@ -64,6 +64,18 @@ func (f *fixture) instance(t testing.TB, jsonData []byte) *Datasource {
 	return ds
 }
 
+// storedLines starts a datasource on the fixture's log file holding n
+// INFO lines, a second apart from a minute ago, and waits until they are
+// stored; it returns the first line's time.
+func (f *fixture) storedLines(t *testing.T, n int, msg string) (*Datasource, time.Time) {
+	t.Helper()
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	writeLines(t, f.logFile, start, n, "INFO", msg)
+	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
+	waitStored(t, ds, int64(n))
+	return ds, start
+}
+
 // writeLines appends n lines at one-second steps from start.
 func writeLines(t *testing.T, path string, start time.Time, n int, level, msg string) {
 	t.Helper()
@@ -185,11 +197,7 @@ func TestDatasourceQueriesAndHealth(t *testing.T) {
 // as a failed query that Grafana would log as the plugin's error; a
 // deadline stays a per-query timeout.
 func TestQueryDataCancelled(t *testing.T) {
-	f := newFixture(t)
-	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	writeLines(t, f.logFile, start, 3, "INFO", "served request")
-	ds := f.instance(t, f.settings(filepath.Join(f.logs, "*.log"), ""))
-	waitStored(t, ds, 3)
+	ds, start := newFixture(t).storedLines(t, 3, "served request")
 	req := &backend.QueryDataRequest{Queries: []backend.DataQuery{{
 		RefID: "A", JSON: json.RawMessage(`{"expr":"{job=\"app\"}"}`),
 		TimeRange: backend.TimeRange{From: start.Add(-time.Minute), To: time.Now().Add(time.Minute)},

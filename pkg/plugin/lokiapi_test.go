@@ -15,11 +15,7 @@ import (
 // as Grafana's Loki datasource calls it (path and URL without a leading
 // slash, parameters in the URL).
 func TestLokiAPIResources(t *testing.T) {
-	f := newFixture(t)
-	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	writeLines(t, f.logFile, start, 5, "INFO", "hello")
-	ds := f.instance(t, f.settings(f.logFile, ""))
-	waitStored(t, ds, 5)
+	ds, start := newFixture(t).storedLines(t, 5, "hello")
 	rng := url.Values{"start": {start.Add(-time.Second).Format(time.RFC3339)}, "end": {time.Now().Add(time.Minute).Format(time.RFC3339)}}
 	with := func(kv ...string) string {
 		v := url.Values{}

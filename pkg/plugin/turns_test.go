@@ -18,10 +18,7 @@ import (
 // with the usual cancelled status.
 func TestQueriesTakeTurns(t *testing.T) {
 	f := newFixture(t)
-	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	writeLines(t, f.logFile, start, 3, "INFO", "served request")
-	ds := f.instance(t, f.settings(f.logFile, ""))
-	waitStored(t, ds, 3)
+	ds, start := f.storedLines(t, 3, "served request")
 	from, to := start.Add(-time.Minute), time.Now().Add(time.Minute)
 	rng := url.Values{"query": {`{job="app"}`}, "start": {from.Format(time.RFC3339)}, "end": {to.Format(time.RFC3339)}}.Encode()
 	resource := func(path string) func(ctx context.Context) (int, error) {
