@@ -139,12 +139,7 @@ func readTimeWarnings(st *store.Store, p engine.Params) []string {
 	}
 	start := p.Start
 	if p.Instant {
-		syntax.Walk(expr, func(e syntax.Expr) bool {
-			if r, ok := e.(*syntax.LogRangeExpr); ok && p.Start.Add(-r.Interval-r.Offset).Before(start) {
-				start = p.Start.Add(-r.Interval - r.Offset)
-			}
-			return true
-		})
+		start = start.Add(-engine.LookBack(expr))
 	}
 	return ingest.ReadTimeWarnings(stats, expr, start, p.End)
 }

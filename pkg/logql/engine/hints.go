@@ -63,6 +63,20 @@ func resultEmpty(res *Result) bool {
 	return false
 }
 
+// LookBack is how far before its evaluation time a query reads: its
+// longest log range plus that range's offset (a negative offset reads
+// later, so it does not shorten the reach back).
+func LookBack(expr syntax.Expr) time.Duration {
+	var back time.Duration
+	syntax.Walk(expr, func(n syntax.Expr) bool {
+		if r, ok := n.(*syntax.LogRangeExpr); ok {
+			back = max(back, r.Interval+max(r.Offset, 0))
+		}
+		return true
+	})
+	return back
+}
+
 // hintRange is the time the query reads: its range widened by the longest
 // range and offset of its log ranges.
 func hintRange(expr syntax.Expr, p Params) (int64, int64) {
@@ -73,14 +87,7 @@ func hintRange(expr syntax.Expr, p Params) (int64, int64) {
 		}
 		end = start
 	}
-	var back time.Duration
-	syntax.Walk(expr, func(n syntax.Expr) bool {
-		if r, ok := n.(*syntax.LogRangeExpr); ok {
-			back = max(back, r.Interval+max(r.Offset, 0))
-		}
-		return true
-	})
-	if back > 0 {
+	if back := LookBack(expr); back > 0 {
 		return start.Add(-back).UnixNano(), end.UnixNano() + 1
 	}
 	return start.UnixNano(), end.UnixNano()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 	"github.com/lokal-logs/lokal/pkg/store/memstore"
 )
@@ -177,6 +178,29 @@ func TestTemplateFields(t *testing.T) {
 	for _, tt := range tests {
 		if got := templateFields(tt.tmpl); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("templateFields(%q) = %q, want %q", tt.tmpl, got, tt.want)
+		}
+	}
+}
+
+func TestLookBack(t *testing.T) {
+	tests := []struct {
+		query string
+		want  time.Duration
+	}{
+		{`{job="a"} |= "x"`, 0},
+		{`count_over_time({job="a"}[5m])`, 5 * time.Minute},
+		{`count_over_time({job="a"}[5m] offset 1h)`, time.Hour + 5*time.Minute},
+		// A negative offset reads later; it does not shorten the reach back.
+		{`count_over_time({job="a"}[5m] offset -1m)`, 5 * time.Minute},
+		{`sum(rate({job="a"}[1m])) / sum(rate({job="b"}[10m] offset 5m))`, 15 * time.Minute},
+	}
+	for _, tt := range tests {
+		expr, err := syntax.ParseExpr(tt.query)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.query, err)
+		}
+		if got := LookBack(expr); got != tt.want {
+			t.Errorf("LookBack(%s) = %s, want %s", tt.query, got, tt.want)
 		}
 	}
 }
