@@ -711,34 +711,15 @@ func (s *Store) readFilter(b *blockRef) (tokenFilter, error) {
 }
 
 // readBlock reads and decodes a block's meta and, when asked, lines. The
-// first read of a block in this process checks all of it (verifyBlock):
+// first read of a block in this process checks all of it (readSections):
 // a block is corrupt or not whatever the query kind, so a count over time
 // skips exactly the blocks a log query skips.
 func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte) ([]byte, error) {
-	bp, _ := s.bufPool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
+	bp := s.getBuf()
 	defer s.bufPool.Put(bp)
-	var raw []byte // from the meta section on
-	if !b.verified.Load() {
-		whole, err := s.verifyBlock(b, *bp)
-		*bp = whole[:0]
-		if err != nil {
-			return scratch, err
-		}
-		raw = whole[b.h.metaOff():b.h.filterOff()]
-	} else {
-		end := b.h.linesOff()
-		if lines {
-			end = b.h.filterOff()
-		}
-		var err error
-		raw, err = s.readAt(b, b.h.metaOff(), end-b.h.metaOff(), *bp)
-		*bp = raw[:0]
-		if err != nil {
-			return scratch, err
-		}
+	raw, err := s.readSections(b, lines, bp)
+	if err != nil {
+		return scratch, err
 	}
 	meta, err := checkSection(raw[:b.h.MetaLen+4], "meta")
 	if err != nil {
@@ -749,7 +730,7 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 		return scratch, err
 	}
 	if lines {
-		ls, err := checkSection(raw[b.h.MetaLen+4:], "lines")
+		ls, err := checkSection(raw[b.h.MetaLen+4:b.h.filterOff()-b.h.metaOff()], "lines")
 		if err != nil {
 			return scratch, err
 		}
@@ -760,35 +741,59 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 	return scratch, nil
 }
 
+func (s *Store) getBuf() *[]byte {
+	if bp, _ := s.bufPool.Get().(*[]byte); bp != nil {
+		return bp
+	}
+	return new([]byte)
+}
+
+// readSections reads a block from its meta section on, into *bp: up to the
+// end of the meta section, or of the lines section when lines is set. The
+// first read of a block in this process reads and checks all of it instead
+// (verifyBlock), whatever it needs; later reads read what they need, and
+// their callers check the CRC of each section they decode.
+func (s *Store) readSections(b *blockRef, lines bool, bp *[]byte) ([]byte, error) {
+	if !b.verified.Load() {
+		whole, err := s.verifyBlock(b, *bp)
+		*bp = whole[:0]
+		if err != nil {
+			return nil, err
+		}
+		return whole[b.h.metaOff():], nil
+	}
+	end := b.h.linesOff()
+	if lines {
+		end = b.h.filterOff()
+	}
+	raw, err := s.readAt(b, b.h.metaOff(), end-b.h.metaOff(), *bp)
+	*bp = raw[:0]
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // readTimes decodes a block's entry times, and its line sizes when sizes
-// is set, into td's buffers. The first read of a block (or one that wants
-// the sizes) goes through readBlock, which verifies it whole and decodes
-// its whole meta section; later ones read and decode the meta section only
-// up to the end of the time columns.
+// is set, into td's buffers. With the sizes it decodes the whole meta
+// section (readBlock); without, only the time columns at its start. Either
+// way the block's first read in the process verifies all of it.
 func (s *Store) readTimes(b *blockRef, td *timesData, sizes bool) (BlockTimes, error) {
-	if sizes || !b.verified.Load() {
+	if sizes {
 		var err error
 		td.scratch, err = s.readBlock(b, false, &td.d, td.scratch)
 		if err != nil {
 			return BlockTimes{}, err
 		}
-		bt := BlockTimes{Ts: td.d.ts}
-		if sizes {
-			bt.Sizes = td.d.sizes
-		}
-		return bt, nil
+		return BlockTimes{Ts: td.d.ts, Sizes: td.d.sizes}, nil
 	}
-	bp, _ := s.bufPool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
+	bp := s.getBuf()
 	defer s.bufPool.Put(bp)
-	raw, err := s.readAt(b, b.h.metaOff(), int64(b.h.MetaLen)+4, *bp)
-	*bp = raw[:0]
+	raw, err := s.readSections(b, false, bp)
 	if err != nil {
 		return BlockTimes{}, err
 	}
-	meta, err := checkSection(raw, "meta")
+	meta, err := checkSection(raw[:b.h.MetaLen+4], "meta")
 	if err != nil {
 		return BlockTimes{}, err
 	}

@@ -58,7 +58,7 @@ type BlockTimes struct {
 
 // timesData holds the buffers of ScanTimes: a block's decompressed meta
 // section and its times, or the whole decoded meta section when the sizes
-// are wanted or the block is read for the first time.
+// are wanted.
 type timesData struct {
 	d       blockData
 	ts      []int64
@@ -71,9 +71,9 @@ var timesPool = sync.Pool{New: func() any { return new(timesData) }}
 // bytes): it decodes only the block's time column, and the line sizes when
 // sizes is set, into buffers reused from block to block, and hands them to
 // fn, which must keep nothing of them. A block's first read in the process
-// still checks all of it, every checksum and the whole meta section, so a
-// block is found corrupt (counted and skipped) exactly as its iterator
-// would find it. It reports false, calling nothing, when the iterator must
+// still reads it whole and checks every checksum (though it decodes only
+// the time columns), so a block is found corrupt (counted and skipped)
+// exactly as its iterator would find it. It reports false, calling nothing, when the iterator must
 // be used instead: b is not one of the store's unread block iterators, the
 // select asked for lines, or the block holds structured metadata (entries
 // may then belong to other series). Close b.Iter afterwards either way.
