@@ -629,29 +629,40 @@ func decodeTimes(h *blockHeader, p []byte, ts []int64) ([]byte, error) {
 	}
 	unit := pow10[p[0]]
 	p = p[1:]
+	maxHi := math.MaxInt64 / unit // not divided per entry: a third of the loop's time
+	j := 0                        // indexing p is cheaper than reslicing it per value
 	for i := range ts {
-		hi, k := uvarint(p)
-		if k <= 0 || hi > math.MaxInt64/unit {
-			return p, corruptf("meta entry %d: bad time", i)
+		var hi uint64
+		if j < len(p) && p[j] < 0x80 {
+			hi, j = uint64(p[j]), j+1
+		} else if hi, j = uvarintAt(p, j); j < 0 {
+			return nil, corruptf("meta entry %d: bad time", i)
 		}
-		p = p[k:]
+		if hi > maxHi {
+			return nil, corruptf("meta entry %d: bad time", i)
+		}
 		ts[i] = int64(hi * unit)
 	}
 	prevTs := h.MinTs
 	for i := range ts {
-		lo, k := uvarint(p)
-		if k <= 0 || lo >= unit {
-			return p, corruptf("meta entry %d: bad time remainder", i)
+		var lo uint64
+		if j < len(p) && p[j] < 0x80 {
+			lo, j = uint64(p[j]), j+1
+		} else if lo, j = uvarintAt(p, j); j < 0 {
+			return nil, corruptf("meta entry %d: bad time remainder", i)
 		}
-		p = p[k:]
+		if lo >= unit {
+			return nil, corruptf("meta entry %d: bad time remainder", i)
+		}
 		dt := ts[i] + int64(lo)
 		t := prevTs + dt
 		if dt < 0 || t < prevTs || t > h.MaxTs {
-			return p, corruptf("meta entry %d: time outside the block's range", i)
+			return nil, corruptf("meta entry %d: time outside the block's range", i)
 		}
 		ts[i] = t
 		prevTs = t
 	}
+	p = p[j:]
 	if n := len(ts); n > 0 && (ts[0] != h.MinTs || ts[n-1] != h.MaxTs) {
 		return p, corruptf("entry times disagree with the header's range")
 	}
@@ -665,6 +676,23 @@ func uvarint(p []byte) (uint64, int) {
 		return uint64(p[0]), 1
 	}
 	return binary.Uvarint(p)
+}
+
+// uvarintAt decodes the uvarint at p[j:] and returns it with the index
+// after it, or with -1 when there is none. Loops test the one-byte case
+// before calling it (a call is not inlined), so it tries two bytes first.
+func uvarintAt(p []byte, j int) (uint64, int) {
+	if j+1 < len(p) && p[j+1] < 0x80 {
+		return uint64(p[j]&0x7f) | uint64(p[j+1])<<7, j + 2
+	}
+	if j >= len(p) {
+		return 0, -1
+	}
+	v, k := binary.Uvarint(p[j:])
+	if k <= 0 {
+		return 0, -1
+	}
+	return v, j + k
 }
 
 // varint is binary.Varint with the one-byte case inlined.
