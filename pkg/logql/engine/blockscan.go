@@ -166,20 +166,43 @@ func timesPart(ctx context.Context, b *store.BlockInfo, ex *log.SampleExtractor,
 		ls, h := gr.group(wm.stream, wm.hash)
 		part.series = append(part.series, partSeries{ls: ls, hash: h})
 		s := &part.series[0]
-		for i, ts := range bt.Ts {
-			v := 1.0
-			if bytes {
-				v = float64(bt.Sizes[i])
-			}
-			e := b.MaxTs
+		// A block's times ascend (the store checks it), so each bucket is
+		// one run of them: find its end by comparing, not dividing, and
+		// add the run at once.
+		for i := 0; i < len(bt.Ts); {
+			e, j := b.MaxTs, len(bt.Ts)
 			if !whole {
-				e = g.end(ts)
+				e, j = g.end(bt.Ts[i]), i+1
+				for j < len(bt.Ts) && bt.Ts[j] <= e {
+					j++
+				}
 			}
-			s.add(e, v)
+			v := float64(j - i)
+			if bytes {
+				v = 0
+				for _, sz := range bt.Sizes[i:j] {
+					v += float64(sz)
+				}
+			}
+			s.addRun(e, v, uint32(j-i))
+			i = j
 		}
 		return nil
 	})
 	return scanned(b, part, ok, err)
+}
+
+// addRun adds n entries worth v in all to the bucket ending at end, which
+// is the last bucket or after it.
+func (s *partSeries) addRun(end int64, v float64, n uint32) {
+	if k := len(s.ends); k > 0 && s.ends[k-1] == end {
+		s.vals[k-1] += v
+		s.cnts[k-1] += n
+		return
+	}
+	s.ends = append(s.ends, end)
+	s.vals = append(s.vals, v)
+	s.cnts = append(s.cnts, n)
 }
 
 // scanned ends scanPart and timesPart: the part the scan computed, or
