@@ -741,6 +741,7 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 	return scratch, nil
 }
 
+// getBuf takes a read buffer from the pool; put it back when done.
 func (s *Store) getBuf() *[]byte {
 	if bp, _ := s.bufPool.Get().(*[]byte); bp != nil {
 		return bp
