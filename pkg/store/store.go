@@ -368,6 +368,7 @@ func (s *Store) removeGarbage() {
 		}
 	}
 	_ = os.Remove(filepath.Join(s.dir, manifestTmpName))
+	s.removeResultCacheGarbage()
 }
 
 // checkSegments marks blocks of missing or short segment files corrupt, so
