@@ -35,6 +35,13 @@ const (
 	diskQueueMax = 4096
 )
 
+// WithDiskCache turns the disk tier on with a budget as
+// config.ParseResultCache reads it: negative off, 0 the default, else bytes.
+func (o Options) WithDiskCache(budget int64) Options {
+	o.DiskCache, o.DiskCacheBytes = budget >= 0, max(budget, 0)
+	return o
+}
+
 // resultCacheStore is what the disk tier needs of the store.
 type resultCacheStore interface {
 	ResultCacheDir() (dir string, writable bool)
