@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,7 +103,8 @@ func diskKeyOf(b *store.BlockInfo, k cacheKey) diskKey {
 }
 
 // listLocked learns the files already there, least recently written
-// first in the LRU order.
+// first in the LRU order, and starts loading them all at once: on a cold
+// disk, one file at a time would cost a seek each on the query's path.
 func (t *diskTier) listLocked() {
 	if t.listed {
 		return
@@ -112,6 +114,7 @@ func (t *diskTier) listLocked() {
 	if err != nil {
 		return
 	}
+	defer func() { go t.prefetch(slices.Collect(maps.Values(t.files))) }()
 	for _, e := range ents {
 		seg, ok := store.ParseResultCacheFile(e.Name())
 		if !ok {
@@ -124,6 +127,32 @@ func (t *diskTier) listLocked() {
 		t.files[seg] = &diskFile{seg: seg, size: info.Size(), lastUse: info.ModTime().UnixNano()}
 		t.used += info.Size()
 	}
+}
+
+// diskPrefetchers is how many files a tier loads at once when it starts.
+const diskPrefetchers = 8
+
+// prefetch loads the files' indexes, several at once, ahead of the gets
+// that need them (which wait for a file being loaded).
+func (t *diskTier) prefetch(files []*diskFile) {
+	var wg sync.WaitGroup
+	next := make(chan *diskFile)
+	for range min(diskPrefetchers, len(files)) {
+		wg.Go(func() {
+			for f := range next {
+				f.mu.Lock()
+				if !f.loaded {
+					t.load(f)
+				}
+				f.mu.Unlock()
+			}
+		})
+	}
+	for _, f := range files {
+		next <- f
+	}
+	close(next)
+	wg.Wait()
 }
 
 // file returns segment seg's file, nil when there is none (a writer with
@@ -216,7 +245,7 @@ func (t *diskTier) read(f *diskFile, loc diskLoc, k diskKey) (*blockPart, error)
 	if got != k {
 		return nil, errDiskRecord
 	}
-	return decodeDiskPart(r)
+	return decodeDiskPart(r, k)
 }
 
 // load indexes f's records up to the first bad one, leaving out those of

@@ -18,9 +18,12 @@ import (
 //	         period, varint grid phase, uvarint len + the normalized
 //	         pipeline, then the block's partial result: uvarint series;
 //	         per series uvarint labels, per label uvarint len + name,
-//	         uvarint len + value; uvarint buckets, per bucket varint end
-//	         (the first absolute, then the difference to the previous),
-//	         u64 IEEE-754 bits of the sum, uvarint count.
+//	         uvarint len + value; uvarint buckets, a flags byte (see
+//	         seriesFlags), then per bucket varint end (the first absolute,
+//	         then the difference to the previous; in grid periods from the
+//	         phase with flagGrid), uvarint count, and the sum: nothing with
+//	         flagCounts (it is the count), a uvarint with flagWhole, else
+//	         u64 IEEE-754 bits.
 //
 // A file with another magic or version, or whose records stop making
 // sense, is read up to its last good record; the writer truncates or
@@ -76,18 +79,61 @@ func appendDiskRecord(dst []byte, k diskKey, part *blockPart) []byte {
 			dst = appendDiskString(dst, l.Value)
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(s.ends)))
+		flags := seriesFlags(s, k)
+		dst = append(dst, flags)
+		unit, base := int64(1), int64(0)
+		if flags&flagGrid != 0 {
+			unit, base = k.gran, k.phase
+		}
 		prev := int64(0)
 		for j, e := range s.ends {
+			e = (e - base) / unit
 			dst = binary.AppendVarint(dst, e-prev)
 			prev = e
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.vals[j]))
 			dst = binary.AppendUvarint(dst, uint64(s.cnts[j]))
+			switch {
+			case flags&flagCounts != 0:
+			case flags&flagWhole != 0:
+				dst = binary.AppendUvarint(dst, uint64(s.vals[j]))
+			default:
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.vals[j]))
+			}
 		}
 	}
 	payload := dst[mark+8:]
 	binary.LittleEndian.PutUint32(dst[mark:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(dst[mark+4:], crc32.Checksum(payload, diskCRC))
 	return dst
+}
+
+// A series' flags say how its buckets are written, in the fewest bytes
+// that keep them exact.
+const (
+	// flagGrid: every end lies on the key's grid, written as
+	// (end - phase) / period.
+	flagGrid = 1 << iota
+	// flagCounts: every sum equals its count (counting), not written.
+	flagCounts
+	// flagWhole: every sum is a whole number below 2^53, written as a
+	// uvarint; otherwise as its IEEE-754 bits.
+	flagWhole
+)
+
+func seriesFlags(s *partSeries, k diskKey) byte {
+	flags := byte(flagGrid | flagCounts | flagWhole)
+	for j, e := range s.ends {
+		if k.gran <= 0 || (e-k.phase)%k.gran != 0 {
+			flags &^= flagGrid
+		}
+		v := s.vals[j]
+		if v != float64(s.cnts[j]) || math.Signbit(v) {
+			flags &^= flagCounts
+		}
+		if !(v >= 0 && v < 1<<53 && v == math.Trunc(v)) || math.Signbit(v) {
+			flags &^= flagWhole
+		}
+	}
+	return flags
 }
 
 func appendDiskString(dst []byte, s string) []byte {
@@ -148,6 +194,16 @@ func (r *diskReader) u64() uint64 {
 	return v
 }
 
+func (r *diskReader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
 func (r *diskReader) str() string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
@@ -188,8 +244,8 @@ func decodeDiskKey(r *diskReader) (diskKey, error) {
 	return k, r.err
 }
 
-// decodeDiskPart reads the partial result that follows the key.
-func decodeDiskPart(r *diskReader) (*blockPart, error) {
+// decodeDiskPart reads the partial result that follows key k.
+func decodeDiskPart(r *diskReader, k diskKey) (*blockPart, error) {
 	part := &blockPart{series: make([]partSeries, r.count(2))}
 	for i := range part.series {
 		s := &part.series[i]
@@ -197,18 +253,33 @@ func decodeDiskPart(r *diskReader) (*blockPart, error) {
 		for j := range s.ls {
 			s.ls[j] = labels.Label{Name: r.str(), Value: r.str()}
 		}
-		n := r.count(10)
+		n := r.count(2)
 		s.ends, s.vals, s.cnts = make([]int64, n), make([]float64, n), make([]uint32, n)
+		flags := r.byte()
+		unit, base := int64(1), int64(0)
+		if flags&flagGrid != 0 {
+			if k.gran <= 0 {
+				r.fail()
+			}
+			unit, base = k.gran, k.phase
+		}
 		prev := int64(0)
-		for j := 0; j < n; j++ {
+		for j := 0; j < n && r.err == nil; j++ {
 			prev += r.varint()
-			s.ends[j] = prev
-			s.vals[j] = math.Float64frombits(r.u64())
+			s.ends[j] = base + prev*unit
 			c := r.uvarint()
 			if c > math.MaxUint32 {
 				r.fail()
 			}
 			s.cnts[j] = uint32(c)
+			switch {
+			case flags&flagCounts != 0:
+				s.vals[j] = float64(c)
+			case flags&flagWhole != 0:
+				s.vals[j] = float64(r.uvarint())
+			default:
+				s.vals[j] = math.Float64frombits(r.u64())
+			}
 		}
 		if r.err != nil {
 			return nil, r.err

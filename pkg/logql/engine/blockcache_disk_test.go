@@ -403,6 +403,9 @@ func TestDiskRecordRoundTrip(t *testing.T) {
 		{"negative times, empty label value", diskKey{off: 1 << 40, fp: math.MaxUint64, pipe: `bytes {a="b"} | logfmt`, gran: 60e9, phase: 17}, &blockPart{series: []partSeries{
 			{ls: labels.New(labels.Label{Name: "a", Value: ""}, labels.Label{Name: "z", Value: "ünï"}), ends: []int64{-5e9, -1, 0, 7e18}, vals: []float64{1, 2.5, 0, 1e300}, cnts: []uint32{1, 2, 3, math.MaxUint32}},
 			{ls: labels.Labels{}, ends: []int64{10}, vals: []float64{3}, cnts: []uint32{3}},
+			{ls: labels.New(labels.Label{Name: "grid", Value: "whole"}), ends: []int64{17 - 60e9, 17 + 60e9, 17 + 600e9}, vals: []float64{100, 500, 7}, cnts: []uint32{1, 2, 3}},
+			{ls: labels.New(labels.Label{Name: "grid", Value: "counts"}), ends: []int64{17, 17 + 120e9}, vals: []float64{1, 2}, cnts: []uint32{1, 2}},
+			{ls: labels.New(labels.Label{Name: "negative zero"}), ends: []int64{17}, vals: []float64{math.Copysign(0, -1)}, cnts: []uint32{0}},
 		}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -416,7 +419,7 @@ func TestDiskRecordRoundTrip(t *testing.T) {
 			if err != nil || k != tt.key {
 				t.Fatalf("key %+v, %v; want %+v", k, err, tt.key)
 			}
-			part, err := decodeDiskPart(r)
+			part, err := decodeDiskPart(r, k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -425,8 +428,17 @@ func TestDiskRecordRoundTrip(t *testing.T) {
 			}
 			for i, s := range part.series {
 				w := tt.part.series[i]
-				if !labels.Equal(s.ls, w.ls) || s.hash != w.ls.Hash() || fmt.Sprint(s.ends, s.vals, s.cnts) != fmt.Sprint(w.ends, w.vals, w.cnts) {
+				if !labels.Equal(s.ls, w.ls) || s.hash != w.ls.Hash() || fmt.Sprint(s.ends, s.cnts) != fmt.Sprint(w.ends, w.cnts) {
 					t.Errorf("series %d = %+v, want %+v", i, s, w)
+				}
+				for j := range w.vals {
+					if math.Float64bits(s.vals[j]) != math.Float64bits(w.vals[j]) {
+						t.Errorf("series %d bucket %d: sum %v, want %v bit for bit", i, j, s.vals[j], w.vals[j])
+					}
+				}
+				flags := seriesFlags(&w, tt.key)
+				if want := map[string]byte{"whole": flagGrid | flagWhole, "counts": flagGrid | flagCounts | flagWhole}[w.ls.Get("grid")]; want != 0 && flags != want {
+					t.Errorf("series %d written with flags %03b, want %03b", i, flags, want)
 				}
 			}
 			// Every cut short and every flipped bit is refused.
