@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The result cache directory holds what a query engine computed from
@@ -85,6 +86,34 @@ func (b *BlockInfo) Fingerprint() uint64 {
 	binary.LittleEndian.PutUint64(id[8:], uint64(b.ID.Off))
 	h.Write(id[:])
 	return h.Sum64()
+}
+
+// resultCacheGate lets result cache writes run only while the store is
+// open.
+type resultCacheGate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *resultCacheGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// ResultCacheWrite runs write, which changes the result cache directory,
+// while the store stays open (Close waits for it), and reports false
+// without running it once the store is closed: a cache writer finishing
+// late never writes into a directory its owner has let go of. Writes of
+// a read-only store are refused too.
+func (s *Store) ResultCacheWrite(write func()) bool {
+	s.cacheGate.mu.RLock()
+	defer s.cacheGate.mu.RUnlock()
+	if s.cacheGate.closed || s.readOnly {
+		return false
+	}
+	write()
+	return true
 }
 
 // SegmentBytes is the size of the store's live segment files, what a

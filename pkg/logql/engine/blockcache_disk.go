@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/store"
@@ -46,6 +47,9 @@ func (o Options) WithDiskCache(budget int64) Options {
 // resultCacheStore is what the disk tier needs of the store.
 type resultCacheStore interface {
 	ResultCacheDir() (dir string, writable bool)
+	// ResultCacheWrite runs a change of the directory while the store is
+	// open, and reports false (not running it) once it is closed.
+	ResultCacheWrite(write func()) bool
 	SegmentBytes() int64
 	BlockLive(id store.BlockID) bool
 }
@@ -53,8 +57,8 @@ type resultCacheStore interface {
 type diskTier struct {
 	st       resultCacheStore
 	dir      string
-	writable bool
-	budget   int64 // bytes; 0: the default share of the store
+	writable atomic.Bool // false for a read-only store, or once a write failed
+	budget   int64       // bytes; 0: the default share of the store
 
 	mu      sync.Mutex
 	listed  bool
@@ -71,6 +75,7 @@ type diskFile struct {
 	seg     uint64
 	mu      sync.Mutex
 	loaded  bool
+	mend    bool // loaded by a query: holds a bad tail or dead records
 	index   map[diskKey]diskLoc
 	size    int64 // bytes on disk as last loaded or written; guarded by the tier's mu too
 	lastUse int64 // for LRU eviction; guarded by the tier's mu
@@ -89,7 +94,8 @@ type diskWrite struct {
 
 func newDiskTier(st resultCacheStore, budget int64) *diskTier {
 	dir, writable := st.ResultCacheDir()
-	t := &diskTier{st: st, dir: dir, writable: writable, budget: budget, files: map[uint64]*diskFile{}}
+	t := &diskTier{st: st, dir: dir, budget: budget, files: map[uint64]*diskFile{}}
+	t.writable.Store(writable)
 	t.idle = sync.NewCond(&t.mu)
 	return t
 }
@@ -142,7 +148,7 @@ func (t *diskTier) prefetch(files []*diskFile) {
 			for f := range next {
 				f.mu.Lock()
 				if !f.loaded {
-					t.load(f)
+					t.load(f, false)
 				}
 				f.mu.Unlock()
 			}
@@ -165,7 +171,7 @@ func (t *diskTier) file(seg uint64, create bool) *diskFile {
 		return f
 	}
 	if !create {
-		if t.writable {
+		if t.writable.Load() {
 			return nil // this process writes every file it does not list
 		}
 		// A reader learns of files the writer made since.
@@ -193,11 +199,11 @@ func (t *diskTier) get(b *store.BlockInfo, k cacheKey) (*blockPart, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.loaded {
-		t.load(f)
+		t.load(f, false)
 	}
 	loc, ok := f.index[dk]
-	if !ok && !t.writable && t.changed(f) {
-		t.load(f) // the writer added to it since
+	if !ok && !t.writable.Load() && t.changed(f) {
+		t.load(f, false) // the writer added to it since
 		loc, ok = f.index[dk]
 	}
 	if !ok {
@@ -249,13 +255,17 @@ func (t *diskTier) read(f *diskFile, loc diskLoc, k diskKey) (*blockPart, error)
 }
 
 // load indexes f's records up to the first bad one, leaving out those of
-// blocks the store no longer holds. A writer then makes the file exactly
-// that: truncated after its last good record, or rewritten without the
-// dead ones, or removed when nothing in it is good. Called with f.mu held.
-func (t *diskTier) load(f *diskFile) {
+// blocks the store no longer holds. With mayWrite (the writer, inside the
+// store's ResultCacheWrite) it then makes the file exactly that: truncated
+// after its last good record, or rewritten without the dead ones, or
+// removed when nothing in it is good; without, it marks the file for the
+// writer to mend before it next appends. Called with f.mu held. (Queries
+// never write: they hold f.mu, and taking the store's gate under it could
+// deadlock with the writer, which takes them the other way round.)
+func (t *diskTier) load(f *diskFile, mayWrite bool) {
 	path := t.path(f.seg)
 	data, err := os.ReadFile(path)
-	f.loaded, f.index = true, map[diskKey]diskLoc{}
+	f.loaded, f.index, f.mend = true, map[diskKey]diskLoc{}, false
 	if err != nil {
 		t.resize(f, 0)
 		return
@@ -285,13 +295,15 @@ func (t *diskTier) load(f *diskFile) {
 			good += n
 		}
 	}
-	if !t.writable || (!bad && dead == 0) {
+	f.mend = bad || dead > 0
+	if !mayWrite || !f.mend {
 		for i, k := range keys {
 			f.index[k] = live[i]
 		}
 		t.resize(f, int64(len(data)))
 		return
 	}
+	f.mend = false
 	if len(live) == 0 {
 		_ = os.Remove(path)
 		t.resize(f, 0)
@@ -333,21 +345,22 @@ func replaceFile(path string, data []byte) error {
 }
 
 // stopWriting turns writing off after a failure (a full disk, a directory
-// that is not ours): the cache is an optimization, never a reason to fail.
+// that is not ours; nil: the store closed): the cache is an optimization,
+// never a reason to fail.
 func (t *diskTier) stopWriting(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err == nil {
 		t.err = err
 	}
-	t.writable = false
+	t.writable.Store(false)
 }
 
 // offer queues part, k's result over block b, to be written.
 func (t *diskTier) offer(b *store.BlockInfo, k cacheKey, part *blockPart) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.writable || len(t.queue) >= diskQueueMax {
+	if !t.writable.Load() || len(t.queue) >= diskQueueMax {
 		return
 	}
 	t.queue = append(t.queue, diskWrite{seg: b.ID.Seg, key: diskKeyOf(b, k), part: part})
@@ -364,7 +377,7 @@ func (t *diskTier) drain() {
 		t.mu.Lock()
 		q := t.queue
 		t.queue = nil
-		if len(q) == 0 || !t.writable {
+		if len(q) == 0 || !t.writable.Load() {
 			t.running = false
 			t.idle.Broadcast()
 			t.mu.Unlock()
@@ -377,13 +390,18 @@ func (t *diskTier) drain() {
 			for j < len(q) && q[j].seg == q[i].seg {
 				j++
 			}
-			if err := t.write(q[i].seg, q[i:j]); err != nil {
+			var err error
+			if !t.st.ResultCacheWrite(func() { err = t.write(q[i].seg, q[i:j]) }) {
+				t.stopWriting(nil) // the store closed
+				break
+			}
+			if err != nil {
 				t.stopWriting(err)
 				break
 			}
 			i = j
 		}
-		t.evict()
+		t.st.ResultCacheWrite(t.evict)
 	}
 }
 
@@ -407,8 +425,11 @@ func (t *diskTier) write(seg uint64, ws []diskWrite) error {
 	f := t.file(seg, true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.loaded {
-		t.load(f)
+	if !f.loaded || f.mend {
+		t.load(f, true)
+		if !t.writable.Load() {
+			return nil // mending it failed
+		}
 	}
 	t.mu.Lock()
 	start := f.size

@@ -457,3 +457,49 @@ func TestDiskRecordRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// Nothing is written once the store is closed (a test's directory being
+// removed, a datasource being deleted), nor by a read-only store.
+func TestDiskCacheAfterClose(t *testing.T) {
+	st := blockTestStore(t)
+	ro, err := store.OpenReadOnly(st.Info().Dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if ro.ResultCacheWrite(func() { t.Error("a read-only store ran a cache write") }) {
+		t.Error("a read-only store accepted a cache write")
+	}
+	e := New(st, diskOpts())
+	streams, err := st.SelectBlocks(context.Background(), store.SelectParams{Start: math.MinInt64, End: math.MaxInt64, Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []store.BlockInfo
+	for _, s := range streams {
+		blocks = append(blocks, s.Blocks...)
+		for _, b := range s.Blocks {
+			b.Iter.Close()
+		}
+		if s.Head != nil {
+			s.Head.Close()
+		}
+	}
+	if len(blocks) == 0 {
+		t.Fatal("no blocks")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	part := &blockPart{series: []partSeries{{ls: labels.New(labels.Label{Name: "app", Value: "a"}), ends: []int64{1}, vals: []float64{1}, cnts: []uint32{1}}}}
+	for _, b := range blocks {
+		e.cache.disk.offer(&b, cacheKey{block: b.ID, pipe: "count {app=\"a\"}"}, part)
+	}
+	e.cache.disk.flush()
+	if files := cacheFiles(t, st); len(files) != 0 {
+		t.Errorf("written after the store closed: %v", files)
+	}
+	if e.cache.disk.writable.Load() || e.cache.disk.err != nil {
+		t.Errorf("after close: writable %v, error %v; want writing off without an error", e.cache.disk.writable.Load(), e.cache.disk.err)
+	}
+}
