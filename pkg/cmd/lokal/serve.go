@@ -67,6 +67,7 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 	hub := lokihttp.NewHub()
 	defer hub.Close()
 	eng := engine.New(st, engine.Options{}.WithDiskCache(budget))
+	defer eng.FlushResultCache() // before the store closes
 	h := lokihttp.New(lokihttp.Options{
 		Acquire: func() (lokihttp.Backend, func(), error) {
 			return lokihttp.Backend{Reader: st, Engine: eng}, func() {}, nil

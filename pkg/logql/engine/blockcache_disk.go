@@ -517,6 +517,15 @@ func (t *diskTier) evict() {
 	}
 }
 
+// FlushResultCache waits until the block results offered to the disk tier
+// so far are written (or dropped): call it before closing the store, so a
+// restart finds them.
+func (e *Engine) FlushResultCache() {
+	if e.cache != nil && e.cache.disk != nil {
+		e.cache.disk.flush()
+	}
+}
+
 // getDisk asks the disk tier for k's result over b after a memory miss,
 // keeping what it finds in memory too.
 func (c *blockCache) getDisk(b *store.BlockInfo, k cacheKey, counter *cacheCounter) (any, bool) {

@@ -503,3 +503,42 @@ func TestDiskCacheAfterClose(t *testing.T) {
 		t.Errorf("after close: writable %v, error %v; want writing off without an error", e.cache.disk.writable.Load(), e.cache.disk.err)
 	}
 }
+
+// The script suite through the disk tier: a first engine computes and
+// writes, a fresh one answers from the disk, and both answers are the
+// scripts' expectations.
+func TestScriptsDiskTier(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.test")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/*.test files: %v", err)
+	}
+	var diskHits int64
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			st, err := store.Open(t.TempDir(), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			cmds := loadScript(t, f, st)
+			if err := st.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// A script's store is a few KB: 3% of it would hold nothing.
+			first := New(st, Options{Parallelism: 2, DiskCache: true, DiskCacheBytes: 1 << 20})
+			runScript(t, first, cmds, 1)
+			first.FlushResultCache()
+			fresh := New(st, Options{Parallelism: 2, DiskCache: true, DiskCacheBytes: 1 << 20})
+			runScript(t, fresh, cmds, 1)
+			counted := New(st, Options{Parallelism: 2, DiskCache: true, DiskCacheBytes: 1 << 20})
+			for _, c := range cmds {
+				if res, err := counted.Query(context.Background(), c.params); err == nil {
+					diskHits += res.Stats.Cache.DiskHits
+				}
+			}
+		})
+	}
+	if diskHits == 0 {
+		t.Error("no script query took a block result from the disk")
+	}
+}
