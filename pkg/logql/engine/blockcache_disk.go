@@ -458,12 +458,9 @@ func (t *diskTier) write(seg uint64, ws []diskWrite) error {
 	if len(done) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(t.dir, 0o755); err != nil {
-		return fmt.Errorf("result cache directory: %w", err)
-	}
-	fh, err := os.OpenFile(t.path(seg), os.O_WRONLY|os.O_CREATE, 0o644)
+	fh, err := t.create(seg)
 	if err != nil {
-		return fmt.Errorf("open result cache: %w", err)
+		return err
 	}
 	_, werr := fh.WriteAt(buf, start)
 	if cerr := fh.Close(); werr == nil {
@@ -482,6 +479,27 @@ func (t *diskTier) write(seg uint64, ws []diskWrite) error {
 	f.lastUse = time.Now().UnixNano()
 	t.mu.Unlock()
 	return nil
+}
+
+// create opens segment seg's file for writing, making the directory
+// first. The store removes the directory once it is empty (the last
+// segment's file went with its segment), so a second try covers a removal
+// between the two steps.
+func (t *diskTier) create(seg uint64) (*os.File, error) {
+	var err error
+	for range 2 {
+		if err = os.MkdirAll(t.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("result cache directory: %w", err)
+		}
+		var fh *os.File
+		if fh, err = os.OpenFile(t.path(seg), os.O_WRONLY|os.O_CREATE, 0o644); err == nil {
+			return fh, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("open result cache: %w", err)
 }
 
 // budgetBytes is the most the tier's files may hold.
