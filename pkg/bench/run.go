@@ -205,6 +205,9 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	if !dropped {
 		res.ColdCache = "page cache could not be dropped (not root or not Linux): cold numbers are a fresh process with a warm page cache"
 	}
+	// The worker runs without the engine's result cache on disk, so cold
+	// is every block computed, never a restart that finds results kept.
+	res.ColdCache += "; no block results on disk (the worker does not use the result cache)"
 	logf("queries: cold run (%s)…", res.ColdCache)
 	cold, _, err := runWorker(ctx, env, o.Lokal, cfg, spec, 1)
 	if err != nil {

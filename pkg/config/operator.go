@@ -46,6 +46,9 @@ type Operator struct {
 	// MaxConcurrent is how many queries run at once in the process; 0
 	// means the host's default.
 	MaxConcurrent int
+	// ResultCacheBytes bounds the block results kept on disk next to each
+	// store (ParseResultCache: -1 off, 0 the engine's default).
+	ResultCacheBytes int64
 }
 
 // OperatorFromEnv reads the operator's controls. The data path falls back to
@@ -118,6 +121,13 @@ func operatorFrom(getenv func(string) string, exe string) (*Operator, error) {
 			return op, fmt.Errorf("%s: %q is not a positive whole number such as 2", EnvMaxConcurrent, v)
 		}
 		op.MaxConcurrent = n
+	}
+	if v := getenv(EnvResultCache); v != "" {
+		n, err := ParseResultCache(v)
+		if err != nil {
+			return op, fmt.Errorf("%s: %w", EnvResultCache, err)
+		}
+		op.ResultCacheBytes = n
 	}
 	if len(bad) > 0 {
 		return op, fmt.Errorf("%s: relative directories %q are ignored: give absolute paths", EnvAllowedPaths, bad)

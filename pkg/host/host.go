@@ -118,9 +118,10 @@ func (h *Host) Options() Options { return h.opts }
 
 // engineOptions are the query bounds the operator set: the longest a query
 // may run (GF_PLUGIN_QUERY_TIMEOUT, else the engine's default); a
-// request's context can only shorten it.
+// request's context can only shorten it. Block results are kept on disk
+// next to each store unless GF_PLUGIN_RESULT_CACHE is off.
 func (h *Host) engineOptions() engine.Options {
-	return engine.Options{Timeout: h.opts.Operator.QueryTimeout}
+	return engine.Options{Timeout: h.opts.Operator.QueryTimeout}.WithDiskCache(h.opts.Operator.ResultCacheBytes)
 }
 
 // Store is one store directory and the ingester currently writing into

@@ -500,7 +500,7 @@ func (s *Store) collectDeadLocked(segs []*segment) []string {
 	for _, seg := range segs {
 		if seg.dead && !seg.deleted && seg.readers == 0 {
 			seg.deleted = true
-			paths = append(paths, segPath(s.dir, seg))
+			paths = append(paths, segPath(s.dir, seg), resultCachePath(s.dir, seg.id))
 			ids = append(ids, seg.id)
 		}
 	}

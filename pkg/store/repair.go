@@ -269,6 +269,7 @@ func Repair(dir string) (*RepairReport, error) {
 		return rep, nil
 	}
 	rep.Changed, rep.ManifestRebuilt = true, damaged
+	removeResultCache(dir) // derived from blocks this repair may drop
 	if curErr == nil && damaged {
 		qd, err := quarantine()
 		if err != nil {

@@ -95,6 +95,8 @@ type Store struct {
 	opts     Options
 	readOnly bool
 	codecs   *codecs
+	// cacheGate keeps result cache writes out of a closed store.
+	cacheGate resultCacheGate
 
 	lockFile *os.File
 	manFile  *os.File // writer: manifest open for appending
@@ -368,6 +370,7 @@ func (s *Store) removeGarbage() {
 		}
 	}
 	_ = os.Remove(filepath.Join(s.dir, manifestTmpName))
+	s.removeResultCacheGarbage()
 }
 
 // checkSegments marks blocks of missing or short segment files corrupt, so
@@ -412,6 +415,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.cacheGate.close()
 	var err error
 	if !s.readOnly {
 		close(s.stop)

@@ -72,6 +72,7 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	fs.StringVar(&o.at, "time", "now", "evaluation time of an --instant query")
 	fs.StringVar(&o.output, "o", "raw", "output: raw, jsonl, or json (Loki's HTTP API body)")
 	fs.DurationVar(&o.timeout, "timeout", engine.DefaultTimeout, "longest the query may run (0: no limit)")
+	resultCache := resultCacheFlag(fs)
 	fs.StringVar(&o.file, "f", "", "read the query from `FILE` (- for standard input) instead of the argument")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -117,7 +118,11 @@ func cmdQuery(ctx context.Context, args []string, e env) (err error) {
 	if timeout == 0 {
 		timeout = -1 // the engine's "no limit"
 	}
-	res, err := engine.New(st, engine.Options{Timeout: timeout}).Query(ctx, p)
+	budget, err := resultCache()
+	if err != nil {
+		return err
+	}
+	res, err := engine.New(st, engine.Options{Timeout: timeout}.WithDiskCache(budget)).Query(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,12 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM); with --tls-key, serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
 	maxConcurrent := fs.Int("max-concurrent", host.DefaultMaxConcurrent, "queries run at once (Loki's querier max_concurrent); later ones wait in arrival order")
+	resultCache := resultCacheFlag(fs)
 	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	budget, err := resultCache()
+	if err != nil {
 		return err
 	}
 	if *maxConcurrent < 1 {
@@ -61,7 +66,8 @@ func cmdServe(ctx context.Context, args []string, e env) (err error) {
 	defer closeStore(st, &err)
 	hub := lokihttp.NewHub()
 	defer hub.Close()
-	eng := engine.New(st, engine.Options{})
+	eng := engine.New(st, engine.Options{}.WithDiskCache(budget))
+	defer eng.FlushResultCache() // before the store closes
 	h := lokihttp.New(lokihttp.Options{
 		Acquire: func() (lokihttp.Backend, func(), error) {
 			return lokihttp.Backend{Reader: st, Engine: eng}, func() {}, nil

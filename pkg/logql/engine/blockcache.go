@@ -19,6 +19,8 @@ const DefaultBlockCacheBytes = 32 << 20
 type CacheStats struct {
 	Hits   int64
 	Misses int64
+	// DiskHits are the hits read from the disk tier (counted in Hits too).
+	DiskHits int64
 }
 
 // cacheKey names one kept result: a block, what was computed over it (the
@@ -49,6 +51,7 @@ type blockCache struct {
 	byKey  map[cacheKey]*list.Element
 	epoch  uint64
 	swept  bool
+	disk   *diskTier // nil: memory only
 }
 
 func newBlockCache(budget int64) *blockCache {
@@ -127,12 +130,18 @@ func (c *blockCache) len() int {
 
 // cacheCounter counts one query's hits and misses; workers share it.
 type cacheCounter struct {
-	hits, misses atomic.Int64
+	hits, misses, diskHits atomic.Int64
 }
 
 func (c *cacheCounter) hit() {
 	if c != nil {
 		c.hits.Add(1)
+	}
+}
+
+func (c *cacheCounter) diskHit() {
+	if c != nil {
+		c.diskHits.Add(1)
 	}
 }
 
@@ -146,7 +155,7 @@ func (c *cacheCounter) snapshot() CacheStats {
 	if c == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), DiskHits: c.diskHits.Load()}
 }
 
 type cacheCounterKey struct{}

@@ -338,7 +338,11 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 		k.gran, k.phase = 0, 0
 	}
 	// A block found corrupt is skipped (and reported) as a read skips it.
-	if v, ok := cache.get(k); ok && !b.Corrupt() {
+	v, ok := cache.get(k)
+	if !ok {
+		v, ok = cache.getDisk(b, k, counter)
+	}
+	if ok && !b.Corrupt() {
 		counter.hit()
 		b.Iter.Close()
 		return ev.foldPart(v.(*blockPart), set, rng, off)
@@ -359,6 +363,7 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	}
 	if !b.Corrupt() {
 		cache.put(k, part, part.size)
+		cache.offerDisk(b, k, part)
 	}
 	return ev.foldPart(part, set, rng, off)
 }

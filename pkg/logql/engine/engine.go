@@ -72,6 +72,14 @@ type Options struct {
 	// BlockCacheBytes bounds the results kept per immutable block for the
 	// next query (DefaultBlockCacheBytes when 0, no cache when negative).
 	BlockCacheBytes int64
+	// DiskCache keeps the block cache's results on disk too, next to a
+	// store that offers a result cache directory (*store.Store), so a new
+	// process starts warm; a read-only store's are read, never written.
+	// Off without the memory cache.
+	DiskCache bool
+	// DiskCacheBytes bounds the disk tier's files (when 0, the smaller of
+	// DefaultDiskCacheBytes and DefaultDiskCacheShare of the store).
+	DiskCacheBytes int64
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -111,6 +119,9 @@ func New(r store.Reader, opts Options) *Engine {
 	e := &Engine{r: r, opts: opts}
 	if opts.BlockCacheBytes > 0 {
 		e.cache = newBlockCache(opts.BlockCacheBytes)
+		if rc, ok := r.(resultCacheStore); ok && opts.DiskCache {
+			e.cache.disk = newDiskTier(rc, opts.DiskCacheBytes)
+		}
 	}
 	return e
 }

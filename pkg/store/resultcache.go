@@ -1,0 +1,173 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The result cache directory holds what a query engine computed from
+// blocks (see FORMAT.md, "Result cache"): one file per segment, so the
+// store drops a segment's cached results with the segment itself
+// (retention, compaction), and at a writer's open drops the files of
+// segments it no longer holds. The store never reads these files; it only
+// names and removes them. Everything in them is derived from blocks that
+// remain (or, once removed, that nobody asks about again), so deleting them
+// loses nothing.
+const (
+	resultCacheDirName = "cache"
+	resultCacheExt     = ".rc"
+)
+
+// ResultCacheDir returns the directory for results derived from the
+// store's blocks and whether this process may write there: only the writer
+// may, a read-only store (a second process) only reads what the writer
+// kept. The directory may not exist yet; a writer creates it when it first
+// writes.
+func (s *Store) ResultCacheDir() (dir string, writable bool) {
+	return filepath.Join(s.dir, resultCacheDirName), !s.readOnly
+}
+
+// ResultCacheFile is the base name of the result cache file for the
+// blocks of segment seg.
+func ResultCacheFile(seg uint64) string {
+	return fmt.Sprintf("%016x%s", seg, resultCacheExt)
+}
+
+// ParseResultCacheFile returns the segment of a result cache file's base
+// name, and false for any other name.
+func ParseResultCacheFile(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, resultCacheExt)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(hex, 16, 64)
+	return id, err == nil
+}
+
+// ResultCacheTemp is the name a result cache file is rewritten under
+// before it is renamed over name; the store removes such leftovers.
+func ResultCacheTemp(name string) string { return name + ".tmp" }
+
+func isResultCacheTemp(name string) bool {
+	base, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return false
+	}
+	_, ok = ParseResultCacheFile(base)
+	return ok
+}
+
+// resultCachePath is where segment seg's cached results live.
+func resultCachePath(dir string, seg uint64) string {
+	return filepath.Join(dir, resultCacheDirName, ResultCacheFile(seg))
+}
+
+// Fingerprint is a hash of the block's header as the manifest records it
+// (codec, entry count, time range, raw bytes and section lengths, the
+// header's own checksum included): a cache keyed by the block's id and its
+// fingerprint never takes a result computed from other bytes for this
+// block's, even across a store deleted and created again in place.
+func (b *BlockInfo) Fingerprint() uint64 {
+	if b.ref == nil {
+		return 0
+	}
+	var hdr [blockHeaderSize]byte
+	b.ref.h.marshal(hdr[:])
+	h := fnv.New64a()
+	h.Write(hdr[:])
+	var id [16]byte
+	binary.LittleEndian.PutUint64(id[:], b.ID.Seg)
+	binary.LittleEndian.PutUint64(id[8:], uint64(b.ID.Off))
+	h.Write(id[:])
+	return h.Sum64()
+}
+
+// resultCacheGate lets result cache writes run only while the store is
+// open.
+type resultCacheGate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *resultCacheGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// ResultCacheWrite runs write, which changes the result cache directory,
+// while the store stays open (Close waits for it), and reports false
+// without running it once the store is closed: a cache writer finishing
+// late never writes into a directory its owner has let go of. Writes of
+// a read-only store are refused too.
+func (s *Store) ResultCacheWrite(write func()) bool {
+	s.cacheGate.mu.RLock()
+	defer s.cacheGate.mu.RUnlock()
+	if s.cacheGate.closed || s.readOnly {
+		return false
+	}
+	write()
+	return true
+}
+
+// SegmentBytes is the size of the store's live segment files, what a
+// cache budgets a share of.
+func (s *Store) SegmentBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.m == nil {
+		return 0
+	}
+	var n int64
+	for _, seg := range s.m.segments {
+		n += seg.size
+	}
+	return n
+}
+
+// removeResultCacheGarbage deletes the result cache files of segments the
+// manifest no longer holds (a removal the process did not live to finish,
+// or a store created again in place). Other files are left alone.
+func (s *Store) removeResultCacheGarbage() {
+	dir := filepath.Join(s.dir, resultCacheDirName)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if isResultCacheTemp(e.Name()) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+			continue
+		}
+		seg, ok := ParseResultCacheFile(e.Name())
+		if !ok {
+			continue
+		}
+		if _, live := s.m.segments[seg]; !live {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// removeResultCache deletes the whole result cache of the store in dir:
+// repair, which may drop blocks from segments that stay, calls it before
+// rewriting the manifest.
+func removeResultCache(dir string) {
+	d := filepath.Join(dir, resultCacheDirName)
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if _, ok := ParseResultCacheFile(e.Name()); ok || isResultCacheTemp(e.Name()) {
+			_ = os.Remove(filepath.Join(d, e.Name()))
+		}
+	}
+	_ = os.Remove(d) // once empty
+}
