@@ -264,6 +264,7 @@ func (ss *Store) reopen(opts store.Options) error {
 	ss.StopIngest(nil)
 	ss.storeMu.Lock()
 	defer ss.storeMu.Unlock()
+	ss.eng.FlushResultCache() // results computed so far stay on disk for the reopened store
 	if err := ss.st.Close(); err != nil {
 		return fmt.Errorf("close store %s to apply new storage settings: %w", ss.dir, err)
 	}
@@ -407,6 +408,9 @@ func (ss *Store) close(lg Logger) {
 	if ss.st == nil {
 		return
 	}
+	// Results queued for the disk tier are written before the store closes
+	// (a later Grafana start answers from them).
+	ss.eng.FlushResultCache()
 	if err := ss.st.Close(); err != nil {
 		lg.Error("close store", "dir", ss.dir, "error", err.Error())
 	}

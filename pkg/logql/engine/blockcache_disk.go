@@ -539,7 +539,7 @@ func (t *diskTier) evict() {
 // so far are written (or dropped): call it before closing the store, so a
 // restart finds them.
 func (e *Engine) FlushResultCache() {
-	if e.cache != nil && e.cache.disk != nil {
+	if e != nil && e.cache != nil && e.cache.disk != nil {
 		e.cache.disk.flush()
 	}
 }
