@@ -65,7 +65,8 @@ func samplesKey(x *syntax.RangeAggregationExpr) (string, bool) {
 // it computed) when there is no cache, the reader keeps no blocks, the
 // pipeline's samples may change between runs, or the blocks' samples
 // would not fit the cache's budget: the query then streams, its memory
-// bounded as before.
+// bounded as before, and the next query of the pipeline over as many
+// block entries streams at once.
 func (ev *evaluator) foldBlockSamples(x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, bool, error) {
 	bs, err := ev.selectCached(x, samplesKey)
 	if bs == nil || err != nil {
@@ -88,10 +89,21 @@ func (ev *evaluator) foldBlockSamples(x *syntax.RangeAggregationExpr, rng, off i
 		}
 		closeAll(heads)
 	}()
+	entries := int64(0)
+	for _, b := range blocks {
+		entries += int64(b.Entries)
+	}
+	if cache.tooLarge(bs.pipe, entries) {
+		return nil, false, nil
+	}
 	cache.sweep(bs.br)
 	parts, fits, err := ev.blockSamples(cache, blocks, ex, x.Grouping, bs.pipe)
-	if err != nil || !fits {
-		return nil, fits, err
+	if err != nil {
+		return nil, true, err
+	}
+	if !fits {
+		cache.noteTooLarge(bs.pipe, entries)
+		return nil, false, nil
 	}
 
 	ctx, cancel := context.WithCancel(ev.ctx)
