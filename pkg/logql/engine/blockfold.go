@@ -370,6 +370,9 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	if whole {
 		k.gran, k.phase = 0, 0
 	}
+	if !whole && len(ev.steps) == 1 && scan == nil && !ex.LineOnly() {
+		return ev.foldEdgeBlock(ctx, cache, counter, b, ex, pipe, gr, set, rng, off)
+	}
 	// A block found corrupt is skipped (and reported) as a read skips it.
 	if v, ok := cache.get(k); ok && !b.Corrupt() {
 		counter.hit()

@@ -229,3 +229,43 @@ func computeSamples(ctx context.Context, it store.StreamIterator, ex *log.Sample
 	part.size += int64(len(part.recs)) * sampleRecBytes
 	return part, nil
 }
+
+// foldEdgeBlock folds a block straddling an instant query's window edge
+// from its kept samples. Its buckets would be keyed by the evaluation time
+// (the window's edges lie anywhere), so the next refresh, a few seconds
+// later, would compute them again; its samples (values of the additive
+// function, label sets grouped) serve every evaluation time. Its pipeline
+// parses (a pipeline of line filters alone has a faster scan), which is
+// what a refresh would spend its time on.
+func (ev *evaluator) foldEdgeBlock(ctx context.Context, cache *blockCache, counter *cacheCounter, b *store.BlockInfo, ex *log.SampleExtractor, pipe string, gr *grouper, set *accSet, rng, off int64) error {
+	k := cacheKey{block: b.ID, pipe: "samples " + pipe}
+	var part *samplesPart
+	if v, ok := cache.get(k); ok && !b.Corrupt() {
+		counter.hit()
+		b.Iter.Close()
+		part = v.(*samplesPart)
+	} else {
+		counter.miss()
+		var err error
+		part, err = computeSamples(ctx, b.Iter, ex, gr)
+		b.Iter.Close() // let go of the block's entries now
+		if err != nil {
+			return err
+		}
+		if !b.Corrupt() {
+			cache.put(k, part, part.size)
+		}
+	}
+	for _, r := range part.recs {
+		lo, hi := ev.stepSpan(r.ts+off, rng)
+		if lo > hi {
+			continue
+		}
+		a, err := set.get(r.ls, r.hash)
+		if err != nil {
+			return err
+		}
+		a.addSpan(lo, hi, r.v)
+	}
+	return nil
+}

@@ -183,3 +183,53 @@ func TestBlockCacheDashboardSameAnswers(t *testing.T) {
 	}
 	sameCachedAnswers(t, dashboardStore(t), ps)
 }
+
+// An instant query evaluated at a new time each refresh (Grafana's "now")
+// reuses what it kept of the blocks straddling its window's edges: each
+// block is computed at most twice (whole, and as samples once it
+// straddles), not once per evaluation time, and the answers stay the
+// uncached ones.
+func TestBlockCacheInstantEdges(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		st   func(*testing.T) *store.Store
+		q    string
+	}{
+		{"parser", blockTestStore, `sum by (msg) (count_over_time({app="a"} | logfmt | n > 3 [17m]))`},
+		{"dashboard template", dashboardStore, `sum by (text_len_bucket) (count_over_time({job="cosyvoice3"} |= "Generating audio" | regexp ` +
+			"`text_len=(?P<text_len>\\d+)` | label_format text_len_bucket=`{{ printf \"%03d-%03d\" (mul (div .text_len 100) 100) (add (mul (div .text_len 100) 100) 99) }}`" + ` [13m]))`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st(t)
+			off := New(st, Options{BlockCacheBytes: -1})
+			on := New(st, Options{})
+			misses, evals := int64(0), 0
+			for at := 20 * time.Minute; at < 37*time.Minute; at += 29 * time.Second {
+				p := Params{Query: tt.q, Start: time.Unix(0, 0).Add(at), Instant: true}
+				want, got := mustQuery(t, off, p), mustQuery(t, on, p)
+				if fmt.Sprint(render(got)) != fmt.Sprint(render(want)) {
+					t.Fatalf("at %s with the cache:\n got %v\nwant %v", at, render(got), render(want))
+				}
+				if len(render(want)) == 0 {
+					t.Fatalf("at %s: no answer, the comparison is vacuous", at)
+				}
+				misses += got.Stats.Cache.Misses
+				evals++
+			}
+			edges := 0
+			on.cache.mu.Lock()
+			for k := range on.cache.byKey {
+				if strings.HasPrefix(k.pipe, "samples ") {
+					edges++
+				}
+			}
+			on.cache.mu.Unlock()
+			if blocks := int64(st.Info().Blocks); misses > 2*blocks {
+				t.Errorf("%d evaluations computed %d block results, more than twice the %d blocks", evals, misses, blocks)
+			}
+			if edges == 0 {
+				t.Error("no window edge straddled a block: the test proves nothing")
+			}
+		})
+	}
+}
