@@ -163,15 +163,25 @@ type health struct {
 
 func (s *scaleSetup) health(ctx context.Context, t *testing.T, p *pluginProc) health {
 	t.Helper()
-	h, err := p.diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(s.pc)})
+	d, err := s.checkHealth(ctx, p)
 	if err != nil {
-		t.Fatalf("CheckHealth: %v", err)
-	}
-	var d health
-	if err := json.Unmarshal(h.JsonDetails, &d); err != nil {
-		t.Fatalf("health details %s: %v", h.JsonDetails, err)
+		t.Fatal(err)
 	}
 	return d
+}
+
+// checkHealth is the plugin's health details. Grafana's health check does
+// not wait for a query slot, so it sees the store while queries queue.
+func (s *scaleSetup) checkHealth(ctx context.Context, p *pluginProc) (health, error) {
+	var d health
+	h, err := p.diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(s.pc)})
+	if err != nil {
+		return d, fmt.Errorf("CheckHealth: %w", err)
+	}
+	if err := json.Unmarshal(h.JsonDetails, &d); err != nil {
+		return d, fmt.Errorf("health details %s: %w", h.JsonDetails, err)
+	}
+	return d, nil
 }
 
 // caughtUp waits until the plugin has read everything there is: its byte
@@ -205,30 +215,40 @@ func (s *scaleSetup) caughtUp(ctx context.Context, t *testing.T, p *pluginProc) 
 
 // query sends one query as Grafana's /api/ds/query does and returns its
 // wall time and the rows of its first frame.
-func (s *scaleSetup) query(ctx context.Context, p *pluginProc, model string, from, to time.Time, interval time.Duration) (time.Duration, int, error) {
+// query runs one query through the plugin and returns how long it took,
+// how long of that the engine ran it (the frame's "Summary: exec time"; the
+// rest is mostly the wait for a query slot) and how many rows it answered.
+func (s *scaleSetup) query(ctx context.Context, p *pluginProc, model string, from, to time.Time, interval time.Duration) (el, exec time.Duration, rows int, err error) {
 	req := &backend.QueryDataRequest{PluginContext: s.pc, Queries: []backend.DataQuery{{
 		RefID: "A", JSON: json.RawMessage(model), TimeRange: backend.TimeRange{From: from, To: to}, Interval: interval, MaxDataPoints: 1000,
 	}}}
 	began := time.Now()
 	resp, err := p.data.QueryData(ctx, backend.ToProto().QueryDataRequest(req))
-	el := time.Since(began)
+	el = time.Since(began)
 	if err != nil {
-		return el, 0, err
+		return el, 0, 0, err
 	}
 	out, err := backend.FromProto().QueryDataResponse(resp)
 	if err != nil {
-		return el, 0, err
+		return el, 0, 0, err
 	}
 	r := out.Responses["A"]
 	if r.Error != nil {
-		return el, 0, r.Error
+		return el, 0, 0, r.Error
 	}
-	rows := 0
 	for _, f := range r.Frames {
 		n, _ := f.RowLen()
 		rows += n
+		if f.Meta == nil {
+			continue
+		}
+		for _, st := range f.Meta.Stats {
+			if st.DisplayName == "Summary: exec time" {
+				exec = time.Duration(st.Value * float64(time.Second))
+			}
+		}
 	}
-	return el, rows, nil
+	return el, exec, rows, nil
 }
 
 // procIO reads a field of /proc/<pid>/io (bytes).
@@ -271,7 +291,7 @@ func TestPluginColdStart(t *testing.T) {
 		p := s.start(t)
 		started := time.Since(began)
 		to := h.Store.To.Add(time.Second)
-		_, rows, err := s.query(ctx, p, model, to.Add(-48*time.Hour), to, time.Minute)
+		_, _, rows, err := s.query(ctx, p, model, to.Add(-48*time.Hour), to, time.Minute)
 		first := time.Since(began)
 		if err != nil {
 			t.Fatalf("first query after restart: %v", err)
@@ -377,11 +397,13 @@ func liveLine(b []byte, now time.Time, levels, msgs []string, i int, seq int64) 
 // liveWriter appends liveBytesPerSec to a file in chunks and, every
 // probeEvery, a line with a unique probe token whose write time it records.
 type liveWriter struct {
-	levels  []string
-	msgs    []string
-	mu      sync.Mutex
-	probes  []time.Time // write time of probe i
-	written int64
+	levels []string
+	msgs   []string
+	mu     sync.Mutex
+	probes []time.Time // write time of probe i
+	// probeLines is how many lines were written up to and with probe i.
+	probeLines []int64
+	written    int64
 }
 
 func (w *liveWriter) run(ctx context.Context, path, runID string) error {
@@ -421,6 +443,7 @@ func (w *liveWriter) run(ctx context.Context, path, runID string) error {
 			w.mu.Lock()
 			if probe >= 0 {
 				w.probes = append(w.probes, time.Now())
+				w.probeLines = append(w.probeLines, seq+int64(probe)+1)
 			}
 			w.written += int64(len(buf))
 			w.mu.Unlock()
@@ -428,14 +451,45 @@ func (w *liveWriter) run(ctx context.Context, path, runID string) error {
 	}
 }
 
-// newestProbe is the last probe written, or -1.
-func (w *liveWriter) newestProbe() (int, time.Time) {
+// followProbes polls seen, every so often, with the newest probe until it
+// reports the probe seen, then with the next newest, until ctx ends. An
+// error of seen ends it, unless ctx ended.
+func (w *liveWriter) followProbes(ctx context.Context, every time.Duration, seen func(i int, written time.Time, lines int64) (bool, error)) error {
+	last := -1
+	for ctx.Err() == nil {
+		i, written, lines := w.newestProbe()
+		if i <= last {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		last = i
+		for ctx.Err() == nil {
+			ok, err := seen(i, written, lines)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if ok {
+				break
+			}
+			time.Sleep(every)
+		}
+	}
+	return nil
+}
+
+// newestProbe is the last probe written (-1 when none yet), when, and
+// how many lines had been written with it.
+func (w *liveWriter) newestProbe() (int, time.Time, int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.probes) == 0 {
-		return -1, time.Time{}
+		return -1, time.Time{}, 0
 	}
-	return len(w.probes) - 1, w.probes[len(w.probes)-1]
+	n := len(w.probes) - 1
+	return n, w.probes[n], w.probeLines[n]
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -452,8 +506,10 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // provisioned CosyVoice3 dashboard (every panel query, over its default last
 // 6 h) and Explore's first page every 10 s while the plugin tails a live
 // 5 MB/s stream on top of the full store. It reports query latency
-// percentiles, the ingest lag (a probe line written → found by a query) and
-// the plugin's CPU and RSS.
+// percentiles (and how much of it the engine ran, the rest being the wait
+// for a query slot), the ingest lag (a probe line written → in the store,
+// seen without a query slot; and → found by a query, with that query's
+// wait apart) and the plugin's CPU and RSS.
 func TestDashboardLoad(t *testing.T) {
 	s := newScaleSetup(t)
 	dur := time.Minute
@@ -469,7 +525,8 @@ func TestDashboardLoad(t *testing.T) {
 	s.caughtUpStore(ctx, t)
 	s.freshCopy(t)
 	p := s.start(t)
-	before := s.caughtUp(ctx, t, p).BytesRead
+	h0 := s.caughtUp(ctx, t, p)
+	before := h0.BytesRead
 	panels := dashboardPanelQueries(t)
 	explore := panelQuery{"Explore first page", `{"expr":"{job=\"cosyvoice3\"}","maxLines":1000,"queryType":"range","direction":"backward"}`}
 
@@ -486,41 +543,46 @@ func TestDashboardLoad(t *testing.T) {
 		writeErr = w.run(loadCtx, filepath.Join(s.live, "cosyvoice-live.log"), runID)
 	}()
 
-	// Ingest lag: the newest probe, polled every 50 ms until a query finds it.
-	var lags []time.Duration
-	var lagErr error
-	wg.Add(1)
+	// Ingest lag, two ways. In the store: the newest probe, polled every
+	// 25 ms through the health check (which takes no query slot) until the
+	// store holds every line written up to it; the store's entries (blocks
+	// and head) are what queries read, and only the live stream adds to
+	// them during the load. By a query: the newest probe, polled every
+	// 50 ms until a query finds it; that query waits for a slot behind the
+	// panels' queries, so its wait is reported apart.
+	var lags, queryLags, probeWaits []time.Duration
+	var lagErr, storeLagErr error
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		last := -1
-		for loadCtx.Err() == nil {
-			i, written := w.newestProbe()
-			if i <= last {
-				time.Sleep(10 * time.Millisecond)
-				continue
+		storeLagErr = w.followProbes(loadCtx, 25*time.Millisecond, func(_ int, written time.Time, lines int64) (bool, error) {
+			h, err := s.checkHealth(loadCtx, p)
+			if err != nil || h.Store.Entries-h0.Store.Entries < lines {
+				return false, err
 			}
-			last = i
+			lags = append(lags, time.Since(written))
+			return true, nil
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		lagErr = w.followProbes(loadCtx, 50*time.Millisecond, func(i int, written time.Time, _ int64) (bool, error) {
 			model := fmt.Sprintf(`{"expr":"{job=\"cosyvoice3\", instance=\"live:1\"} |= \"lagprobe%sx%d \"","maxLines":1}`, runID, i)
-			for loadCtx.Err() == nil {
-				_, rows, err := s.query(loadCtx, p, model, written.Add(-time.Minute), time.Now().Add(time.Minute), time.Second)
-				if err != nil && loadCtx.Err() == nil {
-					lagErr = err
-					return
-				}
-				if rows > 0 {
-					lags = append(lags, time.Since(written))
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
+			el, exec, rows, err := s.query(loadCtx, p, model, written.Add(-time.Minute), time.Now().Add(time.Minute), time.Second)
+			if err != nil || rows == 0 {
+				return false, err
 			}
-		}
+			queryLags = append(queryLags, time.Since(written))
+			probeWaits = append(probeWaits, el-exec)
+			return true, nil
+		})
 	}()
 
 	// Viewers: each refreshes every panel (concurrently, as a browser sends
 	// a request per panel) and Explore's first page every 10 s, staggered.
 	var mu sync.Mutex
-	var panelTimes, exploreTimes []time.Duration
-	byPanel := map[string][]time.Duration{}
+	var panelTimes, panelExec, panelWaits, exploreTimes []time.Duration
+	byPanel, byPanelExec := map[string][]time.Duration{}, map[string][]time.Duration{}
 	var inFlight, maxInFlight int
 	var queryErrs []string
 	for v := 0; v < loadViewers; v++ {
@@ -547,7 +609,7 @@ func TestDashboardLoad(t *testing.T) {
 						inFlight++
 						maxInFlight = max(maxInFlight, inFlight)
 						mu.Unlock()
-						el, _, err := s.query(ctx, p, m.model, from, to, interval)
+						el, exec, _, err := s.query(ctx, p, m.model, from, to, interval)
 						mu.Lock()
 						inFlight--
 						defer mu.Unlock()
@@ -557,8 +619,12 @@ func TestDashboardLoad(t *testing.T) {
 							queryErrs = append(queryErrs, err.Error())
 						case m == explore:
 							exploreTimes = append(exploreTimes, el)
+							byPanelExec[m.name] = append(byPanelExec[m.name], exec)
 						default:
 							panelTimes = append(panelTimes, el)
+							panelExec = append(panelExec, exec)
+							panelWaits = append(panelWaits, el-exec)
+							byPanelExec[m.name] = append(byPanelExec[m.name], exec)
 						}
 					}()
 				}
@@ -591,6 +657,9 @@ func TestDashboardLoad(t *testing.T) {
 	if lagErr != nil {
 		t.Fatalf("lag probe query: %v", lagErr)
 	}
+	if storeLagErr != nil {
+		t.Fatalf("lag probe health check: %v", storeLagErr)
+	}
 	if len(queryErrs) > 0 {
 		// A query over its time limit is a figure of the load, not a test failure.
 		t.Logf("⚠ %d queries failed under load, first: %s", len(queryErrs), queryErrs[0])
@@ -600,22 +669,28 @@ func TestDashboardLoad(t *testing.T) {
 			}
 		}
 	}
-	if len(panelTimes) == 0 || len(lags) == 0 {
-		t.Fatalf("the load produced no measurement: %d panel queries, %d lag probes", len(panelTimes), len(lags))
+	if len(panelTimes) == 0 || len(lags) == 0 || len(queryLags) == 0 {
+		t.Fatalf("the load produced no measurement: %d panel queries, %d lag probes in the store, %d found by a query", len(panelTimes), len(lags), len(queryLags))
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 	t.Logf("load: %s, %d viewers × %d panel queries + Explore every %s; live stream %.1f MB/s written (%d probes, %d found)",
 		dur, loadViewers, len(panels), dashboardRefresh, float64(w.written)/1e6/dur.Seconds(), len(w.probes), len(lags))
-	t.Logf("panel queries (%d): p50 %s, p95 %s, p99 %s, max %s", len(panelTimes),
-		ms(percentile(panelTimes, 50)), ms(percentile(panelTimes, 95)), ms(percentile(panelTimes, 99)), ms(percentile(panelTimes, 100)))
+	pct := func(ds []time.Duration) string {
+		return fmt.Sprintf("p50 %s, p95 %s, p99 %s, max %s", ms(percentile(ds, 50)), ms(percentile(ds, 95)), ms(percentile(ds, 99)), ms(percentile(ds, 100)))
+	}
+	t.Logf("panel queries (%d): %s", len(panelTimes), pct(panelTimes))
+	t.Logf("  of which run by the engine (exec time): %s", pct(panelExec))
+	t.Logf("  of which waiting for a query slot (and gRPC): %s", pct(panelWaits))
 	for _, m := range append(panels, explore) {
-		ds := byPanel[m.name]
-		t.Logf("  %-58s n=%3d p50 %8s p95 %8s max %8s", m.name, len(ds), ms(percentile(ds, 50)), ms(percentile(ds, 95)), ms(percentile(ds, 100)))
+		ds, ex := byPanel[m.name], byPanelExec[m.name]
+		t.Logf("  %-58s n=%3d p50 %8s p95 %8s max %8s | exec p50 %8s p95 %8s", m.name, len(ds), ms(percentile(ds, 50)), ms(percentile(ds, 95)), ms(percentile(ds, 100)),
+			ms(percentile(ex, 50)), ms(percentile(ex, 95)))
 	}
 	t.Logf("Explore first page (%d): p50 %s, p95 %s, p99 %s", len(exploreTimes),
 		ms(percentile(exploreTimes, 50)), ms(percentile(exploreTimes, 95)), ms(percentile(exploreTimes, 99)))
-	t.Logf("ingest lag (line written → queryable, %d probes): p50 %s, p95 %s, p99 %s, max %s", len(lags),
-		ms(percentile(lags, 50)), ms(percentile(lags, 95)), ms(percentile(lags, 99)), ms(percentile(lags, 100)))
+	t.Logf("ingest lag (line written → in the store, queryable; %d probes seen by the health check, no query slot): %s", len(lags), pct(lags))
+	t.Logf("lag probe queries (%d found): written → found %s", len(queryLags), pct(queryLags))
+	t.Logf("  of which the finding query waited for a query slot: %s", pct(probeWaits))
 	t.Logf("plugin: CPU %.0f%% of one core, at most %d queries in flight, RSS mean %.0f MB, max %.0f MB (peak %.0f MB)", 100*cpu, maxInFlight, rssSum/float64(max(samples, 1)), rssMax,
 		float64(procStatusKB(t, p.pid, "VmHWM"))/1024)
 	// Everything written must have been read: the lag probes prove it

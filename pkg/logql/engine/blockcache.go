@@ -52,10 +52,37 @@ type blockCache struct {
 	epoch  uint64
 	swept  bool
 	disk   *diskTier // nil: memory only
+	// overAt remembers, per pipeline, the fewest block entries whose kept
+	// samples did not fit the budget, so that a query as large does not
+	// compute (and evict the cache for) samples it cannot keep.
+	overAt map[string]int64
 }
 
 func newBlockCache(budget int64) *blockCache {
-	return &blockCache{budget: budget, lru: list.New(), byKey: map[cacheKey]*list.Element{}}
+	return &blockCache{budget: budget, lru: list.New(), byKey: map[cacheKey]*list.Element{}, overAt: map[string]int64{}}
+}
+
+// tooLarge reports whether blocks holding entries entries of pipeline pipe
+// are known to give more samples than the budget holds.
+func (c *blockCache) tooLarge(pipe string, entries int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.overAt[pipe]
+	return ok && entries >= at
+}
+
+// noteTooLarge records that blocks holding entries entries of pipeline
+// pipe gave more samples than the budget holds.
+func (c *blockCache) noteTooLarge(pipe string, entries int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at, ok := c.overAt[pipe]; ok && at <= entries {
+		return
+	}
+	if len(c.overAt) >= 1024 { // forget, rather than grow without bound
+		clear(c.overAt)
+	}
+	c.overAt[pipe] = entries
 }
 
 func (c *blockCache) get(k cacheKey) (any, bool) {

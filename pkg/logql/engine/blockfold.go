@@ -105,15 +105,8 @@ func (s *partSeries) add(end int64, v float64) {
 // runs (a template calling now).
 func pipelineKey(x *syntax.RangeAggregationExpr) (string, bool) {
 	sel := unusedParsersDropped(x)
-	if p, ok := sel.(*syntax.PipelineExpr); ok {
-		for _, st := range p.Stages {
-			switch st.(type) {
-			case *syntax.LineFmtExpr, *syntax.LabelFmtExpr:
-				if strings.Contains(st.String(), "now") {
-					return "", false
-				}
-			}
-		}
+	if callsNow(sel) {
+		return "", false
 	}
 	kind := "count"
 	switch x.Operation {
@@ -125,6 +118,22 @@ func pipelineKey(x *syntax.RangeAggregationExpr) (string, bool) {
 		key += " " + x.Grouping.String()
 	}
 	return key, true
+}
+
+// callsNow reports whether a template of the pipeline may call now, so
+// that its result over a block may differ between runs.
+func callsNow(sel syntax.LogSelectorExpr) bool {
+	if p, ok := sel.(*syntax.PipelineExpr); ok {
+		for _, st := range p.Stages {
+			switch st.(type) {
+			case *syntax.LineFmtExpr, *syntax.LabelFmtExpr:
+				if strings.Contains(st.String(), "now") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // computePart folds all entries of one block into buckets, per label set
@@ -269,6 +278,41 @@ func (ev *evaluator) foldsPerBlock(vecOp string, ra *syntax.RangeAggregationExpr
 	return true
 }
 
+// cachedSelect is a range aggregation's streams split per block, for a
+// fold through the cache.
+type cachedSelect struct {
+	cache   *blockCache
+	br      store.BlockReader
+	pipe    string // the cache key's pipeline
+	ex      *log.SampleExtractor
+	streams []store.BlockStream
+}
+
+// selectCached selects x's streams per block, with keyOf naming its
+// pipeline in cache keys. It returns nil (and no error) when there is no
+// cache, the reader keeps no immutable blocks, or keyOf says the
+// pipeline's result over a block may change between runs. The caller
+// closes the iterators.
+func (ev *evaluator) selectCached(x *syntax.RangeAggregationExpr, keyOf func(*syntax.RangeAggregationExpr) (string, bool)) (*cachedSelect, error) {
+	cache, br, ok := ev.e.blockCacheFor()
+	if !ok {
+		return nil, nil
+	}
+	pipe, ok := keyOf(x)
+	if !ok {
+		return nil, nil
+	}
+	p, ex, err := ev.rangeSelectParams(x, false)
+	if err != nil {
+		return nil, err
+	}
+	streams, err := br.SelectBlocks(ev.ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("select streams: %w", err)
+	}
+	return &cachedSelect{cache: cache, br: br, pipe: pipe, ex: ex, streams: streams}, nil
+}
+
 // blockJob is one unit of a cached fold: a block or a stream's head.
 type blockJob struct {
 	block *store.BlockInfo
@@ -280,22 +324,11 @@ type blockJob struct {
 // reader keeps no immutable blocks, or the pipeline's result over a block
 // may change between runs.
 func (ev *evaluator) foldBlocks(x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, bool, error) {
-	cache, br, ok := ev.e.blockCacheFor()
-	if !ok {
-		return nil, false, nil
+	bs, err := ev.selectCached(x, pipelineKey)
+	if bs == nil || err != nil {
+		return nil, err != nil, err
 	}
-	pipe, ok := pipelineKey(x)
-	if !ok {
-		return nil, false, nil
-	}
-	p, ex, err := ev.rangeSelectParams(x, false)
-	if err != nil {
-		return nil, true, err
-	}
-	streams, err := br.SelectBlocks(ev.ctx, p)
-	if err != nil {
-		return nil, true, fmt.Errorf("select streams: %w", err)
-	}
+	cache, br, pipe, ex, streams := bs.cache, bs.br, bs.pipe, bs.ex, bs.streams
 	var jobs []blockJob
 	for i := range streams {
 		for j := range streams[i].Blocks {
@@ -336,6 +369,9 @@ func (ev *evaluator) foldBlock(ctx context.Context, cache *blockCache, counter *
 	k := cacheKey{block: b.ID, pipe: pipe, gran: grid.gran, phase: grid.phase}
 	if whole {
 		k.gran, k.phase = 0, 0
+	}
+	if !whole && len(ev.steps) == 1 && scan == nil && !ex.LineOnly() {
+		return ev.foldEdgeBlock(ctx, cache, counter, b, ex, pipe, gr, set, rng, off)
 	}
 	// A block found corrupt is skipped (and reported) as a read skips it.
 	v, ok := cache.get(k)

@@ -60,39 +60,51 @@ func TestBlockGrid(t *testing.T) {
 // and leaves the last part in the head.
 func blockTestStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{CompactAfterIdle: -1})
+	streams := []labels.Labels{
+		labels.New(labels.Label{Name: "app", Value: "a"}, labels.Label{Name: "level", Value: "info"}),
+		labels.New(labels.Label{Name: "app", Value: "a"}, labels.Label{Name: "level", Value: "error"}),
+	}
+	pad := strings.Repeat("x", 15000)
+	// 37 entries of each stream per flush: blocks end anywhere.
+	return flushedStore(t, streams, 6, 37, func(si, n int) store.Entry {
+		// Every 7th entry sits exactly on a whole minute (a window
+		// edge), the others 13 s apart with a nanosecond skew.
+		ts := int64(n)*13*int64(time.Second) + int64(n%3)
+		if n%7 == 0 {
+			ts = int64(n/7) * int64(time.Minute)
+		}
+		// The padding makes each flush's part a block of its own
+		// (the store merges small parts into the last block).
+		line := fmt.Sprintf("level=%s n=%d msg=%q pad=%s", streams[si].Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(n+si)%3], pad)
+		e := store.Entry{Ts: ts, Line: line}
+		if n%5 == 0 { // structured metadata on some entries
+			e.Metadata = labels.New(labels.Label{Name: "trace", Value: fmt.Sprint(n % 3)})
+		}
+		return e
+	})
+}
+
+// flushedStore writes perFlush entries of each stream (entry gives entry n
+// of stream si) in each of flushes flushes, leaving the last in the head,
+// and wants at least a block per stream and flush.
+func flushedStore(t *testing.T, streams []labels.Labels, flushes, perFlush int, entry func(si, n int) store.Entry) *store.Store {
+	t.Helper()
+	// The head stays a head however slow the test runs (-race).
+	st, err := store.Open(t.TempDir(), store.Options{CompactAfterIdle: -1, HeadMaxAge: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
-	streams := []labels.Labels{
-		labels.New(labels.Label{Name: "app", Value: "a"}, labels.Label{Name: "level", Value: "info"}),
-		labels.New(labels.Label{Name: "app", Value: "a"}, labels.Label{Name: "level", Value: "error"}),
-	}
-	const perFlush = 37 // entries of each stream per flush: blocks end anywhere
-	pad := strings.Repeat("x", 15000)
 	seq := uint64(0)
-	for flush := 0; flush < 6; flush++ {
+	for flush := 0; flush < flushes; flush++ {
 		var b store.AppendBatch
 		for si, ls := range streams {
 			var es []store.Entry
 			for i := 0; i < perFlush; i++ {
-				n := int64(flush*perFlush + i)
-				// Every 7th entry sits exactly on a whole minute (a window
-				// edge), the others 13 s apart with a nanosecond skew.
-				ts := n*13*int64(time.Second) + n%3
-				if n%7 == 0 {
-					ts = n / 7 * int64(time.Minute)
-				}
+				e := entry(si, flush*perFlush+i)
 				seq++
-				// The padding makes each flush's part a block of its own
-				// (the store merges small parts into the last block).
-				line := fmt.Sprintf("level=%s n=%d msg=%q pad=%s", ls.Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(int(n)+si)%3], pad)
-				e := store.Entry{Ts: ts, Seq: seq, Line: line}
-				if n%5 == 0 { // structured metadata on some entries
-					e.Metadata = labels.New(labels.Label{Name: "trace", Value: fmt.Sprint(n % 3)})
-				}
+				e.Seq = seq
 				es = append(es, e)
 			}
 			b.Streams = append(b.Streams, store.StreamEntries{Labels: ls, Entries: es})
@@ -100,14 +112,14 @@ func blockTestStore(t *testing.T) *store.Store {
 		if err := st.Append(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if flush < 5 {
+		if flush < flushes-1 {
 			if err := st.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if n := st.Info().Blocks; n < 10 {
-		t.Fatalf("the test store has %d blocks, want one per stream and flush", n)
+	if n, want := st.Info().Blocks, len(streams)*(flushes-1); n < want {
+		t.Fatalf("the test store has %d blocks, want one per stream and flush (%d)", n, want)
 	}
 	return st
 }

@@ -254,9 +254,11 @@ func (ev *evaluator) rangeAgg(x *syntax.RangeAggregationExpr) (*value, error) {
 	cached := false
 	if additive(op) && lr.Unwrap == nil {
 		accs, cached, err = ev.foldBlocks(x, rng, off)
-		if err != nil {
-			return nil, err
-		}
+	} else {
+		accs, cached, err = ev.foldBlockSamples(x, rng, off)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if !cached {
 		its, ex, err := ev.selectRange(x, false)
@@ -562,6 +564,12 @@ func (ev *evaluator) foldOrdered(its []store.StreamIterator, ex *log.SampleExtra
 	// Stop the readers and wait for them before the caller closes the
 	// iterators they read.
 	defer stop()
+	return ev.foldMerged(m, set, x, rng, off)
+}
+
+// foldMerged folds samples merged in time order (streams read live, or
+// blocks' samples kept in the cache) into set.
+func (ev *evaluator) foldMerged(m *merge[*sampleCursor], set *accSet, x *syntax.RangeAggregationExpr, rng, off int64) ([]*rangeAcc, error) {
 	// Functions that need a window's samples (quantile, rate_counter) keep
 	// one sliding buffer per series instead of a copy of each sample in
 	// every window that holds it: samples arrive in time order, so a step

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -53,12 +54,19 @@ func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// sampleOrder orders cursors by time, ties by the text of their labels.
+// sampleOrder orders cursors by time, ties by the text of their labels,
+// then by value (NaN first): samples of one series at the same time (from
+// two streams) then fold in one order however the streams are split (per
+// stream, or per block from the cache), and avg, first and last come out
+// the same.
 func sampleOrder(a, b *sampleCursor) bool {
 	if a.ts != b.ts {
 		return a.ts < b.ts
 	}
-	return a.text() < b.text()
+	if at, bt := a.text(), b.text(); at != bt {
+		return at < bt
+	}
+	return a.v < b.v || (math.IsNaN(a.v) && !math.IsNaN(b.v))
 }
 
 // mergeSamples merges the samples of every stream in time order, each
