@@ -37,13 +37,45 @@ var lowerASCII = func() (t [256]byte) {
 
 // filterBuilder collects the distinct trigrams of a block in a reusable
 // exact bitmap before folding them into the block's smaller hashed one.
+// It also carries encodeBlock's other scratch columns, so a writer that
+// keeps one builder per encoding goroutine allocates nothing per block
+// but the block's own bytes.
 type filterBuilder struct {
 	seen     []uint64 // 2^24 bits
 	distinct []uint32
+
+	meta, lines, digits, scratch []byte
+	codes                        []uint64
 }
 
 func newFilterBuilder() *filterBuilder {
 	return &filterBuilder{seen: make([]uint64, (1<<24)/64)}
+}
+
+// builderPool keeps up to cap(free) filter builders for good. A
+// sync.Pool is emptied by every other garbage collection, which during
+// catch-up (a collection every few MB) meant a fresh 2 MiB bitmap and
+// fresh scratch columns for nearly every commit.
+type builderPool struct{ free chan *filterBuilder }
+
+func newBuilderPool(n int) builderPool {
+	return builderPool{free: make(chan *filterBuilder, n)}
+}
+
+func (p builderPool) get() *filterBuilder {
+	select {
+	case fb := <-p.free:
+		return fb
+	default:
+		return newFilterBuilder()
+	}
+}
+
+func (p builderPool) put(fb *filterBuilder) {
+	select {
+	case p.free <- fb:
+	default: // more builders than the pool keeps: let this one go
+	}
 }
 
 func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
