@@ -338,11 +338,18 @@ func (s *Store) encodeAll(jobs []*encodeJob) {
 			}
 		}()
 	}
+	raw := 0
 	for _, j := range jobs {
 		next <- j
+		raw += rawSize(j.entries)
 	}
 	close(next)
 	wg.Wait()
+	if raw < blockTargetRaw {
+		// A small commit (a quiet live tail): keep no scratch until the
+		// next one.
+		s.fbPool.drain()
+	}
 }
 
 // writeSegment writes data, one piece after another, to a new segment file

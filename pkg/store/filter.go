@@ -78,9 +78,23 @@ func (p builderPool) put(fb *filterBuilder) {
 	}
 }
 
+// drain lets every kept builder go: a store that is not catching up
+// should not hold megabytes of scratch between its small commits.
+func (p builderPool) drain() {
+	for {
+		select {
+		case <-p.free:
+		default:
+			return
+		}
+	}
+}
+
 func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
-	fb.distinct = fb.distinct[:0]
-	seen := fb.seen
+	// An array pointer and a local slice keep the per-byte loop free of
+	// bounds checks and of stores through fb.
+	seen := (*[1 << 18]uint64)(fb.seen)
+	distinct := fb.distinct[:0]
 	for i := range entries {
 		line := entries[i].Line
 		if len(line) < trigramLen {
@@ -92,10 +106,11 @@ func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
 			w, b := t>>6, uint64(1)<<(t&63)
 			if seen[w]&b == 0 {
 				seen[w] |= b
-				fb.distinct = append(fb.distinct, t)
+				distinct = append(distinct, t)
 			}
 		}
 	}
+	fb.distinct = distinct
 	log2 := minFilterLog2
 	for log2 < maxFilterLog2 && (1<<log2) < len(fb.distinct)*filterBitsPerTrigram {
 		log2++

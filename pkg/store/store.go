@@ -508,6 +508,9 @@ func (s *Store) background() {
 		} else if committed {
 			compactPending = true
 		}
+		if !compactPending {
+			s.fbPool.drain() // nothing left to encode until the next commit
+		}
 	}
 }
 
