@@ -50,12 +50,13 @@ func SetProcessGC(getenv func(string) string) int {
 
 // ProcessMemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit)
 // of a process that only catches up (`lokal ingest`). GOGC 35 keeps the
-// heap near a live set that is itself near flat (65-90 MB during a 1-10
-// GiB catch-up), but the peak RSS is the largest of thousands of GC cycles:
-// without a cap, `lokal ingest` peaked at 117-138 MB on 1 GiB and 160 MB on
-// 10 GiB (2026-12-06, load 15-20). The limit makes the collector work
-// harder only in those moments; measured on 1 GiB the CPU stayed the same
-// (10.9 vs 10.7 user-s) and the peak fell to 112 MB at 110 MiB.
+// heap near a live set that is itself near flat (65-90 MB during a 1-4 GiB
+// catch-up, GODEBUG=gctrace=1), but the peak RSS is the largest of
+// thousands of GC cycles. Measured with `lokal ingest` (2026-12-06, 2
+// cores shared, load 13-20): without a limit 117-138 MB peak on 1 GiB and
+// 160 MB on 10 GiB; with this one 119-123 MB and 136 MB, for the same CPU
+// (10 GiB: 121.4 vs 121.1 user-s). The collector works harder only in
+// those moments.
 // It is not applied to processes that also answer queries (the plugin,
 // `lokal serve`): a query may legitimately hold up to 100 MB beside the
 // ingester, and under a limit the collector would then run flat out.
