@@ -69,6 +69,10 @@ const (
 	// readBudget is how much one worker reads from one file before the
 	// file goes back in the queue, so many files progress fairly.
 	readBudget = 1 << 20
+	// maxEntryHint caps how many entries a stream's slice in a read's
+	// result is made for up front (chunkResult.entryHint): a read of
+	// readBudget bytes of 32-byte lines.
+	maxEntryHint = readBudget / 32
 	// subscriberBuffer is how many notifications a slow live tail may lag.
 	subscriberBuffer = 64
 	// finalAppendTimeout bounds the last append after Run's context ends.

@@ -106,7 +106,7 @@ func (r *chunkResult) addEntry(e stages.Entry) {
 		r.streams[h] = se
 	}
 	if se.Entries == nil {
-		se.Entries = make([]store.Entry, 0, 256)
+		se.Entries = make([]store.Entry, 0, max(256, r.entryHints[h]))
 	}
 	se.Entries = append(se.Entries, store.Entry{Ts: e.Ts.UnixNano(), Seq: uint64(e.Offset), Line: e.Line})
 	r.last = se

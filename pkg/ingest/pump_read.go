@@ -28,12 +28,30 @@ type chunkResult struct {
 	// readtime.go) in readTime.
 	countReadTime bool
 	readTime      []*readTimeAcc
+	// entryHints are the capacities a stream's entries start with, by
+	// label hash: what the file's previous read gave each stream.
+	entryHints map[uint64]int
 }
 
 // newResult starts a chunk result for tf: its read-time entries are
 // counted while tf is being caught up on (a CatchUp counts all of them).
 func (p *pump) newResult(tf *trackedFile) *chunkResult {
-	return &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}, countReadTime: !p.follow || tf.backlog}
+	return &chunkResult{tf: tf, streams: map[uint64]*store.StreamEntries{}, countReadTime: !p.follow || tf.backlog, entryHints: tf.entryHints}
+}
+
+// sizes are the entries each stream of r got, by label hash, with an
+// eighth more for a read that gets a few more, bounded so
+// that one odd read (a burst of empty lines) does not size later ones
+// beyond reason.
+func (r *chunkResult) sizes() map[uint64]int {
+	if len(r.streams) == 0 {
+		return nil
+	}
+	out := make(map[uint64]int, len(r.streams))
+	for h, se := range r.streams {
+		out[h] = min(len(se.Entries)+len(se.Entries)/8, maxEntryHint)
+	}
+	return out
 }
 
 func (r *chunkResult) allStreams() []*store.StreamEntries {
@@ -145,6 +163,7 @@ func (p *pump) read(tf *trackedFile) (r *chunkResult) {
 		r.done = true
 	}
 	r.pos = tf.position(r.done)
+	tf.entryHints = r.sizes()
 	if r.eof || r.done {
 		tf.lr.release()
 	}

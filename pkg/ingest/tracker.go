@@ -43,6 +43,10 @@ const gcEvery = 30 * time.Second
 // trackedFile is one tracked file. The tracker owns it, except while the
 // pump has handed it to a worker (busy), which then owns it alone.
 type trackedFile struct {
+	// entryHints: see chunkResult.entryHints. Written by the worker that
+	// reads the file.
+	entryHints map[uint64]int
+
 	key    string
 	t      *target
 	id     fileID

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -328,8 +329,7 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 		}
 	}
 	unit := pow10[exp]
-	meta := make([]byte, 0, 1+n*7)
-	meta = append(meta, byte(exp))
+	meta := append(fb.meta[:0], byte(exp))
 	prevTs = h.MinTs
 	for _, e := range entries {
 		meta = binary.AppendUvarint(meta, uint64(e.Ts-prevTs)/unit)
@@ -347,10 +347,11 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 		meta = binary.AppendVarint(meta, int64(e.Seq-pred))
 		pred = e.Seq + uint64(len(e.Line)) + 1
 	}
-	codes := make([]uint64, n)
+	codes := slices.Grow(fb.codes[:0], n)[:n]
+	clear(codes)
 	var el tsElider
-	lines := make([]byte, 0, raw)
-	var digits, scratch []byte
+	lines := slices.Grow(fb.lines[:0], raw)
+	digits, scratch := fb.digits[:0], fb.scratch[:0]
 	for i, e := range entries {
 		stored := e.Line
 		if off, layout, ok := el.find(e.Line, e.Ts); ok {
@@ -379,6 +380,7 @@ func encodeBlock(dst []byte, entries []Entry, c *codecs, fb *filterBuilder) ([]b
 		}
 	}
 	lines = append(lines, digits...)
+	fb.meta, fb.codes, fb.lines, fb.digits, fb.scratch = meta, codes, lines, digits, scratch
 	h.RawBytes = uint64(raw)
 	h.MetaRawLen = uint32(len(meta))
 

@@ -63,7 +63,15 @@ func (s *Store) commitLocked() (bool, error) {
 	var streams []*streamState
 	for _, st := range s.m.streams {
 		if len(st.head) > 0 {
-			st.flushing = append(st.flushing, st.head...)
+			st.headHint = len(st.head)
+			if len(st.flushing) == 0 {
+				// The head becomes what is flushing: both are append-only
+				// and queries keep capacity-limited prefixes, so it moves
+				// without a copy.
+				st.flushing = st.head
+			} else {
+				st.flushing = append(st.flushing, st.head...)
+			}
 			st.flushB += st.headBytes
 			st.head, st.headBytes = nil, 0
 		}
@@ -119,8 +127,14 @@ func (s *Store) commitLocked() (bool, error) {
 	var merged []*blockRef
 	var jobs []*encodeJob
 	for _, w := range works {
-		sorted := slices.Clone(w.entries)
-		slices.SortStableFunc(sorted, compareEntries)
+		// Queries may hold prefixes of the flushing slice: sort a copy,
+		// and only when it is out of order (a catch-up's lines mostly come
+		// in order).
+		sorted := w.entries
+		if !slices.IsSortedFunc(sorted, compareEntries) {
+			sorted = slices.Clone(sorted)
+			slices.SortStableFunc(sorted, compareEntries)
+		}
 		for len(sorted) > 0 {
 			day := dayOf(sorted[0].Ts)
 			n := sort.Search(len(sorted), func(i int) bool { return dayOf(sorted[i].Ts) > day })
@@ -189,16 +203,16 @@ func (s *Store) commitLocked() (bool, error) {
 	}
 	for _, d := range days {
 		seg := &segment{id: segIDs[d], day: d}
-		var buf []byte
+		var pieces [][]byte
 		var blockOps []op
 		for _, j := range byDay[d] {
-			blockOps = append(blockOps, op{kind: opAddBlock, stream: j.st.id, seg: seg.id, off: int64(len(buf)), hdr: j.hdr})
-			buf = append(buf, j.out...)
+			blockOps = append(blockOps, op{kind: opAddBlock, stream: j.st.id, seg: seg.id, off: seg.size, hdr: j.hdr})
+			pieces = append(pieces, j.out)
+			seg.size += int64(len(j.out))
 		}
-		seg.size = int64(len(buf))
 		path := segPath(s.dir, seg)
 		written = append(written, path)
-		if err := s.writeSegment(path, buf); err != nil {
+		if err := s.writeSegment(path, pieces...); err != nil {
 			if !errors.Is(err, errSimulatedCrash) {
 				cleanup()
 			}
@@ -317,22 +331,30 @@ func (s *Store) encodeAll(jobs []*encodeJob) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fb := s.fbPool.Get().(*filterBuilder)
-			defer s.fbPool.Put(fb)
+			fb := s.fbPool.get()
+			defer s.fbPool.put(fb)
 			for j := range next {
 				j.out, j.hdr, j.err = encodeBlock(nil, j.entries, s.codecs, fb)
 			}
 		}()
 	}
+	raw := 0
 	for _, j := range jobs {
 		next <- j
+		raw += rawSize(j.entries)
 	}
 	close(next)
 	wg.Wait()
+	if raw < blockTargetRaw {
+		// A small commit (a quiet live tail): keep no scratch until the
+		// next one.
+		s.fbPool.drain()
+	}
 }
 
-// writeSegment writes and syncs a new segment file and its directory.
-func (s *Store) writeSegment(path string, data []byte) error {
+// writeSegment writes data, one piece after another, to a new segment file
+// and syncs it and its directory.
+func (s *Store) writeSegment(path string, data ...[]byte) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -349,9 +371,11 @@ func (s *Store) writeSegment(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write segment %s: %w", path, err)
+	for _, p := range data {
+		if _, err := f.Write(p); err != nil {
+			f.Close()
+			return fmt.Errorf("write segment %s: %w", path, err)
+		}
 	}
 	if err := s.fault("segment-sync"); err != nil {
 		f.Close()

@@ -179,7 +179,7 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 	)
 	defer func() {
 		if fb != nil {
-			s.fbPool.Put(fb)
+			s.fbPool.put(fb)
 		}
 	}()
 	for raw < compactSegmentRaw {
@@ -210,7 +210,7 @@ func (s *Store) compactStep(enc **zstd.Encoder) (bool, error) {
 				*enc = e
 			}
 			c = &codecs{codec: codecZstdStrong, enc: *enc, splitDigits: true}
-			fb = s.fbPool.Get().(*filterBuilder)
+			fb = s.fbPool.get()
 		}
 		var use []*blockRef
 		var err error

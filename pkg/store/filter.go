@@ -37,18 +37,64 @@ var lowerASCII = func() (t [256]byte) {
 
 // filterBuilder collects the distinct trigrams of a block in a reusable
 // exact bitmap before folding them into the block's smaller hashed one.
+// It also carries encodeBlock's other scratch columns, so a writer that
+// keeps one builder per encoding goroutine allocates nothing per block
+// but the block's own bytes.
 type filterBuilder struct {
 	seen     []uint64 // 2^24 bits
 	distinct []uint32
+
+	meta, lines, digits, scratch []byte
+	codes                        []uint64
 }
 
 func newFilterBuilder() *filterBuilder {
 	return &filterBuilder{seen: make([]uint64, (1<<24)/64)}
 }
 
+// builderPool keeps up to cap(free) filter builders for good. A
+// sync.Pool is emptied by every other garbage collection, which during
+// catch-up (a collection every few MB) meant a fresh 2 MiB bitmap and
+// fresh scratch columns for nearly every commit.
+type builderPool struct{ free chan *filterBuilder }
+
+func newBuilderPool(n int) builderPool {
+	return builderPool{free: make(chan *filterBuilder, n)}
+}
+
+func (p builderPool) get() *filterBuilder {
+	select {
+	case fb := <-p.free:
+		return fb
+	default:
+		return newFilterBuilder()
+	}
+}
+
+func (p builderPool) put(fb *filterBuilder) {
+	select {
+	case p.free <- fb:
+	default: // more builders than the pool keeps: let this one go
+	}
+}
+
+// drain lets every kept builder go: a store that is not catching up
+// should not hold megabytes of scratch between its small commits.
+func (p builderPool) drain() {
+	for {
+		select {
+		case <-p.free:
+		default:
+			return
+		}
+	}
+}
+
 func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
-	fb.distinct = fb.distinct[:0]
-	seen := fb.seen
+	// An array pointer and a local slice keep the per-byte loop free of
+	// bounds checks and of stores through fb.
+	seen := (*[1 << 18]uint64)(fb.seen)
+	distinct := fb.distinct[:0]
 	for i := range entries {
 		line := entries[i].Line
 		if len(line) < trigramLen {
@@ -60,10 +106,11 @@ func (fb *filterBuilder) build(dst []byte, entries []Entry) []byte {
 			w, b := t>>6, uint64(1)<<(t&63)
 			if seen[w]&b == 0 {
 				seen[w] |= b
-				fb.distinct = append(fb.distinct, t)
+				distinct = append(distinct, t)
 			}
 		}
 	}
+	fb.distinct = distinct
 	log2 := minFilterLog2
 	for log2 < maxFilterLog2 && (1<<log2) < len(fb.distinct)*filterBitsPerTrigram {
 		log2++

@@ -56,6 +56,9 @@ type streamState struct {
 	flushing  []Entry
 	headBytes int64
 	flushB    int64
+	// headHint is how many entries the head held when it was last cut,
+	// the capacity the next head starts with.
+	headHint int
 }
 
 // dayState is a partition: one UTC day of entry time.

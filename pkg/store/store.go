@@ -131,7 +131,7 @@ type Store struct {
 	filesMu sync.Mutex
 	files   map[uint64]*os.File // open segment files by id
 
-	fbPool  sync.Pool // *filterBuilder
+	fbPool  builderPool
 	bufPool sync.Pool // *[]byte read buffers
 
 	wake chan struct{}
@@ -180,7 +180,7 @@ func open(dir string, opts Options, readOnly bool) (*Store, error) {
 	if opts.Retention < 0 || opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("store retention and max bytes must not be negative")
 	}
-	s.fbPool.New = func() any { return newFilterBuilder() }
+	s.fbPool = newBuilderPool(workers())
 	c, err := newCodecs(codecZstd)
 	if err != nil {
 		return nil, fmt.Errorf("store codecs: %w", err)
@@ -512,6 +512,9 @@ func (s *Store) background() {
 		} else if committed {
 			compactPending = true
 		}
+		if !compactPending {
+			s.fbPool.drain() // nothing left to encode until the next commit
+		}
 	}
 }
 
@@ -626,9 +629,14 @@ func (s *Store) Append(ctx context.Context, b AppendBatch) error {
 			id := s.m.nextStream
 			st = s.m.addStream(id, prep[i].ls)
 		}
-		for _, e := range se.Entries {
-			st.head = append(st.head, e)
-			n := entrySize(&e)
+		if st.head == nil && st.headHint > len(se.Entries) {
+			// Catch-up refills a stream's head at about the pace it was
+			// cut: one allocation instead of a doubling series.
+			st.head = make([]Entry, 0, st.headHint)
+		}
+		st.head = append(st.head, se.Entries...)
+		for i := range se.Entries {
+			n := entrySize(&se.Entries[i])
 			st.headBytes += n
 			s.headBytes += n
 		}

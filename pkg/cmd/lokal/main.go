@@ -45,6 +45,11 @@ func main() {
 			// set; queries keep Go's default (see ingest.ProcessGCPercent).
 			ingest.SetProcessGC(os.Getenv)
 		}
+		if os.Args[1] == "ingest" {
+			// Catch-up only: no query shares the heap (see
+			// ingest.ProcessMemoryLimit).
+			ingest.SetProcessMemoryLimit(os.Getenv)
+		}
 	}
 	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
