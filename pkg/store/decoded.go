@@ -33,14 +33,13 @@ func newDecodedHeld(max int64, streams int) *decodedHeld {
 	return &decodedHeld{max: max, streams: streams}
 }
 
-// take counts d more bytes, or returns an ErrDecodedLimit error and counts
+// take counts d more bytes, or returns a *DecodedLimitError and counts
 // nothing when that would pass the bound.
 func (h *decodedHeld) take(d int64) error {
 	n := h.n.Add(d)
 	if h.max >= 0 && n > h.max && d > 0 {
 		h.n.Add(-d)
-		return fmt.Errorf("%w at once (query: %d MiB decoded over %d streams, limit: %d MiB); narrow the stream selector or add a line filter",
-			ErrDecodedLimit, mibUp(n), h.streams, mibUp(h.max))
+		return &DecodedLimitError{Held: n, Max: h.max, Streams: h.streams}
 	}
 	for {
 		p := h.peak.Load()
@@ -49,6 +48,20 @@ func (h *decodedHeld) take(d int64) error {
 		}
 	}
 }
+
+// DecodedLimitError is the error of a select past its MaxDecodedBytes:
+// Held is what its iterators would have held with the refused block.
+type DecodedLimitError struct {
+	Held, Max int64
+	Streams   int
+}
+
+func (e *DecodedLimitError) Error() string {
+	return fmt.Sprintf("%v at once (query: %d MiB decoded over %d streams, limit: %d MiB); narrow the stream selector or add a line filter",
+		ErrDecodedLimit, mibUp(e.Held), e.Streams, mibUp(e.Max))
+}
+
+func (e *DecodedLimitError) Is(target error) bool { return target == ErrDecodedLimit }
 
 // give returns d bytes counted by take.
 func (h *decodedHeld) give(d int64) {
