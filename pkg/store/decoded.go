@@ -34,8 +34,11 @@ func newDecodedHeld(max int64, streams int) *decodedHeld {
 }
 
 // take counts d more bytes, or returns a *DecodedLimitError and counts
-// nothing when that would pass the bound.
+// nothing when that would pass the bound. A nil h counts nothing.
 func (h *decodedHeld) take(d int64) error {
+	if h == nil {
+		return nil
+	}
 	n := h.n.Add(d)
 	if h.max >= 0 && n > h.max && d > 0 {
 		h.n.Add(-d)
@@ -65,7 +68,7 @@ func (e *DecodedLimitError) Is(target error) bool { return target == ErrDecodedL
 
 // give returns d bytes counted by take.
 func (h *decodedHeld) give(d int64) {
-	if d != 0 {
+	if h != nil && d != 0 {
 		h.n.Add(-d)
 	}
 }

@@ -50,16 +50,21 @@ func TestMemoryBudgetRefusalNumbers(t *testing.T) {
 	}
 }
 
-// boundedReader selects from a store with MaxDecodedBytes set on every
-// select.
+// boundedReader selects from a store, block by block or stream by stream,
+// with MaxDecodedBytes set on every select.
 type boundedReader struct {
-	store.Reader
+	*store.Store
 	max int64
 }
 
 func (r boundedReader) Select(ctx context.Context, p store.SelectParams) ([]store.StreamIterator, error) {
 	p.MaxDecodedBytes = r.max
-	return r.Reader.Select(ctx, p)
+	return r.Store.Select(ctx, p)
+}
+
+func (r boundedReader) SelectBlocks(ctx context.Context, p store.SelectParams) ([]store.BlockStream, error) {
+	p.MaxDecodedBytes = r.max
+	return r.Store.SelectBlocks(ctx, p)
 }
 
 // A query whose streams would hold more decoded blocks at once than the
@@ -94,6 +99,7 @@ func TestDecodedLimitRefusal(t *testing.T) {
 		{"log query", `{app="a"}`},
 		{"log query with a parser", `{app="a"} | logfmt | n > 10`},
 		{"metric query over a parser", `max(count_over_time({app="a"} | logfmt [1m]))`},
+		{"counts over a parser, folded block by block", `sum by (pod) (count_over_time({app="a"} | logfmt [1m]))`},
 		{"unwrapped range aggregation", `quantile_over_time(0.5, {app="a"} | logfmt | unwrap n [1m])`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
