@@ -32,9 +32,11 @@ func (o *oneBatch) Err() error       { return nil }
 func (o *oneBatch) Close() error     { return nil }
 
 // A stream's goroutine hands a store batch to the merge in pieces of at
-// most maxFedItems items and about maxFedBatchBytes of lines or label sets,
-// whatever the store's batch holds: each stream of a merge has one piece
-// waiting and one being made, and a parser gives every line a label set.
+// most fedLimitsFor(streams) items and about as many bytes of lines or
+// label sets, whatever the store's batch holds: each stream of a merge has
+// a piece read, one waiting and one being made, and a parser gives every
+// line a label set. The more streams, the smaller the pieces, so that what
+// all of them hold stays within fedTotalBytes and fedTotalItems.
 func TestFedBatchesBounded(t *testing.T) {
 	const n = 10000
 	long := strings.Repeat("x", 200)
@@ -49,14 +51,26 @@ func TestFedBatchesBounded(t *testing.T) {
 	ctx := context.Background()
 	e := New(nil, Options{})
 	tests := []struct {
-		name  string
-		query string
+		name    string
+		query   string
+		streams int
 	}{
-		{"samples with a label set per line", `max(count_over_time({app="a"} | logfmt [1h]))`},
-		{"entries", `{app="a"} | logfmt`},
+		{"samples with a label set per line, one stream", `max(count_over_time({app="a"} | logfmt [1h]))`, 1},
+		{"samples with a label set per line, 41 streams", `max(count_over_time({app="a"} | logfmt [1h]))`, 41},
+		{"samples with a label set per line, 1000 streams", `max(count_over_time({app="a"} | logfmt [1h]))`, 1000},
+		{"entries, one stream", `{app="a"} | logfmt`, 1},
+		{"entries, 41 streams", `{app="a"} | logfmt`, 41},
+		{"entries, 1000 streams", `{app="a"} | logfmt`, 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			lim := fedLimitsFor(tt.streams)
+			if lim.bytes > minFedBatchBytes && 3*tt.streams*lim.bytes > fedTotalBytes {
+				t.Fatalf("%d streams may hold 3×%d bytes of pieces each, over %d", tt.streams, lim.bytes, fedTotalBytes)
+			}
+			if lim.items > minFedItems && 3*tt.streams*lim.items > fedTotalItems {
+				t.Fatalf("%d streams may hold 3×%d items each, over %d", tt.streams, lim.items, fedTotalItems)
+			}
 			it := &oneBatch{b: b}
 			var wg sync.WaitGroup
 			sem := make(chan struct{}, 1)
@@ -78,14 +92,14 @@ func TestFedBatchesBounded(t *testing.T) {
 					t.Fatal(err)
 				}
 				ev := &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}
-				f := ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), nil, int64(time.Hour), 0)
+				f := ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), nil, int64(time.Hour), 0, lim)
 				sizes, bytes = drainFeed(t, f, func(r sampleRec) int { return labelsBytes(r.ls) })
 			case *syntax.PipelineExpr, syntax.LogSelectorExpr:
 				sel, err := e.compileSelector(x.(syntax.LogSelectorExpr))
 				if err != nil {
 					t.Fatal(err)
 				}
-				fd := &feeder{ctx: ctx, sem: sem}
+				fd := &feeder{ctx: ctx, sem: sem, lim: lim}
 				f := fd.start(&entryCursor{it: it, sp: sel.pipeline.ForStream(it.Labels())})
 				sizes, bytes = drainFeed(t, f, func(p processed) int { return len(p.line) })
 			default:
@@ -95,8 +109,8 @@ func TestFedBatchesBounded(t *testing.T) {
 			total := 0
 			for i, k := range sizes {
 				total += k
-				if k > maxFedItems || bytes[i] > maxFedBatchBytes+4096 {
-					t.Errorf("piece %d holds %d items and %d bytes, over %d items or %d bytes", i, k, bytes[i], maxFedItems, maxFedBatchBytes)
+				if k > lim.items || bytes[i] > lim.bytes+4096 {
+					t.Errorf("piece %d holds %d items and %d bytes, over %d items or %d bytes", i, k, bytes[i], lim.items, lim.bytes)
 				}
 			}
 			if total != n {

@@ -75,8 +75,9 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 	}
 	sem := make(chan struct{}, ev.e.opts.Parallelism)
 	cs := make([]*sampleCursor, 0, len(its))
+	lim := fedLimitsFor(len(its))
 	for _, it := range its {
-		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)})
+		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off, lim)})
 	}
 	if m, err = newMerge(ev.ctx, cs, sampleOrder); err != nil {
 		stop()
@@ -86,12 +87,13 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 }
 
 // feedSamples reads one stream on its own goroutine, sending the samples
-// that fall in some window; sem bounds how many streams parse at once.
+// that fall in some window in pieces bounded by lim; sem bounds how many
+// streams parse at once.
 //
 // Samples carry their grouped labels (by/without of the range aggregation),
 // as Loki's extractors do: grouping runs here in parallel, and ties in the
 // time-ordered merge compare the short grouped label sets.
-func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) *feed[sampleRec] {
+func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64, lim fedLimits) *feed[sampleRec] {
 	g := &grouper{g: grouping}
 	return startFeed(ctx, wg, sem, it, func(b *store.Batch, r *feedRun[sampleRec]) ([]sampleRec, bool) {
 		var recs []sampleRec
@@ -110,7 +112,7 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 					size += labelsBytes(gl)
 				}
 				recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
-				if size >= maxFedBatchBytes || len(recs) >= maxFedItems {
+				if lim.full(len(recs), size) {
 					if !r.flush(recs) {
 						return nil, false
 					}
