@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,104 @@ func drainFeed[T any](t *testing.T, f *feed[T], size func(T) int) (items, bytes 
 		items, bytes = append(items, len(fb.items)), append(bytes, n)
 	}
 	return items, bytes
+}
+
+// batches is a stream iterator over given batches that counts how many it
+// has handed out.
+type batches struct {
+	ls   labels.Labels
+	bs   []store.Batch
+	read atomic.Int64 // the merge reads on a goroutine of its own
+}
+
+func (s *batches) Labels() labels.Labels { return s.ls }
+func (s *batches) Next() bool {
+	if s.read.Load() >= int64(len(s.bs)) {
+		return false
+	}
+	s.read.Add(1)
+	return true
+}
+func (s *batches) At() *store.Batch { return &s.bs[s.read.Load()-1] }
+func (s *batches) Err() error       { return nil }
+func (s *batches) Close() error     { return nil }
+
+func lineBatches(ls labels.Labels, nBatches, perBatch int, line func(i int) string) *batches {
+	s := &batches{ls: ls}
+	for b := 0; b < nBatches; b++ {
+		bt := store.Batch{Labels: ls}
+		for j := 0; j < perBatch; j++ {
+			i := b*perBatch + j
+			l := line(i)
+			bt.Ts = append(bt.Ts, int64(i+1)*int64(time.Millisecond))
+			bt.Seq = append(bt.Seq, uint64(i))
+			bt.Lines = append(bt.Lines, l)
+			bt.Sizes = append(bt.Sizes, uint32(len(l)))
+		}
+		s.bs = append(s.bs, bt)
+	}
+	return s
+}
+
+// A stream whose lines give no sample does not hold up the time-ordered
+// merge of samples: it tells the merge how far it has read, batch by batch,
+// so the merge orders the other streams' first samples after reading a
+// few of its batches, not all of them, and the marks never come out of
+// the merge as samples.
+func TestSampleMergeMarks(t *testing.T) {
+	const batchesOfNothing, per = 200, 100
+	for _, tt := range []struct {
+		name      string
+		query     string
+		samples   int   // what the merge yields in all
+		firstRead int64 // at most this many batches of the silent stream read before the first sample
+	}{
+		{"unwrap finds no label", `quantile_over_time(0.5, {app="a"} | logfmt | unwrap n [1h])`, per, 3},
+		{"line filter matches nothing", `quantile_over_time(0.5, {app="a"} |= "n=" | logfmt | unwrap n [1h])`, per, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			silent := lineBatches(labels.FromStrings("app", "a", "pod", "silent"), batchesOfNothing, per, func(i int) string { return fmt.Sprintf("msg=nothing i%d", i) })
+			busy := lineBatches(labels.FromStrings("app", "a", "pod", "busy"), 1, per, func(i int) string { return fmt.Sprintf("n=%d", i) })
+			ctx := context.Background()
+			e := New(nil, Options{Parallelism: 2})
+			expr, err := syntax.ParseExpr(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra := expr.(*syntax.RangeAggregationExpr)
+			sel, err := e.compileSelector(ra.Left.Left)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex, err := sampleExtractor(ra, sel.pipeline)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}
+			m, stop, err := ev.mergeSamples([]store.StreamIterator{silent, busy}, ex, ra, int64(time.Hour), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			if m.empty() {
+				t.Fatal("no sample merged")
+			}
+			if read := silent.read.Load(); read > tt.firstRead {
+				t.Errorf("the silent stream was read %d batches deep before the first sample, want at most %d", read, tt.firstRead)
+			}
+			n := 0
+			for !m.empty() {
+				if c := m.top(); c.mark || c.ls.Get("pod") != "busy" {
+					t.Fatalf("merge yielded %+v, a mark or a sample of the silent stream", c)
+				}
+				n++
+				if err := m.next(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n != tt.samples {
+				t.Errorf("%d samples merged, want %d", n, tt.samples)
+			}
+		})
+	}
 }

@@ -25,6 +25,9 @@ type sampleCursor struct {
 	// parsers can make a new label set per line.
 	lsText  string
 	hasText bool
+	// mark is set when the current item is no sample but the time its
+	// stream has been read up to (see sampleRec.mark).
+	mark bool
 }
 
 type sampleRec struct {
@@ -32,6 +35,12 @@ type sampleRec struct {
 	v    float64
 	ls   labels.Labels
 	hash uint64
+	// mark makes the record no sample but a note that the stream has no
+	// sample before ts: a stream whose lines give no sample (a parser or
+	// unwrap that finds nothing in them) would otherwise be read to its
+	// end before the merge could order its first sample, holding up the
+	// query (and its refusals) for the whole read.
+	mark bool
 }
 
 func (c *sampleCursor) text() string {
@@ -46,10 +55,10 @@ func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, err
 	}
-	if r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
+	if r.mark || c.mark || r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
 		c.lsText, c.hasText = "", false
 	}
-	c.ts, c.v, c.ls, c.hash = r.ts, r.v, r.ls, r.hash
+	c.ts, c.v, c.ls, c.hash, c.mark = r.ts, r.v, r.ls, r.hash, r.mark
 	return true, nil
 }
 
@@ -79,7 +88,7 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 	for _, it := range its {
 		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off, lim)})
 	}
-	if m, err = newMerge(ev.ctx, cs, sampleOrder); err != nil {
+	if m, err = newMarkedMerge(ev.ctx, cs, sampleOrder, func(c *sampleCursor) bool { return c.mark }); err != nil {
 		stop()
 		return nil, nil, err
 	}
@@ -97,7 +106,8 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 	g := &grouper{g: grouping}
 	return startFeed(ctx, wg, sem, it, func(b *store.Batch, r *feedRun[sampleRec]) ([]sampleRec, bool) {
 		var recs []sampleRec
-		size := 0 // bytes of the label sets made for these samples
+		size := 0     // bytes of the label sets made for these samples
+		sent := false // some of the batch's samples were flushed
 		for i, ts := range b.Ts {
 			if stopped(ctx) {
 				return nil, false
@@ -117,8 +127,15 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 						return nil, false
 					}
 					recs, size = nil, 0
+					sent = true
 				}
 			}
+		}
+		if len(recs) == 0 && !sent && len(b.Ts) > 0 {
+			// Nothing in this batch: tell the merge how far the stream
+			// has got, so it orders the other streams' samples before
+			// this one reads on.
+			return []sampleRec{{ts: b.Ts[len(b.Ts)-1], mark: true}}, true
 		}
 		return recs, true
 	})
