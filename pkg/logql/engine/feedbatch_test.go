@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
+	"github.com/lokal-logs/lokal/pkg/logql/log"
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
@@ -84,15 +85,7 @@ func TestFedBatchesBounded(t *testing.T) {
 			switch x := expr.(type) {
 			case *syntax.VectorAggregationExpr:
 				ra := x.Left.(*syntax.RangeAggregationExpr)
-				sel, err := e.compileSelector(unusedParsersDropped(ra))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ex, err := sampleExtractor(ra, sel.pipeline)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ev := &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}
+				ev, ex := hourEvaluator(t, ctx, e, ra)
 				f := ev.feedSamples(ctx, &wg, sem, it, ex.ForStream(it.Labels()), nil, int64(time.Hour), 0, lim)
 				sizes, bytes = drainFeed(t, f, func(r sampleRec) int { return labelsBytes(r.ls) })
 			case *syntax.PipelineExpr, syntax.LogSelectorExpr:
@@ -119,6 +112,21 @@ func TestFedBatchesBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hourEvaluator is an evaluator of one step at 1h and the sample
+// extractor of ra, for tests that feed or merge samples by hand.
+func hourEvaluator(t *testing.T, ctx context.Context, e *Engine, ra *syntax.RangeAggregationExpr) (*evaluator, *log.SampleExtractor) {
+	t.Helper()
+	sel, err := e.compileSelector(unusedParsersDropped(ra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := sampleExtractor(ra, sel.pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}, ex
 }
 
 // drainFeed reads a feed to its end: the items of each piece and their
@@ -201,15 +209,7 @@ func TestSampleMergeMarks(t *testing.T) {
 				t.Fatal(err)
 			}
 			ra := expr.(*syntax.RangeAggregationExpr)
-			sel, err := e.compileSelector(ra.Left.Left)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ex, err := sampleExtractor(ra, sel.pipeline)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev := &evaluator{e: e, ctx: ctx, steps: []int64{int64(time.Hour)}}
+			ev, ex := hourEvaluator(t, ctx, e, ra)
 			m, stop, err := ev.mergeSamples([]store.StreamIterator{silent, busy}, ex, ra, int64(time.Hour), 0)
 			if err != nil {
 				t.Fatal(err)
