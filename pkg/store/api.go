@@ -77,6 +77,11 @@ type SelectParams struct {
 	// Lines false returns timestamps and line sizes only, so counting over
 	// time never decompresses the line column.
 	Lines bool
+	// MaxDecodedBytes bounds what the iterators of this select hold
+	// decoded at once, all streams together: a block that would take them
+	// past it is not read, and its iterator fails with ErrDecodedLimit.
+	// 0 means DefaultMaxDecodedBytes; a negative value means no bound.
+	MaxDecodedBytes int64
 }
 
 // Batch is a run of entries of one stream, in the requested direction.

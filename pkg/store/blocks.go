@@ -83,7 +83,7 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 		// Forward order: oldest first, whatever the direction asked.
 		for _, b := range sortedByMinTs(si.pending) {
 			b.seg.readers++
-			sub := &blockIter{&streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats}}
+			sub := &blockIter{&streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats, dec: si.dec}}
 			bs.Blocks = append(bs.Blocks, BlockInfo{
 				ID:    BlockID{Seg: b.seg.id, Off: b.off},
 				MinTs: b.h.MinTs, MaxTs: b.h.MaxTs, Entries: int(b.h.Count),
@@ -91,7 +91,7 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 			})
 		}
 		if anyInRange(si.mem[0], p.Start, p.End) || anyInRange(si.mem[1], p.Start, p.End) {
-			bs.Head = &streamIter{s: s, ctx: ctx, p: p, lbls: si.lbls, mem: si.mem, stats: si.stats}
+			bs.Head = &streamIter{s: s, ctx: ctx, p: p, lbls: si.lbls, mem: si.mem, stats: si.stats, dec: si.dec}
 		}
 		out = append(out, bs)
 	}

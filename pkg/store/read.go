@@ -180,7 +180,9 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 	}
 	var its []StreamIterator
 	var total int
-	for _, st := range s.m.match(p.Matchers) {
+	matched := s.m.match(p.Matchers)
+	dec := newDecodedHeld(p.MaxDecodedBytes, 0)
+	for _, st := range matched {
 		var blocks []*blockRef
 		for _, b := range st.blocks {
 			if overlaps(b, p.Start, p.End) {
@@ -191,7 +193,7 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		if len(blocks) == 0 && !anyInRange(mem[0], p.Start, p.End) && !anyInRange(mem[1], p.Start, p.End) {
 			continue
 		}
-		it := &streamIter{s: s, ctx: ctx, p: p, lbls: st.lbls, pending: blocks, mem: mem, stats: stats}
+		it := &streamIter{s: s, ctx: ctx, p: p, lbls: st.lbls, pending: blocks, mem: mem, stats: stats, dec: dec}
 		for _, b := range blocks {
 			b.seg.readers++
 			it.held = append(it.held, b.seg)
@@ -205,6 +207,7 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		its = append(its, it)
 	}
 	s.mu.Unlock()
+	dec.streams = len(its)
 	if s.readOnly {
 		// The writer deletes segment files that merges and recompaction
 		// replaced as soon as its own readers are done, and knows nothing of
@@ -272,6 +275,7 @@ type source struct {
 	lines  []string
 	md     []labels.Labels // nil when no entry has metadata
 	lo, hi int
+	cost   int64 // decoded bytes it holds, counted in the select's decodedHeld
 }
 
 type key struct {
@@ -309,6 +313,13 @@ type streamIter struct {
 	err     error
 	closed  bool
 	scratch []byte
+
+	// dec counts the decoded bytes of every iterator of the select; this
+	// one's part is the cost of its sources plus retired, the cost of the
+	// sources it finished whose lines the last batch may still share,
+	// given back at the next Next.
+	dec     *decodedHeld
+	retired int64
 }
 
 func (it *streamIter) Labels() labels.Labels { return it.lbls }
@@ -345,23 +356,42 @@ func (it *streamIter) Next() bool {
 	if !it.started {
 		it.started = true
 		if src := it.memSource(); src != nil {
+			if err := it.dec.take(src.cost); err != nil {
+				it.err = err
+				it.finish()
+				return false
+			}
 			it.srcs = append(it.srcs, src)
 		}
 	}
 	b := &it.batch
 	b.Labels = it.lbls
 	b.Ts, b.Seq, b.Sizes = b.Ts[:0], b.Seq[:0], b.Sizes[:0]
+	// The last batch's lines and metadata are no longer the caller's: drop
+	// them all, also past the new batch's end, so that no finished block
+	// stays reachable from this batch's arrays.
+	clear(b.Metadata[:cap(b.Metadata)])
 	b.Metadata = b.Metadata[:0]
 	if it.p.Lines {
+		clear(b.Lines[:cap(b.Lines)])
 		b.Lines = b.Lines[:0]
 	} else {
 		b.Lines = nil
 	}
+	it.dec.give(it.retired)
+	it.retired = 0
+fill:
 	for len(b.Ts) < batchMaxEntries {
 		// Read every block that could hold the next entry.
 		for len(it.pending) > 0 {
 			if best := it.best(); best >= 0 && it.before(it.head(it.srcs[best]), it.startKey(it.pending[0])) {
 				break
+			}
+			if len(b.Ts) > 0 {
+				// Hand out what the batch holds first: the blocks it
+				// came from are then released before the next one is
+				// decoded, so a stream holds one block at a time, not two.
+				break fill
 			}
 			if err := it.ctx.Err(); err != nil {
 				it.err = err
@@ -497,6 +527,7 @@ func (it *streamIter) take(bi int) {
 	it.delta.EntriesScanned += int64(k)
 	if src.lo >= src.hi {
 		it.srcs = slices.Delete(it.srcs, bi, bi+1)
+		it.retired += src.cost
 	}
 }
 
@@ -515,7 +546,10 @@ func (it *streamIter) memSource() *source {
 		return nil
 	}
 	slices.SortStableFunc(es, compareEntries)
-	src := &source{ts: make([]int64, len(es)), seq: make([]uint64, len(es)), sizes: make([]uint32, len(es)), hi: len(es)}
+	// The lines are the head's own strings, shared, not copies: only the
+	// columns are new.
+	src := &source{ts: make([]int64, len(es)), seq: make([]uint64, len(es)), sizes: make([]uint32, len(es)), hi: len(es),
+		cost: decodedCost(len(es), 0, it.p.Lines)}
 	if it.p.Lines {
 		src.lines = make([]string, len(es))
 	}
@@ -530,6 +564,9 @@ func (it *streamIter) memSource() *source {
 			}
 			src.md[i] = e.Metadata
 		}
+	}
+	if src.md != nil {
+		src.cost += mdCost(len(es))
 	}
 	return src
 }
@@ -554,22 +591,39 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 			return nil, nil
 		}
 	}
+	// Count the block before decoding it, from its header, so that a
+	// select past its bound fails before it allocates.
+	cost := blockCost(b, it.p.Lines)
+	if err := it.dec.take(cost); err != nil {
+		return nil, err
+	}
 	d := &blockData{}
 	var err error
 	it.scratch, err = it.s.readBlock(b, it.p.Lines, d, it.scratch)
 	if err != nil {
+		it.dec.give(cost)
 		return nil, it.readFailed(b, err)
 	}
 	it.delta.BlocksRead++
 	if !it.wantedByFilter(b, d) {
+		it.dec.give(cost)
 		return nil, nil
 	}
 	lo := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.Start })
 	hi := sort.Search(len(d.ts), func(i int) bool { return d.ts[i] >= it.p.End })
 	if lo >= hi {
+		it.dec.give(cost)
 		return nil, nil
 	}
-	return &source{ts: d.ts, seq: d.seq, sizes: d.sizes, lines: d.lines, md: d.md, lo: lo, hi: hi}, nil
+	if d.md != nil {
+		extra := mdCost(len(d.md))
+		if err := it.dec.take(extra); err != nil {
+			it.dec.give(cost)
+			return nil, err
+		}
+		cost += extra
+	}
+	return &source{ts: d.ts, seq: d.seq, sizes: d.sizes, lines: d.lines, md: d.md, lo: lo, hi: hi, cost: cost}, nil
 }
 
 // readFailed marks corrupt blocks and skips them; other errors end the
@@ -618,6 +672,11 @@ func (it *streamIter) finish() {
 		it.s.releaseSegments(it.held)
 		it.held = nil
 	}
+	for _, src := range it.srcs {
+		it.dec.give(src.cost)
+	}
+	it.dec.give(it.retired)
+	it.retired = 0
 	it.srcs = nil
 	it.pending = nil
 	// The last batch's lines share the last decoded block: a query that

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"errors"
 	"sync/atomic"
 
 	"github.com/lokal-logs/lokal/pkg/logql/syntax"
+	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // heldBytes counts what one metric query's accumulators hold at once (series
@@ -40,4 +42,15 @@ func accBytes(a *rangeAcc) int64 {
 func (ev *evaluator) windowsOverBudget(x *syntax.RangeAggregationExpr, series, samples int) error {
 	return queryErr(ErrMemoryBudget, "%s would hold %d series and %d samples of its [%s] windows at once (%d MiB), more than the memory budget of one query (%d MiB); group by fewer labels, drop labels the parser makes, select fewer lines or shorten the range",
 		x.Operation, series, samples, x.Left.Interval, mib(ev.held.n.Load()), mib(ev.held.max))
+}
+
+// decodedLimit turns the store's refusal of a select whose streams would
+// hold too many decoded blocks at once into the engine's memory-budget
+// error, with the store's numbers and without the stream it came up in.
+func decodedLimit(err error) error {
+	var de *store.DecodedLimitError
+	if errors.As(err, &de) {
+		return queryErr(ErrMemoryBudget, "%s", de.Error())
+	}
+	return err
 }

@@ -306,7 +306,7 @@ func (e *Engine) Query(ctx context.Context, p Params) (res Result, err error) {
 		return Result{}, queryErr(ErrBadQuery, "unsupported expression %T", expr)
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, decodedLimit(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err

@@ -39,6 +39,40 @@ const (
 	maxFedItems      = 1024
 )
 
+// A merge of many streams shares fedTotalBytes and fedTotalItems among
+// them: each stream holds up to three pieces (one the merge reads, one
+// waiting, one being made), so a merge of 41 streams at the bounds above
+// held 31 MiB of pieces besides the streams' decoded blocks. A piece is
+// never cut below minFedBatchBytes and minFedItems, which keeps the
+// hand-overs few.
+const (
+	fedTotalBytes    = 6 << 20
+	fedTotalItems    = 24 << 10
+	minFedBatchBytes = 16 << 10
+	minFedItems      = 64
+)
+
+// fedLimits bounds the pieces a stream's goroutine hands to a merge.
+type fedLimits struct{ bytes, items int }
+
+// fedLimitsFor is the bound of each piece in a merge of n streams.
+func fedLimitsFor(n int) fedLimits {
+	n = 3 * max(n, 1)
+	return fedLimits{
+		bytes: max(minFedBatchBytes, min(maxFedBatchBytes, fedTotalBytes/n)),
+		items: max(minFedItems, min(maxFedItems, fedTotalItems/n)),
+	}
+}
+
+// full reports whether a piece of items holding size bytes is complete; a
+// zero fedLimits bounds pieces by maxFedBatchBytes and maxFedItems.
+func (l fedLimits) full(items, size int) bool {
+	if l.bytes == 0 {
+		l = fedLimits{maxFedBatchBytes, maxFedItems}
+	}
+	return size >= l.bytes || items >= l.items
+}
+
 // feeder hands a stream's reading and filtering to a goroutine once a query
 // has read enough batches to be a long scan.
 type feeder struct {
@@ -47,7 +81,8 @@ type feeder struct {
 	wg        sync.WaitGroup
 	parallel  bool
 	threshold int
-	read      int // batches read sequentially so far
+	read      int       // batches read sequentially so far
+	lim       fedLimits // of each piece a stream hands over
 }
 
 // start reads c's stream on a goroutine of its own, running the pipeline
@@ -67,7 +102,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			out = append(out, processed{ts: ts, seq: b.Seq[i], line: strings.Clone(line), ls: ls, hash: h})
 			// Lines a template made long leave in smaller batches, so what
 			// waits for the merge stays bounded.
-			if size += len(line); size >= maxFedBatchBytes || len(out) >= maxFedItems {
+			if size += len(line); f.lim.full(len(out), size) {
 				if !r.flush(out) {
 					return nil, false
 				}

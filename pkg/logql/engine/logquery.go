@@ -49,7 +49,7 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	feeds := &feeder{ctx: pctx, sem: make(chan struct{}, e.opts.Parallelism), parallel: e.opts.Parallelism > 1,
-		threshold: sequentialBatches + 2*len(its)}
+		threshold: sequentialBatches + 2*len(its), lim: fedLimitsFor(len(its))}
 	// Order matters: stop the feeding goroutines and wait for them before
 	// the iterators they read are closed.
 	defer closeAll(its)

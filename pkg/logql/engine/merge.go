@@ -27,12 +27,22 @@ type mergeInput interface {
 type merge[C mergeInput] struct {
 	cs   []C
 	less func(a, b C) bool
+	// skip, when set, tells an input whose current item is only a mark of
+	// how far its stream has got (no item before it): the merge moves past
+	// marks itself, so top is never one.
+	skip func(c C) bool
 }
 
 // newMerge moves every input to its first item and keeps those that have
 // one.
 func newMerge[C mergeInput](ctx context.Context, inputs []C, less func(a, b C) bool) (*merge[C], error) {
-	m := &merge[C]{cs: make([]C, 0, len(inputs)), less: less}
+	return newMarkedMerge(ctx, inputs, less, nil)
+}
+
+// newMarkedMerge is newMerge over inputs whose items may be marks (see
+// merge.skip).
+func newMarkedMerge[C mergeInput](ctx context.Context, inputs []C, less func(a, b C) bool, skip func(c C) bool) (*merge[C], error) {
+	m := &merge[C]{cs: make([]C, 0, len(inputs)), less: less, skip: skip}
 	for _, c := range inputs {
 		ok, err := c.advance(ctx)
 		if err != nil {
@@ -45,6 +55,9 @@ func newMerge[C mergeInput](ctx context.Context, inputs []C, less func(a, b C) b
 	for i := len(m.cs)/2 - 1; i >= 0; i-- {
 		m.down(i)
 	}
+	if err := m.pastMarks(ctx); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -55,8 +68,27 @@ func (m *merge[C]) empty() bool { return len(m.cs) == 0 }
 func (m *merge[C]) top() C { return m.cs[0] }
 
 // next advances the top input past its item and restores the order,
-// dropping the input when it ends.
+// dropping the input when it ends, and then past any marks on top.
 func (m *merge[C]) next(ctx context.Context) error {
+	if err := m.step(ctx); err != nil {
+		return err
+	}
+	return m.pastMarks(ctx)
+}
+
+// pastMarks advances inputs while the top one holds a mark.
+func (m *merge[C]) pastMarks(ctx context.Context) error {
+	for m.skip != nil && len(m.cs) > 0 && m.skip(m.cs[0]) {
+		if err := m.step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step advances the top input past its item and restores the order,
+// dropping the input when it ends.
+func (m *merge[C]) step(ctx context.Context) error {
 	ok, err := m.cs[0].advance(ctx)
 	if err != nil {
 		return err

@@ -26,6 +26,9 @@ type sampleCursor struct {
 	// parsers can make a new label set per line.
 	lsText  string
 	hasText bool
+	// mark is set when the current item is no sample but the time its
+	// stream has been read up to (see sampleRec.mark).
+	mark bool
 }
 
 type sampleRec struct {
@@ -33,6 +36,12 @@ type sampleRec struct {
 	v    float64
 	ls   labels.Labels
 	hash uint64
+	// mark makes the record no sample but a note that the stream has no
+	// sample before ts: a stream whose lines give no sample (a parser or
+	// unwrap that finds nothing in them) would otherwise be read to its
+	// end before the merge could order its first sample, holding up the
+	// query (and its refusals) for the whole read.
+	mark bool
 }
 
 func (c *sampleCursor) text() string {
@@ -47,10 +56,10 @@ func (c *sampleCursor) advance(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, err
 	}
-	if r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
+	if r.mark || c.mark || r.hash != c.hash || !labels.Equal(r.ls, c.ls) {
 		c.lsText, c.hasText = "", false
 	}
-	c.ts, c.v, c.ls, c.hash = r.ts, r.v, r.ls, r.hash
+	c.ts, c.v, c.ls, c.hash, c.mark = r.ts, r.v, r.ls, r.hash, r.mark
 	return true, nil
 }
 
@@ -83,10 +92,11 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 	}
 	sem := make(chan struct{}, ev.e.opts.Parallelism)
 	cs := make([]*sampleCursor, 0, len(its))
+	lim := fedLimitsFor(len(its))
 	for _, it := range its {
-		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)})
+		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off, lim)})
 	}
-	if m, err = newMerge(ev.ctx, cs, sampleOrder); err != nil {
+	if m, err = newMarkedMerge(ev.ctx, cs, sampleOrder, func(c *sampleCursor) bool { return c.mark }); err != nil {
 		stop()
 		return nil, nil, err
 	}
@@ -94,16 +104,18 @@ func (ev *evaluator) mergeSamples(its []store.StreamIterator, ex *log.SampleExtr
 }
 
 // feedSamples reads one stream on its own goroutine, sending the samples
-// that fall in some window; sem bounds how many streams parse at once.
+// that fall in some window in pieces bounded by lim; sem bounds how many
+// streams parse at once.
 //
 // Samples carry their grouped labels (by/without of the range aggregation),
 // as Loki's extractors do: grouping runs here in parallel, and ties in the
 // time-ordered merge compare the short grouped label sets.
-func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64) *feed[sampleRec] {
+func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}, it store.StreamIterator, sx *log.StreamSampleExtractor, grouping *syntax.Grouping, rng, off int64, lim fedLimits) *feed[sampleRec] {
 	g := &grouper{g: grouping}
 	return startFeed(ctx, wg, sem, it, func(b *store.Batch, r *feedRun[sampleRec]) ([]sampleRec, bool) {
 		var recs []sampleRec
-		size := 0 // bytes of the label sets made for these samples
+		size := 0     // bytes of the label sets made for these samples
+		sent := false // some of the batch's samples were flushed
 		for i, ts := range b.Ts {
 			if stopped(ctx) {
 				return nil, false
@@ -118,13 +130,20 @@ func (ev *evaluator) feedSamples(ctx context.Context, wg *sync.WaitGroup, sem ch
 					size += labelsBytes(gl)
 				}
 				recs = append(recs, sampleRec{ts: ts, v: v, ls: gl, hash: gh})
-				if size >= maxFedBatchBytes || len(recs) >= maxFedItems {
+				if lim.full(len(recs), size) {
 					if !r.flush(recs) {
 						return nil, false
 					}
 					recs, size = nil, 0
+					sent = true
 				}
 			}
+		}
+		if len(recs) == 0 && !sent && len(b.Ts) > 0 {
+			// Nothing in this batch: tell the merge how far the stream
+			// has got, so it orders the other streams' samples before
+			// this one reads on.
+			return []sampleRec{{ts: b.Ts[len(b.Ts)-1], mark: true}}, true
 		}
 		return recs, true
 	})
