@@ -121,10 +121,12 @@ func (ev *evaluator) foldBlockSamples(x *syntax.RangeAggregationExpr, rng, off i
 		}
 	}
 	sem := make(chan struct{}, ev.e.opts.Parallelism)
+	lim := fedLimitsFor(len(heads))
 	for _, it := range heads {
-		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off)})
+		cs = append(cs, &sampleCursor{feed: ev.feedSamples(ctx, wg, sem, it, ex.ForStream(it.Labels()), x.Grouping, rng, off, lim)})
 	}
-	m, err := newMerge(ev.ctx, cs, sampleOrder)
+	// Heads' feeds send marks of how far they have read; none leaves the merge.
+	m, err := newMarkedMerge(ev.ctx, cs, sampleOrder, func(c *sampleCursor) bool { return c.mark })
 	if err != nil {
 		return nil, true, err
 	}
