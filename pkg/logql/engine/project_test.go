@@ -46,6 +46,18 @@ func projectionStore(t *testing.T) *memstore.Store {
 			t.Fatal(err)
 		}
 	}
+	// app="b" has a parsed key named like the error label.
+	es := make([]store.Entry, 300)
+	for i := range es {
+		line := fmt.Sprintf("level=info n=%d", i)
+		if i%10 == 3 {
+			line += " __error__=oops __error_details__=why"
+		}
+		es[i] = store.Entry{Ts: int64(time.Duration(i) * time.Second), Seq: uint64(i), Line: line}
+	}
+	if err := st.Append(context.Background(), store.AppendBatch{Streams: []store.StreamEntries{{Labels: labels.FromStrings("app", "b"), Entries: es}}}); err != nil {
+		t.Fatal(err)
+	}
 	return st
 }
 
@@ -60,6 +72,12 @@ func TestProjectionMatchesFull(t *testing.T) {
 		`sum by (level) (count_over_time({app="a"} | logfmt --strict [1m]))`,
 		`sum by (level) (count_over_time({app="a"} | logfmt --strict | __error__="" [1m]))`,
 		`sum by (level) (count_over_time({app="a"} | logfmt --keep-empty | __error__="" [1m]))`,
+		`sum by (audio, pod) (count_over_time({app="a"} | logfmt --keep-empty [1m]))`,
+		`sum by (x, level) (count_over_time({app="a"} | label_format x="" [1m]))`,
+		`sum by (level) (count_over_time({app="a"} |= "level=info" [1m]))`,
+		`sum by (level) (count_over_time({app="b"} | logfmt [1m]))`,
+		`sum by (level) (count_over_time({app="b"} | logfmt | drop __error__ [1m]))`,
+		`sum by (level) (count_over_time({app="b"} | logfmt | __error__="" [1m]))`,
 		`sum by (level) (rate({app="a"} | logfmt | duration > 10ms [1m]))`,
 		`sum by (level) (rate({app="a"} | logfmt | duration > 10ms | __error__="" [1m]))`,
 		`sum by (level) (rate({app="a"} | logfmt | duration > 10ms | drop __error__, __error_details__ [1m]))`,
@@ -118,6 +136,7 @@ func TestProjectionMatchesFull(t *testing.T) {
 		`{app="a"} | logfmt | level="info" | drop path`,
 		`{app="a"} | logfmt | pod_extracted="q1"`,
 		`{app="a"} | logfmt`,
+		`{app="b"} | logfmt | n > 50`,
 	}
 	var ps []Params
 	for _, q := range metric {

@@ -47,6 +47,10 @@ type SampleExtractor struct {
 	groups  []string
 	without bool
 	grouped bool
+
+	// keep, when not nil, are the only labels (sorted, unique) samples
+	// without an error carry (ProjectLabels).
+	keep []string
 }
 
 // NewLineSampleExtractor extracts 1 or the line's length from every line the
@@ -116,7 +120,7 @@ func (s *StreamSampleExtractor) BaseLabels() labels.Labels { return s.sp.BaseLab
 // or ok=false when the line gives no sample.
 func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res labels.Labels, hash uint64, ok bool) {
 	b := s.sp.builder
-	if !s.e.unwrap && !s.e.grouped {
+	if !s.e.unwrap && !s.e.grouped && s.e.keep == nil {
 		out, res, hash, ok := s.sp.Process(ts, line)
 		if !ok {
 			return 0, nil, 0, false
@@ -134,6 +138,11 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 		return 0, nil, 0, false
 	}
 	s.group(b)
+	if s.e.keep != nil {
+		if res, hash, ok = b.keptLabelsWithHash(s.e.keep); ok {
+			return v, res, hash, true
+		}
+	}
 	res, hash = b.LabelsWithHash()
 	return v, res, hash, true
 }

@@ -102,7 +102,8 @@ func (sp *StreamPipeline) runStages(ts int64, line []byte, stages []Stage) ([]by
 
 // run processes one line with process, given the stages to run: the
 // projected stages, then, when the line is kept and its result must be
-// exact (a prefilter, or a line with __error__), the original stages again.
+// exact (a prefilter, or a line with an error label), the original
+// stages again.
 // It returns whether the line is kept.
 func (sp *StreamPipeline) run(process func(stages []Stage) bool) bool {
 	if sp.full == nil {
@@ -115,7 +116,7 @@ func (sp *StreamPipeline) run(process func(stages []Stage) bool) bool {
 	if sp.exact {
 		sp.seen++
 	}
-	if !ok || !sp.exact && !sp.builder.HasErr() {
+	if !ok || !sp.exact && !sp.builder.failed() {
 		return ok
 	}
 	if sp.exact {

@@ -1,6 +1,10 @@
 package log
 
-import "github.com/lokal-logs/lokal/pkg/labels"
+import (
+	"slices"
+
+	"github.com/lokal-logs/lokal/pkg/labels"
+)
 
 // Label projection: a query rarely looks at every label a parser can
 // extract. A metric query grouped `by (level)` observes only level (and the
@@ -170,13 +174,12 @@ func (p *Pipeline) original() []Stage {
 	return p.stages
 }
 
-// ProjectLabels returns an extractor whose samples carry correct values for
-// the labels named in keep (and __error__, __error_details__), which is all
-// a range aggregation grouped `by (keep)` observes: parsers extract only
-// those and the labels that later stages and the unwrap read. Other labels
-// may be missing from a sample's labels, except on a sample with an error,
-// which is extracted again in full and carries every label as before.
-// Without anything to gain it returns e.
+// ProjectLabels returns an extractor whose samples carry only the labels
+// named in keep, as a range aggregation grouped `by (keep)` observes them:
+// parsers extract only those and the labels that later stages and the
+// unwrap read, and the sample's label set is built from keep alone. A
+// sample with an error (__error__ or __error_details__) is extracted again
+// in full and carries every label as before.
 func (e *SampleExtractor) ProjectLabels(keep []string) *SampleExtractor {
 	if e.grouped && e.without {
 		return e
@@ -195,13 +198,15 @@ func (e *SampleExtractor) ProjectLabels(keep []string) *SampleExtractor {
 		}
 		need = need.with(names...)
 	}
-	orig := e.pipeline.original()
-	stages, first := projectStages(orig, need)
-	if first < 0 {
-		return e
-	}
 	c := *e
-	c.pipeline = &Pipeline{stages: stages, full: orig}
+	c.keep = slices.Compact(slices.Sorted(slices.Values(keep)))
+	if c.keep == nil {
+		c.keep = []string{}
+	}
+	orig := e.pipeline.original()
+	if stages, first := projectStages(orig, need); first >= 0 {
+		c.pipeline = &Pipeline{stages: stages, full: orig}
+	}
 	return &c
 }
 
