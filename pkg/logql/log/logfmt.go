@@ -411,6 +411,15 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 		}
 	}
 	bad := d.scan(func(k, v string) {
+		// A projected parser looks at the key first: most keys are not
+		// needed, and their values need no check.
+		name := ""
+		if st.need != nil {
+			var ok bool
+			if name, ok = st.neededName(lbs, k); !ok {
+				return
+			}
+		}
 		// Loki drops values holding U+FFFD or invalid UTF-8, which
 		// Prometheus label values cannot carry.
 		var val []byte
@@ -434,9 +443,7 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 			return
 		}
 		if st.need != nil {
-			if name, ok := st.neededName(lbs, k); ok {
-				lbs.SetParsed(name, st.intern(val))
-			}
+			lbs.SetParsed(name, st.intern(val))
 			return
 		}
 		st.key = appendSanitized(st.key[:0], unsafeBytes(k), true)
