@@ -89,6 +89,9 @@ type Engine struct {
 	// noFuse turns off streaming range aggregations into the vector
 	// aggregation above them (tests check both ways agree).
 	noFuse bool
+	// noProject has parsers extract every label, with no prefilter and no
+	// projection (tests check the answers are the same).
+	noProject bool
 	// noHints leaves hints out of Result.Warnings (tests check the answer
 	// is the same without them).
 	noHints bool

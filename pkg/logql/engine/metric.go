@@ -80,6 +80,9 @@ type evaluator struct {
 	// noFuse evaluates aggregations over range aggregations by
 	// materialising the inner series (tests compare both ways).
 	noFuse bool
+	// noProject extracts every label a parser can (tests compare the
+	// results with and without projection).
+	noProject bool
 	// seriesCap bounds the series any node holds (see Engine.seriesCap).
 	seriesCap int
 	// held counts what the query's accumulators hold against
@@ -88,7 +91,7 @@ type evaluator struct {
 }
 
 func (e *Engine) metricQuery(ctx context.Context, expr syntax.SampleExpr, p Params) (Result, error) {
-	ev := &evaluator{e: e, ctx: ctx, noFuse: e.noFuse, held: &heldBytes{max: e.opts.MemoryBudget}}
+	ev := &evaluator{e: e, ctx: ctx, noFuse: e.noFuse, noProject: e.noProject, held: &heldBytes{max: e.opts.MemoryBudget}}
 	if p.Instant {
 		t := p.Start
 		if t.IsZero() {

@@ -51,7 +51,12 @@ func (e *Engine) compileSelector(sel syntax.LogSelectorExpr) (*selector, error) 
 		}
 		built = append(built, s)
 	}
+	// A label filter after a parser decides on a few labels: the parsers
+	// first extract only those, and only lines that pass are parsed in full.
 	out.pipeline = log.NewPipeline(built...)
+	if !e.noProject {
+		out.pipeline = out.pipeline.Prefiltered()
+	}
 	if len(groups) > 0 {
 		out.hint = &store.LineFilterHint{Groups: groups}
 	}
@@ -147,6 +152,18 @@ func sampleExtractor(x *syntax.RangeAggregationExpr, p *log.Pipeline) (*log.Samp
 	// sample rather than a conversion error (Loki since v2.6); the log
 	// package's extractor implements that.
 	return log.NewLabelSampleExtractor(u.Identifier, conv, p, post...), nil
+}
+
+// projected is ex with its parsers extracting only the labels x observes:
+// under `by (g)` (its own or a sum's pushed down) every sample's labels are
+// cut to g, so the others need not be extracted (a sample with an error
+// keeps all its labels, and the log package extracts it in full). Without
+// grouping, or with `without`, every label is observed.
+func projected(x *syntax.RangeAggregationExpr, ex *log.SampleExtractor) *log.SampleExtractor {
+	if x.Grouping == nil || x.Grouping.Without {
+		return ex
+	}
+	return ex.ProjectLabels(x.Grouping.Groups)
 }
 
 // buildStage maps one AST stage to its log stage.

@@ -229,6 +229,9 @@ func (ev *evaluator) rangeSelectParams(x *syntax.RangeAggregationExpr, allLines 
 	if err != nil {
 		return store.SelectParams{}, nil, err
 	}
+	if !ev.noProject {
+		ex = projected(x, ex)
+	}
 	rng, off := int64(x.Left.Interval), int64(x.Left.Offset)
 	last := ev.steps[len(ev.steps)-1]
 	return store.SelectParams{

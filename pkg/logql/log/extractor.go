@@ -47,6 +47,10 @@ type SampleExtractor struct {
 	groups  []string
 	without bool
 	grouped bool
+
+	// keep, when not nil, are the only labels (sorted, unique) samples
+	// without an error carry (ProjectLabels).
+	keep []string
 }
 
 // NewLineSampleExtractor extracts 1 or the line's length from every line the
@@ -116,7 +120,7 @@ func (s *StreamSampleExtractor) BaseLabels() labels.Labels { return s.sp.BaseLab
 // or ok=false when the line gives no sample.
 func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res labels.Labels, hash uint64, ok bool) {
 	b := s.sp.builder
-	if !s.e.unwrap && !s.e.grouped {
+	if !s.e.unwrap && !s.e.grouped && s.e.keep == nil {
 		out, res, hash, ok := s.sp.Process(ts, line)
 		if !ok {
 			return 0, nil, 0, false
@@ -126,42 +130,54 @@ func (s *StreamSampleExtractor) Process(ts int64, line []byte) (v float64, res l
 		}
 		return 1, res, hash, true
 	}
-	// Run the stages by hand: the builder must stay open for the conversion
-	// error, the post stages and the grouping.
-	b.Reset()
-	for i, st := range s.sp.stages {
-		b.enterStage(i + 1)
-		line, ok = st.Process(ts, line, b)
-		if !ok {
-			return 0, nil, 0, false
-		}
-	}
-	if !s.e.unwrap {
-		v = 1
-		if s.e.kind == LineBytes {
-			v = float64(len(line))
-		}
-	} else {
-		raw, _ := b.Get(s.e.label)
-		if raw == "" {
-			return 0, nil, 0, false
-		}
-		var err error
-		if v, err = convert(s.e.conv, raw); err != nil {
-			v = 0
-			b.SetErr(ErrSampleExtraction, err.Error())
-		}
-		for i, st := range s.post {
-			b.enterStage(len(s.sp.stages) + i + 1)
-			line, ok = st.Process(ts, line, b)
-			if !ok {
-				return 0, nil, 0, false
-			}
-		}
+	ok = s.sp.run(func(stages []Stage) bool {
+		v, ok = s.extract(ts, line, stages)
+		return ok
+	})
+	if !ok {
+		return 0, nil, 0, false
 	}
 	s.group(b)
+	if s.e.keep != nil {
+		if res, hash, ok = b.keptLabelsWithHash(s.e.keep); ok {
+			return v, res, hash, true
+		}
+	}
 	res, hash = b.LabelsWithHash()
 	return v, res, hash, true
+}
+
+// extract runs stages, the unwrap and the post stages over one line,
+// leaving the sample's labels in the builder. The builder stays open
+// (unlike StreamPipeline.Process) for the conversion error, the post stages
+// and the grouping.
+func (s *StreamSampleExtractor) extract(ts int64, line []byte, stages []Stage) (v float64, ok bool) {
+	b := s.sp.builder
+	if line, ok = s.sp.runStages(ts, line, stages); !ok {
+		return 0, false
+	}
+	if !s.e.unwrap {
+		if s.e.kind == LineBytes {
+			return float64(len(line)), true
+		}
+		return 1, true
+	}
+	raw, _ := b.Get(s.e.label)
+	if raw == "" {
+		return 0, false
+	}
+	var err error
+	if v, err = convert(s.e.conv, raw); err != nil {
+		v = 0
+		b.SetErr(ErrSampleExtraction, err.Error())
+	}
+	for i, st := range s.post {
+		b.enterStage(len(stages) + i + 1)
+		if line, ok = st.Process(ts, line, b); !ok {
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // group applies the grouping to the builder (see WithGrouping).

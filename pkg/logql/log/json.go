@@ -254,15 +254,18 @@ func (s *jsonScanner) skipValue(depth int) ([]byte, jsonKind, error) {
 func NewJSONParser() Stage { return &jsonStage{} }
 
 type jsonStage struct {
-	st *parserState
+	need needSet
+	st   *parserState
 }
 
-func (j *jsonStage) ForStream() Stage { return &jsonStage{st: newParserState()} }
+func (j *jsonStage) ForStream() Stage { return &jsonStage{need: j.need, st: projectedState(j.need)} }
+
+func (j *jsonStage) project(need needSet) Stage { return &jsonStage{need: need} }
 
 func (j *jsonStage) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
 	st := j.st
 	if st == nil {
-		st = newParserState()
+		st = projectedState(j.need)
 	}
 	s := &st.scan
 	s.data, s.pos = line, 0

@@ -55,6 +55,11 @@ type LabelsBuilder struct {
 
 	scratch labels.Labels
 	cache   map[uint64]labels.Labels
+	// keptBase is keptLabelsWithHash of a line no stage changed (the
+	// stream's own labels cut to the kept names), made on first use: the
+	// kept names are the same for every line of a builder.
+	keptBase     labels.Labels
+	keptBaseHash uint64
 }
 
 // NewLabelsBuilder returns a builder over the stream labels base.
@@ -94,27 +99,34 @@ func (b *LabelsBuilder) Get(name string) (string, bool) {
 	case ErrorDetailsLabel:
 		return b.errDetails, b.errDetails != ""
 	}
+	v, _, ok := b.lookup(name)
+	return v, ok
+}
+
+// lookup is Get for a name other than the error labels; staged tells
+// whether a stage set the value.
+func (b *LabelsBuilder) lookup(name string) (v string, staged, ok bool) {
 	for i := range b.add {
 		if b.add[i].Name == name {
-			return b.add[i].Value, true
+			return b.add[i].Value, true, true
 		}
 	}
 	for _, d := range b.del {
 		if d == name {
-			return "", false
+			return "", false, false
 		}
 	}
 	for _, l := range b.md {
 		if l.Name == name {
-			return l.Value, true
+			return l.Value, false, true
 		}
 	}
 	for _, l := range b.base {
 		if l.Name == name {
-			return l.Value, true
+			return l.Value, false, true
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // Has reports whether name is present (with any value, even empty).
@@ -315,6 +327,12 @@ func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
 	}
 	slices.SortFunc(s, func(x, y labels.Label) int { return strings.Compare(x.Name, y.Name) })
 	b.scratch = s
+	return b.cached(s)
+}
+
+// cached returns the immutable cached copy of the sorted set s (which it
+// does not keep) and its hash, caching it on first sight.
+func (b *LabelsBuilder) cached(s labels.Labels) (labels.Labels, uint64) {
 	h := s.Hash()
 	if cached, ok := b.cache[h]; ok {
 		if labels.Equal(cached, s) {
@@ -329,4 +347,54 @@ func (b *LabelsBuilder) LabelsWithHash() (labels.Labels, uint64) {
 	out := slices.Clone(s)
 	b.cache[h] = out
 	return out, h
+}
+
+// keptLabelsWithHash is LabelsWithHash().Keep(names...) with its hash,
+// built from the named labels alone (names sorted and unique), so a line
+// whose labels reduce to a few grouping labels costs neither the full set
+// nor its sort, and a set seen before no allocation. ok is false, and
+// nothing is built, when the line carries __error__ or __error_details__
+// (whose set keeps every label), even as a parsed key.
+func (b *LabelsBuilder) keptLabelsWithHash(names []string) (ls labels.Labels, hash uint64, ok bool) {
+	if b.failed() {
+		return nil, 0, false
+	}
+	unchanged := b.unchanged()
+	if unchanged && b.keptBase != nil {
+		return b.keptBase, b.keptBaseHash, true
+	}
+	s := b.scratch[:0]
+	for _, n := range names {
+		if v, ok := b.resultValue(n); ok {
+			s = append(s, labels.Label{Name: n, Value: v})
+		}
+	}
+	b.scratch = s
+	ls, hash = b.cached(s)
+	if unchanged {
+		b.keptBase, b.keptBaseHash = ls, hash
+	}
+	return ls, hash, true
+}
+
+// failed reports whether the line's result carries __error__ or
+// __error_details__, set by a stage or parsed from the line as a key.
+func (b *LabelsBuilder) failed() bool {
+	if b.err != "" || b.errDetails != "" {
+		return true
+	}
+	for i := range b.add {
+		if n := b.add[i].Name; n == ErrorLabel || n == ErrorDetailsLabel {
+			return true
+		}
+	}
+	return false
+}
+
+// resultValue is the value of name in the line's result set (see
+// LabelsWithHash) of a line without an error: a label set by a stage, even
+// empty, or else a non-empty structured metadata or stream label not deleted.
+func (b *LabelsBuilder) resultValue(name string) (string, bool) {
+	v, staged, ok := b.lookup(name)
+	return v, ok && (staged || v != "")
 }

@@ -380,18 +380,28 @@ type logfmtParser struct {
 	opts       LogfmtOptions
 	want       map[string]string // key -> label; nil extracts everything
 	wantLabels []string
+	need       needSet // nil extracts every label (see project.go)
 	st         *parserState
 	dec        *logfmtScanner
 }
 
 func (l *logfmtParser) ForStream() Stage {
-	return &logfmtParser{opts: l.opts, want: l.want, wantLabels: l.wantLabels, st: newParserState(), dec: &logfmtScanner{}}
+	return &logfmtParser{opts: l.opts, want: l.want, wantLabels: l.wantLabels, need: l.need, st: projectedState(l.need), dec: &logfmtScanner{}}
+}
+
+// project extracts only needed keys; a logfmt with listed keys extracts
+// few already and is left as it is.
+func (l *logfmtParser) project(need needSet) Stage {
+	if l.want != nil {
+		return nil
+	}
+	return &logfmtParser{opts: l.opts, need: need}
 }
 
 func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
 	st, d := l.st, l.dec
 	if st == nil {
-		st, d = newParserState(), &logfmtScanner{}
+		st, d = projectedState(l.need), &logfmtScanner{}
 	}
 	d.line, d.pos = unsafeString(line), 0
 	defer func() { d.line = "" }()
@@ -401,6 +411,15 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 		}
 	}
 	bad := d.scan(func(k, v string) {
+		// A projected parser looks at the key first: most keys are not
+		// needed, and their values need no check.
+		name := ""
+		if st.need != nil {
+			var ok bool
+			if name, ok = st.neededName(lbs, k); !ok {
+				return
+			}
+		}
 		// Loki drops values holding U+FFFD or invalid UTF-8, which
 		// Prometheus label values cannot carry.
 		var val []byte
@@ -421,6 +440,10 @@ func (l *logfmtParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte
 			return
 		}
 		if len(val) == 0 && !l.opts.KeepEmpty {
+			return
+		}
+		if st.need != nil {
+			lbs.SetParsed(name, st.intern(val))
 			return
 		}
 		st.key = appendSanitized(st.key[:0], unsafeBytes(k), true)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -30,10 +31,47 @@ type parserState struct {
 	names  map[string]string // sanitized key -> label name (with _extracted when a stream label)
 	values map[string]string
 	caps   [][]byte
+	// need, when not nil, is the set of labels to extract (see
+	// project.go); proj caches each raw key's label name and whether it
+	// is needed.
+	need needSet
+	proj map[string]projName
+}
+
+type projName struct {
+	name   string
+	needed bool
 }
 
 func newParserState() *parserState {
 	return &parserState{names: map[string]string{}, values: map[string]string{}}
+}
+
+// projectedState is newParserState for a parser extracting only need (nil
+// for everything).
+func projectedState(need needSet) *parserState {
+	st := newParserState()
+	st.need = need
+	return st
+}
+
+// neededName returns the label name of a raw (unsanitized) key and whether
+// the parser must extract it, without sanitizing a key it has seen before.
+func (st *parserState) neededName(lbs *LabelsBuilder, raw string) (string, bool) {
+	if p, ok := st.proj[raw]; ok {
+		return p.name, p.needed
+	}
+	st.key = appendSanitized(st.key[:0], unsafeBytes(raw), true)
+	var p projName
+	if len(st.key) > 0 {
+		p.name = st.labelName(lbs, st.key)
+		p.needed = st.need.has(p.name)
+	}
+	if st.proj == nil || len(st.proj) >= maxNameCache {
+		st.proj = map[string]projName{}
+	}
+	st.proj[strings.Clone(raw)] = p
+	return p.name, p.needed
 }
 
 // labelName returns the label name for a sanitized key, suffixed with
@@ -73,7 +111,15 @@ func (st *parserState) setParsed(lbs *LabelsBuilder, key, value []byte) {
 	if len(key) == 0 {
 		return
 	}
-	lbs.SetParsed(st.labelName(lbs, key), st.intern(value))
+	st.setNamed(lbs, st.labelName(lbs, key), value)
+}
+
+// setNamed sets the parsed label name when the parser extracts it.
+func (st *parserState) setNamed(lbs *LabelsBuilder, name string, value []byte) {
+	if st.need != nil && !st.need.has(name) {
+		return
+	}
+	lbs.SetParsed(name, st.intern(value))
 }
 
 // SanitizeLabelName turns a parsed key into a label name as Loki does:
@@ -157,24 +203,29 @@ func NewRegexpParser(expr string) (Stage, error) {
 type regexpParser struct {
 	re    *regexp.Regexp
 	names []string
+	need  needSet
 	st    *parserState
 }
 
 func (r *regexpParser) ForStream() Stage {
-	return &regexpParser{re: r.re, names: r.names, st: newParserState()}
+	return &regexpParser{re: r.re, names: r.names, need: r.need, st: projectedState(r.need)}
+}
+
+func (r *regexpParser) project(need needSet) Stage {
+	return &regexpParser{re: r.re, names: r.names, need: need}
 }
 
 func (r *regexpParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
 	st := r.st
 	if st == nil {
-		st = newParserState()
+		st = projectedState(r.need)
 	}
 	m := r.re.FindSubmatch(line)
 	for i, v := range m {
 		if i == 0 || r.names[i] == "" {
 			continue
 		}
-		lbs.SetParsed(st.labelName(lbs, []byte(r.names[i])), st.intern(v))
+		st.setNamed(lbs, st.labelName(lbs, []byte(r.names[i])), v)
 	}
 	return line, true
 }
@@ -191,18 +242,23 @@ func NewPatternParser(pattern string) (Stage, error) {
 }
 
 type patternParser struct {
-	m  *patternMatcher
-	st *parserState
+	m    *patternMatcher
+	need needSet
+	st   *parserState
 }
 
 func (p *patternParser) ForStream() Stage {
-	return &patternParser{m: p.m, st: newParserState()}
+	return &patternParser{m: p.m, need: p.need, st: projectedState(p.need)}
+}
+
+func (p *patternParser) project(need needSet) Stage {
+	return &patternParser{m: p.m, need: need}
 }
 
 func (p *patternParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byte, bool) {
 	st := p.st
 	if st == nil {
-		st = newParserState()
+		st = projectedState(p.need)
 	}
 	if cap(st.caps) < len(p.m.names) {
 		st.caps = make([][]byte, len(p.m.names))
@@ -215,7 +271,7 @@ func (p *patternParser) Process(_ int64, line []byte, lbs *LabelsBuilder) ([]byt
 		if c == nil {
 			continue
 		}
-		lbs.SetParsed(st.labelName(lbs, []byte(p.m.names[i])), st.intern(c))
+		st.setNamed(lbs, st.labelName(lbs, []byte(p.m.names[i])), c)
 	}
 	return line, true
 }

@@ -23,6 +23,12 @@ func (f StageFunc) Process(ts int64, line []byte, lbs *LabelsBuilder) ([]byte, b
 // Pipeline is an ordered list of stages, shared by all streams of a query.
 type Pipeline struct {
 	stages []Stage
+	// full, when set, are the stages as built and stages their projection
+	// (see project.go): a line whose projected result may differ from the
+	// full one where it matters is processed again by full. exact asks for
+	// that on every line kept (the result must carry every label).
+	full  []Stage
+	exact bool
 }
 
 // NewPipeline chains stages in order. Nil stages are skipped; with no stages
@@ -48,6 +54,7 @@ func (p *Pipeline) ForStream(lbs labels.Labels) *StreamPipeline {
 	sp := &StreamPipeline{builder: NewLabelsBuilder(lbs)}
 	if p != nil {
 		sp.stages = stagesForStream(p.stages)
+		sp.full, sp.exact = p.full, p.exact
 	}
 	return sp
 }
@@ -57,6 +64,73 @@ func (p *Pipeline) ForStream(lbs labels.Labels) *StreamPipeline {
 type StreamPipeline struct {
 	stages  []Stage
 	builder *LabelsBuilder
+
+	// full are the stages before projection (nil when not projected),
+	// made per stream on first use in fullStages; exact is Pipeline.exact.
+	full         []Stage
+	fullStream   []Stage
+	exact        bool
+	seen, passed int // prefiltered lines and those that passed the prefilter
+}
+
+// prefilterProbe is how many lines a prefiltered stream processes before
+// it judges whether the prefilter pays: when at least half of the lines
+// pass it, the lines are processed in full directly.
+const prefilterProbe = 64
+
+// fullStages returns the per-stream instances of the unprojected stages.
+func (sp *StreamPipeline) fullStages() []Stage {
+	if sp.fullStream == nil {
+		sp.fullStream = stagesForStream(sp.full)
+	}
+	return sp.fullStream
+}
+
+// runStages runs stages over one line with a fresh builder state.
+func (sp *StreamPipeline) runStages(ts int64, line []byte, stages []Stage) ([]byte, bool) {
+	sp.builder.Reset()
+	for i, s := range stages {
+		sp.builder.enterStage(i + 1)
+		var ok bool
+		line, ok = s.Process(ts, line, sp.builder)
+		if !ok {
+			return nil, false
+		}
+	}
+	return line, true
+}
+
+// run processes one line with process, given the stages to run: the
+// projected stages, then, when the line is kept and its result must be
+// exact (a prefilter, or a line with an error label), the original
+// stages again.
+// It returns whether the line is kept.
+func (sp *StreamPipeline) run(process func(stages []Stage) bool) bool {
+	if sp.full == nil {
+		return process(sp.stages)
+	}
+	if sp.exact && !sp.prefilterPays() {
+		return process(sp.fullStages())
+	}
+	ok := process(sp.stages)
+	if sp.exact {
+		sp.seen++
+	}
+	if !ok || !sp.exact && !sp.builder.failed() {
+		return ok
+	}
+	if sp.exact {
+		sp.passed++
+	}
+	// The projection dropped labels this result must show: the same line
+	// again through the original stages.
+	return process(sp.fullStages())
+}
+
+// prefilterPays reports whether an exact (prefiltered) stream should still
+// run the projected stages first.
+func (sp *StreamPipeline) prefilterPays() bool {
+	return sp.seen < prefilterProbe || 2*sp.passed < sp.seen
 }
 
 // BaseLabels returns the stream labels the processor was made for.
@@ -71,16 +145,15 @@ func (sp *StreamPipeline) Process(ts int64, line []byte) (out []byte, res labels
 	if len(sp.stages) == 0 && len(sp.builder.md) == 0 {
 		return line, sp.builder.baseResult, sp.builder.baseHash, true
 	}
-	sp.builder.Reset()
-	for i, s := range sp.stages {
-		sp.builder.enterStage(i + 1)
-		line, ok = s.Process(ts, line, sp.builder)
-		if !ok {
-			return nil, nil, 0, false
-		}
+	ok = sp.run(func(stages []Stage) bool {
+		out, ok = sp.runStages(ts, line, stages)
+		return ok
+	})
+	if !ok {
+		return nil, nil, 0, false
 	}
 	res, hash = sp.builder.LabelsWithHash()
-	return line, res, hash, true
+	return out, res, hash, true
 }
 
 // ProcessStringMetadata is ProcessString for a line with structured
