@@ -78,8 +78,10 @@ type SelectParams struct {
 	// time never decompresses the line column.
 	Lines bool
 	// MaxDecodedBytes bounds what the iterators of this select hold
-	// decoded at once, all streams together: a block that would take them
-	// past it is not read, and its iterator fails with ErrDecodedLimit.
+	// decoded at once, all streams together. When the streams' blocks do
+	// not fit at once, each stream holds a window of its block's entries
+	// (the block is decoded again for the next window); when even a window
+	// per stream does not fit, the iterators fail with ErrDecodedLimit.
 	// 0 means DefaultMaxDecodedBytes; a negative value means no bound.
 	MaxDecodedBytes int64
 }

@@ -76,6 +76,9 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 	whole := p
 	whole.Start, whole.End = math.MinInt64, math.MaxInt64
 	out := make([]BlockStream, 0, len(its))
+	// Blocks handed out one by one are read whole, a few at a time, not a
+	// block per stream: they never spill, as a merge of the streams may.
+	dec := newDecodedHeld(p.MaxDecodedBytes, len(its))
 	s.mu.Lock()
 	for _, it := range its {
 		si := it.(*streamIter)
@@ -83,7 +86,7 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 		// Forward order: oldest first, whatever the direction asked.
 		for _, b := range sortedByMinTs(si.pending) {
 			b.seg.readers++
-			sub := &blockIter{&streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats, dec: si.dec}}
+			sub := &blockIter{&streamIter{s: s, ctx: ctx, p: whole, lbls: si.lbls, pending: []*blockRef{b}, held: []*segment{b.seg}, stats: si.stats, dec: dec}}
 			bs.Blocks = append(bs.Blocks, BlockInfo{
 				ID:    BlockID{Seg: b.seg.id, Off: b.off},
 				MinTs: b.h.MinTs, MaxTs: b.h.MaxTs, Entries: int(b.h.Count),
@@ -91,7 +94,7 @@ func (s *Store) SelectBlocks(ctx context.Context, p SelectParams) ([]BlockStream
 			})
 		}
 		if anyInRange(si.mem[0], p.Start, p.End) || anyInRange(si.mem[1], p.Start, p.End) {
-			bs.Head = &streamIter{s: s, ctx: ctx, p: p, lbls: si.lbls, mem: si.mem, stats: si.stats, dec: si.dec}
+			bs.Head = &streamIter{s: s, ctx: ctx, p: p, lbls: si.lbls, mem: si.mem, stats: si.stats, dec: dec}
 		}
 		out = append(out, bs)
 	}

@@ -180,6 +180,7 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 	}
 	var its []StreamIterator
 	var total int
+	var perStream, heads, blockMax int64 // for dec.plan
 	matched := s.m.match(p.Matchers)
 	dec := newDecodedHeld(p.MaxDecodedBytes, 0)
 	for _, st := range matched {
@@ -194,10 +195,19 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 			continue
 		}
 		it := &streamIter{s: s, ctx: ctx, p: p, lbls: st.lbls, pending: blocks, mem: mem, stats: stats, dec: dec}
+		var largest int64
 		for _, b := range blocks {
 			b.seg.readers++
 			it.held = append(it.held, b.seg)
+			c := blockCostMD(b, p.Lines)
+			largest, blockMax = max(largest, c), max(blockMax, c)
 		}
+		if n := len(mem[0]) + len(mem[1]); n > 0 {
+			head := decodedCost(n, 0, p.Lines) + mdCost(n)
+			heads += head
+			largest += head
+		}
+		perStream += largest
 		if p.Direction == Forward {
 			slices.SortStableFunc(it.pending, func(a, b *blockRef) int { return cmpInt64(a.h.MinTs, b.h.MinTs) })
 		} else {
@@ -207,7 +217,7 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		its = append(its, it)
 	}
 	s.mu.Unlock()
-	dec.streams = len(its)
+	dec.plan(len(its), perStream, heads, blockMax, p.Lines)
 	if s.readOnly {
 		// The writer deletes segment files that merges and recompaction
 		// replaced as soon as its own readers are done, and knows nothing of
@@ -276,6 +286,13 @@ type source struct {
 	md     []labels.Labels // nil when no entry has metadata
 	lo, hi int
 	cost   int64 // decoded bytes it holds, counted in the select's decodedHeld
+
+	// blk is set when the source is a window copied out of a block too
+	// big to keep decoded (the select spills): [rlo, rhi) are the block's
+	// entries in range not yet copied; the window is taken from rlo on
+	// forward, from rhi down backward.
+	blk      *blockRef
+	rlo, rhi int
 }
 
 type key struct {
@@ -308,6 +325,7 @@ type streamIter struct {
 	held    []*segment
 	started bool
 	srcs    []*source
+	stalled []*source // windows read out whose blocks have more: refill them
 	batch   Batch
 	delta   Stats
 	err     error
@@ -356,7 +374,7 @@ func (it *streamIter) Next() bool {
 	if !it.started {
 		it.started = true
 		if src := it.memSource(); src != nil {
-			if err := it.dec.take(src.cost); err != nil {
+			if err := it.dec.takeHeld(src.cost); err != nil {
 				it.err = err
 				it.finish()
 				return false
@@ -382,6 +400,19 @@ func (it *streamIter) Next() bool {
 	it.retired = 0
 fill:
 	for len(b.Ts) < batchMaxEntries {
+		if len(it.stalled) > 0 {
+			// A window's block has entries the merge has not seen: hand
+			// out the batch first, then copy the next window.
+			if len(b.Ts) > 0 {
+				break
+			}
+			if err := it.refill(); err != nil {
+				it.err = err
+				it.finish()
+				return false
+			}
+			continue
+		}
 		// Read every block that could hold the next entry.
 		for len(it.pending) > 0 {
 			if best := it.best(); best >= 0 && it.before(it.head(it.srcs[best]), it.startKey(it.pending[0])) {
@@ -527,7 +558,11 @@ func (it *streamIter) take(bi int) {
 	it.delta.EntriesScanned += int64(k)
 	if src.lo >= src.hi {
 		it.srcs = slices.Delete(it.srcs, bi, bi+1)
-		it.retired += src.cost
+		if src.blk != nil && src.rlo < src.rhi {
+			it.stalled = append(it.stalled, src)
+		} else {
+			it.retired += src.cost
+		}
 	}
 }
 
@@ -590,6 +625,9 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 			it.delta.BlocksSkipped++
 			return nil, nil
 		}
+	}
+	if it.dec.spilling() {
+		return it.loadSpilled(b)
 	}
 	// Count the block before decoding it, from its header, so that a
 	// select past its bound fails before it allocates.
@@ -675,9 +713,12 @@ func (it *streamIter) finish() {
 	for _, src := range it.srcs {
 		it.dec.give(src.cost)
 	}
+	for _, src := range it.stalled {
+		it.dec.give(src.cost)
+	}
 	it.dec.give(it.retired)
 	it.retired = 0
-	it.srcs = nil
+	it.srcs, it.stalled = nil, nil
 	it.pending = nil
 	// The last batch's lines share the last decoded block: a query that
 	// keeps its finished iterators until the end (every stream of a count
