@@ -109,6 +109,10 @@ type Stats struct {
 	BlocksCorrupt  int
 	EntriesScanned int64
 	BytesScanned   int64 // uncompressed line bytes handed to the engine
+	// BlocksRedecoded counts the blocks decoded again for their next
+	// window, by a select whose streams' blocks did not fit its
+	// MaxDecodedBytes at once (more CPU for bounded memory).
+	BlocksRedecoded int
 }
 
 // StreamIterator yields one stream's batches in the requested direction,
@@ -154,6 +158,7 @@ func (c *StatsCollector) Add(d Stats) {
 	c.s.BlocksCorrupt += d.BlocksCorrupt
 	c.s.EntriesScanned += d.EntriesScanned
 	c.s.BytesScanned += d.BytesScanned
+	c.s.BlocksRedecoded += d.BlocksRedecoded
 	c.mu.Unlock()
 }
 

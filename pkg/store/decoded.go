@@ -43,8 +43,6 @@ type decodedHeld struct {
 	mu    sync.Mutex // in spill mode, every take and the transient counts
 	cond  *sync.Cond // signalled when a decode in progress gives back
 	trans int64      // bytes of the decodes in progress (in n too)
-	// Spills counts the windows decoded again (for tests and stats).
-	spills atomic.Int64
 }
 
 const (

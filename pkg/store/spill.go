@@ -78,7 +78,7 @@ func (it *streamIter) refill() error {
 			}
 			continue
 		}
-		it.dec.spills.Add(1)
+		it.delta.BlocksRedecoded++
 		kept, err := it.copyWindow(src, d)
 		it.dec.giveTransient(t - kept)
 		if err != nil {

@@ -90,13 +90,16 @@ func TestSelectSpills(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.MaxDecodedBytes = tc.max
-			its := selectOrFail(t, s, p)
+			var c StatsCollector
+			its, err := s.Select(WithStats(context.Background(), &c), p)
+			if err != nil {
+				t.Fatal(err)
+			}
 			dec := its[0].(*streamIter).dec
 			if !dec.spilling() {
 				t.Fatalf("a bound of %d for blocks costing %d (%d without lines) in all does not spill", tc.max, fast, fastTimes)
 			}
 			got := map[string][]Entry{}
-			var err error
 			if tc.concurrent {
 				err = readConcurrently(its, got)
 			} else {
@@ -114,7 +117,7 @@ func TestSelectSpills(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dec.spills.Load() == 0 {
+			if c.Snapshot().BlocksRedecoded == 0 {
 				t.Fatal("no block was decoded again: the windows were not exercised")
 			}
 			sameEntries(t, got, want)
