@@ -22,6 +22,8 @@ type blockRef struct {
 	// process (segments are never rewritten), so later reads check only
 	// the sections they decode.
 	verified atomic.Bool
+	// filterSum is the block's token filter summary, once read (filter.go).
+	filterSum atomic.Pointer[tokenFilter]
 }
 
 type blockKey struct {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
@@ -239,29 +240,90 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		}
 	}
 	if hintPrunes(p.Hint) {
-		s.prefetchFilters(its)
+		s.prefetchFilters(ctx, its, p)
 	}
 	stats.Add(Stats{Streams: len(its), BlocksTotal: total})
 	return its, nil
 }
 
-// prefetchFilters asks the kernel to read the token filters of every block
-// a query with a pruning line filter may read, in the order it reads them.
-// A query after a restart (cold page cache) otherwise waits for one small
-// read per block in turn, and a store of a week holds thousands of blocks:
-// the kernel reads them in parallel instead. Warm, the advice costs a
-// system call per block.
-func (s *Store) prefetchFilters(its []StreamIterator) {
+// prefetchFilters prepares the token filter checks of a query with a
+// pruning line filter. Blocks whose in-memory filter summary rules them out
+// need nothing. For the others it asks the kernel to read their filters, in
+// the order the query reads them: a query after a restart (cold page cache)
+// otherwise waits for one small read per block in turn, and a store of a
+// week holds thousands of blocks; the kernel reads them in parallel
+// instead. When many are left, a second goroutine then reads and checks
+// them ahead of the iterators (filterAhead), so that a needle query's
+// first run in a process uses both cores.
+func (s *Store) prefetchFilters(ctx context.Context, its []StreamIterator, p SelectParams) {
+	var need []*blockRef
 	for _, it := range its {
 		for _, b := range it.(*streamIter).pending {
 			if b.corrupt.Load() {
 				continue
 			}
-			f, err := s.segFile(b.seg)
-			if err != nil {
-				continue // the read itself reports it
+			if sum := b.filterSum.Load(); sum != nil && !sum.mayMatch(p.Hint) {
+				continue // ruled out without a read
 			}
-			adviseWillNeed(f, b.off+b.h.filterOff(), int64(b.h.FilterLen)+4)
+			need = append(need, b)
+		}
+	}
+	if p.Direction == Forward {
+		slices.SortStableFunc(need, func(a, b *blockRef) int { return cmpInt64(a.h.MinTs, b.h.MinTs) })
+	} else {
+		slices.SortStableFunc(need, func(a, b *blockRef) int { return cmpInt64(b.h.MaxTs, a.h.MaxTs) })
+	}
+	for _, b := range need {
+		f, err := s.segFile(b.seg)
+		if err != nil {
+			continue // the read itself reports it
+		}
+		adviseWillNeed(f, b.off+b.h.filterOff(), int64(b.h.FilterLen)+4)
+	}
+	if len(need) < minFilterAhead || summaryBytes.used.Load() >= summaryBytes.budget.Load() {
+		return // few, or no room to keep what a second goroutine would find
+	}
+	fa := &filterAhead{ctx: ctx, s: s, blocks: need}
+	fa.open.Store(int32(len(its)))
+	for _, it := range its {
+		it.(*streamIter).ahead = fa
+	}
+	go fa.run()
+}
+
+// minFilterAhead is the number of filters to read below which a select
+// reads them on its own goroutine only (a variable for tests).
+var minFilterAhead = 256
+
+// filterAhead reads and checks, on its own goroutine, the token filters of
+// a select's blocks that have no summary yet, in the order the iterators
+// will want them, and keeps their summaries; an iterator that reaches a
+// block the goroutine has done then rules it out without a read. It only
+// ever adds summaries: a filter it cannot read or verify it leaves alone,
+// and the iterator that reaches the block reads it again and reports it as
+// before. It stops when every iterator of the select is finished or the
+// query is cancelled.
+type filterAhead struct {
+	ctx    context.Context
+	s      *Store
+	blocks []*blockRef
+	open   atomic.Int32 // iterators not finished yet
+}
+
+func (fa *filterAhead) run() {
+	var buf []byte
+	for i, b := range fa.blocks {
+		if fa.open.Load() <= 0 || (i%64 == 0 && fa.ctx.Err() != nil) {
+			return
+		}
+		if summaryBytes.used.Load() >= summaryBytes.budget.Load() {
+			return // what it reads could not be kept
+		}
+		if b.filterSum.Load() != nil || b.corrupt.Load() || !summarizable(b.h.FilterLen) {
+			continue
+		}
+		if f, err := fa.s.readFilterInto(b, &buf); err == nil {
+			keepSummary(b, f)
 		}
 	}
 }
@@ -331,6 +393,8 @@ type streamIter struct {
 	err     error
 	closed  bool
 	scratch []byte
+	fbuf    []byte       // token filter reads
+	ahead   *filterAhead // checks this select's filters ahead, if any
 
 	// dec counts the decoded bytes of every iterator of the select; this
 	// one's part is the cost of its sources plus retired, the cost of the
@@ -617,11 +681,11 @@ func (it *streamIter) load(b *blockRef) (*source, error) {
 		return nil, nil
 	}
 	if hintPrunes(it.p.Hint) {
-		f, err := it.s.readFilter(b)
+		out, err := it.s.filterRulesOut(b, it.p.Hint, &it.fbuf)
 		if err != nil {
 			return nil, it.readFailed(b, err)
 		}
-		if !f.mayMatch(it.p.Hint) {
+		if out {
 			it.delta.BlocksSkipped++
 			return nil, nil
 		}
@@ -702,6 +766,10 @@ func hintPrunes(h *LineFilterHint) bool {
 }
 
 func (it *streamIter) finish() {
+	if it.ahead != nil {
+		it.ahead.open.Add(-1)
+		it.ahead = nil
+	}
 	if it.stats != nil && it.delta != (Stats{}) {
 		it.stats.Add(it.delta)
 	}
@@ -799,7 +867,15 @@ func (s *Store) readAt(b *blockRef, off, n int64, buf []byte) ([]byte, error) {
 }
 
 func (s *Store) readFilter(b *blockRef) (tokenFilter, error) {
-	raw, err := s.readAt(b, b.h.filterOff(), int64(b.h.FilterLen)+4, nil)
+	var buf []byte
+	return s.readFilterInto(b, &buf)
+}
+
+// readFilterInto reads, checks and parses a block's token filter into
+// *buf, which the filter points into until the next call.
+func (s *Store) readFilterInto(b *blockRef, buf *[]byte) (tokenFilter, error) {
+	raw, err := s.readAt(b, b.h.filterOff(), int64(b.h.FilterLen)+4, *buf)
+	*buf = raw
 	if err != nil {
 		return tokenFilter{}, err
 	}
@@ -808,6 +884,25 @@ func (s *Store) readFilter(b *blockRef) (tokenFilter, error) {
 		return tokenFilter{}, err
 	}
 	return parseFilter(body)
+}
+
+// filterRulesOut reports whether b's token filter shows that no line of b
+// satisfies h. The block's summary answers without a read when it can;
+// otherwise the full filter is read (into *buf) and checked, and its
+// summary kept for the next query while the summary budget lasts.
+func (s *Store) filterRulesOut(b *blockRef, h *LineFilterHint, buf *[]byte) (bool, error) {
+	sum := b.filterSum.Load()
+	if sum != nil && !sum.mayMatch(h) {
+		return true, nil
+	}
+	f, err := s.readFilterInto(b, buf)
+	if err != nil {
+		return false, err
+	}
+	if sum == nil {
+		keepSummary(b, f)
+	}
+	return !f.mayMatch(h), nil
 }
 
 // readBlock reads and decodes a block's meta and, when asked, lines. The
