@@ -318,3 +318,85 @@ func TestCorruptFilterGetsNoSummary(t *testing.T) {
 		t.Fatalf("info %+v", in)
 	}
 }
+
+// TestFiltersPrunedBeforeSpilling checks that a select whose blocks would
+// not fit its decoded bound checks its line filter first, on blocks without
+// summaries, and plans for the blocks left: a needle query then holds whole
+// blocks instead of decoding windows of them again and again.
+func TestFiltersPrunedBeforeSpilling(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer func() { s.Close() }()
+	rng := rand.New(rand.NewPCG(8, 8))
+	var data []streamData
+	for j := 0; j < 4; j++ {
+		sd := streamData{lbls: labels.FromStrings("job", "x", "n", fmt.Sprint(j))}
+		for i, l := range randomLines(rng, 3000) {
+			if j == 2 && i == 1700 {
+				l += " needle-abcdef0123"
+			}
+			sd.entries = append(sd.entries, Entry{Ts: day0 + int64(i)*int64(nsPerDay/3000), Seq: uint64(i), Line: l})
+		}
+		data = append(data, sd)
+	}
+	appendAll(t, s, data, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
+		Start: day0, End: day0 + nsPerDay, Lines: true, Direction: Backward}
+	s = openTest(t, dir)
+	its, err := s.Select(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perStream, _, _ := selectCosts(its, true)
+	for _, it := range its {
+		it.Close()
+	}
+	p.MaxDecodedBytes = perStream - 1 // all streams' largest blocks do not fit
+	cases := []struct {
+		name  string
+		lit   string
+		found int
+		spill bool
+	}{
+		{"needle, filters read at select", "needle-abcdef0123", 1, false},
+		{"needle, summaries", "needle-abcdef0123", 1, false},
+		{"common literal still spills", "level=info", -1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p.Hint = &LineFilterHint{Groups: [][]string{{tc.lit}}}
+			var c StatsCollector
+			ctx := WithStats(context.Background(), &c)
+			its, err := s.Select(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(its) > 0 && its[0].(*streamIter).dec.spilling() != tc.spill {
+				t.Fatalf("spilling %v, want %v", !tc.spill, tc.spill)
+			}
+			for _, it := range its {
+				it.Close()
+			}
+			want := tc.found
+			if want < 0 {
+				want = 0
+				for _, sd := range data {
+					for _, e := range sd.entries {
+						if strings.Contains(e.Line, tc.lit) {
+							want++
+						}
+					}
+				}
+			}
+			if got := drainMatching(t, s, ctx, p, tc.lit, 0); got != want {
+				t.Fatalf("found %d, want %d", got, want)
+			}
+			if st := c.Snapshot(); !tc.spill && (st.BlocksRedecoded != 0 || st.BlocksRead != 1) {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

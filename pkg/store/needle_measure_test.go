@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -37,6 +39,12 @@ func TestMeasureNeedle(t *testing.T) {
 	}
 	s.mu.RUnlock()
 	t.Logf("blocks %d, filter bytes %s", nb, fmtMB(fbytes))
+	idle := func() string {
+		debug.FreeOSMemory()
+		return fmt.Sprintf("RSS %d KB, summaries %s", rssKB(), fmtMB(summaryBytes.used.Load()))
+	}
+	t.Logf("after open: %s", idle())
+	defer func() { t.Logf("after the queries: %s", idle()) }()
 	for round := 0; round < 2; round++ {
 		for _, nd := range m.Needles {
 			p.Hint = &LineFilterHint{Groups: [][]string{{nd.Token}}}
@@ -58,7 +66,7 @@ func TestMeasureNeedle(t *testing.T) {
 				s.mu.RUnlock()
 				t.Logf("summaries %s, %d blocks pass them", fmtMB(summaryBytes.used.Load()), passed)
 			}
-			t.Logf("round %d %s: found %d, wall %v cpu %v, read %d skipped %d of %d", round, nd.Token, n, time.Since(t0).Round(time.Microsecond), (cpuTime() - c0).Round(time.Microsecond), st.BlocksRead, st.BlocksSkipped, st.BlocksTotal)
+			t.Logf("round %d %s: found %d, wall %v cpu %v, read %d skipped %d of %d, redecoded %d", round, nd.Token, n, time.Since(t0).Round(time.Microsecond), (cpuTime() - c0).Round(time.Microsecond), st.BlocksRead, st.BlocksSkipped, st.BlocksTotal, st.BlocksRedecoded)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -180,44 +181,54 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		return nil, ErrClosed
 	}
 	var its []StreamIterator
-	var total int
-	var perStream, heads, blockMax int64 // for dec.plan
+	var total, skipped int
+	prunes := hintPrunes(p.Hint)
 	matched := s.m.match(p.Matchers)
 	dec := newDecodedHeld(p.MaxDecodedBytes, 0)
 	for _, st := range matched {
 		var blocks []*blockRef
 		for _, b := range st.blocks {
-			if overlaps(b, p.Start, p.End) {
-				blocks = append(blocks, b)
+			if !overlaps(b, p.Start, p.End) {
+				continue
 			}
+			total++
+			// A block whose filter summary rules it out is neither held
+			// nor counted in the select's decoded bytes (a corrupt one is
+			// left to the iterator, which counts it).
+			if prunes && !b.corrupt.Load() {
+				if sum := b.filterSum.Load(); sum != nil && !sum.mayMatch(p.Hint) {
+					skipped++
+					continue
+				}
+			}
+			blocks = append(blocks, b)
 		}
 		mem := [2][]Entry{st.flushing[:len(st.flushing):len(st.flushing)], st.head[:len(st.head):len(st.head)]}
 		if len(blocks) == 0 && !anyInRange(mem[0], p.Start, p.End) && !anyInRange(mem[1], p.Start, p.End) {
 			continue
 		}
 		it := &streamIter{s: s, ctx: ctx, p: p, lbls: st.lbls, pending: blocks, mem: mem, stats: stats, dec: dec}
-		var largest int64
 		for _, b := range blocks {
 			b.seg.readers++
 			it.held = append(it.held, b.seg)
-			c := blockCostMD(b, p.Lines)
-			largest, blockMax = max(largest, c), max(blockMax, c)
 		}
-		if n := len(mem[0]) + len(mem[1]); n > 0 {
-			head := decodedCost(n, 0, p.Lines) + mdCost(n)
-			heads += head
-			largest += head
-		}
-		perStream += largest
 		if p.Direction == Forward {
 			slices.SortStableFunc(it.pending, func(a, b *blockRef) int { return cmpInt64(a.h.MinTs, b.h.MinTs) })
 		} else {
 			slices.SortStableFunc(it.pending, func(a, b *blockRef) int { return cmpInt64(b.h.MaxTs, a.h.MaxTs) })
 		}
-		total += len(blocks)
 		its = append(its, it)
 	}
 	s.mu.Unlock()
+	perStream, heads, blockMax := selectCosts(its, p.Lines)
+	if prunes && dec.max >= 0 && perStream > dec.max {
+		// The select would hold windows of its blocks and decode them
+		// again for each (spill.go), whatever its line filter rules out:
+		// check the filters first, on both cores, and plan for the
+		// blocks they leave.
+		skipped += s.pruneByFilters(ctx, its, p.Hint)
+		perStream, heads, blockMax = selectCosts(its, p.Lines)
+	}
 	dec.plan(len(its), perStream, heads, blockMax, p.Lines)
 	if s.readOnly {
 		// The writer deletes segment files that merges and recompaction
@@ -239,11 +250,77 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 			}
 		}
 	}
-	if hintPrunes(p.Hint) {
+	if prunes {
 		s.prefetchFilters(ctx, its, p)
 	}
-	stats.Add(Stats{Streams: len(its), BlocksTotal: total})
+	stats.Add(Stats{Streams: len(its), BlocksTotal: total, BlocksSkipped: skipped})
 	return its, nil
+}
+
+// selectCosts sums what dec.plan needs: each stream's largest block plus
+// its head, the heads alone, and the largest block.
+func selectCosts(its []StreamIterator, lines bool) (perStream, heads, blockMax int64) {
+	for _, si := range its {
+		it := si.(*streamIter)
+		var largest int64
+		for _, b := range it.pending {
+			c := blockCostMD(b, lines)
+			largest, blockMax = max(largest, c), max(blockMax, c)
+		}
+		if n := len(it.mem[0]) + len(it.mem[1]); n > 0 {
+			head := decodedCost(n, 0, lines) + mdCost(n)
+			heads += head
+			largest += head
+		}
+		perStream += largest
+	}
+	return perStream, heads, blockMax
+}
+
+// pruneByFilters reads and checks, on two goroutines, the token filters of
+// the iterators' pending blocks, keeps their summaries, and drops the
+// blocks they rule out from pending; it returns how many it dropped. A
+// filter it cannot read or verify leaves its block pending: the iterator
+// reads it again and reports it as before.
+func (s *Store) pruneByFilters(ctx context.Context, its []StreamIterator, h *LineFilterHint) int {
+	var blocks []*blockRef
+	for _, it := range its {
+		for _, b := range it.(*streamIter).pending {
+			if !b.corrupt.Load() {
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	out := make([]bool, len(blocks))
+	var next atomic.Int64
+	check := func() {
+		var buf []byte
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(blocks) || (i%64 == 0 && ctx.Err() != nil) {
+				return
+			}
+			out[i], _ = s.filterRulesOut(blocks[i], h, &buf)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(check)
+	check()
+	wg.Wait()
+	dropped := map[*blockRef]bool{}
+	for i, b := range blocks {
+		if out[i] {
+			dropped[b] = true
+		}
+	}
+	if len(dropped) == 0 {
+		return 0
+	}
+	for _, si := range its {
+		it := si.(*streamIter)
+		it.pending = slices.DeleteFunc(it.pending, func(b *blockRef) bool { return dropped[b] })
+	}
+	return len(dropped)
 }
 
 // prefetchFilters prepares the token filter checks of a query with a
@@ -259,13 +336,11 @@ func (s *Store) prefetchFilters(ctx context.Context, its []StreamIterator, p Sel
 	var need []*blockRef
 	for _, it := range its {
 		for _, b := range it.(*streamIter).pending {
-			if b.corrupt.Load() {
-				continue
+			// Blocks with a summary were ruled out by it at select time
+			// or will need their full filter read: advise them too.
+			if !b.corrupt.Load() {
+				need = append(need, b)
 			}
-			if sum := b.filterSum.Load(); sum != nil && !sum.mayMatch(p.Hint) {
-				continue // ruled out without a read
-			}
-			need = append(need, b)
 		}
 	}
 	if p.Direction == Forward {
