@@ -98,3 +98,26 @@ func TestMeasureNeedleBlocks(t *testing.T) {
 	}
 	t.Logf("blocks %d segments %d, raw %s (avg %s, max %s, >4MiB %d), lines %s", n, len(segs), fmtMB(raw), fmtMB(raw/n), fmtMB(int64(maxRaw)), big, fmtMB(lines))
 }
+
+// TestMeasureNeedleFirst runs the needle query once per freshly opened
+// store, as the first query of a process does (profile it with -cpuprofile).
+func TestMeasureNeedleFirst(t *testing.T) {
+	dir := os.Getenv("LOKAL_BENCH_STORE")
+	if dir == "" {
+		t.Skip("set LOKAL_BENCH_STORE to a real store and LOKAL_STORE_CORPUS to its corpus")
+	}
+	m := loadCorpusManifest(t, corpusDir(t))
+	for i, nd := range m.Needles {
+		s, err := OpenReadOnly(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "cosyvoice3")},
+			Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay, Lines: true, Direction: Backward,
+			Hint: &LineFilterHint{Groups: [][]string{{nd.Token}}}}
+		c0, t0 := cpuTime(), time.Now()
+		n := drainMatching(t, s, context.Background(), p, nd.Token, 1000)
+		t.Logf("%d %s: found %d, wall %v cpu %v", i, nd.Token, n, time.Since(t0).Round(time.Microsecond), (cpuTime() - c0).Round(time.Microsecond))
+		s.Close()
+	}
+}
