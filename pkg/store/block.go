@@ -712,11 +712,11 @@ func varint(p []byte) (int64, int) {
 // decodeLines decodes the checked, compressed lines section into strings
 // sharing one fresh buffer.
 func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
-	buf, err := c.decompress(h.Codec, d.raw[:0], comp, d.skelLen+d.digitsLen)
-	if err != nil {
-		return fmt.Errorf("lines: %w", err)
+	if err := decompressLines(h, comp, c, d); err != nil {
+		return err
 	}
-	d.raw = buf
+	buf := d.raw
+	var err error
 	n := int(h.Count)
 	if cap(d.lines) < n {
 		d.lines = make([]string, n)
@@ -743,46 +743,9 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 	var line []byte
 	sp, dp := 0, 0
 	for i := 0; i < n; i++ {
-		v := d.elide[i]
-		code := v >> 1
-		storedLen := int(d.sizes[i])
-		var layout uint32
-		at := 0
-		if code != 0 {
-			layout, at = uint32((code-1)&tsLayoutMask), int((code-1)>>tsLayoutBits)
-			storedLen -= tsRenderLen(layout)
-		}
-		var st []byte
-		if v&1 != 0 && code == 0 { // no timestamp to put back: rebuild in place
-			start := len(out)
-			if out, sp, dp, err = joinDigits(out, skel, digits, sp, dp, start+storedLen); err != nil {
-				return corruptf("lines: entry %d: %v", i, err)
-			}
-			d.lines[i] = bytesToString(out[start:])
-			continue
-		}
-		if v&1 == 0 {
-			if sp+storedLen > len(skel) {
-				return corruptf("lines: entry %d runs past the section", i)
-			}
-			st = skel[sp : sp+storedLen]
-			sp += storedLen
-		} else {
-			if line, sp, dp, err = joinDigits(line[:0], skel, digits, sp, dp, storedLen); err != nil {
-				return corruptf("lines: entry %d: %v", i, err)
-			}
-			st = line
-		}
 		start := len(out)
-		if code == 0 {
-			out = append(out, st...)
-		} else {
-			out = append(out, st[:at]...)
-			var ok bool
-			if out, ok = appendTs(out, d.ts[i], layout); !ok {
-				return corruptf("lines: entry %d: time %d cannot be rendered", i, d.ts[i])
-			}
-			out = append(out, st[at:]...)
+		if out, line, sp, dp, err = d.appendLine(out, line, skel, digits, i, sp, dp); err != nil {
+			return err
 		}
 		d.lines[i] = bytesToString(out[start:])
 	}
@@ -790,6 +753,62 @@ func decodeLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
 		return corruptf("lines: %d skeleton and %d digit bytes left over", len(skel)-sp, len(digits)-dp)
 	}
 	d.rebuilt, d.text = out, out
+	return nil
+}
+
+// appendLine appends entry i's line to out, rebuilt from its stored form:
+// the skeleton at sp with the digit runs at dp put back, and its elided
+// timestamp rendered again. line is scratch; it returns the positions after
+// the entry.
+func (d *blockData) appendLine(out, line, skel, digits []byte, i, sp, dp int) ([]byte, []byte, int, int, error) {
+	v := d.elide[i]
+	code := v >> 1
+	storedLen := int(d.sizes[i])
+	var layout uint32
+	at := 0
+	if code != 0 {
+		layout, at = uint32((code-1)&tsLayoutMask), int((code-1)>>tsLayoutBits)
+		storedLen -= tsRenderLen(layout)
+	}
+	var st []byte
+	var err error
+	if v&1 != 0 && code == 0 { // no timestamp to put back: rebuild in place
+		if out, sp, dp, err = joinDigits(out, skel, digits, sp, dp, len(out)+storedLen); err != nil {
+			return out, line, sp, dp, corruptf("lines: entry %d: %v", i, err)
+		}
+		return out, line, sp, dp, nil
+	}
+	if v&1 == 0 {
+		if sp+storedLen > len(skel) {
+			return out, line, sp, dp, corruptf("lines: entry %d runs past the section", i)
+		}
+		st = skel[sp : sp+storedLen]
+		sp += storedLen
+	} else {
+		if line, sp, dp, err = joinDigits(line[:0], skel, digits, sp, dp, storedLen); err != nil {
+			return out, line, sp, dp, corruptf("lines: entry %d: %v", i, err)
+		}
+		st = line
+	}
+	if code == 0 {
+		return append(out, st...), line, sp, dp, nil
+	}
+	out = append(out, st[:at]...)
+	var ok bool
+	if out, ok = appendTs(out, d.ts[i], layout); !ok {
+		return out, line, sp, dp, corruptf("lines: entry %d: time %d cannot be rendered", i, d.ts[i])
+	}
+	return append(out, st[at:]...), line, sp, dp, nil
+}
+
+// decompressLines decompresses the checked lines section into d.raw: the
+// skeletons (d.skelLen bytes), then the digit runs.
+func decompressLines(h *blockHeader, comp []byte, c *codecs, d *blockData) error {
+	buf, err := c.decompress(h.Codec, d.raw[:0], comp, d.skelLen+d.digitsLen)
+	if err != nil {
+		return fmt.Errorf("lines: %w", err)
+	}
+	d.raw = buf
 	return nil
 }
 

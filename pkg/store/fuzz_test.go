@@ -102,8 +102,19 @@ func fixChecksums(in []byte) []byte {
 func checkDecoded(t *testing.T, data []byte, c *codecs) {
 	{
 		h, d, err := decodeBlock(data, c, true)
+		// The stored text of a block is laid out without rebuilding it,
+		// but finds the lines section corrupt exactly when rebuilding does.
+		sl, serr := decodeStored(data, c)
+		if _, _, merr := decodeBlock(data, c, false); merr == nil && (err == nil) != (serr == nil) {
+			t.Fatalf("rebuilding the lines: %v; laying out their stored text: %v", err, serr)
+		}
 		if err != nil {
 			return
+		}
+		for i := range d.lines {
+			if l, err := sl.Line(i); err != nil || string(l) != d.lines[i] {
+				t.Fatalf("line %d rebuilt from its stored text: %q, %v; want %q", i, l, err, d.lines[i])
+			}
 		}
 		// Whatever decodes must be self-consistent.
 		if len(d.ts) != int(h.Count) || len(d.lines) != int(h.Count) {

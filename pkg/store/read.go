@@ -985,6 +985,21 @@ func (s *Store) filterRulesOut(b *blockRef, h *LineFilterHint, buf *[]byte) (boo
 // a block is corrupt or not whatever the query kind, so a count over time
 // skips exactly the blocks a log query skips.
 func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte) ([]byte, error) {
+	var dec linesDecoder
+	if lines {
+		dec = decodeLines
+	}
+	return s.readBlockWith(b, dec, d, scratch)
+}
+
+// linesDecoder decodes a block's checked, compressed lines section into d,
+// whose meta section is decoded.
+type linesDecoder func(h *blockHeader, comp []byte, c *codecs, d *blockData) error
+
+// readBlockWith is readBlock with the lines section, when dec is not nil,
+// decoded by dec.
+func (s *Store) readBlockWith(b *blockRef, dec linesDecoder, d *blockData, scratch []byte) ([]byte, error) {
+	lines := dec != nil
 	bp := s.getBuf()
 	defer s.bufPool.Put(bp)
 	raw, err := s.readSections(b, lines, bp)
@@ -1004,7 +1019,7 @@ func (s *Store) readBlock(b *blockRef, lines bool, d *blockData, scratch []byte)
 		if err != nil {
 			return scratch, err
 		}
-		if err := decodeLines(&b.h, ls, s.codecs, d); err != nil {
+		if err := dec(&b.h, ls, s.codecs, d); err != nil {
 			return scratch, err
 		}
 	}

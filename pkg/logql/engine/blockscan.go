@@ -16,10 +16,16 @@ import (
 // each hit is mapped to its line through the line sizes, the other literals
 // are checked in that line only, and the search goes on after it. The
 // timestamp column alone places a counted line in its bucket.
+//
+// When the store's encoding keeps every literal as it is
+// (store.StoredMatchExact), the search runs over the block's stored text
+// instead (store.BlockInfo.ScanStored), which spares rebuilding the lines:
+// digits and timestamps put back.
 type lineScan struct {
-	first literal  // searched across the text; empty counts every line
-	rest  [][]byte // each must be in the line too
-	bytes bool     // bytes_over_time: a line counts its length
+	first  literal  // searched across the text; empty counts every line
+	rest   [][]byte // each must be in the line too
+	bytes  bool     // bytes_over_time: a line counts its length
+	stored bool     // every literal is found in the stored text as in the lines
 }
 
 // lineScanFor is the scan of x, or nil when its pipeline does more than
@@ -45,9 +51,11 @@ func lineScanFor(x *syntax.RangeAggregationExpr, ex *log.SampleExtractor) *lineS
 
 // newLineScan keeps lines holding every literal of lits.
 func newLineScan(lits []string, bytes bool) *lineScan {
-	s := &lineScan{bytes: bytes}
+	s := &lineScan{bytes: bytes, stored: true}
 	for _, l := range lits {
-		switch lit := []byte(l); {
+		lit := []byte(l)
+		s.stored = s.stored && (len(lit) == 0 || store.StoredMatchExact(lit))
+		switch {
 		case len(lit) == 0: // `|= ""` keeps every line
 		case len(lit) > len(s.first.lit): // the longest literal finds the fewest false starts
 			if len(s.first.lit) > 0 {
@@ -62,8 +70,16 @@ func newLineScan(lits []string, bytes bool) *lineScan {
 }
 
 // each calls fn with the index, start and end of every line of text (lines
-// back to back, sizes long) that holds all the literals, in order.
-func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int)) {
+// back to back, sizes long) that holds all the literals, in order. When
+// cuts is not nil, an occurrence in line i must also lie on one side of
+// offset cuts[i] in it, unless that is 0 (see store.StoredLines).
+func (s *lineScan) each(text []byte, sizes, cuts []uint32, fn func(i, start, end int)) {
+	cut := func(line int) int {
+		if cuts == nil {
+			return 0
+		}
+		return int(cuts[line])
+	}
 	line, start, end := 0, 0, 0 // the line holding pos, and its bounds
 	if len(sizes) > 0 {
 		end = int(sizes[0])
@@ -83,8 +99,12 @@ func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int))
 				pos++
 				continue
 			}
+			if c := start + cut(line); c > start && pos < c && c < pos+len(s.first.lit) { // and over the cut
+				pos++
+				continue
+			}
 		}
-		if s.restIn(text[start:end]) {
+		if s.restIn(text[start:end], cut(line)) {
 			fn(line, start, end)
 		}
 		line++
@@ -95,9 +115,15 @@ func (s *lineScan) each(text []byte, sizes []uint32, fn func(i, start, end int))
 	}
 }
 
-func (s *lineScan) restIn(l []byte) bool {
+// restIn reports whether line l holds every literal of rest, on one side
+// of offset cut when it is not 0.
+func (s *lineScan) restIn(l []byte, cut int) bool {
 	for _, lit := range s.rest {
-		if !bytes.Contains(l, lit) {
+		if cut > 0 {
+			if !bytes.Contains(l[:cut], lit) && !bytes.Contains(l[cut:], lit) {
+				return false
+			}
+		} else if !bytes.Contains(l, lit) {
 			return false
 		}
 	}
@@ -105,45 +131,64 @@ func (s *lineScan) restIn(l []byte) bool {
 }
 
 // scanPart is computePart for a lineScan: it reads the block's lines at
-// once (store.BlockInfo.ScanLines) and reports false when the block must be
-// read through its iterator instead. The first counted line goes through
-// the pipeline, which gives the series' labels as computePart would get
-// them (and checks the scan agrees with the pipeline).
+// once (store.BlockInfo.ScanLines, or ScanStored when the scan can search
+// the stored text) and reports false when the block must be read through
+// its iterator instead. The first counted line goes through the pipeline,
+// which gives the series' labels as computePart would get them (and checks
+// the scan agrees with the pipeline).
 func scanPart(ctx context.Context, b *store.BlockInfo, s *lineScan, ex *log.SampleExtractor, gr *grouper, whole bool, g blockGrid) (*blockPart, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, true, err
 	}
 	part := &blockPart{}
-	var sx *log.StreamSampleExtractor
 	var failed error
-	ok, err := b.ScanLines(func(bl *store.BlockLines) error {
-		s.each(bl.Text, bl.Sizes, func(i, start, end int) {
-			if failed != nil {
+	// add counts line i, stamped ts and size bytes long; l is its text,
+	// needed for the first line only.
+	add := func(i int, ts int64, size int, l []byte) {
+		if failed != nil {
+			return
+		}
+		if len(part.series) == 0 {
+			sx := ex.ForStream(b.Iter.Labels())
+			_, ls, h, ok := sx.ProcessStringMetadata(ts, string(l), nil)
+			if !ok {
+				failed = fmt.Errorf("internal error: the pipeline drops line %d of block %s, which its literal scan keeps", i, b.ID)
 				return
 			}
-			ts := bl.Ts[i]
-			if sx == nil {
-				sx = ex.ForStream(b.Iter.Labels())
-				_, ls, h, ok := sx.ProcessStringMetadata(ts, string(bl.Text[start:end]), nil)
-				if !ok {
-					failed = fmt.Errorf("internal error: the pipeline drops line %d of block %s, which its literal scan keeps", i, b.ID)
-					return
+			ls, h = gr.group(ls, h)
+			part.series = append(part.series, partSeries{ls: ls, hash: h})
+		}
+		v := 1.0
+		if s.bytes {
+			v = float64(size)
+		}
+		e := b.MaxTs
+		if !whole {
+			e = g.end(ts)
+		}
+		part.series[0].add(e, v)
+	}
+	var ok bool
+	var err error
+	if s.stored {
+		ok, err = b.ScanStored(func(sl *store.StoredLines) error {
+			s.each(sl.Text, sl.Sizes, sl.Cuts, func(i, _, _ int) {
+				var l []byte
+				if len(part.series) == 0 && failed == nil {
+					l, failed = sl.Line(i) // rebuilt for the pipeline
 				}
-				ls, h = gr.group(ls, h)
-				part.series = append(part.series, partSeries{ls: ls, hash: h})
-			}
-			v := 1.0
-			if s.bytes {
-				v = float64(end - start)
-			}
-			e := b.MaxTs
-			if !whole {
-				e = g.end(ts)
-			}
-			part.series[0].add(e, v)
+				add(i, sl.Ts[i], int(sl.Lens[i]), l)
+			})
+			return failed
 		})
-		return failed
-	})
+	} else {
+		ok, err = b.ScanLines(func(bl *store.BlockLines) error {
+			s.each(bl.Text, bl.Sizes, nil, func(i, start, end int) {
+				add(i, bl.Ts[i], end-start, bl.Text[start:end])
+			})
+			return failed
+		})
+	}
 	return scanned(b, part, ok, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestLineScanEach(t *testing.T) {
 					want = append(want, i)
 				}
 			}
-			s.each(text, sizes, func(i, start, end int) {
+			s.each(text, sizes, nil, func(i, start, end int) {
 				if !bytes.Equal(text[start:end], []byte(tc.lines[i])) {
 					t.Errorf("line %d given as %q, is %q", i, text[start:end], tc.lines[i])
 				}
@@ -169,5 +170,104 @@ func TestTimesPartSameAnswers(t *testing.T) {
 				t.Errorf("cache %+v: the blocks were not folded", got.Stats.Cache)
 			}
 		})
+	}
+}
+
+// scanBlocks runs s over every block of st's one stream, through the
+// rebuilt lines (ScanLines) or the stored text (ScanStored), and returns
+// the lines each counts, as block:line.
+func scanBlocks(t *testing.T, st *store.Store, s *lineScan, stored bool) []string {
+	t.Helper()
+	bss, err := st.SelectBlocks(context.Background(), store.SelectParams{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "app", "r")},
+		Start: 0, End: 1 << 62, Lines: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, bs := range bss {
+		if bs.Head != nil {
+			bs.Head.Close()
+		}
+		for k := range bs.Blocks {
+			b := &bs.Blocks[k]
+			var ok bool
+			if stored {
+				ok, err = b.ScanStored(func(sl *store.StoredLines) error {
+					s.each(sl.Text, sl.Sizes, sl.Cuts, func(i, _, _ int) { got = append(got, fmt.Sprintf("%d:%d", k, i)) })
+					return nil
+				})
+			} else {
+				ok, err = b.ScanLines(func(bl *store.BlockLines) error {
+					s.each(bl.Text, bl.Sizes, nil, func(i, _, _ int) { got = append(got, fmt.Sprintf("%d:%d", k, i)) })
+					return nil
+				})
+			}
+			b.Iter.Close()
+			if err != nil || !ok {
+				t.Fatalf("block %d: scanned %v, %v", k, ok, err)
+			}
+		}
+	}
+	return got
+}
+
+// A scan whose literals store.StoredMatchExact accepts counts the same
+// lines in the stored text (digits and timestamps left out) as in the
+// rebuilt lines: random lines with their timestamps and digits anywhere,
+// random literals and pairs of them.
+func TestLineScanStoredSameLines(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{CompactAfterIdle: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	words := []string{"error", "err", "or", "Z", "T", "-", ":", ".", " ", "x", "level=", "12", "7", "2026", "CUDA out of memory", "\x00", "Terror"}
+	layouts := []string{time.RFC3339Nano, "2006-01-02 15:04:05.000", "2006-01-02T15:04:05.000000Z", "2006-01-02 15:04:05,000", "2006-01-02T15:04:05"}
+	var lines []string
+	for flush := range 4 {
+		var es []store.Entry
+		for i := range 700 {
+			ts := int64(flush*700+i)*int64(time.Second)*3 + r.Int64N(1e9)
+			var sb strings.Builder
+			for range r.IntN(10) {
+				sb.WriteString(words[r.IntN(len(words))])
+			}
+			line := sb.String()
+			if r.IntN(4) != 0 {
+				at := r.IntN(len(line) + 1)
+				line = line[:at] + time.Unix(0, ts).UTC().Format(layouts[r.IntN(len(layouts))]) + line[at:]
+			}
+			lines = append(lines, line)
+			es = append(es, store.Entry{Ts: ts, Seq: uint64(len(lines)), Line: line})
+		}
+		if err := st.Append(ctx, store.AppendBatch{Streams: []store.StreamEntries{{Labels: labels.FromStrings("app", "r"), Entries: es}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filters := [][]string{{"error"}, {"or"}, {"r e"}, {"err", "x"}, {"Terror", "or"}, {":x"}, {"x-"}, {" T"}, {"CUDA out of memory"}, {"error", ""}}
+	for range 60 {
+		l := lines[r.IntN(len(lines))]
+		a := r.IntN(len(l) + 1)
+		filters = append(filters, []string{l[a:min(len(l), a+1+r.IntN(6))]})
+	}
+	stored := 0
+	for _, f := range filters {
+		s := newLineScan(f, false)
+		if !s.stored {
+			continue
+		}
+		stored++
+		want := scanBlocks(t, st, s, false)
+		if got := scanBlocks(t, st, s, true); !slices.Equal(got, want) {
+			t.Fatalf("filters %q: stored text counts %d lines, rebuilt lines %d", f, len(got), len(want))
+		}
+	}
+	if stored < 20 {
+		t.Fatalf("only %d of the filters search the stored text: the test checks too little", stored)
 	}
 }
