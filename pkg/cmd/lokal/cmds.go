@@ -90,7 +90,14 @@ func cmdIngest(ctx context.Context, args []string, e env) (err error) {
 		return err
 	}
 	defer closeStore(st, &err)
+	stopProfiles, err := startProfiles()
+	if err != nil {
+		return err
+	}
 	h, el, err := catchUp(ctx, l, st)
+	if perr := stopProfiles(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
