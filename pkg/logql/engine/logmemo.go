@@ -161,6 +161,10 @@ type memoStream struct {
 	err     error
 }
 
+// memoShare is the share of the block cache's budget one block's kept
+// entries may take at most (1/memoShare).
+const memoShare = 16
+
 // memoBatch is how many entries a batch holds at most.
 const memoBatch = 256
 
@@ -348,8 +352,10 @@ func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	if m.backward { // the block came newest first
 		pe.reverse()
 	}
-	if m.ctx.Err() == nil && !b.Corrupt() {
-		m.cache.put(k, pe, pe.size())
+	// A block most of whose lines pass is cheaper read again than kept:
+	// its entries would push many smaller results out of the cache.
+	if size := pe.size(); m.ctx.Err() == nil && !b.Corrupt() && size <= m.cache.budget/memoShare {
+		m.cache.put(k, pe, size)
 	}
 	return pe, nil
 }

@@ -242,3 +242,24 @@ func TestLogMemoMergeOrder(t *testing.T) {
 		}
 	}
 }
+
+// A block most of whose lines pass is read again rather than kept when its
+// entries would take more than its share of the cache.
+func TestLogMemoLargeBlocksNotKept(t *testing.T) {
+	st := orderedTestStore(t) // 37 lines of 15 kB a block
+	p := Params{Query: `{app="a"} != "zzz"`, Start: time.Unix(0, 0), End: time.Unix(4000, 0), Limit: 1000, Direction: store.Backward}
+	want := mustQuery(t, New(st, Options{BlockCacheBytes: -1}), p)
+	on := New(st, Options{BlockCacheBytes: 4 << 20}) // 256 kB a block
+	for run := 0; run < 2; run++ {
+		got := mustQuery(t, on, p)
+		if g, w := render(got), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Fatalf("run %d:\n got %v\nwant %v", run, g, w)
+		}
+		if c := got.Stats.Cache; c.Hits != 0 || c.Misses == 0 {
+			t.Errorf("run %d: cache %+v, want only misses", run, c)
+		}
+	}
+	if n := on.cache.len(); n != 0 {
+		t.Errorf("the cache keeps %d results, want none", n)
+	}
+}
