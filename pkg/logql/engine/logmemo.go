@@ -134,7 +134,11 @@ type memoSource struct {
 	minTs, maxTs int64
 	block        *store.BlockInfo // nil for the head
 	pe           *passedEntries   // once read
-	pos          int              // next entry, counted in the query's direction
+	// raw is the current batch of a block read as it comes, every entry
+	// handed on (the stream's pipeline filters them), when its passing
+	// entries are known to be too many to keep.
+	raw *store.Batch
+	pos int // next entry, counted in the query's direction (in raw: its index)
 }
 
 // memoStream is one stream's entries: each block's kept passing entries
@@ -222,21 +226,36 @@ func (m *memoStream) Close() error {
 	return nil
 }
 
-// entry returns the index in src.pe of src's next entry.
-func (m *memoStream) entry(src *memoSource) int {
-	if m.backward {
-		return len(src.pe.ts) - 1 - src.pos
+// at returns src's next entry: the batch or kept entries holding it and
+// its index there.
+func (m *memoStream) at(src *memoSource) (*store.Batch, *passedEntries, int) {
+	switch {
+	case src.raw != nil:
+		return src.raw, nil, src.pos
+	case m.backward:
+		return nil, src.pe, len(src.pe.ts) - 1 - src.pos
 	}
-	return src.pos
+	return nil, src.pe, src.pos
 }
 
-// before reports whether entry i of a comes before entry j of b in the
-// query's direction.
-func (m *memoStream) before(a *passedEntries, i int, b *passedEntries, j int) bool {
-	if a.ts[i] != b.ts[j] {
-		return (a.ts[i] < b.ts[j]) != m.backward
+// next returns the time and sequence number of src's next entry.
+func (m *memoStream) next(src *memoSource) (int64, uint64) {
+	b, pe, i := m.at(src)
+	if b != nil {
+		return b.Ts[i], b.Seq[i]
 	}
-	return (a.seq[i] < b.seq[j]) != m.backward
+	return pe.ts[i], pe.seq[i]
+}
+
+// before reports whether a's next entry comes before b's in the query's
+// direction.
+func (m *memoStream) before(a, b *memoSource) bool {
+	ats, aseq := m.next(a)
+	bts, bseq := m.next(b)
+	if ats != bts {
+		return (ats < bts) != m.backward
+	}
+	return (aseq < bseq) != m.backward
 }
 
 // reaches reports whether the merge, its next entry at ts, has reached
@@ -248,10 +267,60 @@ func (m *memoStream) reaches(src *memoSource, ts int64) bool {
 	return src.minTs <= ts
 }
 
+// advance moves src past its next entry and reports whether it has more.
+func (m *memoStream) advance(src *memoSource) (bool, error) {
+	src.pos++
+	if src.raw == nil {
+		return src.pos < len(src.pe.ts), nil
+	}
+	if src.pos < len(src.raw.Ts) {
+		return true, nil
+	}
+	return m.nextRaw(src)
+}
+
+// nextRaw moves a raw source to its next batch with entries, and reports
+// whether there is one; the block is closed after its last.
+func (m *memoStream) nextRaw(src *memoSource) (bool, error) {
+	it := src.block.Iter
+	for it.Next() {
+		if b := it.At(); len(b.Ts) > 0 {
+			if len(b.Lines) != len(b.Ts) {
+				_ = it.Close()
+				return false, fmt.Errorf("block %s: store returned a batch without lines", src.block.ID)
+			}
+			src.raw, src.pos = b, 0
+			return true, nil
+		}
+	}
+	err := it.Err()
+	_ = it.Close()
+	src.raw = nil
+	if err != nil {
+		return false, fmt.Errorf("block %s: %w", src.block.ID, err)
+	}
+	return false, nil
+}
+
 // activate reads the next pending source.
 func (m *memoStream) activate() error {
 	src := m.pending[0]
 	m.pending = m.pending[1:]
+	if src.pe == nil {
+		if v, ok := m.cache.get(cacheKey{block: src.block.ID, pipe: m.key}); ok {
+			_ = src.block.Iter.Close()
+			m.counter.hit()
+			src.pe = v.(*passedEntries)
+		}
+	}
+	if src.pe == nil && m.cache.tooLarge(m.key, int64(src.block.Entries)) {
+		m.counter.miss()
+		more, err := m.nextRaw(src)
+		if more {
+			m.active = append(m.active, src)
+		}
+		return err
+	}
 	if src.pe == nil {
 		pe, err := m.block(src.block)
 		if err != nil {
@@ -275,16 +344,20 @@ func (m *memoStream) Next() bool {
 		// The source holding the next entry, once every source the
 		// merge has reached is read.
 		var best *memoSource
-		bi := 0
 		for {
 			best = nil
 			for _, src := range m.active {
-				if i := m.entry(src); best == nil || m.before(src.pe, i, best.pe, bi) {
-					best, bi = src, i
+				if best == nil || m.before(src, best) {
+					best = src
 				}
 			}
-			if len(m.pending) == 0 || (best != nil && !m.reaches(m.pending[0], best.pe.ts[bi])) {
+			if len(m.pending) == 0 {
 				break
+			}
+			if best != nil {
+				if ts, _ := m.next(best); !m.reaches(m.pending[0], ts) {
+					break
+				}
 			}
 			if err := m.activate(); err != nil {
 				m.err = err
@@ -294,27 +367,47 @@ func (m *memoStream) Next() bool {
 		if best == nil {
 			break
 		}
-		if best.pos++; best.pos == len(best.pe.ts) {
-			m.active = slices.DeleteFunc(m.active, func(s *memoSource) bool { return s == best })
+		rb, pe, i := m.at(best)
+		var ts int64
+		if rb != nil {
+			ts = rb.Ts[i]
+		} else {
+			ts = pe.ts[i]
 		}
-		pe, i := best.pe, bi
-		if ts := pe.ts[i]; ts < m.start || ts >= m.end {
+		if ts < m.start || ts >= m.end {
 			if (ts < m.start) == m.backward { // past the range: no more
 				_ = m.Close()
 				break
 			}
-			continue
-		}
-		b.Ts = append(b.Ts, pe.ts[i])
-		b.Seq = append(b.Seq, pe.seq[i])
-		b.Sizes = append(b.Sizes, pe.sizes[i])
-		b.Lines = append(b.Lines, pe.lines[i])
-		var md labels.Labels
-		if pe.meta != nil {
-			md = pe.meta[i]
+		} else if rb != nil {
+			b.Ts = append(b.Ts, ts)
+			b.Seq = append(b.Seq, rb.Seq[i])
+			b.Sizes = append(b.Sizes, rb.Sizes[i])
+			// The block's buffers go with its next batch.
+			b.Lines = append(b.Lines, strings.Clone(rb.Lines[i]))
+			md := metadataAt(rb, i)
 			hasMeta = hasMeta || md != nil
+			b.Metadata = append(b.Metadata, md)
+		} else {
+			b.Ts = append(b.Ts, ts)
+			b.Seq = append(b.Seq, pe.seq[i])
+			b.Sizes = append(b.Sizes, pe.sizes[i])
+			b.Lines = append(b.Lines, pe.lines[i])
+			var md labels.Labels
+			if pe.meta != nil {
+				md = pe.meta[i]
+				hasMeta = hasMeta || md != nil
+			}
+			b.Metadata = append(b.Metadata, md)
 		}
-		b.Metadata = append(b.Metadata, md)
+		more, err := m.advance(best)
+		if err != nil {
+			m.err = err
+			return false
+		}
+		if !more {
+			m.active = slices.DeleteFunc(m.active, func(s *memoSource) bool { return s == best })
+		}
 	}
 	if !hasMeta {
 		b.Metadata = nil
@@ -322,14 +415,9 @@ func (m *memoStream) Next() bool {
 	return m.err == nil && len(b.Ts) > 0
 }
 
-// block returns b's passing entries, kept or read (and then kept).
+// block reads b's passing entries, and keeps them.
 func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	k := cacheKey{block: b.ID, pipe: m.key}
-	if v, ok := m.cache.get(k); ok {
-		_ = b.Iter.Close()
-		m.counter.hit()
-		return v.(*passedEntries), nil
-	}
 	m.counter.miss()
 	pe := &passedEntries{}
 	for b.Iter.Next() {
@@ -354,8 +442,13 @@ func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	}
 	// A block most of whose lines pass is cheaper read again than kept:
 	// its entries would push many smaller results out of the cache.
-	if size := pe.size(); m.ctx.Err() == nil && !b.Corrupt() && size <= m.cache.budget/memoShare {
-		m.cache.put(k, pe, size)
+	if size := pe.size(); m.ctx.Err() == nil && !b.Corrupt() {
+		if size <= m.cache.budget/memoShare {
+			m.cache.put(k, pe, size)
+		} else {
+			// Blocks as large are read as they come from now on.
+			m.cache.noteTooLarge(m.key, int64(b.Entries))
+		}
 	}
 	return pe, nil
 }

@@ -203,7 +203,11 @@ func TestLogMemoMergeOrder(t *testing.T) {
 		start, end int64
 	}{{0, 100}, {20, 21}, {25, 46}, {11, 60}} {
 		for _, backward := range []bool{false, true} {
-			for run := 0; run < 2; run++ { // read, then kept
+			for run := 0; run < 3; run++ { // read, then kept, then read as they come
+				if run == 2 {
+					cache = newBlockCache(1 << 20)
+					cache.noteTooLarge("k", 0)
+				}
 				bs := store.BlockStream{Labels: ls}
 				for i, es := range blocks {
 					bs.Blocks = append(bs.Blocks, store.BlockInfo{ID: store.BlockID{Seg: 1, Off: int64(i)}, MinTs: es[0].ts, MaxTs: es[len(es)-1].ts, Entries: len(es),
@@ -261,5 +265,17 @@ func TestLogMemoLargeBlocksNotKept(t *testing.T) {
 	}
 	if n := on.cache.len(); n != 0 {
 		t.Errorf("the cache keeps %d results, want none", n)
+	}
+	// Read as they come, overlapping blocks merge as the store's do.
+	over := blockTestStore(t)
+	for _, dir := range []store.Direction{store.Forward, store.Backward} {
+		p := Params{Query: `{app="a"} != "zzz"`, Start: time.Unix(0, 0), End: time.Unix(4000, 0), Limit: 1000, Direction: dir}
+		want := mustQuery(t, New(over, Options{BlockCacheBytes: -1}), p)
+		on := New(over, Options{BlockCacheBytes: 4 << 20})
+		for run := 0; run < 2; run++ {
+			if g, w := render(mustQuery(t, on, p)), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
+				t.Fatalf("%v run %d:\n got %v\nwant %v", dir, run, g, w)
+			}
+		}
 	}
 }
