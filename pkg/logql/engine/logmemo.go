@@ -222,6 +222,11 @@ func (m *memoStream) Close() error {
 			_ = src.block.Iter.Close()
 		}
 	}
+	for _, src := range m.active {
+		if src.raw != nil { // a block read as it comes
+			_ = src.block.Iter.Close()
+		}
+	}
 	m.pending, m.active = nil, nil
 	return nil
 }
