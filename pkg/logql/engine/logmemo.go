@@ -319,9 +319,9 @@ func (m *memoStream) activate() error {
 		}
 	}
 	if src.pe == nil && m.cache.tooLarge(m.key, int64(src.block.Entries)) {
-		m.counter.miss()
 		more, err := m.nextRaw(src)
 		if more {
+			m.counter.miss()
 			m.active = append(m.active, src)
 		}
 		return err
@@ -423,10 +423,11 @@ func (m *memoStream) Next() bool {
 // block reads b's passing entries, and keeps them.
 func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	k := cacheKey{block: b.ID, pipe: m.key}
-	m.counter.miss()
 	pe := &passedEntries{}
+	read := false
 	for b.Iter.Next() {
 		bt := b.Iter.At()
+		read = true
 		if len(bt.Lines) != len(bt.Ts) {
 			_ = b.Iter.Close()
 			return nil, fmt.Errorf("store returned a batch without lines")
@@ -442,6 +443,12 @@ func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !read {
+		// The store ruled the block out (its token filters): it does so
+		// again next time without reading it, nothing to keep.
+		return pe, nil
+	}
+	m.counter.miss()
 	if m.backward { // the block came newest first
 		pe.reverse()
 	}
