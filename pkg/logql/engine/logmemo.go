@@ -443,12 +443,12 @@ func (m *memoStream) block(b *store.BlockInfo) (*passedEntries, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !read {
-		// The store ruled the block out (its token filters): it does so
-		// again next time without reading it, nothing to keep.
-		return pe, nil
+	// A block the store ruled out by its token filters was not read, so
+	// it is not counted as computed; its empty result is kept all the
+	// same, as a hit costs less than asking the store again.
+	if read {
+		m.counter.miss()
 	}
-	m.counter.miss()
 	if m.backward { // the block came newest first
 		pe.reverse()
 	}
