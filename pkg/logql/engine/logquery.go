@@ -35,17 +35,25 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 	if err != nil {
 		return Result{}, err
 	}
-	ctx = e.withNoMatchMemo(ctx, pl)
-	its, err := e.r.Select(ctx, store.SelectParams{
+	sp := store.SelectParams{
 		Matchers:  pl.matchers,
 		Start:     p.Start.UnixNano(),
 		End:       p.End.UnixNano(),
 		Direction: p.Direction,
 		Hint:      pl.hint,
 		Lines:     true,
-	})
+	}
+	its, err := e.memoStreams(ctx, sel, pl, sp)
 	if err != nil {
-		return Result{}, fmt.Errorf("select streams: %w", err)
+		return Result{}, err
+	}
+	if its == nil {
+		// Without the passing-entries memo, the no-match memo still
+		// skips the blocks without a wanted line.
+		ctx = e.withNoMatchMemo(ctx, pl)
+		if its, err = e.r.Select(ctx, sp); err != nil {
+			return Result{}, fmt.Errorf("select streams: %w", err)
+		}
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	feeds := &feeder{ctx: pctx, sem: make(chan struct{}, e.opts.Parallelism), parallel: e.opts.Parallelism > 1,

@@ -13,6 +13,8 @@ import (
 // blocks skips every block that held no match the first time, without
 // reading it. Learning costs a block with a match only the lines up to its
 // first one; a block without any is dropped before the pipeline sees it.
+// Log queries that keep their passing entries per block (logmemo.go) do
+// without it.
 type noMatchMemo struct {
 	cache   *blockCache
 	key     string
