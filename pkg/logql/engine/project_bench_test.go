@@ -2,14 +2,12 @@ package engine_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/bench"
 	"github.com/lokal-logs/lokal/pkg/internal/testshared"
 	"github.com/lokal-logs/lokal/pkg/logql/engine"
-	"github.com/lokal-logs/lokal/pkg/store"
 )
 
 // projectBenchQueries are the queries label projection is for: the
@@ -32,17 +30,7 @@ var projectBenchQueries = []bench.Query{
 // with label projection (proj/…) and without (full/…). Compare with
 // benchstat; cpu-ms/op says more than wall time on a shared machine.
 func BenchmarkProjectionRealStore(b *testing.B) {
-	dir := os.Getenv("LOKAL_BENCH_STORE")
-	if dir == "" {
-		b.Skip("LOKAL_BENCH_STORE is not set: no real store to scan")
-	}
-	st, err := store.OpenReadOnly(dir, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	info := st.Info()
-	start, end := time.Unix(0, info.MinTime).UTC(), time.Unix(0, info.MaxTime+1).UTC()
+	st, start, end := openBenchStore(b)
 	for _, q := range projectBenchQueries {
 		for _, mode := range []string{"proj", "full"} {
 			b.Run(mode+"/"+q.Name, func(b *testing.B) {

@@ -21,17 +21,7 @@ import (
 // (verified whole, as in the first query of a `lokal bench` worker).
 // Compare runs with benchstat.
 func BenchmarkScanRealStore(b *testing.B) {
-	dir := os.Getenv("LOKAL_BENCH_STORE")
-	if dir == "" {
-		b.Skip("LOKAL_BENCH_STORE is not set: no real store to scan")
-	}
-	st, err := store.OpenReadOnly(dir, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	info := st.Info()
-	start, end := time.Unix(0, info.MinTime).UTC(), time.Unix(0, info.MaxTime+1).UTC()
+	st, start, end := openBenchStore(b)
 	for _, mode := range []struct {
 		name  string
 		cache int64
@@ -49,7 +39,8 @@ func BenchmarkScanRealStore(b *testing.B) {
 				for b.Loop() {
 					r := st
 					if mode.fresh {
-						if r, err = store.OpenReadOnly(dir, store.Options{}); err != nil {
+						var err error
+						if r, err = store.OpenReadOnly(os.Getenv("LOKAL_BENCH_STORE"), store.Options{}); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -74,4 +65,22 @@ func BenchmarkScanRealStore(b *testing.B) {
 			})
 		}
 	}
+}
+
+// openBenchStore opens the real store LOKAL_BENCH_STORE names, read-only
+// and closed when b ends, with the time range it holds; it skips b when
+// none is named.
+func openBenchStore(b *testing.B) (*store.Store, time.Time, time.Time) {
+	b.Helper()
+	dir := os.Getenv("LOKAL_BENCH_STORE")
+	if dir == "" {
+		b.Skip("LOKAL_BENCH_STORE is not set: no real store to scan")
+	}
+	st, err := store.OpenReadOnly(dir, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	info := st.Info()
+	return st, time.Unix(0, info.MinTime).UTC(), time.Unix(0, info.MaxTime+1).UTC()
 }
