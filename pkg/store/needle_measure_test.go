@@ -6,69 +6,77 @@ import (
 	"os"
 	"runtime/debug"
 	"testing"
-	"time"
 
 	"github.com/lokal-logs/lokal/pkg/labels"
 )
 
-// TestMeasureNeedle reports, for a real store, what the needle query of
-// issue 12 costs and where: the filters it reads and the blocks it decodes.
+// needleParams is issue 12's needle query over all of m's corpus: the
+// newest 1000 lines of {job="cosyvoice3"} holding token.
+func needleParams(tb testing.TB, m corpusManifest, token string) SelectParams {
+	return SelectParams{Matchers: []*labels.Matcher{mustMatcher(tb, labels.MatchEqual, "job", "cosyvoice3")},
+		Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay, Lines: true, Direction: Backward,
+		Hint: &LineFilterHint{Groups: [][]string{{token}}}}
+}
+
+// BenchmarkNeedleRealStore measures issue 12's needle query over a real
+// store: warm/ in one opened store (its filter summaries kept from run to
+// run), first/ in a store opened for each run, as the first query of a
+// process. Each run queries every needle of the corpus once; it reports
+// CPU time and the blocks read per run, and logs the summaries' memory and
+// the process's RSS before and after. Profile it with -cpuprofile.
 //
-//	LOKAL_BENCH_STORE=/var/tmp/lokal-scale/work/store LOKAL_STORE_CORPUS=/var/tmp/scale/c10g go test -run MeasureNeedle -v ./pkg/store
-func TestMeasureNeedle(t *testing.T) {
+//	LOKAL_BENCH_STORE=/var/tmp/lokal-scale/work/store LOKAL_STORE_CORPUS=/var/tmp/scale/c10g \
+//	  go test -run XXX -bench NeedleRealStore ./pkg/store
+func BenchmarkNeedleRealStore(b *testing.B) {
 	dir := os.Getenv("LOKAL_BENCH_STORE")
 	if dir == "" {
-		t.Skip("set LOKAL_BENCH_STORE to a real store and LOKAL_STORE_CORPUS to its corpus")
+		b.Skip("set LOKAL_BENCH_STORE to a real store and LOKAL_STORE_CORPUS to its corpus")
 	}
-	m := loadCorpusManifest(t, corpusDir(t))
-	s, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "cosyvoice3")},
-		Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay, Lines: true, Direction: Backward}
-	var nb int
-	var fbytes int64
-	s.mu.RLock()
-	for _, st := range s.m.match(p.Matchers) {
-		for _, b := range st.blocks {
-			nb++
-			fbytes += int64(b.h.FilterLen)
-		}
-	}
-	s.mu.RUnlock()
-	t.Logf("blocks %d, filter bytes %s", nb, fmtMB(fbytes))
+	m := loadCorpusManifest(b, corpusDir(b))
 	idle := func() string {
 		debug.FreeOSMemory()
 		return fmt.Sprintf("RSS %d KB, summaries %s", rssKB(), fmtMB(summaryBytes.used.Load()))
 	}
-	t.Logf("after open: %s", idle())
-	defer func() { t.Logf("after the queries: %s", idle()) }()
-	for round := 0; round < 2; round++ {
-		for _, nd := range m.Needles {
-			p.Hint = &LineFilterHint{Groups: [][]string{{nd.Token}}}
-			var c StatsCollector
-			ctx := WithStats(context.Background(), &c)
-			c0, t0 := cpuTime(), time.Now()
-			n := drainMatching(t, s, ctx, p, nd.Token, 1000)
-			st := c.Snapshot()
-			if round == 1 {
-				passed := 0
-				s.mu.RLock()
-				for _, st := range s.m.match(p.Matchers) {
-					for _, b := range st.blocks {
-						if sum := b.filterSum.Load(); sum == nil || sum.mayMatch(p.Hint) {
-							passed++
-						}
-					}
-				}
-				s.mu.RUnlock()
-				t.Logf("summaries %s, %d blocks pass them", fmtMB(summaryBytes.used.Load()), passed)
-			}
-			t.Logf("round %d %s: found %d, wall %v cpu %v, read %d skipped %d of %d, redecoded %d", round, nd.Token, n, time.Since(t0).Round(time.Microsecond), (cpuTime() - c0).Round(time.Microsecond), st.BlocksRead, st.BlocksSkipped, st.BlocksTotal, st.BlocksRedecoded)
+	open := func() *Store {
+		s, err := OpenReadOnly(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
 		}
+		return s
 	}
+	query := func(s *Store) (read int) {
+		for _, nd := range m.Needles {
+			var c StatsCollector
+			drainMatching(b, s, WithStats(context.Background(), &c), needleParams(b, m, nd.Token), nd.Token, 1000)
+			read += c.Snapshot().BlocksRead
+		}
+		return read
+	}
+	b.Run("warm", func(b *testing.B) {
+		s := open()
+		defer s.Close()
+		b.Logf("after open: %s", idle())
+		query(s) // the summaries the warm runs use
+		read := 0
+		c0 := cpuTime()
+		for b.Loop() {
+			read += query(s)
+		}
+		b.ReportMetric(float64(cpuTime()-c0)/1e6/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64(read)/float64(b.N), "blocks-read/op")
+		b.Logf("after the queries: %s", idle())
+	})
+	b.Run("first", func(b *testing.B) {
+		read := 0
+		c0 := cpuTime()
+		for b.Loop() {
+			s := open()
+			read += query(s)
+			s.Close()
+		}
+		b.ReportMetric(float64(cpuTime()-c0)/1e6/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(float64(read)/float64(b.N), "blocks-read/op")
+	})
 }
 
 func TestMeasureNeedleBlocks(t *testing.T) {
@@ -97,27 +105,4 @@ func TestMeasureNeedleBlocks(t *testing.T) {
 		segs[b.seg]++
 	}
 	t.Logf("blocks %d segments %d, raw %s (avg %s, max %s, >4MiB %d), lines %s", n, len(segs), fmtMB(raw), fmtMB(raw/n), fmtMB(int64(maxRaw)), big, fmtMB(lines))
-}
-
-// TestMeasureNeedleFirst runs the needle query once per freshly opened
-// store, as the first query of a process does (profile it with -cpuprofile).
-func TestMeasureNeedleFirst(t *testing.T) {
-	dir := os.Getenv("LOKAL_BENCH_STORE")
-	if dir == "" {
-		t.Skip("set LOKAL_BENCH_STORE to a real store and LOKAL_STORE_CORPUS to its corpus")
-	}
-	m := loadCorpusManifest(t, corpusDir(t))
-	for i, nd := range m.Needles {
-		s, err := OpenReadOnly(dir, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "cosyvoice3")},
-			Start: m.Start.UnixNano() - nsPerDay, End: m.End.UnixNano() + nsPerDay, Lines: true, Direction: Backward,
-			Hint: &LineFilterHint{Groups: [][]string{{nd.Token}}}}
-		c0, t0 := cpuTime(), time.Now()
-		n := drainMatching(t, s, context.Background(), p, nd.Token, 1000)
-		t.Logf("%d %s: found %d, wall %v cpu %v", i, nd.Token, n, time.Since(t0).Round(time.Microsecond), (cpuTime() - c0).Round(time.Microsecond))
-		s.Close()
-	}
 }
