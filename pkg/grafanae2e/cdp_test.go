@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -71,6 +72,9 @@ func startBrowser(ctx context.Context, path, dir string) (*browser, error) {
 		"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
 		"--remote-debugging-port=0", "--remote-allow-origins=*",
 		"--user-data-dir="+dir, "--window-size=1600,1000", "about:blank")
+	// Its own process group, so close can end the renderers and helpers
+	// too: they write to the profile until they exit.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -341,8 +345,16 @@ func (b *browser) close() {
 		_ = b.ws.Close()
 	}
 	if b.cmd != nil && b.cmd.Process != nil {
-		_ = b.cmd.Process.Kill()
+		// Killing only the main process left its helpers writing to the
+		// profile while the test removed it ("directory not empty").
+		pgid := b.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		_ = b.cmd.Wait()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+				break
+			}
+		}
 	}
 }
 
