@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -332,6 +333,36 @@ func TestCorruptFilterGetsNoSummary(t *testing.T) {
 	}
 	if in := s.Info(); in.CorruptBlocks != 1 || !strings.Contains(in.LastError, "filter") {
 		t.Fatalf("info %+v", in)
+	}
+	// The day's summary file, built after the first query, covers the
+	// block without a summary: a process that loads it reads the filter
+	// and reports it too.
+	s.sums.builds.Wait()
+	raw, err := os.ReadFile(filterSumPath(dir, victim.seg.day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := parseFilterSums(raw, victim.seg.day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ents, func(e sumEntry) bool { return e.seg == victim.seg.id && e.off == victim.off })
+	if i < 0 || ents[i].log2 != filterSumNone {
+		t.Fatalf("the damaged block's entry: %d of %+v", i, ents)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, dir)
+	defer s2.Close()
+	var c StatsCollector
+	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
+		Start: day0, End: day0 + 2*nsPerDay, Lines: true, Hint: &LineFilterHint{Groups: [][]string{{"needle-1"}}}}
+	if got := drainMatching(t, s2, WithStats(context.Background(), &c), p, "needle-1", 0); got != 500 {
+		t.Fatalf("with the summary files: %d lines of the intact block, want 500", got)
+	}
+	if st := c.Snapshot(); st.BlocksCorrupt != 1 || st.BlocksRead != 1 {
+		t.Fatalf("with the summary files: stats %+v", st)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Filter summary files persist the filter summaries of filter.go, one file
@@ -30,8 +31,8 @@ const (
 	filterSumHdrLen   = 4 + 1 + 3 + 8 + 4 // magic, version, reserved, day, entries
 	filterSumEntryLen = 8 + 8 + 8 + 1     // segment, offset, fingerprint, log2
 	// filterSumNone is an entry's log2 for a block without a summary (its
-	// filter is the exact one, which does not fold): the file covers the
-	// block, and a query reads its filter.
+	// filter is the exact one, which does not fold, or could not be read
+	// or checked): the file covers the block, and a query reads its filter.
 	filterSumNone = 0
 )
 
@@ -186,16 +187,27 @@ func (s *Store) loadFilterSums(start, end int64, build bool) {
 		return was&what != 0
 	})
 	s.sums.mu.Unlock()
-	for _, day := range days {
-		if s.loadDaySums(m, day, !build) || s.readOnly {
-			continue
-		}
-		if build {
-			s.ResultCacheWrite(func() { s.writeDaySums(m, day) })
-		} else {
-			s.rebuildDaySums(m, day)
+	// Two goroutines: the files of a week are a few MB to check and apply.
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(days); i = int(next.Add(1) - 1) {
+			day := days[i]
+			if s.loadDaySums(m, day, !build) || s.readOnly {
+				continue
+			}
+			if build {
+				s.ResultCacheWrite(func() { s.writeDaySums(m, day) })
+			} else {
+				s.rebuildDaySums(m, day)
+			}
 		}
 	}
+	var wg sync.WaitGroup
+	if len(days) > 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 }
 
 // writeFilterSums builds the summary file of every day whose file does not
@@ -280,25 +292,24 @@ func (s *Store) writeDaySums(m *meta, day int64) {
 	for _, b := range blocks {
 		e := sumEntry{seg: b.seg.id, off: b.off, fp: b.fingerprint()}
 		sum := b.filterSum.Load()
+		// A block without a summary in the file (filterSumNone) has its
+		// filter read by the query: so do the exact filter, which does
+		// not fold, and a block whose filter cannot be read or checked
+		// here, which the query then reports.
 		switch {
 		case sum != nil:
 			e.log2, e.bm = sum.log2, sum.bm
-		case b.corrupt.Load():
-			continue // a query reads it and reports it
-		case !summarizable(b.h.FilterLen):
-			e.log2 = filterSumNone
+		case b.corrupt.Load() || !summarizable(b.h.FilterLen):
 		default:
 			// Only the file gets the summary: what this process keeps
 			// in memory is up to its queries.
-			f, err := s.readFilterInto(b, &buf)
-			if err != nil {
-				continue // a query reads it and reports it
+			if f, err := s.readFilterInto(b, &buf); err == nil {
+				folded, ok := f.summarize()
+				if !ok {
+					folded = tokenFilter{log2: f.log2, bm: append([]byte(nil), f.bm...)}
+				}
+				e.log2, e.bm = folded.log2, folded.bm
 			}
-			folded, ok := f.summarize()
-			if !ok {
-				folded = tokenFilter{log2: f.log2, bm: append([]byte(nil), f.bm...)}
-			}
-			e.log2, e.bm = folded.log2, folded.bm
 		}
 		ents = append(ents, e)
 	}
