@@ -50,6 +50,10 @@ type filterSums struct {
 	tried map[int64]sumsTried
 	// builds counts rebuilds in flight, for tests.
 	builds sync.WaitGroup
+	// buildMu runs builds one at a time: a first query that finds no
+	// files keeps one core for itself, and no two builds write the same
+	// temporary file.
+	buildMu sync.Mutex
 }
 
 // sumsTried says what was done with a day's file since the day last
@@ -268,6 +272,8 @@ func (s *Store) rebuildDaySums(m *meta, day int64) {
 }
 
 func (s *Store) writeDaySums(m *meta, day int64) {
+	s.sums.buildMu.Lock()
+	defer s.sums.buildMu.Unlock()
 	s.mu.RLock()
 	var blocks []*blockRef
 	if s.m == m && m.days[day] != nil {
