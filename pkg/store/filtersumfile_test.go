@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -369,4 +371,57 @@ func TestSummaryFilesGoWithTheirSegments(t *testing.T) {
 			checkSumFile(t, s, day)
 		}
 	})
+}
+
+// TestParseFilterSumsDamage feeds parseFilterSums every truncation of a
+// file and random changes to it, with the checksum made right again so
+// that the checks behind it are reached: each is an error or a file of
+// well-formed entries, never a panic.
+func TestParseFilterSumsDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	ents := []sumEntry{
+		{seg: 1, off: 0, fp: 11, log2: minFilterLog2, bm: bytes.Repeat([]byte{0x5a}, (1<<minFilterLog2)/8)},
+		{seg: 1, off: 900, fp: 12, log2: filterSumNone},
+		{seg: 2, off: 0, fp: 13, log2: 12, bm: bytes.Repeat([]byte{0xa5}, (1<<12)/8)},
+	}
+	const day = 20000
+	good := marshalFilterSums(day, ents)
+	got, err := parseFilterSums(good, day)
+	if err != nil || len(got) != len(ents) {
+		t.Fatalf("the intact file: %d entries, %v", len(got), err)
+	}
+	for i, e := range got {
+		if e.seg != ents[i].seg || e.off != ents[i].off || e.fp != ents[i].fp || e.log2 != ents[i].log2 || !bytes.Equal(e.bm, ents[i].bm) {
+			t.Fatalf("entry %d: %+v, want %+v", i, e, ents[i])
+		}
+	}
+	check := func(b []byte, what string) {
+		t.Helper()
+		got, err := parseFilterSums(b, day)
+		if err != nil {
+			if !errors.Is(err, errFilterSumFile) {
+				t.Fatalf("%s: error %v is not a summary file error", what, err)
+			}
+			return
+		}
+		for _, e := range got {
+			if e.log2 != filterSumNone && (e.log2 < minFilterLog2 || e.log2 >= maxFilterLog2 || len(e.bm) != (1<<e.log2)/8) {
+				t.Fatalf("%s: entry %+v accepted", what, e)
+			}
+		}
+	}
+	for n := 0; n < len(good); n++ {
+		check(good[:n], fmt.Sprintf("cut to %d bytes", n))
+		if n >= 4 {
+			check(reseal(bytes.Clone(good[:n])), fmt.Sprintf("cut to %d bytes, checksum made right", n))
+		}
+	}
+	for k := 0; k < 2000; k++ {
+		b := bytes.Clone(good)
+		for j := 0; j <= rng.IntN(3); j++ {
+			b[rng.IntN(len(b)-4)] = byte(rng.Uint32())
+		}
+		check(b, "changed bytes")
+		check(reseal(b), "changed bytes, checksum made right")
+	}
 }
