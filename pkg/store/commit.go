@@ -521,15 +521,17 @@ func (s *Store) collectDeadLocked(segs []*segment) []string {
 	}
 	var paths []string
 	var ids []uint64
+	days := map[int64]bool{}
 	for _, seg := range segs {
 		if seg.dead && !seg.deleted && seg.readers == 0 {
 			seg.deleted = true
 			paths = append(paths, segPath(s.dir, seg), resultCachePath(s.dir, seg.id))
 			ids = append(ids, seg.id)
+			days[seg.day] = true
 		}
 	}
 	s.dropFiles(ids, nil)
-	return paths
+	return append(paths, s.dropDaySumsLocked(days)...)
 }
 
 func removeFiles(paths []string) {

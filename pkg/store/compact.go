@@ -106,6 +106,9 @@ func (s *Store) Compact(ctx context.Context) error {
 		}
 		did, err := s.compactStep(&enc)
 		if err != nil || !did {
+			if err == nil {
+				s.writeFilterSums()
+			}
 			return err
 		}
 	}
@@ -131,6 +134,9 @@ func (s *Store) compactSome(enc **zstd.Encoder, budget time.Duration) (bool, err
 		did, err := s.compactStep(enc)
 		if err != nil || !did {
 			release()
+			if err == nil {
+				s.writeFilterSums()
+			}
 			return false, err
 		}
 	}

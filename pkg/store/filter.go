@@ -307,6 +307,12 @@ func keepSummary(b *blockRef, f tokenFilter) {
 		}
 		sum = tokenFilter{log2: f.log2, bm: append([]byte(nil), f.bm...)}
 	}
+	keepSummaryOf(b, sum)
+}
+
+// keepSummaryOf stores sum, which it takes, as b's summary, unless b has
+// one already or the budget is spent.
+func keepSummaryOf(b *blockRef, sum tokenFilter) {
 	n := int64(len(sum.bm)) + summaryOverhead
 	if summaryBytes.used.Add(n) > summaryBytes.budget.Load() {
 		summaryBytes.used.Add(-n)

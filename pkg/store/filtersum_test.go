@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,18 +107,13 @@ func TestSummaryIsTheSmallerFilter(t *testing.T) {
 	}
 }
 
-// TestSummariesNeverSkipAMatch runs needle queries over a store of many
-// blocks twice (the first builds the summaries, the second relies on them)
-// and with no summary budget, and checks every answer against a brute-force
-// scan of what was written.
-func TestSummariesNeverSkipAMatch(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	defer func() { s.Close() }()
+// writeNeedleDays writes 12 days of random lines to stream {job="x"} of s,
+// one commit a day, some with a needle, and returns what it wrote and the
+// literals to look for: the needles, absent needles and pieces of lines.
+func writeNeedleDays(t *testing.T, s *Store) (all []Entry, needles []string) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 9))
 	ls := labels.FromStrings("job", "x")
-	var all []Entry
-	var needles []string
 	for day := 0; day < 12; day++ {
 		var es []Entry
 		for i, l := range randomLines(rng, 200+rng.IntN(1000)) {
@@ -143,6 +139,43 @@ func TestSummariesNeverSkipAMatch(t *testing.T) {
 		a := rng.IntN(len(l) - 3)
 		needles = append(needles, l[a:a+3+rng.IntN(min(12, len(l)-a-3)+1)])
 	}
+	return all, needles
+}
+
+// checkNeedles queries each literal of needles over the days
+// writeNeedleDays wrote and checks the lines found against a brute-force
+// scan of all.
+func checkNeedles(t *testing.T, r Reader, all []Entry, needles []string, what string) {
+	t.Helper()
+	for _, nd := range needles {
+		want := 0
+		for _, e := range all {
+			if strings.Contains(e.Line, nd) {
+				want++
+			}
+		}
+		p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
+			Start: day0, End: day0 + 13*nsPerDay, Lines: true, Direction: Backward,
+			Hint: &LineFilterHint{Groups: [][]string{{nd}}}}
+		var c StatsCollector
+		if got := drainMatching(t, r, WithStats(context.Background(), &c), p, nd, 0); got != want {
+			t.Fatalf("%s: %q found %d times, written %d times", what, nd, got, want)
+		}
+		if st := c.Snapshot(); st.BlocksTotal < 12 || st.BlocksCorrupt != 0 {
+			t.Fatalf("%s: stats %+v", what, st)
+		}
+	}
+}
+
+// TestSummariesNeverSkipAMatch runs needle queries over a store of many
+// blocks twice (the first builds the summaries, the second relies on them)
+// and with no summary budget, and checks every answer against a brute-force
+// scan of what was written.
+func TestSummariesNeverSkipAMatch(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	defer func() { s.Close() }()
+	all, needles := writeNeedleDays(t, s)
 	defer summaryBytes.budget.Store(defaultSummaryBudget)
 	defer func(n int) { minFilterAhead = n }(minFilterAhead)
 	variants := []struct {
@@ -164,24 +197,7 @@ func TestSummariesNeverSkipAMatch(t *testing.T) {
 		minFilterAhead = v.ahead
 		budget := v.name
 		for round := 0; round < 2; round++ {
-			for _, nd := range needles {
-				want := 0
-				for _, e := range all {
-					if strings.Contains(e.Line, nd) {
-						want++
-					}
-				}
-				p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
-					Start: day0, End: day0 + 13*nsPerDay, Lines: true, Direction: Backward,
-					Hint: &LineFilterHint{Groups: [][]string{{nd}}}}
-				var c StatsCollector
-				if got := drainMatching(t, s, WithStats(context.Background(), &c), p, nd, 0); got != want {
-					t.Fatalf("%s, round %d: %q found %d times, written %d times", budget, round, nd, got, want)
-				}
-				if st := c.Snapshot(); st.BlocksTotal < 12 || st.BlocksCorrupt != 0 {
-					t.Fatalf("stats %+v", st)
-				}
-			}
+			checkNeedles(t, s, all, needles, fmt.Sprintf("%s, round %d", budget, round))
 		}
 		s.mu.RLock()
 		for _, b := range s.m.blocks {
@@ -197,6 +213,7 @@ func TestSummariesNeverSkipAMatch(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	removeFilterSums(dir) // blocks without summaries
 	s = openTest(t, dir)
 	its, err := s.Select(context.Background(), SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
 		Start: day0, End: day0 + 13*nsPerDay, Lines: true, Hint: &LineFilterHint{Groups: [][]string{{"needle-x"}}}})
@@ -316,6 +333,36 @@ func TestCorruptFilterGetsNoSummary(t *testing.T) {
 	}
 	if in := s.Info(); in.CorruptBlocks != 1 || !strings.Contains(in.LastError, "filter") {
 		t.Fatalf("info %+v", in)
+	}
+	// The day's summary file, built after the first query, covers the
+	// block without a summary: a process that loads it reads the filter
+	// and reports it too.
+	s.sums.builds.Wait()
+	raw, err := os.ReadFile(filterSumPath(dir, victim.seg.day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := parseFilterSums(raw, victim.seg.day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ents, func(e sumEntry) bool { return e.seg == victim.seg.id && e.off == victim.off })
+	if i < 0 || ents[i].log2 != filterSumNone {
+		t.Fatalf("the damaged block's entry: %d of %+v", i, ents)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, dir)
+	defer s2.Close()
+	var c StatsCollector
+	p := SelectParams{Matchers: []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "job", "x")},
+		Start: day0, End: day0 + 2*nsPerDay, Lines: true, Hint: &LineFilterHint{Groups: [][]string{{"needle-1"}}}}
+	if got := drainMatching(t, s2, WithStats(context.Background(), &c), p, "needle-1", 0); got != 500 {
+		t.Fatalf("with the summary files: %d lines of the intact block, want 500", got)
+	}
+	if st := c.Snapshot(); st.BlocksCorrupt != 1 || st.BlocksRead != 1 {
+		t.Fatalf("with the summary files: stats %+v", st)
 	}
 }
 

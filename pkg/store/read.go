@@ -175,6 +175,10 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 		return nil, nil
 	}
 	stats := StatsFrom(ctx)
+	prunes := hintPrunes(p.Hint)
+	if prunes {
+		s.loadFilterSums(p.Start, p.End, false)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -182,7 +186,6 @@ func (s *Store) selectAttempt(ctx context.Context, p SelectParams, attempt int) 
 	}
 	var its []StreamIterator
 	var total, skipped int
-	prunes := hintPrunes(p.Hint)
 	matched := s.m.match(p.Matchers)
 	dec := newDecodedHeld(p.MaxDecodedBytes, 0)
 	for _, st := range matched {

@@ -270,6 +270,7 @@ func Repair(dir string) (*RepairReport, error) {
 	}
 	rep.Changed, rep.ManifestRebuilt = true, damaged
 	removeResultCache(dir) // derived from blocks this repair may drop
+	removeFilterSums(dir)
 	if curErr == nil && damaged {
 		qd, err := quarantine()
 		if err != nil {

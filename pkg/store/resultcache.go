@@ -77,13 +77,18 @@ func (b *BlockInfo) Fingerprint() uint64 {
 	if b.ref == nil {
 		return 0
 	}
+	return b.ref.fingerprint()
+}
+
+// fingerprint is BlockInfo.Fingerprint of the block.
+func (b *blockRef) fingerprint() uint64 {
 	var hdr [blockHeaderSize]byte
-	b.ref.h.marshal(hdr[:])
+	b.h.marshal(hdr[:])
 	h := fnv.New64a()
 	h.Write(hdr[:])
 	var id [16]byte
-	binary.LittleEndian.PutUint64(id[:], b.ID.Seg)
-	binary.LittleEndian.PutUint64(id[8:], uint64(b.ID.Off))
+	binary.LittleEndian.PutUint64(id[:], b.seg.id)
+	binary.LittleEndian.PutUint64(id[8:], uint64(b.off))
 	h.Write(id[:])
 	return h.Sum64()
 }

@@ -97,6 +97,8 @@ type Store struct {
 	codecs   *codecs
 	// cacheGate keeps result cache writes out of a closed store.
 	cacheGate resultCacheGate
+	// sums records the filter summary files loaded (filtersumfile.go).
+	sums filterSums
 
 	lockFile *os.File
 	manFile  *os.File // writer: manifest open for appending
@@ -371,6 +373,7 @@ func (s *Store) removeGarbage() {
 	}
 	_ = os.Remove(filepath.Join(s.dir, manifestTmpName))
 	s.removeResultCacheGarbage()
+	s.removeFilterSumGarbage()
 }
 
 // checkSegments marks blocks of missing or short segment files corrupt, so
