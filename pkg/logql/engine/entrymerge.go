@@ -152,6 +152,12 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			if ok {
 				c.cur = p
 			}
+			if !ok && err == nil && suspended(c.it) {
+				// The stream stopped short of a block the merge now
+				// needs: read on, on a goroutine again.
+				c.feed = nil
+				continue
+			}
 			return ok, err
 		}
 		for c.batch != nil && c.i < len(c.batch.Ts) {
@@ -180,6 +186,9 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			if err := c.it.Err(); err != nil {
 				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
 			}
+			if suspended(c.it) {
+				continue
+			}
 			return false, nil
 		}
 		if c.feeds != nil {
@@ -190,6 +199,18 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())
 		}
 	}
+}
+
+// suspender is a stream that may stop short of its end (Next false, Err
+// nil) until its reader wants more (see memoStream).
+type suspender interface {
+	Suspended() bool
+}
+
+// suspended reports whether it stopped short of its end: Next goes on.
+func suspended(it store.StreamIterator) bool {
+	s, ok := it.(suspender)
+	return ok && s.Suspended()
 }
 
 // entryOrder orders cursors by their current entry: oldest first forward,

@@ -220,7 +220,7 @@ func TestLogMemoMergeOrder(t *testing.T) {
 					}
 				}
 				bs.Head = &sliceIter{ls: ls, b: batchOf(inRange, backward)}
-				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", sp: pl.pipeline.ForStream(ls), ls: ls, start: tt.start, end: tt.end, backward: backward}
+				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", held: newLazyHeld(0), sp: pl.pipeline.ForStream(ls), ls: ls, start: tt.start, end: tt.end, backward: backward}
 				if err := m.plan(&bs); err != nil {
 					t.Fatal(err)
 				}
