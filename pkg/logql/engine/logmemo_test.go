@@ -198,15 +198,31 @@ func TestLogMemoMergeOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := newBlockCache(1 << 20)
+	// Each range and direction: read as the merge goes (parts of the
+	// blocks the range cuts kept), then from the cache; read whole (no
+	// room to hold blocks decoded), then from the cache; read as they come
+	// (known too many to keep); and over the whole time after the range
+	// (parts read on, or read again where unusable).
+	type run struct {
+		fresh, tooLarge, noRoom, whole bool
+	}
+	runs := []run{{fresh: true}, {}, {fresh: true, noRoom: true}, {}, {fresh: true, tooLarge: true}, {fresh: true}, {whole: true}, {whole: true}}
+	sawParts := false
 	for _, tt := range []struct {
 		start, end int64
-	}{{0, 100}, {20, 21}, {25, 46}, {11, 60}} {
+	}{{0, 100}, {20, 21}, {25, 46}, {11, 60}, {21, 50}} {
 		for _, backward := range []bool{false, true} {
-			for run := 0; run < 3; run++ { // read, then kept, then read as they come
-				if run == 2 {
+			var cache *blockCache
+			for r, rn := range runs {
+				if rn.fresh {
 					cache = newBlockCache(1 << 20)
+				}
+				if rn.tooLarge {
 					cache.noteTooLarge("k", 0)
+				}
+				start, end := tt.start, tt.end
+				if rn.whole {
+					start, end = 0, 100
 				}
 				bs := store.BlockStream{Labels: ls}
 				for i, es := range blocks {
@@ -215,24 +231,37 @@ func TestLogMemoMergeOrder(t *testing.T) {
 				}
 				var inRange []ent
 				for _, e := range head {
-					if e.ts >= tt.start && e.ts < tt.end {
+					if e.ts >= start && e.ts < end {
 						inRange = append(inRange, e)
 					}
 				}
 				bs.Head = &sliceIter{ls: ls, b: batchOf(inRange, backward)}
-				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", held: newLazyHeld(0), sp: pl.pipeline.ForStream(ls), ls: ls, start: tt.start, end: tt.end, backward: backward}
+				held := newLazyHeld(0)
+				if rn.noRoom {
+					held.max = 0
+				}
+				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", held: held, sp: pl.pipeline.ForStream(ls), ls: ls, start: start, end: end, backward: backward}
 				if err := m.plan(&bs); err != nil {
 					t.Fatal(err)
 				}
 				var got, want []ent
-				for m.Next() {
+				for {
+					if !m.Next() {
+						if m.Err() == nil && m.Suspended() {
+							continue
+						}
+						break
+					}
 					b := m.At()
 					for i := range b.Ts {
 						got = append(got, ent{b.Ts[i], b.Seq[i]})
 					}
 				}
+				if err := m.Close(); err != nil || m.Err() != nil {
+					t.Fatal(err, m.Err())
+				}
 				for _, e := range all {
-					if e.ts >= tt.start && e.ts < tt.end {
+					if e.ts >= start && e.ts < end {
 						want = append(want, e)
 					}
 				}
@@ -240,10 +269,17 @@ func TestLogMemoMergeOrder(t *testing.T) {
 					slices.Reverse(want)
 				}
 				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Errorf("[%d, %d) backward %v run %d:\n got %v\nwant %v", tt.start, tt.end, backward, run, got, want)
+					t.Errorf("[%d, %d) backward %v run %d %+v:\n got %v\nwant %v", start, end, backward, r, rn, got, want)
 				}
+				if n := held.n.Load(); n != 0 {
+					t.Errorf("run %d: %d decoded bytes still counted held", r, n)
+				}
+				sawParts = sawParts || partialResults(cache) > 0
 			}
 		}
+	}
+	if !sawParts {
+		t.Error("no part of a block was ever kept")
 	}
 }
 
