@@ -285,6 +285,9 @@ type memoStream struct {
 	// resume; suspended: Next stopped short.
 	servedKept bool
 	suspended  bool
+	// scanned counts the entries of blocks read that went through the
+	// pipeline.
+	scanned int
 }
 
 // memoShare is the share of the block cache's budget one block's kept
@@ -293,6 +296,14 @@ const memoShare = 16
 
 // memoBatch is how many entries a batch holds at most.
 const memoBatch = 256
+
+// memoScan is how many entries of blocks read Next puts through the
+// pipeline at most before it hands out its batch, however few passed (none,
+// maybe). A query whose filter passes few lines then reads a block no
+// further than its merge needs (a batch of memoBatch passing entries could
+// take blocks), and its reader, counting batches, hands a long scan to
+// goroutines of their own as early as without the memo.
+const memoScan = 256
 
 // plan reads the head (it is in memory) and orders the blocks and head
 // for the merge.
@@ -579,6 +590,7 @@ func (m *memoStream) readWhole(src *memoSource) error {
 		for ; src.pos < len(src.raw.Ts); src.pos++ {
 			m.collect(src, src.raw, src.pos, true)
 		}
+		m.scanned += len(src.raw.Ts)
 		more, err := m.nextRaw(src)
 		if err != nil {
 			return err
@@ -712,7 +724,12 @@ func (m *memoStream) Next() bool {
 	b.Labels = m.ls
 	b.Ts, b.Seq, b.Sizes, b.Lines, b.Metadata = b.Ts[:0], b.Seq[:0], b.Sizes[:0], b.Lines[:0], b.Metadata[:0]
 	hasMeta := false
+	scanned0, cut := m.scanned, false
 	for m.err == nil && len(b.Ts) < memoBatch {
+		if m.scanned-scanned0 >= memoScan {
+			cut = true
+			break
+		}
 		// The source holding the next entry, once every source the
 		// merge has reached is read.
 		var best *memoSource
@@ -793,7 +810,7 @@ func (m *memoStream) Next() bool {
 	if !hasMeta {
 		b.Metadata = nil
 	}
-	return m.err == nil && len(b.Ts) > 0
+	return m.err == nil && (len(b.Ts) > 0 || cut)
 }
 
 // emitRaw takes entry i of rb, the next of the block src reads: it skips
@@ -801,6 +818,7 @@ func (m *memoStream) Next() bool {
 // pipeline yet, else collects it (when src collects) and adds it to the
 // batch if it passed (or, not collecting, whatever it is).
 func (m *memoStream) emitRaw(src *memoSource, rb *store.Batch, i int, ts int64, hasMeta *bool) {
+	m.scanned++
 	before := m.beforeRange(ts)
 	if src.keep == nil {
 		src.read++
