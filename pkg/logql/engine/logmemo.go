@@ -638,6 +638,12 @@ func (m *memoStream) readOn(src *memoSource) error {
 			return err
 		}
 		if !more {
+			if src.block.Corrupt() {
+				// Found corrupt since: the store skips it, and so does
+				// the stream past what was kept of it.
+				src.pe, src.pos = &passedEntries{}, 0
+				return nil
+			}
 			return fmt.Errorf("block %s: %w", src.block.ID, errBlockShorter)
 		}
 		if toSkip < len(src.raw.Ts) {
@@ -773,7 +779,7 @@ func (m *memoStream) Next() bool {
 				m.err = err
 				return false
 			}
-			if best.raw == nil && len(best.pe.ts) == best.pos {
+			if best.raw == nil && best.pos >= len(best.pe.ts) { // nothing more
 				m.active = slices.DeleteFunc(m.active, func(s *memoSource) bool { return s == best })
 			}
 			continue
