@@ -437,7 +437,7 @@ func (m *memoStream) reaches(src *memoSource, ts int64) bool {
 }
 
 // past reports whether an entry at ts comes after the query's range in
-// the order it reads; before whether it comes before it.
+// the order it reads.
 func (m *memoStream) past(ts int64) bool {
 	if m.backward {
 		return ts < m.start
@@ -445,6 +445,8 @@ func (m *memoStream) past(ts int64) bool {
 	return ts >= m.end
 }
 
+// beforeRange reports whether an entry at ts comes before the query's
+// range in the order it reads.
 func (m *memoStream) beforeRange(ts int64) bool {
 	if m.backward {
 		return ts >= m.end
