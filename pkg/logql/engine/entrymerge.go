@@ -95,7 +95,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			if stopped(f.ctx) {
 				return nil, false
 			}
-			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
+			line, ls, h, ok := c.process(b, i)
 			if !ok {
 				continue
 			}
@@ -145,6 +145,23 @@ func lokiStreamHash(ls labels.Labels) uint64 {
 	return d.Sum64()
 }
 
+// preprocessor is a stream that ran the pipeline over some entries of its
+// current batch itself (see memoStream).
+type preprocessor interface {
+	processed(i int) (line string, ls labels.Labels, hash uint64, ok bool)
+}
+
+// process runs the pipeline over entry i of b, the stream's current batch,
+// unless the stream ran it already.
+func (c *entryCursor) process(b *store.Batch, i int) (string, labels.Labels, uint64, bool) {
+	if pre, ok := c.it.(preprocessor); ok {
+		if line, ls, h, ok := pre.processed(i); ok {
+			return line, ls, h, true
+		}
+	}
+	return c.sp.ProcessStringMetadata(b.Ts[i], b.Lines[i], metadataAt(b, i))
+}
+
 func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 	for {
 		if c.feed != nil {
@@ -167,7 +184,7 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			i := c.i
 			c.i++
 			ts := c.batch.Ts[i]
-			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, c.batch.Lines[i], metadataAt(c.batch, i))
+			line, ls, h, ok := c.process(c.batch, i)
 			if !ok {
 				continue
 			}

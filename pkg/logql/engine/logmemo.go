@@ -288,6 +288,8 @@ type memoStream struct {
 	// scanned counts the entries of blocks read that went through the
 	// pipeline.
 	scanned int
+	// proc holds the pipeline's result for each entry of the batch.
+	proc []memoProcessed
 }
 
 // memoShare is the share of the block cache's budget one block's kept
@@ -590,7 +592,7 @@ func (m *memoStream) readWhole(src *memoSource) error {
 	src.started = true
 	for {
 		for ; src.pos < len(src.raw.Ts); src.pos++ {
-			m.collect(src, src.raw, src.pos, true)
+			_, _ = m.collect(src, src.raw, src.pos, true)
 		}
 		m.scanned += len(src.raw.Ts)
 		more, err := m.nextRaw(src)
@@ -667,13 +669,15 @@ func (m *memoStream) readOn(src *memoSource) error {
 }
 
 // collect runs the pipeline over entry i of b, the next of the block src
-// reads, and collects it if it passes; it reports whether it passed.
+// reads, and collects it if it passes; it returns the pipeline's result
+// and whether it passed.
 // Unless whole, it stops collecting once the entries would take more than
 // their share of the cache.
-func (m *memoStream) collect(src *memoSource, b *store.Batch, i int, whole bool) bool {
+func (m *memoStream) collect(src *memoSource, b *store.Batch, i int, whole bool) (memoProcessed, bool) {
 	src.read++
-	if _, _, _, ok := m.sp.ProcessStringMetadata(b.Ts[i], b.Lines[i], metadataAt(b, i)); !ok {
-		return false
+	out, ls, h, ok := m.sp.ProcessStringMetadata(b.Ts[i], b.Lines[i], metadataAt(b, i))
+	if !ok {
+		return memoProcessed{}, false
 	}
 	src.keep.add(b, i)
 	src.keepBytes += src.keep.entrySize(len(src.keep.ts) - 1)
@@ -682,7 +686,7 @@ func (m *memoStream) collect(src *memoSource, b *store.Batch, i int, whole bool)
 		m.cache.noteTooLarge(m.key, int64(src.block.Entries))
 		src.keep = nil
 	}
-	return true
+	return memoProcessed{line: out, ls: ls, hash: h, ok: true}, true
 }
 
 // finish makes the passing entries src collected its block's result,
@@ -731,6 +735,8 @@ func (m *memoStream) Next() bool {
 	b := &m.batch
 	b.Labels = m.ls
 	b.Ts, b.Seq, b.Sizes, b.Lines, b.Metadata = b.Ts[:0], b.Seq[:0], b.Sizes[:0], b.Lines[:0], b.Metadata[:0]
+	clear(m.proc)
+	m.proc = m.proc[:0]
 	hasMeta := false
 	scanned0, cut := m.scanned, false
 	for m.err == nil && len(b.Ts) < memoBatch {
@@ -801,6 +807,7 @@ func (m *memoStream) Next() bool {
 					hasMeta = hasMeta || md != nil
 				}
 				b.Metadata = append(b.Metadata, md)
+				m.proc = append(m.proc, memoProcessed{})
 			}
 			if best.kept {
 				m.servedKept = true
@@ -842,7 +849,8 @@ func (m *memoStream) emitRaw(src *memoSource, rb *store.Batch, i int, ts int64, 
 		return
 	}
 	src.started = true
-	if !m.collect(src, rb, i, false) || before {
+	res, ok := m.collect(src, rb, i, false)
+	if !ok || before {
 		return
 	}
 	line := rb.Lines[i]
@@ -852,6 +860,7 @@ func (m *memoStream) emitRaw(src *memoSource, rb *store.Batch, i int, ts int64, 
 		line = strings.Clone(line)
 	}
 	m.appendRaw(rb, i, line, hasMeta)
+	m.proc[len(m.proc)-1] = res
 }
 
 func (m *memoStream) appendRaw(rb *store.Batch, i int, line string, hasMeta *bool) {
@@ -864,6 +873,24 @@ func (m *memoStream) appendRaw(rb *store.Batch, i int, line string, hasMeta *boo
 	md := metadataAt(rb, i)
 	*hasMeta = *hasMeta || md != nil
 	b.Metadata = append(b.Metadata, md)
+	m.proc = append(m.proc, memoProcessed{})
+}
+
+// memoProcessed is the pipeline's result for an entry of a batch, when
+// the stream ran it (ok): its reader need not run it again.
+type memoProcessed struct {
+	line string
+	ls   labels.Labels
+	hash uint64
+	ok   bool
+}
+
+// processed returns the pipeline's result for entry i of the current
+// batch when the stream ran it (entries of blocks read now; those kept
+// or of the head go through the reader's pipeline).
+func (m *memoStream) processed(i int) (string, labels.Labels, uint64, bool) {
+	p := m.proc[i]
+	return p.line, p.ls, p.hash, p.ok
 }
 
 func (p *passedEntries) reverse() {
