@@ -118,6 +118,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 type entryCursor struct {
 	it    store.StreamIterator
 	sp    *log.StreamPipeline
+	pre   preprocessor // it, when it runs the pipeline over some entries
 	batch *store.Batch
 	i     int
 	cur   processed
@@ -154,8 +155,8 @@ type preprocessor interface {
 // process runs the pipeline over entry i of b, the stream's current batch,
 // unless the stream ran it already.
 func (c *entryCursor) process(b *store.Batch, i int) (string, labels.Labels, uint64, bool) {
-	if pre, ok := c.it.(preprocessor); ok {
-		if line, ls, h, ok := pre.processed(i); ok {
+	if c.pre != nil {
+		if line, ls, h, ok := c.pre.processed(i); ok {
 			return line, ls, h, true
 		}
 	}
