@@ -341,7 +341,7 @@ func TestLogMemoParts(t *testing.T) {
 	streams := appLevelStreams()
 	st := flushedStore(t, streams, 5, 901, func(si, n int) store.Entry {
 		ts := int64(n/3)*int64(time.Second) + int64(si*(n%3))
-		line := fmt.Sprintf("level=%s n=%d msg=%q duration=%dms pad=%s", streams[si].Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(n+si)%3], (n*7919)%20000, strings.Repeat("y", 1000))
+		line := fmt.Sprintf("level=%s n=%d msg=%q duration=%dms pad=%s", streams[si].Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(n+si)%3], (n*7919)%20000, strings.Repeat("y", 600))
 		e := store.Entry{Ts: ts, Line: line}
 		if n%5 == 0 {
 			e.Metadata = labels.New(labels.Label{Name: "trace", Value: fmt.Sprint(n % 3)})
@@ -425,7 +425,7 @@ func TestLogMemoRepeatAheadReadsNoBlock(t *testing.T) {
 		labels.FromStrings("app", "a", "pod", "3"),
 	}
 	st := flushedStore(t, streams, 8, 3000, func(si, n int) store.Entry {
-		return store.Entry{Ts: int64(n)*int64(time.Second) + int64(si), Line: fmt.Sprintf("level=info n=%d duration=%dms pod=%d pad=%s", n, (n*7919)%10000, si, strings.Repeat("z", 300))}
+		return store.Entry{Ts: int64(n)*int64(time.Second) + int64(si), Line: fmt.Sprintf("level=info n=%d duration=%dms pod=%d pad=%s", n, (n*7919)%10000, si, strings.Repeat("z", 150))}
 	})
 	q := `{app="a"} |= "duration=" | logfmt | duration > 2s`
 	for _, dir := range []store.Direction{store.Forward, store.Backward} {
