@@ -95,7 +95,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 			if stopped(f.ctx) {
 				return nil, false
 			}
-			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, b.Lines[i], metadataAt(b, i))
+			line, ls, h, ok := c.process(b, i)
 			if !ok {
 				continue
 			}
@@ -118,6 +118,7 @@ func (f *feeder) start(c *entryCursor) *feed[processed] {
 type entryCursor struct {
 	it    store.StreamIterator
 	sp    *log.StreamPipeline
+	pre   preprocessor // it, when it runs the pipeline over some entries
 	batch *store.Batch
 	i     int
 	cur   processed
@@ -145,12 +146,35 @@ func lokiStreamHash(ls labels.Labels) uint64 {
 	return d.Sum64()
 }
 
+// preprocessor is a stream that ran the pipeline over some entries of its
+// current batch itself (see memoStream).
+type preprocessor interface {
+	processed(i int) (line string, ls labels.Labels, hash uint64, ok bool)
+}
+
+// process runs the pipeline over entry i of b, the stream's current batch,
+// unless the stream ran it already.
+func (c *entryCursor) process(b *store.Batch, i int) (string, labels.Labels, uint64, bool) {
+	if c.pre != nil {
+		if line, ls, h, ok := c.pre.processed(i); ok {
+			return line, ls, h, true
+		}
+	}
+	return c.sp.ProcessStringMetadata(b.Ts[i], b.Lines[i], metadataAt(b, i))
+}
+
 func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 	for {
 		if c.feed != nil {
 			p, ok, err := c.feed.next(ctx)
 			if ok {
 				c.cur = p
+			}
+			if !ok && err == nil && suspended(c.it) {
+				// The stream stopped short of a block the merge now
+				// needs: read on, on a goroutine again.
+				c.feed = nil
+				continue
 			}
 			return ok, err
 		}
@@ -161,7 +185,7 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			i := c.i
 			c.i++
 			ts := c.batch.Ts[i]
-			line, ls, h, ok := c.sp.ProcessStringMetadata(ts, c.batch.Lines[i], metadataAt(c.batch, i))
+			line, ls, h, ok := c.process(c.batch, i)
 			if !ok {
 				continue
 			}
@@ -180,6 +204,9 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			if err := c.it.Err(); err != nil {
 				return false, fmt.Errorf("read stream %s: %w", c.it.Labels(), err)
 			}
+			if suspended(c.it) {
+				continue
+			}
 			return false, nil
 		}
 		if c.feeds != nil {
@@ -190,6 +217,18 @@ func (c *entryCursor) advance(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("read stream %s: store returned a batch without lines", c.it.Labels())
 		}
 	}
+}
+
+// suspender is a stream that may stop short of its end (Next false, Err
+// nil) until its reader wants more (see memoStream).
+type suspender interface {
+	Suspended() bool
+}
+
+// suspended reports whether it stopped short of its end: Next goes on.
+func suspended(it store.StreamIterator) bool {
+	s, ok := it.(suspender)
+	return ok && s.Suspended()
 }
 
 // entryOrder orders cursors by their current entry: oldest first forward,

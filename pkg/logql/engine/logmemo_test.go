@@ -198,15 +198,31 @@ func TestLogMemoMergeOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := newBlockCache(1 << 20)
+	// Each range and direction: read as the merge goes (parts of the
+	// blocks the range cuts kept), then from the cache; read whole (no
+	// room to hold blocks decoded), then from the cache; read as they come
+	// (known too many to keep); and over the whole time after the range
+	// (parts read on, or read again where unusable).
+	type run struct {
+		fresh, tooLarge, noRoom, whole bool
+	}
+	runs := []run{{fresh: true}, {}, {fresh: true, noRoom: true}, {}, {fresh: true, tooLarge: true}, {fresh: true}, {whole: true}, {whole: true}}
+	sawParts := false
 	for _, tt := range []struct {
 		start, end int64
-	}{{0, 100}, {20, 21}, {25, 46}, {11, 60}} {
+	}{{0, 100}, {20, 21}, {25, 46}, {11, 60}, {21, 50}} {
 		for _, backward := range []bool{false, true} {
-			for run := 0; run < 3; run++ { // read, then kept, then read as they come
-				if run == 2 {
+			var cache *blockCache
+			for r, rn := range runs {
+				if rn.fresh {
 					cache = newBlockCache(1 << 20)
+				}
+				if rn.tooLarge {
 					cache.noteTooLarge("k", 0)
+				}
+				start, end := tt.start, tt.end
+				if rn.whole {
+					start, end = 0, 100
 				}
 				bs := store.BlockStream{Labels: ls}
 				for i, es := range blocks {
@@ -215,24 +231,37 @@ func TestLogMemoMergeOrder(t *testing.T) {
 				}
 				var inRange []ent
 				for _, e := range head {
-					if e.ts >= tt.start && e.ts < tt.end {
+					if e.ts >= start && e.ts < end {
 						inRange = append(inRange, e)
 					}
 				}
 				bs.Head = &sliceIter{ls: ls, b: batchOf(inRange, backward)}
-				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", sp: pl.pipeline.ForStream(ls), ls: ls, start: tt.start, end: tt.end, backward: backward}
+				held := newLazyHeld(0)
+				if rn.noRoom {
+					held.max = 0
+				}
+				m := &memoStream{ctx: context.Background(), cache: cache, key: "k", held: held, sp: pl.pipeline.ForStream(ls), ls: ls, start: start, end: end, backward: backward}
 				if err := m.plan(&bs); err != nil {
 					t.Fatal(err)
 				}
 				var got, want []ent
-				for m.Next() {
+				for {
+					if !m.Next() {
+						if m.Err() == nil && m.Suspended() {
+							continue
+						}
+						break
+					}
 					b := m.At()
 					for i := range b.Ts {
 						got = append(got, ent{b.Ts[i], b.Seq[i]})
 					}
 				}
+				if err := m.Close(); err != nil || m.Err() != nil {
+					t.Fatal(err, m.Err())
+				}
 				for _, e := range all {
-					if e.ts >= tt.start && e.ts < tt.end {
+					if e.ts >= start && e.ts < end {
 						want = append(want, e)
 					}
 				}
@@ -240,10 +269,17 @@ func TestLogMemoMergeOrder(t *testing.T) {
 					slices.Reverse(want)
 				}
 				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Errorf("[%d, %d) backward %v run %d:\n got %v\nwant %v", tt.start, tt.end, backward, run, got, want)
+					t.Errorf("[%d, %d) backward %v run %d %+v:\n got %v\nwant %v", start, end, backward, r, rn, got, want)
 				}
+				if n := held.n.Load(); n != 0 {
+					t.Errorf("run %d: %d decoded bytes still counted held", r, n)
+				}
+				sawParts = sawParts || partialResults(cache) > 0
 			}
 		}
+	}
+	if !sawParts {
+		t.Error("no part of a block was ever kept")
 	}
 }
 
@@ -275,6 +311,150 @@ func TestLogMemoLargeBlocksNotKept(t *testing.T) {
 		for run := 0; run < 2; run++ {
 			if g, w := render(mustQuery(t, on, p)), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
 				t.Fatalf("%v run %d:\n got %v\nwant %v", dir, run, g, w)
+			}
+		}
+	}
+}
+
+// partialResults counts the kept results of parts of blocks.
+func partialResults(c *blockCache) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		if pe, ok := el.Value.(*cacheEntry).val.(*passedEntries); ok && pe.part != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// A query whose limit or range stops inside blocks keeps the part of them
+// it read; later queries take the parts, read on past them when they go
+// further, and read again the blocks whose parts they cannot use (another
+// direction, a range that starts inside what a part skipped), answering
+// every time as a read of the blocks does.
+func TestLogMemoParts(t *testing.T) {
+	// Blocks of about 900 entries, longer than a batch of the memo, three
+	// entries a second in the first stream (flushes split a second, so
+	// blocks share their edge times), one in the second, metadata on some.
+	streams := appLevelStreams()
+	st := flushedStore(t, streams, 5, 901, func(si, n int) store.Entry {
+		ts := int64(n/3)*int64(time.Second) + int64(si*(n%3))
+		line := fmt.Sprintf("level=%s n=%d msg=%q duration=%dms pad=%s", streams[si].Get("level"), n, []string{"ok", "CUDA out of memory", "retry"}[(n+si)%3], (n*7919)%20000, strings.Repeat("y", 600))
+		e := store.Entry{Ts: ts, Line: line}
+		if n%5 == 0 {
+			e.Metadata = labels.New(labels.Label{Name: "trace", Value: fmt.Sprint(n % 3)})
+		}
+		return e
+	})
+	sec := func(n int) time.Time { return time.Unix(int64(n), 0) }
+	// The head holds the entries from 1201 s: the ranges end before it.
+	type step struct {
+		start, end int
+		limit      int
+		backward   bool
+		onlyHits   bool // a repeat of the step before: served from the cache alone
+		readsOn    bool // goes past the parts kept before: some block is decoded again
+	}
+	for _, q := range []string{
+		`{app="a"} |= "duration=" | logfmt | duration > 5s`,
+		`{app="a"} != "retry"`,
+		`{app="a"} |= "CUDA" | logfmt | n > 20 | line_format "{{.n}} {{.trace}}"`,
+	} {
+		for _, first := range []bool{true, false} { // backward first, then forward first
+			steps := []step{
+				{start: 0, end: 1200, limit: 5, backward: first},
+				{start: 0, end: 1200, limit: 5, backward: first, onlyHits: true},
+				{start: 0, end: 1200, limit: 700, backward: first, readsOn: true},
+				{start: 0, end: 1200, limit: 700, backward: first, onlyHits: true},
+				{start: 0, end: 1200, limit: 2000, backward: first, readsOn: true},
+				{start: 0, end: 1200, limit: 2000, backward: first, onlyHits: true},
+				// Ranges cutting blocks, in both directions.
+				{start: 456, end: 1140, limit: 3, backward: !first},
+				{start: 456, end: 1140, limit: 3, backward: !first, onlyHits: true},
+				{start: 300, end: 1300, limit: 1000, backward: !first},
+				{start: 460, end: 1100, limit: 7, backward: first},
+				{start: 300, end: 1300, limit: 1000, backward: !first},
+				{start: 0, end: 1200, limit: 1000, backward: !first},
+				{start: 0, end: 1200, limit: 1000, backward: !first, onlyHits: true},
+			}
+			on := New(st, Options{})
+			off := New(st, Options{BlockCacheBytes: -1})
+			sawParts := false
+			for i, s := range steps {
+				dir := store.Forward
+				if s.backward {
+					dir = store.Backward
+				}
+				p := Params{Query: q, Start: sec(s.start), End: sec(s.end), Limit: s.limit, Direction: dir}
+				got, want := mustQuery(t, on, p), mustQuery(t, off, p)
+				if g, w := render(got), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
+					t.Fatalf("%s, step %d %+v:\n got %v\nwant %v", q, i, s, g, w)
+				}
+				if len(render(want)) == 0 {
+					t.Fatalf("%s, step %d: the query answers nothing: the comparison is vacuous", q, i)
+				}
+				if got.LimitReached != want.LimitReached {
+					t.Errorf("%s, step %d: limit reached %v, want %v", q, i, got.LimitReached, want.LimitReached)
+				}
+				c := got.Stats.Cache
+				if s.onlyHits && (c.Hits == 0 || c.Misses != 0) {
+					t.Errorf("%s, step %d %+v: cache %+v, want only hits", q, i, s, c)
+				}
+				if s.readsOn && (c.Hits == 0 || c.Misses == 0) {
+					t.Errorf("%s, step %d %+v: cache %+v, want hits and a block read on", q, i, s, c)
+				}
+				sawParts = sawParts || partialResults(on.cache) > 0
+			}
+			if !sawParts {
+				t.Errorf("%s: no part of a block was ever kept: the test tests nothing new", q)
+			}
+		}
+	}
+}
+
+// A log query long enough that its streams are read on goroutines of their
+// own, ahead of the merge, keeps what they read; a repeat is answered from
+// the cache alone, however far ahead its goroutines run, since a stream
+// stops short of a block to decode until the merge wants its next entry.
+func TestLogMemoRepeatAheadReadsNoBlock(t *testing.T) {
+	streams := []labels.Labels{
+		labels.FromStrings("app", "a", "pod", "1"),
+		labels.FromStrings("app", "a", "pod", "2"),
+		labels.FromStrings("app", "a", "pod", "3"),
+	}
+	st := flushedStore(t, streams, 8, 3000, func(si, n int) store.Entry {
+		return store.Entry{Ts: int64(n)*int64(time.Second) + int64(si), Line: fmt.Sprintf("level=info n=%d duration=%dms pod=%d pad=%s", n, (n*7919)%10000, si, strings.Repeat("z", 150))}
+	})
+	q := `{app="a"} |= "duration=" | logfmt | duration > 2s`
+	for _, dir := range []store.Direction{store.Forward, store.Backward} {
+		for _, limit := range []int{8000} { // the head, from 21000 s, is past the end
+			// A first run on one goroutine reads nothing ahead of the
+			// merge: its repeats' goroutines go past what it kept.
+			for _, firstParallelism := range []int{1, 2} {
+				t.Run(fmt.Sprintf("%v/%d/%d", dir, limit, firstParallelism), func(t *testing.T) {
+					p := Params{Query: q, Start: time.Unix(0, 0), End: time.Unix(21000, 0), Limit: limit, Direction: dir}
+					// Enough batches that the streams are read on goroutines.
+					want := mustQuery(t, New(st, Options{BlockCacheBytes: -1, MaxEntriesLimit: limit}), p)
+					on := New(st, Options{Parallelism: firstParallelism, MaxEntriesLimit: limit})
+					for run := 0; run < 4; run++ {
+						if run == 1 {
+							on.opts.Parallelism = 2
+						}
+						got := mustQuery(t, on, p)
+						if g, w := render(got), render(want); fmt.Sprint(g) != fmt.Sprint(w) {
+							t.Fatalf("run %d:\n got %d rows\nwant %d rows", run, len(g), len(w))
+						}
+						c := got.Stats.Cache
+						if run == 0 && c.Misses == 0 {
+							t.Fatalf("first run: cache %+v, want blocks read", c)
+						}
+						if run > 0 && (c.Hits == 0 || c.Misses != 0) {
+							t.Errorf("run %d: cache %+v, want only hits", run, c)
+						}
+					}
+				})
 			}
 		}
 	}

@@ -66,7 +66,8 @@ func (e *Engine) logQuery(ctx context.Context, sel syntax.LogSelectorExpr, p Par
 
 	cs := make([]*entryCursor, 0, len(its))
 	for _, it := range its {
-		cs = append(cs, &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels()), feeds: feeds, streamHash: lokiStreamHash(it.Labels())})
+		pre, _ := it.(preprocessor)
+		cs = append(cs, &entryCursor{it: it, sp: pl.pipeline.ForStream(it.Labels()), pre: pre, feeds: feeds, streamHash: lokiStreamHash(it.Labels())})
 	}
 	m, err := newMerge(ctx, cs, entryOrder(p.Direction == store.Backward))
 	if err != nil {
