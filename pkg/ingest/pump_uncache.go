@@ -24,7 +24,7 @@ func dropReadPages(tf *trackedFile, final bool) {
 		return
 	}
 	adviseDontNeed(tf.f, from, to-from)
-	tf.lr.uncached = to
+	tf.lr.uncached = tf.lr.readEnd()
 }
 
 // adviseDontNeed is the platform's advice; tests replace it to see the calls.

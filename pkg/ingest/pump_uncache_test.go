@@ -11,6 +11,7 @@ import (
 
 func TestUncacheRange(t *testing.T) {
 	const every = 8 << 20
+	const mib = 1 << 20
 	tests := []struct {
 		name          string
 		uncached, end int64 // reader state: dropped up to, read up to
@@ -21,8 +22,8 @@ func TestUncacheRange(t *testing.T) {
 		{name: "nothing read", uncached: 0, end: 0, final: true},
 		{name: "too little yet", uncached: 0, end: every - 1},
 		{name: "a full step", uncached: 0, end: every, from: 0, to: every, ok: true},
-		{name: "resumed mid-page: from its page", uncached: 5000, end: 5000 + every, from: 4096, to: 5000 + every, ok: true},
-		{name: "final drops the rest", uncached: every, end: every + 10, final: true, from: every, to: every + 10, ok: true},
+		{name: "from the folio boundary below", uncached: 9*mib + 5000, end: 9*mib + 5000 + every, from: 8 * mib, to: 9*mib + 5000 + every, ok: true},
+		{name: "final drops the rest, to its page's end", uncached: every, end: every + 10, final: true, from: every, to: every + 4096, ok: true},
 		{name: "final with nothing new", uncached: every, end: every, final: true},
 	}
 	for _, tc := range tests {
@@ -80,13 +81,13 @@ func TestCatchUpDropsReadPages(t *testing.T) {
 				if c.path != path {
 					continue
 				}
-				if c.off != at&^4095 || c.end <= at {
+				if c.off != at&^(2<<20-1) || c.end <= at {
 					t.Errorf("%s: advice [%d, %d) does not follow %d", path, c.off, c.end, at)
 				}
 				at = c.end
 			}
-			if at != size {
-				t.Errorf("%s: advice covered up to %d, want its size %d", path, at, size)
+			if at != (size+4095)&^4095 {
+				t.Errorf("%s: advice covered up to %d, want the end of its last page (size %d)", path, at, size)
 			}
 		}
 	}
