@@ -58,6 +58,10 @@ type lineReader struct {
 	longSkipped int64
 
 	fixBuf []byte // scratch for U+FFFD replacement
+
+	// uncached is the file offset before which the pages read through this
+	// reader were handed back to the kernel (see dropReadPages).
+	uncached int64
 }
 
 func newLineReader(r io.Reader, off int64, maxLine int) *lineReader {
@@ -68,7 +72,32 @@ func newLineReader(r io.Reader, off int64, maxLine int) *lineReader {
 	if 2*maxLine > size {
 		size = 2 * maxLine
 	}
-	return &lineReader{r: r, bufSize: size, off: off, maxLine: maxLine}
+	return &lineReader{r: r, bufSize: size, off: off, maxLine: maxLine, uncached: off}
+}
+
+// readEnd is the file offset of the next byte the reader will read: every
+// byte before it has been copied into the buffer (or consumed).
+func (lr *lineReader) readEnd() int64 { return lr.off + int64(lr.buffered()) }
+
+// uncacheRange says which part of the file the kernel may drop from its
+// page cache now, once at least every bytes were read since the last
+// drop, or whatever is left when final; ok is false when there is nothing
+// (or too little) to drop. The range ends at readEnd (final: the end of
+// its page) and starts at the 2 MiB boundary below lr.uncached, all of it
+// read already: the kernel caches a file in folios of up to 2 MiB and
+// drops only those wholly inside the range, so a folio across the
+// previous drop's end goes with this one. Starting at lr.uncached left a
+// fifth of a 1 GiB corpus cached.
+func (lr *lineReader) uncacheRange(every int64, final bool) (from, to int64, ok bool) {
+	to = lr.readEnd()
+	if to <= lr.uncached || (to-lr.uncached < every && !final) {
+		return 0, 0, false
+	}
+	const page, folio = 4096, 2 << 20
+	if final {
+		to = (to + page - 1) &^ (page - 1)
+	}
+	return lr.uncached &^ (folio - 1), to, true
 }
 
 // pendingStart is the offset from which a restart must read again: the start

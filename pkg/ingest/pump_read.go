@@ -164,6 +164,10 @@ func (p *pump) read(tf *trackedFile) (r *chunkResult) {
 	}
 	r.pos = tf.position(r.done)
 	tf.entryHints = r.sizes()
+	if !p.follow || tf.backlog {
+		// A backlog is read once: its pages would only crowd the cache.
+		dropReadPages(tf, r.eof || r.done)
+	}
 	if r.eof || r.done {
 		tf.lr.release()
 	}

@@ -105,7 +105,7 @@ func (s *Store) commitLocked() (bool, error) {
 	for _, st := range streams {
 		w := work{st: st, entries: st.flushing, persisted: st.persisted, tails: map[int64]*blockRef{}}
 		for _, b := range st.blocks {
-			if b.h.RawBytes >= blockTargetRaw/2 || b.corrupt.Load() || compareKeys(blockKey{b.seg.id, b.off}, floor) < 0 {
+			if b.h.RawBytes >= maxMergeTail || b.corrupt.Load() || compareKeys(blockKey{b.seg.id, b.off}, floor) < 0 {
 				continue
 			}
 			d := b.seg.day
@@ -264,6 +264,15 @@ func (s *Store) commitLocked() (bool, error) {
 	s.maybeRewriteManifest()
 	return true, nil
 }
+
+// maxMergeTail is the largest block a commit decodes and encodes again
+// to append a stream's few new lines to it. Every merge re-encodes the
+// whole tail, so a slow stream pays for its block once per commit that
+// touches it; past a quarter of a block the tail is a fair block already.
+// At half a block, a 1 GiB catch-up re-encoded 70 MB of tails (7% of
+// its encoding); at a quarter it uses 2-4% less CPU and stores 7% more
+// blocks, which recompaction joins (95.5 vs 94.8 MiB after it).
+const maxMergeTail = blockTargetRaw / 4
 
 func rawSize(es []Entry) int {
 	n := 0
