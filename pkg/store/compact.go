@@ -59,8 +59,10 @@ func compactCandidate(b *blockRef) bool {
 }
 
 // liveTail is the block the next commit of a slowly growing stream will
-// merge its new lines into: the newest small block of the stream's newest
-// day. Recompacting it would only be undone by that merge.
+// merge its new lines into: the newest block of the stream's newest day,
+// if it is under maxMergeTail (commit.go), the size past which a commit
+// no longer merges into it. Recompacting it would only be undone by that
+// merge.
 func liveTail(st *streamState) *blockRef {
 	var tail *blockRef
 	for _, b := range st.blocks {
@@ -68,7 +70,7 @@ func liveTail(st *streamState) *blockRef {
 			tail = b
 		}
 	}
-	if tail == nil || tail.h.RawBytes >= blockTargetRaw/2 {
+	if tail == nil || tail.h.RawBytes >= maxMergeTail {
 		return nil
 	}
 	return tail
