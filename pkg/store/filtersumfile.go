@@ -357,35 +357,21 @@ func (s *Store) dropDaySumsLocked(days map[int64]bool) []string {
 // removeFilterSumGarbage deletes, at a writer's open, the summary files of
 // days the manifest does not hold and leftover temporary files.
 func (s *Store) removeFilterSumGarbage() {
-	dir := filepath.Join(s.dir, filterSumDirName)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
 	live := map[string]bool{}
 	for day := range s.m.days {
 		live[dayDir(day)+filterSumExt] = true
 	}
-	for _, e := range ents {
-		name := e.Name()
-		if strings.HasSuffix(name, filterSumExt+".tmp") || (strings.HasSuffix(name, filterSumExt) && !live[name]) {
-			_ = os.Remove(filepath.Join(dir, name))
-		}
-	}
+	removeDerived(filepath.Join(s.dir, filterSumDirName), func(name string) bool {
+		return strings.HasSuffix(name, filterSumExt+".tmp") || (strings.HasSuffix(name, filterSumExt) && !live[name])
+	})
 }
 
 // removeFilterSums deletes every summary file of the store in dir: repair
 // may drop blocks and rewrites the manifest.
 func removeFilterSums(dir string) {
 	d := filepath.Join(dir, filterSumDirName)
-	ents, err := os.ReadDir(d)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if name := e.Name(); strings.HasSuffix(name, filterSumExt) || strings.HasSuffix(name, filterSumExt+".tmp") {
-			_ = os.Remove(filepath.Join(d, name))
-		}
-	}
+	removeDerived(d, func(name string) bool {
+		return strings.HasSuffix(name, filterSumExt) || strings.HasSuffix(name, filterSumExt+".tmp")
+	})
 	_ = os.Remove(d) // once empty
 }

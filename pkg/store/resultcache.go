@@ -140,24 +140,17 @@ func (s *Store) SegmentBytes() int64 {
 // manifest no longer holds (a removal the process did not live to finish,
 // or a store created again in place). Other files are left alone.
 func (s *Store) removeResultCacheGarbage() {
-	dir := filepath.Join(s.dir, resultCacheDirName)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if isResultCacheTemp(e.Name()) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-			continue
+	removeDerived(filepath.Join(s.dir, resultCacheDirName), func(name string) bool {
+		if isResultCacheTemp(name) {
+			return true
 		}
-		seg, ok := ParseResultCacheFile(e.Name())
+		seg, ok := ParseResultCacheFile(name)
 		if !ok {
-			continue
+			return false
 		}
-		if _, live := s.m.segments[seg]; !live {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
+		_, live := s.m.segments[seg]
+		return !live
+	})
 }
 
 // removeResultCache deletes the whole result cache of the store in dir:
@@ -165,14 +158,25 @@ func (s *Store) removeResultCacheGarbage() {
 // rewriting the manifest.
 func removeResultCache(dir string) {
 	d := filepath.Join(dir, resultCacheDirName)
-	ents, err := os.ReadDir(d)
+	removeDerived(d, func(name string) bool {
+		_, ok := ParseResultCacheFile(name)
+		return ok || isResultCacheTemp(name)
+	})
+	_ = os.Remove(d) // once empty
+}
+
+// removeDerived deletes the files of dir, a folder of derived data (the
+// result cache, the filter summaries), that match says may go; a missing
+// folder has nothing to delete. Only derived data is ever deleted this way:
+// it is rebuilt from the blocks (FORMAT.md).
+func removeDerived(dir string, match func(name string) bool) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if _, ok := ParseResultCacheFile(e.Name()); ok || isResultCacheTemp(e.Name()) {
-			_ = os.Remove(filepath.Join(d, e.Name()))
+		if match(e.Name()) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	_ = os.Remove(d) // once empty
 }
