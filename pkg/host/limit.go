@@ -29,6 +29,9 @@ type Limiter struct {
 	// admitted, when set (tests), is called with the number in flight
 	// each time a query is admitted, under the limiter's lock.
 	admitted func(inFlight int)
+	// changed, when set, is called with the number in flight each time
+	// it changes, under the limiter's lock (the host's memory limit).
+	changed func(inFlight int)
 }
 
 // waiter is one query in the queue; ready closes when it is admitted.
@@ -97,6 +100,9 @@ func (l *Limiter) admit() {
 	if l.admitted != nil {
 		l.admitted(l.inFlight)
 	}
+	if l.changed != nil {
+		l.changed(l.inFlight)
+	}
 }
 
 // releaser returns a function freeing one slot, idempotent.
@@ -114,6 +120,9 @@ func (l *Limiter) releaser() func() {
 // release frees a slot and gives it to the first waiter; l.mu is held.
 func (l *Limiter) release() {
 	l.inFlight--
+	if l.changed != nil {
+		l.changed(l.inFlight)
+	}
 	if len(l.queue) > 0 && l.inFlight < l.limit {
 		w := l.queue[0]
 		l.queue[0] = nil

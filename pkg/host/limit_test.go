@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lokal-logs/lokal/pkg/config"
+	"github.com/lokal-logs/lokal/pkg/ingest"
 	"github.com/lokal-logs/lokal/pkg/store"
 )
 
@@ -275,6 +277,59 @@ func TestHostQueryLimit(t *testing.T) {
 				t.Errorf("a query on one store: %d in flight on the host, want 1", f)
 			}
 			release()
+		})
+	}
+}
+
+// TestMemoryLimitFollowsQueries: a host that tunes the collector sets the
+// soft memory limit to the ingester's plus a query's headroom per query in
+// flight, and leaves it alone when the operator set GOMEMLIMIT.
+func TestMemoryLimitFollowsQueries(t *testing.T) {
+	tests := []struct {
+		name      string
+		gomemlim  string
+		admit     int // queries admitted, then all released
+		wantSets  []int64
+		wantNoFun bool
+	}{
+		{name: "idle", wantSets: []int64{ingest.ProcessMemoryLimit}},
+		{name: "two queries", admit: 2, wantSets: []int64{
+			ingest.ProcessMemoryLimit,
+			ingest.ProcessMemoryLimit + QueryMemoryHeadroom,
+			ingest.ProcessMemoryLimit + 2*QueryMemoryHeadroom,
+			ingest.ProcessMemoryLimit + QueryMemoryHeadroom,
+			ingest.ProcessMemoryLimit,
+		}},
+		{name: "operator's GOMEMLIMIT", gomemlim: "300MiB", admit: 2, wantNoFun: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sets []int64
+			set := func(n int64) int64 { sets = append(sets, n); return n }
+			l := NewLimiter(2)
+			l.changed = memoryLimitFor(func(k string) string {
+				if k == "GOMEMLIMIT" {
+					return tt.gomemlim
+				}
+				return ""
+			}, set)
+			if (l.changed == nil) != tt.wantNoFun {
+				t.Fatalf("memoryLimitFor returned nil = %v, want %v", l.changed == nil, tt.wantNoFun)
+			}
+			var done []func()
+			for i := 0; i < tt.admit; i++ {
+				release, err := l.Admit(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = append(done, release)
+			}
+			for _, release := range done {
+				release()
+			}
+			if !slices.Equal(sets, tt.wantSets) {
+				t.Errorf("limits set %v, want %v", sets, tt.wantSets)
+			}
 		})
 	}
 }

@@ -57,9 +57,10 @@ func SetProcessGC(getenv func(string) string) int {
 // 160 MB on 10 GiB; with this one 119-123 MB and 136 MB, for the same CPU
 // (10 GiB: 121.4 vs 121.1 user-s). The collector works harder only in
 // those moments.
-// It is not applied to processes that also answer queries (the plugin,
-// `lokal serve`): a query may legitimately hold up to 100 MB beside the
-// ingester, and under a limit the collector would then run flat out.
+// A process that also answers queries (the plugin) raises it by a query's
+// headroom for each query in flight (host.QueryMemoryHeadroom): a query may
+// legitimately hold up to 100 MB beside the ingester, and under a fixed
+// limit the collector would then run flat out.
 const ProcessMemoryLimit = 120 << 20
 
 // SetProcessMemoryLimit applies ProcessMemoryLimit unless the operator set

@@ -27,10 +27,12 @@ import (
 func BenchmarkPluginCatchUpCorpus(b *testing.B) {
 	corpus := testshared.EnvDir(b, "LOKAL_BENCH_CORPUS", "set LOKAL_BENCH_CORPUS to a loggen corpus directory")
 	size := testshared.LogBytes(b, corpus)
-	// TuneGC changes this process's collector: put it back afterwards.
+	// TuneGC changes this process's collector and soft memory limit: put
+	// them back afterwards.
 	prevGC := debug.SetGCPercent(-1)
 	debug.SetGCPercent(prevGC)
 	defer debug.SetGCPercent(prevGC)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	b.SetBytes(size)
 	for i := 0; i < b.N; i++ {
 		data := b.TempDir()
