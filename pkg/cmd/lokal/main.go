@@ -45,9 +45,9 @@ func main() {
 			// set; queries keep Go's default (see ingest.ProcessGCPercent).
 			ingest.SetProcessGC(os.Getenv)
 		}
-		if os.Args[1] == "ingest" {
-			// Catch-up only: no query shares the heap (see
-			// ingest.ProcessMemoryLimit).
+		if os.Args[1] == "ingest" || os.Args[1] == "tail" {
+			// Ingest only: no query shares the heap (queries run in
+			// processes of their own; see ingest.ProcessMemoryLimit).
 			ingest.SetProcessMemoryLimit(os.Getenv)
 		}
 	}
