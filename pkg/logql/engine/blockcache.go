@@ -115,6 +115,15 @@ func (c *blockCache) put(k cacheKey, v any, size int64) {
 	}
 }
 
+// drop removes k's entry, if the cache holds one.
+func (c *blockCache) drop(k cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[k]; ok {
+		c.removeLocked(el)
+	}
+}
+
 func (c *blockCache) removeLocked(el *list.Element) {
 	e := el.Value.(*cacheEntry)
 	c.lru.Remove(el)

@@ -88,27 +88,37 @@ func TestBlockCacheUnwrapSameAnswers(t *testing.T) {
 	sameCachedAnswers(t, st, ps)
 }
 
-// A query whose blocks' samples would not fit the cache streams as before,
-// with the same answer, and the next one as large streams at once.
+// A query whose blocks' samples would not fit its share of the cache
+// streams as before, with the same answer, keeps none of them, and the next
+// one as large streams at once.
 func TestBlockCacheUnwrapOverBudget(t *testing.T) {
 	st := blockTestStore(t)
 	p := Params{Query: `avg_over_time({app="a"} | logfmt | unwrap n [5m])`, Start: time.Unix(0, 0), End: time.Unix(3000, 0), Step: time.Minute}
 	want := mustQuery(t, New(st, Options{BlockCacheBytes: -1}), p)
-	small := New(st, Options{BlockCacheBytes: 4 << 10})
-	for run := 0; run < 2; run++ {
-		got := mustQuery(t, small, p)
-		if fmt.Sprint(render(got)) != fmt.Sprint(render(want)) {
-			t.Fatalf("run %d over the budget:\n got %v\nwant %v", run, render(got), render(want))
+	// The query's samples take 5.6 MB in 10 blocks: over the whole of a
+	// 4 KiB cache, and over the share of an 8 MiB one though every block's
+	// part would fit it.
+	for _, budget := range []int64{4 << 10, 8 << 20} {
+		small := New(st, Options{BlockCacheBytes: budget})
+		for run := 0; run < 2; run++ {
+			got := mustQuery(t, small, p)
+			if fmt.Sprint(render(got)) != fmt.Sprint(render(want)) {
+				t.Fatalf("budget %d, run %d over the budget:\n got %v\nwant %v", budget, run, render(got), render(want))
+			}
+			if run == 0 && got.Stats.Cache.Misses == 0 {
+				t.Errorf("budget %d, first run: cache %+v, want the samples computed until they were over the budget", budget, got.Stats.Cache)
+			}
+			if run == 0 && small.cache.len() != 0 {
+				// They would sit in the heap beside the streamed windows.
+				t.Errorf("budget %d, first run: the cache keeps %d entries (%d bytes) of samples that did not fit, want them dropped", budget, small.cache.len(), small.cache.used)
+			}
+			if run == 1 && got.Stats.Cache != (CacheStats{}) {
+				t.Errorf("budget %d, repeated run: cache %+v, want it skipped: the samples are known not to fit", budget, got.Stats.Cache)
+			}
 		}
-		if run == 0 && got.Stats.Cache.Misses == 0 {
-			t.Errorf("first run: cache %+v, want the samples computed until they were over the budget", got.Stats.Cache)
+		if small.cache.used > small.cache.budget {
+			t.Errorf("cache holds %d bytes, over its budget %d", small.cache.used, small.cache.budget)
 		}
-		if run == 1 && got.Stats.Cache != (CacheStats{}) {
-			t.Errorf("repeated run: cache %+v, want it skipped: the samples are known not to fit", got.Stats.Cache)
-		}
-	}
-	if small.cache.used > small.cache.budget {
-		t.Errorf("cache holds %d bytes, over its budget %d", small.cache.used, small.cache.budget)
 	}
 }
 
