@@ -78,31 +78,3 @@ func BenchmarkNeedleRealStore(b *testing.B) {
 		b.ReportMetric(float64(read)/float64(b.N), "blocks-read/op")
 	})
 }
-
-func TestMeasureNeedleBlocks(t *testing.T) {
-	dir := os.Getenv("LOKAL_BENCH_STORE")
-	if dir == "" {
-		t.Skip("set LOKAL_BENCH_STORE to a real store")
-	}
-	s, err := OpenReadOnly(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var raw, lines, n, big int64
-	var maxRaw uint64
-	segs := map[*segment]int{}
-	for _, b := range s.m.blocks {
-		n++
-		raw += int64(b.h.RawBytes)
-		lines += int64(b.h.LinesLen)
-		maxRaw = max(maxRaw, uint64(b.h.RawBytes))
-		if b.h.RawBytes > 4<<20 {
-			big++
-		}
-		segs[b.seg]++
-	}
-	t.Logf("blocks %d segments %d, raw %s (avg %s, max %s, >4MiB %d), lines %s", n, len(segs), fmtMB(raw), fmtMB(raw/n), fmtMB(int64(maxRaw)), big, fmtMB(lines))
-}
