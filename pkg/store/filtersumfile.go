@@ -320,19 +320,10 @@ func (s *Store) writeDaySums(m *meta, day int64) {
 		ents = append(ents, e)
 	}
 	path := filterSumPath(s.dir, day)
-	tmp := path + ".tmp"
-	// Derived data: no sync. A file cut short by a crash fails its
-	// checksum and is built again.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return
 	}
-	if err := os.WriteFile(tmp, marshalFilterSums(day, ents), 0o644); err != nil {
-		_ = os.Remove(tmp)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-	}
+	_ = ReplaceDerivedFile(path, marshalFilterSums(day, ents))
 }
 
 // dropDaySumsLocked is called, with s.mu held, for the partitions of

@@ -54,6 +54,24 @@ func ParseResultCacheFile(name string) (uint64, bool) {
 // before it is renamed over name; the store removes such leftovers.
 func ResultCacheTemp(name string) string { return name + ".tmp" }
 
+// ReplaceDerivedFile writes data to path through its temporary name
+// (ResultCacheTemp) and a rename, so a reader sees the old file or the new
+// one. Derived data only (the result cache, the filter summaries): there is
+// no sync, since a file cut short by a crash fails its checksum and is
+// rebuilt from the blocks.
+func ReplaceDerivedFile(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), ResultCacheTemp(filepath.Base(path)))
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
 func isResultCacheTemp(name string) bool {
 	base, ok := strings.CutSuffix(name, ".tmp")
 	if !ok {

@@ -332,13 +332,7 @@ func (t *diskTier) resize(f *diskFile, size int64) {
 }
 
 func replaceFile(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), store.ResultCacheTemp(filepath.Base(path)))
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("rewrite result cache %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := store.ReplaceDerivedFile(path, data); err != nil {
 		return fmt.Errorf("rewrite result cache %s: %w", path, err)
 	}
 	return nil
